@@ -1,0 +1,32 @@
+//! One file per subcommand: parse nothing, call the library, render, return the exit code.
+use crate::cli::{Cli, Command};
+use crate::error::Result;
+
+pub mod compare;
+pub mod info;
+pub mod profile;
+pub mod scan;
+pub mod synth;
+
+/// Runs a parsed command line; the `u8` is the process exit code (0 ok, 1 compare found
+/// discrepancies). Errors become exit code 2 in `main`.
+pub fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Info(a) => info::run(&a),
+        Command::Scan(a) => scan::run(&a),
+        Command::Compare(a) => compare::run(&a),
+        Command::Synth(a) => synth::run(&a),
+        Command::Profile(a) => profile::run(&a),
+    }
+}
+
+/// Opens `-o FILE` (never next to the evidence unless asked) or stdout.
+pub fn output_writer(path: Option<&std::path::Path>) -> Result<Box<dyn std::io::Write>> {
+    match path {
+        Some(p) => {
+            let f = std::fs::File::create(p).map_err(|e| crate::error::io_error(p, &e))?;
+            Ok(Box::new(std::io::BufWriter::new(f)))
+        }
+        None => Ok(Box::new(std::io::BufWriter::new(std::io::stdout().lock()))),
+    }
+}

@@ -1,0 +1,227 @@
+//! Containers: turning an image file into a physical address space.
+//!
+//! Every format reduces to a sorted list of [`Run`]s mapping present physical ranges onto file
+//! offsets of one read-only memory map. Gaps between runs are *absent*, not zeros, so a scan touches
+//! only real pages. Reads inside one run are zero-copy slices of the map. The format is detected
+//! from the content, never from the file extension.
+use crate::error::{io_error, Error, Result};
+use crate::profile::Arch;
+use std::path::{Path, PathBuf};
+
+pub mod raw;
+
+/// A present physical range stored contiguously in the file.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Run {
+    pub phys: u64,
+    pub len: u64,
+    pub file_offset: u64,
+}
+
+impl Run {
+    pub fn phys_end(&self) -> u64 {
+        self.phys + self.len
+    }
+}
+
+/// Facts a container header may carry about the machine (crash-dump headers, ELF notes).
+/// Each is a hint: the kernel module validates before it trusts one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerHints {
+    pub arch: Option<Arch>,
+    /// x86 dumps: the header's PaeEnabled.
+    pub pae: Option<bool>,
+    pub dtb: Option<u64>,
+    /// Crash dump MinorVersion (= NT build number).
+    pub nt_build: Option<u32>,
+    /// FILETIME of the dump (crash-dump header SystemTime).
+    pub system_time: Option<u64>,
+    pub ps_active_process_head: Option<u64>,
+    pub ps_loaded_module_list: Option<u64>,
+    pub kd_debugger_data_block: Option<u64>,
+}
+
+/// The bytes behind a physical space: the image's memory map, or an owned buffer (tests, fuzzing).
+pub enum Backing {
+    Map(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Backing {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Backing::Map(m) => m,
+            Backing::Owned(v) => v,
+        }
+    }
+}
+
+/// A physical address space over one image file.
+pub struct PhysicalSpace {
+    backing: Backing,
+    runs: Vec<Run>,
+    /// `raw`, `crashdump-full`, `crashdump-bitmap`, `elf`, `lime`, `vmware`.
+    pub kind: &'static str,
+    pub path: PathBuf,
+    pub hints: ContainerHints,
+    /// Non-fatal oddities (overlapping runs dropped, a .vmem read 1:1 without its .vmss, ...).
+    pub warnings: Vec<String>,
+}
+
+impl PhysicalSpace {
+    /// Builds a space from runs. Runs are sorted; runs that point past the end of the backing bytes
+    /// are an error; overlapping physical ranges keep the first and warn.
+    pub fn new(
+        backing: Backing,
+        mut runs: Vec<Run>,
+        kind: &'static str,
+        path: &Path,
+    ) -> Result<PhysicalSpace> {
+        let file_len = backing.bytes().len() as u64;
+        for r in &runs {
+            let end = r.file_offset.checked_add(r.len);
+            if end.is_none_or(|e| e > file_len) || r.phys.checked_add(r.len).is_none() {
+                return Err(Error::file(
+                    path,
+                    format!(
+                        "{kind}: range at physical {:#x} ({:#x} bytes) points past the end of the file (file offset {:#x}, file size {:#x})",
+                        r.phys, r.len, r.file_offset, file_len
+                    ),
+                ));
+            }
+        }
+        runs.retain(|r| r.len > 0);
+        runs.sort();
+        let mut warnings = vec![];
+        let mut kept: Vec<Run> = Vec::with_capacity(runs.len());
+        for r in runs {
+            match kept.last_mut() {
+                Some(last) if r.phys < last.phys_end() => {
+                    warnings.push(format!(
+                        "overlapping physical range at {:#x} ignored",
+                        r.phys
+                    ));
+                }
+                // Merge runs that continue each other in both spaces (bitmap dumps produce many).
+                Some(last)
+                    if r.phys == last.phys_end()
+                        && r.file_offset == last.file_offset + last.len =>
+                {
+                    last.len += r.len;
+                }
+                _ => kept.push(r),
+            }
+        }
+        Ok(PhysicalSpace {
+            backing,
+            runs: kept,
+            kind,
+            path: path.to_path_buf(),
+            hints: ContainerHints::default(),
+            warnings,
+        })
+    }
+
+    /// Opens an image read-only and detects its container from the content.
+    pub fn open(path: &Path) -> Result<PhysicalSpace> {
+        let meta = std::fs::metadata(path).map_err(|e| io_error(path, &e))?;
+        if meta.is_dir() {
+            return Err(Error::file(path, "is a directory, not a memory image"));
+        }
+        if meta.len() == 0 {
+            return Err(Error::file(path, "empty file"));
+        }
+        let file = std::fs::File::open(path).map_err(|e| io_error(path, &e))?;
+        // SAFETY: the map is read-only; evidence files are not expected to change under us, and if
+        // one does the worst outcome is inconsistent bytes in the output, never a write.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| io_error(path, &e))?;
+        Self::detect(Backing::Map(map), path)
+    }
+
+    /// Detects the container of in-memory bytes (tests and fuzzing use this).
+    pub fn from_bytes(bytes: Vec<u8>, origin: &Path) -> Result<PhysicalSpace> {
+        if bytes.is_empty() {
+            return Err(Error::file(origin, "empty file"));
+        }
+        Self::detect(Backing::Owned(bytes), origin)
+    }
+
+    fn detect(backing: Backing, path: &Path) -> Result<PhysicalSpace> {
+        raw::open(backing, path)
+    }
+
+    pub fn runs(&self) -> &[Run] {
+        &self.runs
+    }
+
+    /// The stored bytes of one run.
+    pub fn run_bytes(&self, run: &Run) -> &[u8] {
+        let start = run.file_offset as usize;
+        &self.backing.bytes()[start..start + run.len as usize]
+    }
+
+    /// The whole backing file (for hashing).
+    pub fn file_bytes(&self) -> &[u8] {
+        self.backing.bytes()
+    }
+
+    /// Bytes of present physical memory.
+    pub fn present_size(&self) -> u64 {
+        self.runs.iter().map(|r| r.len).sum()
+    }
+
+    /// Highest present physical address + 1.
+    pub fn end(&self) -> u64 {
+        self.runs.last().map_or(0, |r| r.phys_end())
+    }
+
+    fn run_index(&self, pa: u64) -> Option<usize> {
+        let i = self.runs.partition_point(|r| r.phys_end() <= pa);
+        (i < self.runs.len() && self.runs[i].phys <= pa).then_some(i)
+    }
+
+    /// Zero-copy slice of `len` bytes at `pa`, if they are present and stored contiguously.
+    pub fn slice(&self, pa: u64, len: usize) -> Option<&[u8]> {
+        let r = &self.runs[self.run_index(pa)?];
+        let off = pa - r.phys;
+        if off.checked_add(len as u64)? > r.len {
+            return None;
+        }
+        let start = (r.file_offset + off) as usize;
+        self.backing.bytes().get(start..start + len)
+    }
+
+    /// Copies `buf.len()` bytes at `pa` into `buf`, across runs if needed. False if any byte is absent.
+    pub fn read(&self, pa: u64, buf: &mut [u8]) -> bool {
+        if let Some(s) = self.slice(pa, buf.len()) {
+            buf.copy_from_slice(s);
+            return true;
+        }
+        let mut done = 0usize;
+        while done < buf.len() {
+            let cur = match pa.checked_add(done as u64) {
+                Some(c) => c,
+                None => return false,
+            };
+            let Some(i) = self.run_index(cur) else {
+                return false;
+            };
+            let r = &self.runs[i];
+            let avail = (r.phys_end() - cur).min((buf.len() - done) as u64) as usize;
+            let start = (r.file_offset + (cur - r.phys)) as usize;
+            buf[done..done + avail].copy_from_slice(&self.backing.bytes()[start..start + avail]);
+            done += avail;
+        }
+        true
+    }
+
+    pub fn read_u64(&self, pa: u64) -> Option<u64> {
+        let mut b = [0u8; 8];
+        self.read(pa, &mut b).then(|| u64::from_le_bytes(b))
+    }
+
+    pub fn read_u32(&self, pa: u64) -> Option<u32> {
+        let mut b = [0u8; 4];
+        self.read(pa, &mut b).then(|| u32::from_le_bytes(b))
+    }
+}

@@ -1,0 +1,26 @@
+//! netcarve: carve Windows TCP/UDP endpoint objects out of memory images, with owners and
+//! full-precision create times, and compare them with live-response captures.
+//!
+//! Data flows one way:
+//! image file → [`container`] (physical memory) → [`paging`] (VA→PA) → [`kernel`] (DTB, base, PDB id,
+//! KUSER facts) → [`profile`] (offsets) → [`scan`] (pool headers) → [`endpoint`] (records) → [`output`].
+//! Captures flow through [`capture`] into [`compare`]. [`synth`] writes images with known ground truth
+//! from the profile numbers alone, never through the reader's code.
+
+pub mod capture;
+pub mod cli;
+pub mod commands;
+pub mod compare;
+pub mod container;
+pub mod endpoint;
+pub mod error;
+pub mod filetime;
+pub mod kernel;
+pub mod output;
+pub mod paging;
+pub mod profile;
+pub mod record;
+pub mod scan;
+pub mod synth;
+
+pub use error::{Error, Result};
