@@ -39,3 +39,34 @@ impl KernelInfo {
 pub fn identify(_phys: &PhysicalSpace, _dtb_override: Option<u64>) -> Result<KernelInfo> {
     Err(Error::usage("kernel identification is being written"))
 }
+
+/// The image facts `info`, `scan` and `compare` report.
+pub fn image_facts(phys: &PhysicalSpace, k: &KernelInfo) -> crate::record::ImageFacts {
+    use crate::filetime::to_iso;
+    let boot = k.boot_time();
+    let mut warnings = phys.warnings.clone();
+    warnings.extend(k.warnings.iter().cloned());
+    crate::record::ImageFacts {
+        file: Some(phys.path.display().to_string()),
+        container: phys.kind.to_string(),
+        arch: k.arch.name().to_string(),
+        paging: k.mode.name().to_string(),
+        dtb: crate::record::Hex(k.dtb),
+        dtb_source: k.dtb_source.clone(),
+        kernel_base: k.kernel_base.map(crate::record::Hex),
+        kernel_pdb: k.pdb.clone(),
+        nt: k.nt.clone(),
+        system_time: k.system_time.and_then(to_iso),
+        system_time_raw: k.system_time,
+        boot_time: boot.and_then(to_iso),
+        boot_time_raw: boot,
+        timezone_bias_minutes: k.timezone_bias_minutes,
+        physical: crate::record::PhysicalSummary {
+            size: phys.present_size(),
+            ranges: phys.runs().len() as u64,
+            end: phys.end(),
+        },
+        sha256: None,
+        warnings,
+    }
+}

@@ -60,3 +60,43 @@ pub struct AddressSpace<'a> {
     pub dtb: u64,
     pub mode: PagingMode,
 }
+
+impl<'a> AddressSpace<'a> {
+    pub fn new(phys: &'a PhysicalSpace, dtb: u64, mode: PagingMode) -> Self {
+        AddressSpace { phys, dtb, mode }
+    }
+
+    /// Virtual → physical. (The foundation branch implements the walks.)
+    pub fn translate(&self, _va: u64) -> Option<u64> {
+        None
+    }
+
+    /// The lowest kernel VA mapping each of the given physical page numbers.
+    pub fn phys_to_virt(
+        &self,
+        _pages: &std::collections::BTreeSet<u64>,
+    ) -> std::collections::HashMap<u64, u64> {
+        std::collections::HashMap::new()
+    }
+}
+
+impl VirtualMemory for AddressSpace<'_> {
+    fn read_virt(&self, va: u64, buf: &mut [u8]) -> bool {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let cur = va.wrapping_add(done as u64);
+            let Some(pa) = self.translate(cur) else {
+                return false;
+            };
+            let n = ((0x1000 - (cur & 0xfff)) as usize).min(buf.len() - done);
+            if !self.phys.read(pa, &mut buf[done..done + n]) {
+                return false;
+            }
+            done += n;
+        }
+        true
+    }
+    fn pointer_size(&self) -> u64 {
+        self.mode.pointer_size()
+    }
+}
