@@ -59,7 +59,7 @@ pub fn header(x64: bool, dtb: u64, build: u32, pae: bool, kdbg: u64, dump_type: 
     h
 }
 
-/// DumpType 5 bitmap dump (`SDMP`): present = non-zero pages plus every fifth page, minus the hole.
+/// DumpType 5 bitmap dump (`SDMP`): present = non-zero pages plus every fifth page, minus page 0 and the hole.
 pub fn bitmap_dump(mem: &[u8], x64: bool, dtb: u64, build: u32, kdbg: u64) -> Vec<u8> {
     let mut h = header(x64, dtb, build, true, kdbg, 5);
     let hdr = h.len();
@@ -76,7 +76,8 @@ pub fn bitmap_dump(mem: &[u8], x64: bool, dtb: u64, build: u32, kdbg: u64) -> Ve
     for pfn in 0..pages {
         let pa = pfn * PAGE;
         let page = &mem[pa as usize..(pa + PAGE) as usize];
-        let keep = !HOLE.contains(&pa) && (pfn % 5 == 0 || page.iter().any(|&b| b != 0));
+        let keep =
+            pfn != 0 && !HOLE.contains(&pa) && (pfn % 5 == 0 || page.iter().any(|&b| b != 0));
         if keep {
             sd[0x38 + (pfn / 8) as usize] |= 1 << (pfn % 8);
             data.extend_from_slice(page);
