@@ -443,17 +443,33 @@ fn find_kernel_image(space: &AddressSpace, phys: &PhysicalSpace) -> Option<Kerne
             return Some(k);
         }
     }
-    let mut candidates = vec![];
+    // Where kernels are loaded: checked first, so that MZ pages elsewhere (drivers, file cache)
+    // cannot use up the candidate budget.
+    let usual = match space.mode {
+        PagingMode::X64 => 0xFFFF_F800_0000_0000..0xFFFF_F808_0000_0000u64,
+        _ => 0x8000_0000..0xC000_0000u64,
+    };
+    let mut preferred = vec![];
+    let mut others = vec![];
     space.kernel_mappings(|va, pa, size| {
         let mut off = (0x1000 - (pa & 0xFFF)) & 0xFFF;
-        while off + 2 <= size && candidates.len() < MAX_KERNEL_CANDIDATES {
-            if phys.slice(pa + off, 2) == Some(b"MZ") {
-                candidates.push(va + off);
+        while off + 2 <= size {
+            let list = if usual.contains(&(va + off)) {
+                &mut preferred
+            } else {
+                &mut others
+            };
+            if list.len() < MAX_KERNEL_CANDIDATES && phys.slice(pa + off, 2) == Some(b"MZ") {
+                list.push(va + off);
             }
             off += 0x1000;
         }
     });
+    // 2 MiB-aligned bases first: the kernel is loaded on a large-page boundary.
+    let mut candidates = preferred;
     candidates.sort_by_key(|&va| (va & 0x1F_FFFF != 0, va));
+    others.sort_by_key(|&va| (va & 0x1F_FFFF != 0, va));
+    candidates.extend(others);
     candidates.into_iter().find_map(|va| kernel_at(space, va))
 }
 

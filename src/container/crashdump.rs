@@ -246,7 +246,7 @@ fn bitmap_runs(bytes: &[u8], layout: &Layout, path: &Path) -> Result<Vec<Run>> {
     // Skip zero bytes quickly; a multi-GiB dump has millions of bits.
     while pfn < bits {
         let byte = bitmap.get((pfn / 8) as usize).copied().unwrap_or(0);
-        if byte == 0 && pfn % 8 == 0 {
+        if byte == 0 && pfn.is_multiple_of(8) {
             pfn += 8;
             continue;
         }
