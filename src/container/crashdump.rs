@@ -164,6 +164,9 @@ fn full_runs(bytes: &[u8], layout: &Layout, path: &Path) -> Result<Vec<Run>> {
             format!("full crash dump has no usable run list (NumberOfRuns {count:#x})"),
         ));
     }
+    if count == 0 {
+        return Err(Error::file(path, "full crash dump has an empty run list"));
+    }
     if u64::from(count) > layout.max_runs {
         return Err(Error::file(
             path,
