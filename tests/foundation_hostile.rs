@@ -32,7 +32,7 @@ fn mutate_and_open(
     for _ in 0..rounds {
         let mut bytes = image.to_vec();
         for _ in 0..1 + rng.next() % 8 {
-            let at = if rng.next() % 4 == 0 {
+            let at = if rng.next().is_multiple_of(4) {
                 (rng.next() % bytes.len() as u64) as usize
             } else {
                 hot.start + (rng.next() % (hot.end - hot.start) as u64) as usize
@@ -43,7 +43,7 @@ fn mutate_and_open(
                 _ => rng.next() as u8,
             };
         }
-        if rng.next() % 16 == 0 {
+        if rng.next().is_multiple_of(16) {
             bytes.truncate((rng.next() % bytes.len() as u64) as usize);
         }
         let origin = Path::new(name);
