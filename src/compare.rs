@@ -729,7 +729,8 @@ impl ResearchAccumulator {
                 } else {
                     self.counts.api_zero_on_kernel_time += 1;
                 }
-                let connection = matches!(m.tag.as_str(), "TcpE" | "TTcb") && m.proto == Proto::Tcp;
+                // TIME_WAIT objects (TcTW) are connections too; listeners and UDP endpoints are not.
+                let connection = matches!(m.tag.as_str(), "TcpE" | "TTcb" | "TcTW");
                 if !connection {
                     self.counts.api_zero_not_tcp_connection += 1;
                 }
