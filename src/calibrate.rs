@@ -104,14 +104,13 @@ pub fn calibrate(candidates: &[Candidate], env: &DecodeEnv) -> (Overrides, Vec<V
             continue;
         };
         let in_window = |v: u64| v != 0 && v >= boot && v <= acquisition;
-        let nonzero = objects
+        // Judged on the decoded records, so a profile alternative that works counts as working.
+        let times: Vec<u64> = decoded
             .iter()
-            .filter(|o| o.u64(profile_time).is_some_and(|v| v != 0))
-            .count();
-        let good = objects
-            .iter()
-            .filter(|o| o.u64(profile_time).is_some_and(in_window))
-            .count();
+            .filter_map(|(_, r)| r.create_time_raw)
+            .collect();
+        let nonzero = times.iter().filter(|&&v| v != 0).count();
+        let good = times.iter().filter(|&&v| in_window(v)).count();
         if inferred || owner_moved || good * 2 < nonzero {
             if let Some(vote) = best_time_slot(&objects, &in_window, owner_offset, profile_time) {
                 let moved = vote.offset != profile_time && vote.hits > good;
