@@ -122,7 +122,7 @@ impl DecodeEnv<'_> {
     }
     /// Whether `t` lies in boot..=acquisition (true when the window is unknown on that side).
     pub fn time_in_window(&self, t: u64) -> bool {
-        self.times.boot.map_or(true, |b| t >= b) && self.times.acquisition.map_or(true, |a| t <= a)
+        self.times.boot.is_none_or(|b| t >= b) && self.times.acquisition.is_none_or(|a| t <= a)
     }
 }
 

@@ -104,7 +104,7 @@ pub fn check_header(
     needed_body: u64,
 ) -> std::result::Result<(), &'static str> {
     let unit = arch.pool_header_size();
-    if header_offset % unit != 0 {
+    if !header_offset.is_multiple_of(unit) {
         return Err("pool header not aligned");
     }
     if header.pool_type % 2 == 1 {
@@ -143,6 +143,8 @@ impl Candidate {
 #[derive(Clone, Debug)]
 pub struct TagSet {
     entries: Vec<(u32, ObjectKind, u64)>,
+    /// Whether any tag starts with this byte (the cheap first test of the hot loop).
+    first_byte: [bool; 256],
 }
 
 impl TagSet {
@@ -178,7 +180,14 @@ impl TagSet {
                 tw.min_size.get() + tw.body_offset.get(),
             );
         }
-        TagSet { entries }
+        let mut first_byte = [false; 256];
+        for (tag, _, _) in &entries {
+            first_byte[(*tag & 0xff) as usize] = true;
+        }
+        TagSet {
+            entries,
+            first_byte,
+        }
     }
 
     #[inline]
@@ -249,27 +258,34 @@ fn scan_chunk(
     if first >= end {
         return hits;
     }
-    let bytes = phys.slice(start, (end - start) as usize).unwrap_or(&[]);
-    let mut pos = first;
-    while pos < end {
-        let rel = (pos - start) as usize;
-        // The hot loop: one u32 load and a compare against a handful of tags per header slot.
-        let tag = match bytes.get(rel + 4..rel + 8) {
-            Some(b) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-            None => match phys.read_u32(pos + 4) {
-                Some(t) => t,
-                None => {
-                    pos += align;
-                    continue;
-                }
-            },
-        };
+    // Chunks never span runs, so the whole chunk is one zero-copy slice.
+    let Some(bytes) = phys.slice(first, (end - first) as usize) else {
+        return hits;
+    };
+    let step = align as usize;
+    let mut check = |pos: u64, tag: u32| {
         if let Some((kind, needed)) = tags.lookup(tag) {
             if let Some(hit) = examine(phys, arch, pos, kind, needed) {
                 hits.push(hit);
             }
         }
-        pos += align;
+    };
+    // The hot loop: one u32 load per header slot; a 256-entry table on the tag's first byte
+    // rejects almost every slot before the tag compare.
+    let slots = bytes.chunks_exact(step);
+    let tail_start = first + (slots.len() * step) as u64;
+    for (i, slot) in slots.enumerate() {
+        if !tags.first_byte[slot[4] as usize] {
+            continue;
+        }
+        let tag = u32::from_le_bytes([slot[4], slot[5], slot[6], slot[7]]);
+        check(first + (i * step) as u64, tag);
+    }
+    // A last slot shorter than a header: its tag may continue in the next run.
+    if tail_start < end {
+        if let Some(tag) = phys.read_u32(tail_start + 4) {
+            check(tail_start, tag);
+        }
     }
     hits
 }

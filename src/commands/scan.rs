@@ -79,7 +79,7 @@ impl Filter {
 
     pub fn keeps(&self, r: &EndpointRecord) -> bool {
         (self.pids.is_empty() || r.pid.is_some_and(|p| self.pids.contains(&p)))
-            && self.proto.map_or(true, |p| r.proto == p)
+            && self.proto.is_none_or(|p| r.proto == p)
             && (self.states.is_empty() || r.state.is_some_and(|s| self.states.contains(&s)))
     }
 }
