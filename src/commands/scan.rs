@@ -83,3 +83,47 @@ impl Filter {
             && (self.states.is_empty() || r.state.is_some_and(|s| self.states.contains(&s)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Family, Hex, PoolStatus};
+
+    fn rec(proto: Proto, pid: Option<u32>, state: Option<TcpState>) -> EndpointRecord {
+        EndpointRecord {
+            proto,
+            family: Family::Ipv4,
+            local_addr: "0.0.0.0".into(),
+            local_port: 1,
+            remote_addr: None,
+            remote_port: None,
+            state,
+            dual_stack: false,
+            pid,
+            process: None,
+            create_time: None,
+            create_time_raw: None,
+            tag: "TcpE".into(),
+            pool_status: PoolStatus::Allocated,
+            physical_offset: Hex(0),
+            virtual_address: None,
+            flags: vec![],
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn filters_combine() {
+        let f = Filter {
+            pids: vec![4, 1236],
+            proto: Some(Proto::Tcp),
+            states: vec![TcpState::Established, TcpState::Listening],
+        };
+        assert!(f.keeps(&rec(Proto::Tcp, Some(4), Some(TcpState::Listening))));
+        assert!(!f.keeps(&rec(Proto::Tcp, Some(8), Some(TcpState::Listening))));
+        assert!(!f.keeps(&rec(Proto::Tcp, None, Some(TcpState::Listening))));
+        assert!(!f.keeps(&rec(Proto::Udp, Some(4), None)));
+        assert!(!f.keeps(&rec(Proto::Tcp, Some(4), Some(TcpState::TimeWait))));
+        assert!(Filter::default().keeps(&rec(Proto::Udp, None, None)));
+    }
+}
