@@ -349,3 +349,58 @@ fn profile_alternatives_are_tried_and_reported() {
         .collect();
     assert_eq!(methods, vec!["profile-alternative", "profile-alternative"]);
 }
+
+/// A header whose first bytes end one run and whose tag starts the next (runs stored apart in the
+/// file) is still found once, through the physical space.
+#[test]
+fn header_split_across_runs_is_found() {
+    use netcarve::container::{Backing, PhysicalSpace, Run};
+    use netcarve::paging::PagingMode;
+    use netcarve::scan::{carve, CarveParams, TimeWindow};
+    let mut w = World::new(win10(), 0x10000);
+    w.plant(0x2000, &Spec::udp(Family::Ipv4, None, 7));
+    w.plant(0x5000, &Spec::udp(Family::Ipv4, None, 8));
+    let split = 0x2004usize;
+    let gap = 0x1000usize;
+    let mut file = w.phys[..split].to_vec();
+    file.extend(std::iter::repeat_n(0xAAu8, gap));
+    file.extend_from_slice(&w.phys[split..]);
+    let runs = vec![
+        Run {
+            phys: 0,
+            len: split as u64,
+            file_offset: 0,
+        },
+        Run {
+            phys: split as u64,
+            len: (w.phys.len() - split) as u64,
+            file_offset: (split + gap) as u64,
+        },
+    ];
+    let phys = PhysicalSpace::new(
+        Backing::Owned(file),
+        runs,
+        "raw",
+        std::path::Path::new("split.raw"),
+    )
+    .unwrap();
+    assert_eq!(phys.runs().len(), 2);
+    for chunk in [0x1000, 0x10000] {
+        let carved = carve(
+            &phys,
+            &CarveParams {
+                profile: &w.profile,
+                mem: &w.mem,
+                mode: PagingMode::X64,
+                times: TimeWindow {
+                    boot: Some(BOOT),
+                    acquisition: Some(ACQUISITION),
+                },
+                include_corrupt: false,
+                chunk_size: chunk,
+                progress: None,
+            },
+        );
+        assert_eq!(carved.endpoints, w.expected_sorted(), "chunk {chunk:#x}");
+    }
+}
