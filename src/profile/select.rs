@@ -128,12 +128,12 @@ fn pick_by_tcpip<'a>(
                 .min
                 .as_deref()
                 .and_then(parse_version)
-                .map_or(true, |m| v >= m);
+                .is_none_or(|m| v >= m);
             let below_max = rule
                 .max
                 .as_deref()
                 .and_then(parse_version)
-                .map_or(true, |m| v < m);
+                .is_none_or(|m| v < m);
             if above_min && below_max {
                 return (
                     p,
@@ -154,7 +154,7 @@ fn pick_by_tcpip<'a>(
             p.matches
                 .tcpip_version
                 .as_ref()
-                .map_or(true, |r| r.min.is_none())
+                .is_none_or(|r| r.min.is_none())
         })
         .unwrap_or(first);
     let why = match version {
