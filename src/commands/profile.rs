@@ -129,8 +129,8 @@ pub fn write_list(
         InfoFormat::Table => {
             writeln!(
                 out,
-                "{:<18} {:<4} {:<5} {:<13} {:<26} {}",
-                "NAME", "ARCH", "NT", "BUILDS", "TCPIP.SYS", "CONFIDENCE"
+                "{:<18} {:<4} {:<5} {:<13} {:<26} CONFIDENCE",
+                "NAME", "ARCH", "NT", "BUILDS", "TCPIP.SYS"
             )?;
             for p in sorted {
                 let e = entry(p);
@@ -193,8 +193,8 @@ pub fn write_show(out: &mut dyn Write, p: &Profile, format: InfoFormat) -> std::
             }
             writeln!(
                 out,
-                "{:<44} {:<8} {:<16} {:<20} {}",
-                "FIELD", "OFFSET", "ALTERNATIVES", "SOURCE", "CONFIDENCE"
+                "{:<44} {:<8} {:<16} {:<20} CONFIDENCE",
+                "FIELD", "OFFSET", "ALTERNATIVES", "SOURCE"
             )?;
             let v = serde_json::to_value(p).map_err(std::io::Error::other)?;
             for section in ["symbols", "nt", "tcpip"] {
