@@ -174,3 +174,32 @@ fn bad_inputs_are_one_line_errors_naming_the_file() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn corrupted_pdbs_never_panic() {
+    let bytes = std::fs::read(fixture("ntkrnl_fixture.pdb")).unwrap();
+    let dir = std::env::temp_dir().join(format!("netcarve-fuzzpdb-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("mutated.pdb");
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _ in 0..150 {
+        let mut m = bytes.clone();
+        for _ in 0..8 {
+            let at = (next() % m.len() as u64) as usize;
+            m[at] = next() as u8;
+        }
+        std::fs::write(&f, &m).unwrap();
+        // Ok (a flip in padding) or a one-line error naming the file; a panic fails the test.
+        if let Err(e) = from_pdb(&f, None, Some("win10-19041-x64")) {
+            let e = e.to_string();
+            assert!(e.contains("mutated.pdb") && !e.contains('\n'), "{e}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -133,23 +133,27 @@ impl PdbFacts {
 
     /// Members of a struct by name, anonymous unions/structs looked through (their members count
     /// at the parent's offset plus their own).
-    fn members(&self, struct_name: &str) -> Result<Vec<(String, u64, pdb2::TypeIndex)>> {
+    fn members(
+        &self,
+        finder: &pdb2::TypeFinder<'_>,
+        struct_name: &str,
+    ) -> Result<Vec<(String, u64, pdb2::TypeIndex)>> {
         let (fields, _) = self.types.get(struct_name).ok_or_else(|| {
             Error::file(&self.path, format!("type {struct_name} is not in this PDB"))
         })?;
         let mut out = vec![];
-        let finder = self.finder()?;
-        self.collect_members(&finder, *fields, 0, &mut out, 0)?;
+        self.collect_members(finder, *fields, 0, &mut out, 0)?;
         Ok(out)
     }
 
-    fn finder(&self) -> Result<pdb2::TypeFinder<'_>> {
+    /// Index of every type record (one pass; lookups by index afterwards).
+    fn finder(&self) -> pdb2::TypeFinder<'_> {
         let mut finder = self.type_info.finder();
         let mut iter = self.type_info.iter();
         while let Ok(Some(_)) = iter.next() {
             finder.update(&iter);
         }
-        Ok(finder)
+        finder
     }
 
     fn collect_members(
@@ -206,13 +210,17 @@ impl PdbFacts {
     }
 
     /// Offset of `path` (`Pcb.Header.Type`) inside `struct_name`; `None` when a step is missing.
-    fn offset(&self, struct_name: &str, path: &str) -> Result<Option<u64>> {
-        let finder = self.finder()?;
+    fn offset(
+        &self,
+        finder: &pdb2::TypeFinder<'_>,
+        struct_name: &str,
+        path: &str,
+    ) -> Result<Option<u64>> {
         let mut current = struct_name.to_string();
         let mut total = 0u64;
         let steps: Vec<&str> = path.split('.').collect();
         for (i, step) in steps.iter().enumerate() {
-            let members = match self.members(&current) {
+            let members = match self.members(finder, &current) {
                 Ok(m) => m,
                 Err(_) if i > 0 => return Ok(None),
                 Err(e) => return Err(e),
@@ -222,7 +230,7 @@ impl PdbFacts {
             };
             total = total.saturating_add(*off);
             if i + 1 < steps.len() {
-                match self.resolve(&finder, *ty) {
+                match self.resolve(finder, *ty) {
                     Some(n) => current = n,
                     None => return Ok(None),
                 }
@@ -249,8 +257,9 @@ fn off32(path: &Path, what: &str, v: u64) -> Result<Off> {
 pub fn from_pdb(nt_pdb: &Path, tcpip_pdb: Option<&Path>, base: Option<&str>) -> Result<Profile> {
     let nt = read_pdb(nt_pdb)?;
     let key = format!("pdb:{}", nt.id());
+    let finder = nt.finder();
     let field = |struct_name: &str, path: &str, required: bool| -> Result<Field> {
-        match nt.offset(struct_name, path)? {
+        match nt.offset(&finder, struct_name, path)? {
             Some(v) => Ok(Field::at(off32(nt_pdb, path, v)?.0, &key, Confidence::Pdb)),
             None if required => Err(Error::file(
                 nt_pdb,
