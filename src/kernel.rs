@@ -56,6 +56,8 @@ const VS_FIXEDFILEINFO_SIGNATURE: [u8; 4] = 0xFEEF_04BDu32.to_le_bytes();
 const MAX_KERNEL_CANDIDATES: usize = 1 << 16;
 const MAX_IMAGE_SIZE: u64 = 64 << 20;
 const MAX_TAG_HITS: usize = 256;
+/// `tcpip.sys` appears in many strings (driver lists, paths); the resource may come late.
+const MAX_TCPIP_NAME_HITS: usize = 1 << 14;
 
 fn kuser_va(mode: PagingMode) -> u64 {
     match mode {
@@ -249,8 +251,10 @@ fn low_stub_dtb(phys: &PhysicalSpace) -> Option<Found> {
         if head & 0xFFFF_FFFF_FFFF_00FF != 0x0000_0001_0006_00E9 {
             continue;
         }
-        let entry = phys.read_u64(page + 0x70)?;
-        let cr3 = phys.read_u64(page + 0xA0)?;
+        let (Some(entry), Some(cr3)) = (phys.read_u64(page + 0x70), phys.read_u64(page + 0xA0))
+        else {
+            continue;
+        };
         if entry & 0xFFFF_F800_0000_0003 != 0xFFFF_F800_0000_0000
             || cr3 & 0xFFFF_FF00_0000_0FFF != 0
         {
@@ -603,7 +607,8 @@ fn kernel_file_version(space: &AddressSpace, base: u64, size: u64) -> Option<(u3
 }
 
 /// tcpip.sys FileVersion (NT 6.3 only needs it): a version resource whose strings name
-/// `tcpip.sys` (UTF-16), with its VS_FIXEDFILEINFO at most 0x800 bytes before the name.
+/// `tcpip.sys` (UTF-16, a whole NUL-delimited value such as OriginalFilename), with its
+/// VS_FIXEDFILEINFO at most 0x800 bytes before the name.
 fn find_tcpip_version(phys: &PhysicalSpace) -> Option<String> {
     let needle: Vec<u8> = "tcpip.sys"
         .encode_utf16()
@@ -616,8 +621,15 @@ fn find_tcpip_version(phys: &PhysicalSpace) -> Option<String> {
         let bytes = phys.run_bytes(run);
         for hit in finder.find_iter(bytes) {
             checked += 1;
-            if checked > MAX_TAG_HITS {
+            if checked > MAX_TCPIP_NAME_HITS {
                 return None;
+            }
+            // A path like `\drivers\tcpip.sys` or a longer name is not the resource's value.
+            let nul_before = hit >= 2 && bytes.get(hit - 2..hit) == Some(&[0, 0][..]);
+            let end = hit + needle.len();
+            let nul_after = bytes.get(end..end + 2) == Some(&[0, 0][..]);
+            if !nul_before || !nul_after {
+                continue;
             }
             let from = hit.saturating_sub(0x800);
             let Some(window) = bytes.get(from..hit) else {

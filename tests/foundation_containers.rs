@@ -204,8 +204,18 @@ fn kernel_found_by_mz_scan_without_kdbg() {
 fn nt63_build_from_version_resource_and_tcpip_version() {
     let (mut m, t) = windows(Mode::X64, 4 * MIB, 6, 3, 9600);
     let res = common::tcpip_version_resource((6, 3, 9600, 19935));
-    let pa = m.alloc() as usize;
+    let (a, b) = (m.alloc() as usize, m.alloc() as usize);
+    let (decoy_pa, pa) = (a.min(b), a.max(b));
     m.mem[pa + 0x400..pa + 0x400 + res.len()].copy_from_slice(&res);
+    // Earlier in memory: another module's version info followed by a path naming tcpip.sys.
+    let mut decoy = common::tcpip_version_resource((6, 3, 9600, 1));
+    let path: Vec<u8> = "\\drivers\\tcpip.sys\0"
+        .encode_utf16()
+        .flat_map(|c| c.to_le_bytes())
+        .collect();
+    decoy[0x100..0x100 + path.len()].copy_from_slice(&path);
+    decoy[0x100 + path.len()..].fill(0);
+    m.mem[decoy_pa..decoy_pa + decoy.len()].copy_from_slice(&decoy);
     let space = open(m.mem.clone());
     let k = identify(&space, None).unwrap();
     assert_eq!(k.nt.build, 9600, "from the kernel's VS_FIXEDFILEINFO");
