@@ -49,6 +49,16 @@ fn full_dump_runs_and_hints() {
     assert_eq!(space.hints.system_time, Some(133_590_404_967_890_000));
     // Unset header fields hold the `PAGE` filler, which is not a value.
     assert_eq!(space.hints.ps_active_process_head, None);
+    assert!(space.warnings.is_empty(), "{:?}", space.warnings);
+    // NumberOfPages (u64 at 0x90) disagreeing with the runs: the runs win, with a warning.
+    let mut dump = full_dump(&m.mem, true, t.dtb, t.build, false, t.kdbg_va);
+    put_u64(&mut dump, 0x90, 5);
+    let space = open(dump);
+    assert_eq!(space.runs().len(), 2);
+    assert!(space
+        .warnings
+        .iter()
+        .any(|w| w.contains("declares 5 pages")));
 
     let (m, t) = windows(Mode::Pae, 4 * MIB, 6, 1, 7601);
     let space = open(full_dump(&m.mem, false, t.dtb, 7601, true, 0));
