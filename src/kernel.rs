@@ -511,7 +511,11 @@ fn kernel_at(space: &AddressSpace, base: u64) -> Option<KernelImage> {
     }
     // A buffer indexed by RVA, holding only the debug directory and its CodeView records.
     let mut image = vec![0u8; dir_end as usize];
-    read_sparse(space, base + dir_rva, image.get_mut(dir_rva as usize..)?);
+    read_sparse(
+        space,
+        base.checked_add(dir_rva)?,
+        image.get_mut(dir_rva as usize..)?,
+    );
     let mut needed_end = dir_end;
     for entry in image.get(dir_rva as usize..)?.chunks_exact(28) {
         let raw = |o: usize| {
@@ -542,7 +546,7 @@ fn kernel_at(space: &AddressSpace, base: u64) -> Option<KernelImage> {
             .map(u32::from_le_bytes)
             .unwrap_or(0) as usize;
         if let Some(chunk) = image.get_mut(rva..rva.saturating_add(size)) {
-            read_sparse(space, base + rva as u64, chunk);
+            read_sparse(space, base.wrapping_add(rva as u64), chunk);
         }
     }
     let mut opts = pe::options::ParseOptions::default()
@@ -598,7 +602,7 @@ fn kernel_file_version(space: &AddressSpace, base: u64, size: u64) -> Option<(u3
     let finder = memchr::memmem::Finder::new(&VS_FIXEDFILEINFO_SIGNATURE);
     let mut page = vec![0u8; 0x1000 + 16];
     for off in (0..size).step_by(0x1000) {
-        read_sparse(space, base + off, &mut page);
+        read_sparse(space, base.wrapping_add(off), &mut page);
         if let Some(hit) = finder.find_iter(&page[..0x1000]).find(|h| h % 4 == 0) {
             return fixed_file_version(&page, hit);
         }

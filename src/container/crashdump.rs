@@ -252,6 +252,12 @@ fn bitmap_runs(bytes: &[u8], layout: &Layout, path: &Path) -> Result<Vec<Run>> {
     let trunc = || Error::file(path, "truncated bitmap crash dump header");
     let first_page = u64_at(bytes, hdr + 0x20).ok_or_else(trunc)?;
     let bits = u64_at(bytes, hdr + 0x30).ok_or_else(trunc)?;
+    if first_page > bytes.len() as u64 {
+        return Err(Error::file(
+            path,
+            format!("bitmap crash dump's first page {first_page:#x} lies past the end of the file"),
+        ));
+    }
     let bitmap_len = bits.div_ceil(8);
     let bitmap_start = hdr + 0x38;
     let bitmap = usize::try_from(bitmap_len)
