@@ -115,6 +115,25 @@ pub fn identify(phys: &PhysicalSpace, dtb_override: Option<u64>) -> Result<Kerne
             "no kernel directory table base found (no valid crash-dump DTB, low stub or self-referencing page table maps KUSER_SHARED_DATA); pass --dtb if you know it",
         )
     })?;
+    let mut found = found;
+    let mut kernel = find_kernel_image(&AddressSpace::new(phys, found.dtb, found.mode), phys);
+    if kernel.is_none() && found.source == "crashdump-header" {
+        // A header DTB can map KUSER_SHARED_DATA and still not be the full kernel view (e.g. a
+        // KVA-shadow user CR3): try the tables found in memory before giving up on the kernel.
+        let modes = modes_for(&phys.hints);
+        let alternative = low_stub_dtb(phys).or_else(|| self_map_scan(phys, &modes));
+        if let Some(alt) = alternative.filter(|a| a.dtb != found.dtb) {
+            let alt_kernel = find_kernel_image(&AddressSpace::new(phys, alt.dtb, alt.mode), phys);
+            if alt_kernel.is_some() {
+                warnings.push(format!(
+                    "crash-dump header DTB {:#x} does not map the kernel image; using {:#x} ({})",
+                    found.dtb, alt.dtb, alt.source
+                ));
+                found = alt;
+                kernel = alt_kernel;
+            }
+        }
+    }
     let space = AddressSpace::new(phys, found.dtb, found.mode);
     let kuser = kuser_va(found.mode);
     let (major, minor) = found.version.unwrap_or((0, 0));
@@ -127,8 +146,6 @@ pub fn identify(phys: &PhysicalSpace, dtb_override: Option<u64>) -> Result<Kerne
     let timezone_bias_minutes =
         read_ksystem_time(&space, kuser + KUSER_TIME_ZONE_BIAS, &mut warnings)
             .map(|b| (b as i64) / 600_000_000);
-
-    let kernel = find_kernel_image(&space, phys);
     if kernel.is_none() {
         warnings
             .push("kernel image (MZ with a CodeView record naming a kernel PDB) not found".into());

@@ -246,3 +246,23 @@ fn bad_user_dtb_is_used_with_a_warning() {
     assert_eq!(k.dtb_source, "user");
     assert!(k.warnings.iter().any(|w| w.contains("--dtb")));
 }
+
+#[test]
+fn header_dtb_without_the_kernel_gives_way_to_the_scanned_one() {
+    let (mut m, t) = windows(Mode::X64, 4 * MIB, 10, 0, 19041);
+    // A KVA-shadow-like table: maps KUSER_SHARED_DATA only, no self-reference.
+    let kuser_pa = m.pa_of(common::KUSER_X64) & !0xFFF;
+    let kernel_dtb = m.dtb;
+    let shadow = m.alloc();
+    m.dtb = shadow;
+    m.map(common::KUSER_X64, kuser_pa);
+    m.dtb = kernel_dtb;
+    let space = open(full_dump(&m.mem, true, shadow, t.build, false, 0));
+    let k = identify(&space, None).unwrap();
+    assert_eq!(k.dtb, t.dtb);
+    assert_eq!(k.kernel_base, Some(t.kernel_base));
+    assert!(k
+        .warnings
+        .iter()
+        .any(|w| w.contains("does not map the kernel image")));
+}
