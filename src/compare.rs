@@ -1,1 +1,1115 @@
-//! (being written)
+//! Memory versus live response: pairs carved endpoints with capture rows, classifies every pair and
+//! single, and tabulates the zero (1601) timestamps for the research question.
+use crate::capture::{Capture, Precision};
+use crate::error::{io_error, Error, Result};
+use crate::filetime;
+use crate::record::{flag, CaptureRow, EndpointRecord, Family, ImageFacts, PoolStatus, Proto};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The hypothesis the research summary tests.
+pub const HYPOTHESIS: &str =
+    "zero API timestamps are exactly the TCP connections whose kernel object has no time field";
+
+/// The memory side: a scan's output, a synth truth.json, or a freshly scanned image.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct MemorySide {
+    #[serde(default)]
+    pub image: ImageFacts,
+    pub endpoints: Vec<EndpointRecord>,
+    /// `scan-json` or `image` (set by the loader, not read from the file).
+    #[serde(skip)]
+    pub source: String,
+}
+
+/// Reads `path` as a memory-side JSON when it is one (a JSON object with `endpoints`); `Ok(None)`
+/// means "not JSON, treat it as an image".
+pub fn load_memory_json(path: &Path) -> Result<Option<MemorySide>> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| io_error(path, &e))?;
+    let mut head = [0u8; 64];
+    let n = file.read(&mut head).map_err(|e| io_error(path, &e))?;
+    let first = head
+        .get(..n)
+        .unwrap_or(&[])
+        .iter()
+        .find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| io_error(path, &e))?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        Error::file(
+            path,
+            format!(
+                "line {} column {}: invalid JSON ({})",
+                e.line(),
+                e.column(),
+                e.to_string().split(" at line ").next().unwrap_or("")
+            ),
+        )
+    })?;
+    if value.get("endpoints").is_none() {
+        return Err(Error::file(
+            path,
+            "JSON without \"endpoints\": not the output of `netcarve scan --format json`",
+        ));
+    }
+    let mut side: MemorySide = serde_json::from_value(value)
+        .map_err(|e| Error::file(path, format!("not a scan output: {e}")))?;
+    side.source = "scan-json".to_string();
+    if side.image.file.is_none() {
+        side.image.file = Some(path.display().to_string());
+    }
+    Ok(Some(side))
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Class {
+    HiddenFromApi,
+    NotInMemory,
+    PidMismatch,
+    TimeMismatch,
+    ApiZeroTime,
+    StateChanged,
+    CreatedAfterCapture,
+    FreedOnly,
+    Match,
+}
+
+impl Class {
+    pub const ALL: [Class; 9] = [
+        Class::HiddenFromApi,
+        Class::NotInMemory,
+        Class::PidMismatch,
+        Class::TimeMismatch,
+        Class::ApiZeroTime,
+        Class::StateChanged,
+        Class::CreatedAfterCapture,
+        Class::FreedOnly,
+        Class::Match,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::HiddenFromApi => "hidden_from_api",
+            Class::NotInMemory => "not_in_memory",
+            Class::PidMismatch => "pid_mismatch",
+            Class::TimeMismatch => "time_mismatch",
+            Class::ApiZeroTime => "api_zero_time",
+            Class::StateChanged => "state_changed",
+            Class::CreatedAfterCapture => "created_after_capture",
+            Class::FreedOnly => "freed_only",
+            Class::Match => "match",
+        }
+    }
+    /// Whether the class means memory and capture disagree (exit code 1).
+    pub fn is_discrepancy(self) -> bool {
+        !matches!(
+            self,
+            Class::Match | Class::FreedOnly | Class::CreatedAfterCapture
+        )
+    }
+}
+
+/// Why the API showed a zero (1601) time, from the memory side.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    NoTimeField,
+    KernelTimeZero,
+    KernelHasTime,
+}
+
+impl Cause {
+    pub fn name(self) -> &'static str {
+        match self {
+            Cause::NoTimeField => "no_time_field",
+            Cause::KernelTimeZero => "kernel_time_zero",
+            Cause::KernelHasTime => "kernel_has_time",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CompareRow {
+    pub class: Class,
+    /// The capture file this row belongs to (each `--live` file is compared separately).
+    pub capture_file: String,
+    pub memory: Option<EndpointRecord>,
+    pub capture: Option<CaptureRow>,
+    /// memory − capture creation time, when both have a non-zero time.
+    pub delta_seconds: Option<f64>,
+    pub cause: Option<Cause>,
+    pub note: String,
+}
+
+/// A capture's facts as the report shows them.
+#[derive(Clone, Debug, Serialize)]
+pub struct CaptureInfo {
+    pub file: String,
+    pub format: String,
+    pub rows: usize,
+    pub host: Option<String>,
+    pub precision: String,
+    /// The time tolerance applied, in seconds (`null`: the format has no times).
+    pub tolerance_seconds: Option<f64>,
+    pub collected: Option<String>,
+    pub collected_raw: Option<u64>,
+    /// `capture` (the file says when), `assumed_acquisition_time`, or `unknown`.
+    pub collected_source: String,
+    pub utc_offset_minutes: Option<i64>,
+    pub tz_source: String,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    pub discrepancies: usize,
+    pub by_class: BTreeMap<&'static str, usize>,
+    /// Per capture file, the same counts.
+    pub by_capture: BTreeMap<String, BTreeMap<&'static str, usize>>,
+}
+
+/// One cell of the zero-timestamp tabulation.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct ZeroTally {
+    /// `memory` or `capture`.
+    pub side: &'static str,
+    pub build: u32,
+    pub proto: Proto,
+    /// The pool tag (for capture rows: of the paired memory object, if any).
+    pub tag: Option<String>,
+    pub state: Option<String>,
+    /// `zero_time`, `no_time_field` (memory) or `api_zero` (capture raw 0).
+    pub kind: &'static str,
+    pub count: usize,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ResearchCounts {
+    /// Capture rows (from formats with times) whose creation time is 0.
+    pub api_zero_rows: usize,
+    pub api_zero_unpaired: usize,
+    pub api_zero_on_no_time_field: usize,
+    pub api_zero_on_kernel_time_zero: usize,
+    pub api_zero_on_kernel_time: usize,
+    /// Memory objects without a time field paired with a timed capture row.
+    pub no_time_field_paired: usize,
+    pub no_time_field_api_zero: usize,
+    pub no_time_field_api_nonzero: usize,
+    /// Zero API rows on objects that are not TCP connections (listeners, UDP).
+    pub api_zero_not_tcp_connection: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Research {
+    pub hypothesis: &'static str,
+    pub builds: Vec<u32>,
+    pub table: Vec<ZeroTally>,
+    pub counts: ResearchCounts,
+    /// `supported`, `refuted` or `inconclusive`.
+    pub verdict: &'static str,
+    pub reasoning: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub image: ImageFacts,
+    /// `scan-json` or `image`.
+    pub memory_source: String,
+    pub captures: Vec<CaptureInfo>,
+    pub rows: Vec<CompareRow>,
+    pub summary: Summary,
+    pub research: Research,
+}
+
+impl Report {
+    /// 0 when memory and every capture agree, 1 when something disagrees.
+    pub fn exit_code(&self) -> u8 {
+        u8::from(self.summary.discrepancies > 0)
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct CompareOptions {
+    /// `--tolerance` in 100 ns ticks, overriding each format's default.
+    pub tolerance_ticks: Option<u64>,
+}
+
+/// Parses `0`, `500ms`, `2s`, `1.5s`, `100us`, `200ns`, `1m` (a bare number is seconds) into ticks.
+pub fn parse_tolerance(text: &str) -> std::result::Result<u64, String> {
+    let t = text.trim().to_ascii_lowercase();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("bad tolerance {text:?} (e.g. 0, 500ms, 2s)"))?;
+    let ticks_per_unit = match unit.trim() {
+        "" | "s" | "sec" => 1e7,
+        "ms" => 1e4,
+        "us" | "µs" => 10.0,
+        "ns" => 0.01,
+        "m" | "min" => 6e8,
+        other => return Err(format!("bad tolerance unit {other:?} in {text:?}")),
+    };
+    let ticks = (value * ticks_per_unit).round();
+    if !ticks.is_finite() || !(0.0..=1e18).contains(&ticks) {
+        return Err(format!("tolerance {text:?} out of range"));
+    }
+    Ok(ticks as u64)
+}
+
+/// Parses a UTC offset (`+01:00`, `-0500`, `+1`, `Z`, `UTC`) into minutes east of UTC.
+pub fn parse_utc_offset(text: &str) -> std::result::Result<i64, String> {
+    let t = text.trim();
+    let bad = || format!("bad UTC offset {text:?} (e.g. +01:00, -0500, Z)");
+    if t.eq_ignore_ascii_case("z") || t.eq_ignore_ascii_case("utc") {
+        return Ok(0);
+    }
+    let t = t
+        .strip_prefix("UTC")
+        .or_else(|| t.strip_prefix("utc"))
+        .unwrap_or(t);
+    let (sign, rest) = match t.as_bytes().first() {
+        Some(b'+') => (1, t.get(1..).unwrap_or("")),
+        Some(b'-') => (-1, t.get(1..).unwrap_or("")),
+        _ => (1, t),
+    };
+    let (hours, minutes) = match rest.split_once(':') {
+        Some((h, m)) => (h, m),
+        None if rest.len() > 2 => rest.split_at(rest.len() - 2),
+        None => (rest, "0"),
+    };
+    let hours: i64 = hours.parse().map_err(|_| bad())?;
+    let minutes: i64 = minutes.parse().map_err(|_| bad())?;
+    if hours > 14 || minutes > 59 {
+        return Err(bad());
+    }
+    Ok(sign * (hours * 60 + minutes))
+}
+
+/// Matching key: everything but PID. Remote is `None` for UDP.
+fn key_of_memory(m: &EndpointRecord) -> (Proto, Family, &str, u16, Option<&str>, Option<u16>) {
+    (
+        m.proto,
+        m.family,
+        m.local_addr.as_str(),
+        m.local_port,
+        m.remote_addr.as_deref().filter(|_| m.proto == Proto::Tcp),
+        m.remote_port.filter(|_| m.proto == Proto::Tcp),
+    )
+}
+
+fn key_of_capture(c: &CaptureRow) -> (Proto, Family, &str, u16, Option<&str>, Option<u16>) {
+    (
+        c.proto,
+        c.family,
+        c.local_addr.as_str(),
+        c.local_port,
+        c.remote_addr.as_deref().filter(|_| c.proto == Proto::Tcp),
+        c.remote_port.filter(|_| c.proto == Proto::Tcp),
+    )
+}
+
+fn is_wildcard(addr: Option<&str>) -> bool {
+    matches!(addr, None | Some("0.0.0.0") | Some("::"))
+}
+
+/// A dual-stack memory object (`::` with `dual_stack`) also serves the API's `0.0.0.0` row.
+fn dual_stack_matches(m: &EndpointRecord, c: &CaptureRow) -> bool {
+    m.dual_stack
+        && m.proto == c.proto
+        && m.local_port == c.local_port
+        && c.family == Family::Ipv4
+        && c.local_addr == "0.0.0.0"
+        && (m.proto == Proto::Udp
+            || (is_wildcard(m.remote_addr.as_deref())
+                && is_wildcard(c.remote_addr.as_deref())
+                && m.remote_port.unwrap_or(0) == c.remote_port.unwrap_or(0)))
+}
+
+/// PIDs agree, or one side cannot know: TIME_WAIT rows and exited owners show PID 0 in the API,
+/// and objects without a valid owner have no PID in memory.
+fn pids_compatible(m: &EndpointRecord, c: &CaptureRow) -> bool {
+    match (m.pid, c.pid) {
+        (Some(mp), Some(cp)) => mp == cp || cp == 0,
+        _ => true,
+    }
+}
+
+/// `chrome`, `chrome.exe` and `CHROME.EXE` are one process; memory truncates names to 15 bytes.
+fn same_process(memory_name: &str, capture_name: &str) -> bool {
+    let norm = |s: &str| {
+        let s = s.trim().to_ascii_lowercase();
+        s.strip_suffix(".exe").map(str::to_string).unwrap_or(s)
+    };
+    let (m, c) = (norm(memory_name), norm(capture_name));
+    if m == c {
+        return true;
+    }
+    let m_raw = memory_name.trim().to_ascii_lowercase();
+    let c_raw = capture_name.trim().to_ascii_lowercase();
+    m_raw.len() >= 14 && (c_raw.starts_with(&m_raw) || format!("{c}.exe").starts_with(&m_raw))
+}
+
+fn tolerance_for(row: &CaptureRow, opts: &CompareOptions) -> Option<u64> {
+    let default = Precision::from_name(&row.precision).default_tolerance_ticks()?;
+    Some(opts.tolerance_ticks.unwrap_or(default))
+}
+
+/// Classifies one memory/capture pair; the most serious difference names the class, the note
+/// lists every difference.
+fn classify_pair(
+    m: &EndpointRecord,
+    c: &CaptureRow,
+    opts: &CompareOptions,
+    via_dual_stack: bool,
+) -> (Class, Option<Cause>, Option<f64>, String) {
+    let mut notes: Vec<String> = Vec::new();
+    let mut class = Class::Match;
+    let mut cause = None;
+    let mut delta = None;
+    let raise = |class: &mut Class, new: Class| {
+        if new < *class {
+            *class = new;
+        }
+    };
+    if via_dual_stack {
+        notes.push("dual-stack object also listed by the API as 0.0.0.0".into());
+    }
+    if m.pool_status == PoolStatus::Freed {
+        notes.push("memory object is freed".into());
+    }
+    if let (Some(mp), Some(cp)) = (m.pid, c.pid) {
+        if mp != cp && cp != 0 {
+            raise(&mut class, Class::PidMismatch);
+            notes.push(format!("PID {mp} in memory, {cp} in the API"));
+        }
+    }
+    if let (Some(mn), Some(cn)) = (&m.process, &c.process) {
+        if !same_process(mn, cn) {
+            notes.push(format!("process {mn:?} in memory, {cn:?} in the API"));
+        }
+    }
+    let memory_time = if m.has_flag(flag::NO_TIME_FIELD) {
+        None
+    } else {
+        m.create_time_raw
+    };
+    if let (Some(ct), Some(tolerance)) = (c.create_time_raw, tolerance_for(c, opts)) {
+        if ct == 0 {
+            raise(&mut class, Class::ApiZeroTime);
+            let why = match memory_time {
+                None => Cause::NoTimeField,
+                Some(0) => Cause::KernelTimeZero,
+                Some(_) => Cause::KernelHasTime,
+            };
+            cause = Some(why);
+            notes.push(match why {
+                Cause::NoTimeField => {
+                    "API time is 1601 (zero); the kernel object has no time field".into()
+                }
+                Cause::KernelTimeZero => {
+                    "API time is 1601 (zero); the kernel object's time is zero too".into()
+                }
+                Cause::KernelHasTime => format!(
+                    "API time is 1601 (zero) but the kernel holds {}",
+                    memory_time.and_then(filetime::to_iso).unwrap_or_default()
+                ),
+            });
+        } else if let Some(mt) = memory_time {
+            let d = filetime::delta_seconds(mt, ct);
+            delta = (mt != 0).then_some(d);
+            if mt == 0 {
+                raise(&mut class, Class::TimeMismatch);
+                notes.push("kernel time is zero (1601) but the API shows a time".into());
+            } else if mt.abs_diff(ct) > tolerance {
+                raise(&mut class, Class::TimeMismatch);
+                notes.push(format!(
+                    "create time differs by {d:+.7} s (tolerance {} s)",
+                    tolerance as f64 / 1e7
+                ));
+            }
+        } else {
+            notes.push("kernel object has no time field; API time not checked".into());
+        }
+    }
+    if let (Some(ms), Some(cs)) = (m.state, c.state) {
+        if ms != cs {
+            raise(&mut class, Class::StateChanged);
+            notes.push(format!("state {ms} in memory, {cs} in the API"));
+        }
+    }
+    (class, cause, delta, notes.join("; "))
+}
+
+/// Pairs one capture's rows with memory records: exact key and compatible PID first, then the
+/// dual-stack `0.0.0.0` rows, then exact key with another PID, then dual stack with another PID.
+/// Among candidates: allocated before freed, then the closest create time, then physical offset.
+fn pair_rows(
+    memory: &[EndpointRecord],
+    rows: &[CaptureRow],
+) -> (Vec<Option<(usize, bool)>>, Vec<bool>) {
+    let mut pair_of_row: Vec<Option<(usize, bool)>> = vec![None; rows.len()];
+    let mut memory_used = vec![false; memory.len()];
+    for (dual, need_pid) in [(false, true), (true, true), (false, false), (true, false)] {
+        for (ri, row) in rows.iter().enumerate() {
+            if pair_of_row.get(ri).copied().flatten().is_some() {
+                continue;
+            }
+            let best = memory
+                .iter()
+                .enumerate()
+                .filter(|(mi, m)| {
+                    let key_ok = if dual {
+                        dual_stack_matches(m, row)
+                    } else {
+                        !memory_used.get(*mi).copied().unwrap_or(true)
+                            && key_of_memory(m) == key_of_capture(row)
+                    };
+                    key_ok && (!need_pid || pids_compatible(m, row))
+                })
+                .min_by_key(|(_, m)| {
+                    let time_gap = match (m.create_time_raw, row.create_time_raw) {
+                        (Some(a), Some(b)) => a.abs_diff(b),
+                        _ => u64::MAX,
+                    };
+                    (
+                        m.pool_status == PoolStatus::Freed,
+                        !pids_compatible(m, row),
+                        time_gap,
+                        m.physical_offset.0,
+                    )
+                })
+                .map(|(mi, _)| mi);
+            if let Some(mi) = best {
+                if let Some(slot) = pair_of_row.get_mut(ri) {
+                    *slot = Some((mi, dual));
+                }
+                if let Some(used) = memory_used.get_mut(mi) {
+                    *used = true;
+                }
+            }
+        }
+    }
+    (pair_of_row, memory_used)
+}
+
+/// Compares the memory side with every capture (each separately).
+pub fn compare(memory: &MemorySide, captures: &[Capture], opts: &CompareOptions) -> Report {
+    let acquisition = memory.image.system_time_raw;
+    let build = memory.image.nt.build;
+    let mut rows = Vec::new();
+    let mut infos = Vec::new();
+    let mut research = ResearchAccumulator::default();
+    research.tally_memory(&memory.endpoints, build);
+    for capture in captures {
+        let (collected_raw, collected_source) = match (capture.collected_raw, acquisition) {
+            (Some(t), _) => (Some(t), "capture"),
+            (None, Some(t)) => (Some(t), "assumed_acquisition_time"),
+            (None, None) => (None, "unknown"),
+        };
+        let default_tolerance = capture.precision.default_tolerance_ticks();
+        infos.push(CaptureInfo {
+            file: capture.file.clone(),
+            format: capture.format.name().to_string(),
+            rows: capture.rows.len(),
+            host: capture.host.clone(),
+            precision: capture.precision.name().to_string(),
+            tolerance_seconds: default_tolerance
+                .map(|d| opts.tolerance_ticks.unwrap_or(d) as f64 / 1e7),
+            collected: collected_raw.and_then(filetime::to_iso),
+            collected_raw,
+            collected_source: collected_source.to_string(),
+            utc_offset_minutes: capture.utc_offset_minutes,
+            tz_source: capture.tz_source.clone(),
+            warnings: capture.warnings.clone(),
+        });
+        let (pairs, memory_used) = pair_rows(&memory.endpoints, &capture.rows);
+        for (ri, row) in capture.rows.iter().enumerate() {
+            let pair = pairs.get(ri).copied().flatten();
+            let paired_memory = pair.and_then(|(mi, _)| memory.endpoints.get(mi));
+            research.tally_capture(row, paired_memory, build);
+            let out = match (pair, paired_memory) {
+                (Some((_, dual)), Some(m)) => {
+                    let (class, cause, delta, note) = classify_pair(m, row, opts, dual);
+                    CompareRow {
+                        class,
+                        capture_file: capture.file.clone(),
+                        memory: Some(m.clone()),
+                        capture: Some(row.clone()),
+                        delta_seconds: delta,
+                        cause,
+                        note,
+                    }
+                }
+                _ => CompareRow {
+                    class: Class::NotInMemory,
+                    capture_file: capture.file.clone(),
+                    memory: None,
+                    capture: Some(row.clone()),
+                    delta_seconds: None,
+                    cause: None,
+                    note: "listed by the API, not carved from memory (closed before acquisition, or smear)"
+                        .into(),
+                },
+            };
+            rows.push(out);
+        }
+        for (mi, m) in memory.endpoints.iter().enumerate() {
+            if memory_used.get(mi).copied().unwrap_or(false) {
+                continue;
+            }
+            let (class, note) = classify_single(m, collected_raw);
+            rows.push(CompareRow {
+                class,
+                capture_file: capture.file.clone(),
+                memory: Some(m.clone()),
+                capture: None,
+                delta_seconds: None,
+                cause: None,
+                note,
+            });
+        }
+    }
+    rows.sort_by_key(row_order);
+    let summary = summarise(&rows, &infos);
+    Report {
+        image: memory.image.clone(),
+        memory_source: memory.source.clone(),
+        captures: infos,
+        rows,
+        summary,
+        research: research.finish(),
+    }
+}
+
+fn classify_single(m: &EndpointRecord, collected: Option<u64>) -> (Class, String) {
+    if m.pool_status == PoolStatus::Freed {
+        return (
+            Class::FreedOnly,
+            "freed object with no counterpart in the API".into(),
+        );
+    }
+    let created = if m.has_flag(flag::NO_TIME_FIELD) {
+        None
+    } else {
+        m.create_time_raw.filter(|t| *t != 0)
+    };
+    match (created, collected) {
+        (Some(t), Some(c)) if t > c => (
+            Class::CreatedAfterCapture,
+            format!(
+                "created {:.3} s after the capture; absent from it as expected",
+                filetime::delta_seconds(t, c)
+            ),
+        ),
+        (Some(_), Some(_)) => (
+            Class::HiddenFromApi,
+            "allocated in memory, created before the capture, not listed by the API".into(),
+        ),
+        _ => (
+            Class::HiddenFromApi,
+            "allocated in memory, not listed by the API (no create time to rule out a later creation)"
+                .into(),
+        ),
+    }
+}
+
+/// Discrepancies first (`hidden_from_api` first), then capture, then memory offset, then line.
+fn row_order(r: &CompareRow) -> (Class, String, u64, String, u64) {
+    (
+        r.class,
+        r.capture_file.clone(),
+        r.memory
+            .as_ref()
+            .map(|m| m.physical_offset.0)
+            .unwrap_or(u64::MAX),
+        r.memory.as_ref().map(|m| m.tag.clone()).unwrap_or_default(),
+        r.capture.as_ref().map(|c| c.line).unwrap_or(0),
+    )
+}
+
+fn summarise(rows: &[CompareRow], captures: &[CaptureInfo]) -> Summary {
+    let zeroed = || {
+        Class::ALL
+            .iter()
+            .map(|c| (c.name(), 0usize))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let mut summary = Summary {
+        discrepancies: 0,
+        by_class: zeroed(),
+        by_capture: captures
+            .iter()
+            .map(|c| (c.file.clone(), zeroed()))
+            .collect(),
+    };
+    for r in rows {
+        if r.class.is_discrepancy() {
+            summary.discrepancies += 1;
+        }
+        *summary.by_class.entry(r.class.name()).or_default() += 1;
+        if let Some(per) = summary.by_capture.get_mut(&r.capture_file) {
+            *per.entry(r.class.name()).or_default() += 1;
+        }
+    }
+    summary
+}
+
+/// (side, build, proto, tag, state, kind).
+type TallyKey = (
+    &'static str,
+    u32,
+    Proto,
+    Option<String>,
+    Option<String>,
+    &'static str,
+);
+
+#[derive(Default)]
+struct ResearchAccumulator {
+    builds: std::collections::BTreeSet<u32>,
+    tally: BTreeMap<TallyKey, usize>,
+    counts: ResearchCounts,
+}
+
+impl ResearchAccumulator {
+    fn tally_memory(&mut self, endpoints: &[EndpointRecord], build: u32) {
+        self.builds.insert(build);
+        for m in endpoints {
+            let kind = if m.has_flag(flag::NO_TIME_FIELD) {
+                "no_time_field"
+            } else if m.create_time_raw == Some(0) || m.has_flag(flag::ZERO_TIME) {
+                "zero_time"
+            } else {
+                continue;
+            };
+            let key = (
+                "memory",
+                build,
+                m.proto,
+                Some(m.tag.clone()),
+                m.state.map(|s| s.name().to_string()),
+                kind,
+            );
+            *self.tally.entry(key).or_default() += 1;
+        }
+    }
+
+    fn tally_capture(&mut self, c: &CaptureRow, m: Option<&EndpointRecord>, build: u32) {
+        if Precision::from_name(&c.precision) == Precision::None {
+            return;
+        }
+        let Some(ct) = c.create_time_raw else { return };
+        let no_field = m.map(|m| m.has_flag(flag::NO_TIME_FIELD));
+        if no_field == Some(true) {
+            self.counts.no_time_field_paired += 1;
+            if ct == 0 {
+                self.counts.no_time_field_api_zero += 1;
+            } else {
+                self.counts.no_time_field_api_nonzero += 1;
+            }
+        }
+        if ct != 0 {
+            return;
+        }
+        self.counts.api_zero_rows += 1;
+        match m {
+            None => self.counts.api_zero_unpaired += 1,
+            Some(m) => {
+                if m.has_flag(flag::NO_TIME_FIELD) {
+                    self.counts.api_zero_on_no_time_field += 1;
+                } else if m.create_time_raw.unwrap_or(0) == 0 {
+                    self.counts.api_zero_on_kernel_time_zero += 1;
+                } else {
+                    self.counts.api_zero_on_kernel_time += 1;
+                }
+                // TIME_WAIT objects (TcTW) are connections too; listeners and UDP endpoints are not.
+                let connection = matches!(m.tag.as_str(), "TcpE" | "TTcb" | "TcTW");
+                if !connection {
+                    self.counts.api_zero_not_tcp_connection += 1;
+                }
+            }
+        }
+        let key = (
+            "capture",
+            build,
+            c.proto,
+            m.map(|m| m.tag.clone()),
+            c.state.map(|s| s.name().to_string()),
+            "api_zero",
+        );
+        *self.tally.entry(key).or_default() += 1;
+    }
+
+    fn finish(self) -> Research {
+        let c = &self.counts;
+        let counter_examples = c.api_zero_on_kernel_time
+            + c.api_zero_on_kernel_time_zero
+            + c.no_time_field_api_nonzero
+            + c.api_zero_not_tcp_connection;
+        let (verdict, reasoning) = if c.no_time_field_paired == 0 && c.api_zero_rows == 0 {
+            (
+                "inconclusive",
+                "no zero API timestamps and no timed API rows for objects without a time field"
+                    .to_string(),
+            )
+        } else if counter_examples > 0 {
+            (
+                "refuted",
+                format!(
+                    "{} zero API rows on objects with a time field ({} non-zero, {} zero in the kernel), \
+                     {} on objects that are not TCP connections, and {} objects without a time field \
+                     whose API time is not zero",
+                    c.api_zero_on_kernel_time + c.api_zero_on_kernel_time_zero,
+                    c.api_zero_on_kernel_time,
+                    c.api_zero_on_kernel_time_zero,
+                    c.api_zero_not_tcp_connection,
+                    c.no_time_field_api_nonzero
+                ),
+            )
+        } else if c.api_zero_on_no_time_field > 0 {
+            (
+                "supported",
+                format!(
+                    "all {} paired zero API rows are TCP connections without a kernel time field, and all {} \
+                     such objects with a timed API row show zero ({} zero rows had no memory counterpart)",
+                    c.api_zero_on_no_time_field, c.no_time_field_paired, c.api_zero_unpaired
+                ),
+            )
+        } else {
+            (
+                "inconclusive",
+                format!(
+                    "{} zero API rows, none paired with a memory object",
+                    c.api_zero_unpaired
+                ),
+            )
+        };
+        Research {
+            hypothesis: HYPOTHESIS,
+            builds: self.builds.into_iter().collect(),
+            table: self
+                .tally
+                .into_iter()
+                .map(
+                    |((side, build, proto, tag, state, kind), count)| ZeroTally {
+                        side,
+                        build,
+                        proto,
+                        tag,
+                        state,
+                        kind,
+                        count,
+                    },
+                )
+                .collect(),
+            counts: self.counts,
+            verdict,
+            reasoning,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::CaptureFormat;
+    use crate::record::{Hex, TcpState};
+
+    const T: u64 = 133_590_404_967_890_000;
+
+    fn mem(
+        offset: u64,
+        tag: &str,
+        local: (&str, u16),
+        remote: Option<(&str, u16)>,
+        pid: Option<u32>,
+    ) -> EndpointRecord {
+        let proto = if tag == "UdpA" {
+            Proto::Udp
+        } else {
+            Proto::Tcp
+        };
+        let family = if local.0.contains(':') {
+            Family::Ipv6
+        } else {
+            Family::Ipv4
+        };
+        EndpointRecord {
+            proto,
+            family,
+            local_addr: local.0.into(),
+            local_port: local.1,
+            remote_addr: remote.map(|r| r.0.to_string()),
+            remote_port: remote.map(|r| r.1),
+            state: match tag {
+                "TcpE" => Some(TcpState::Established),
+                "TcpL" => Some(TcpState::Listening),
+                "TcTW" => Some(TcpState::TimeWait),
+                _ => None,
+            },
+            dual_stack: false,
+            pid,
+            process: pid.map(|_| "svchost.exe".to_string()),
+            create_time: filetime::to_iso(T - 1000),
+            create_time_raw: Some(T - 1000),
+            tag: tag.into(),
+            pool_status: PoolStatus::Allocated,
+            physical_offset: Hex(offset),
+            virtual_address: None,
+            flags: vec![],
+            reason: None,
+        }
+    }
+
+    fn cap(m: &EndpointRecord, line: u64) -> CaptureRow {
+        CaptureRow {
+            proto: m.proto,
+            family: m.family,
+            local_addr: m.local_addr.clone(),
+            local_port: m.local_port,
+            remote_addr: m.remote_addr.clone(),
+            remote_port: m.remote_port,
+            state: m.state,
+            pid: m.pid.or(Some(0)),
+            process: Some("svchost".into()),
+            create_time: m.create_time.clone(),
+            create_time_raw: m.create_time_raw,
+            source: "netcarve".into(),
+            line,
+            precision: "100ns".into(),
+        }
+    }
+
+    fn run(memory: Vec<EndpointRecord>, rows: Vec<CaptureRow>, tol: Option<u64>) -> Report {
+        let side = MemorySide {
+            image: ImageFacts {
+                system_time_raw: Some(T),
+                ..Default::default()
+            },
+            endpoints: memory,
+            source: "scan-json".into(),
+        };
+        let capture = Capture {
+            file: "c.json".into(),
+            format: CaptureFormat::Netcarve,
+            rows,
+            precision: Precision::Tick,
+            collected_raw: None,
+            host: None,
+            utc_offset_minutes: None,
+            tz_source: "utc".into(),
+            warnings: vec![],
+        };
+        compare(
+            &side,
+            &[capture],
+            &CompareOptions {
+                tolerance_ticks: tol,
+            },
+        )
+    }
+
+    fn classes(r: &Report) -> Vec<&'static str> {
+        r.rows.iter().map(|r| r.class.name()).collect()
+    }
+
+    #[test]
+    fn every_class() {
+        let established = mem(
+            0x1000,
+            "TcpE",
+            ("10.0.0.5", 49723),
+            Some(("93.184.216.34", 443)),
+            Some(1236),
+        );
+        let hidden = mem(
+            0x2000,
+            "TcpE",
+            ("10.0.0.5", 49724),
+            Some(("6.6.6.6", 443)),
+            Some(666),
+        );
+        let mut freed = mem(
+            0x3000,
+            "TcpE",
+            ("10.0.0.5", 49725),
+            Some(("1.1.1.1", 80)),
+            Some(4),
+        );
+        freed.pool_status = PoolStatus::Freed;
+        let mut later = mem(0x4000, "UdpA", ("0.0.0.0", 5353), None, Some(2104));
+        later.create_time_raw = Some(T + 50_000_000);
+        let pid_moved = mem(
+            0x5000,
+            "TcpL",
+            ("0.0.0.0", 135),
+            Some(("0.0.0.0", 0)),
+            Some(928),
+        );
+        let time_moved = mem(
+            0x6000,
+            "TcpE",
+            ("10.0.0.5", 50000),
+            Some(("8.8.8.8", 53)),
+            Some(900),
+        );
+        let mut no_field = mem(
+            0x7000,
+            "TcpE",
+            ("10.0.0.5", 50001),
+            Some(("8.8.4.4", 443)),
+            Some(900),
+        );
+        no_field.create_time_raw = None;
+        no_field.flags = vec![flag::NO_TIME_FIELD.into()];
+        let state_moved = mem(
+            0x8000,
+            "TcpE",
+            ("10.0.0.5", 50002),
+            Some(("9.9.9.9", 443)),
+            Some(900),
+        );
+
+        let mut rows = vec![cap(&established, 1)];
+        let mut r = cap(&pid_moved, 2);
+        r.pid = Some(1000);
+        rows.push(r);
+        let mut r = cap(&time_moved, 3);
+        r.create_time_raw = Some(T - 1001);
+        rows.push(r);
+        let mut r = cap(&no_field, 4);
+        r.create_time_raw = Some(0);
+        rows.push(r);
+        let mut r = cap(&state_moved, 5);
+        r.state = Some(TcpState::CloseWait);
+        rows.push(r);
+        let ghost = mem(0, "TcpE", ("10.0.0.5", 1), Some(("2.2.2.2", 2)), Some(5));
+        rows.push(cap(&ghost, 6));
+
+        let memory = vec![
+            established,
+            hidden,
+            freed,
+            later,
+            pid_moved,
+            time_moved,
+            no_field,
+            state_moved,
+        ];
+        let report = run(memory.clone(), rows.clone(), None);
+        assert_eq!(
+            classes(&report),
+            [
+                "hidden_from_api",
+                "not_in_memory",
+                "pid_mismatch",
+                "time_mismatch",
+                "api_zero_time",
+                "state_changed",
+                "created_after_capture",
+                "freed_only",
+                "match"
+            ]
+        );
+        assert_eq!(report.rows[4].cause, Some(Cause::NoTimeField));
+        assert_eq!(report.rows[3].delta_seconds, Some(1e-7));
+        assert_eq!(report.summary.discrepancies, 6);
+        assert_eq!(report.exit_code(), 1);
+        // A 1-tick difference is inside a 500 ms tolerance.
+        let relaxed = run(memory, rows, Some(5_000_000));
+        assert_eq!(relaxed.summary.by_class["time_mismatch"], 0);
+        assert_eq!(relaxed.research.verdict, "supported");
+    }
+
+    #[test]
+    fn dual_stack_time_wait_and_zero_causes() {
+        let mut listener = mem(0x1000, "TcpL", ("::", 445), Some(("::", 0)), Some(4));
+        listener.dual_stack = true;
+        let tw = mem(
+            0x2000,
+            "TcTW",
+            ("10.0.0.5", 50010),
+            Some(("1.2.3.4", 80)),
+            None,
+        );
+        let mut zero = mem(
+            0x3000,
+            "TcpE",
+            ("10.0.0.5", 50011),
+            Some(("1.2.3.5", 80)),
+            Some(8),
+        );
+        zero.create_time_raw = Some(0);
+        zero.flags = vec![flag::ZERO_TIME.into()];
+        let has_time = mem(
+            0x4000,
+            "TcpE",
+            ("10.0.0.5", 50012),
+            Some(("1.2.3.6", 80)),
+            Some(8),
+        );
+
+        let mut v4 = cap(&listener, 1);
+        v4.family = Family::Ipv4;
+        v4.local_addr = "0.0.0.0".into();
+        v4.remote_addr = Some("0.0.0.0".into());
+        let v6 = cap(&listener, 2);
+        let tw_row = cap(&tw, 3);
+        assert_eq!(tw_row.pid, Some(0));
+        let mut z = cap(&zero, 4);
+        z.create_time_raw = Some(0);
+        let mut h = cap(&has_time, 5);
+        h.create_time_raw = Some(0);
+        let report = run(
+            vec![listener, tw, zero, has_time],
+            vec![v4, v6, tw_row, z, h],
+            None,
+        );
+        let causes: Vec<_> = report.rows.iter().filter_map(|r| r.cause).collect();
+        assert_eq!(causes, [Cause::KernelTimeZero, Cause::KernelHasTime]);
+        assert_eq!(report.summary.by_class["match"], 3);
+        assert_eq!(report.summary.discrepancies, 2);
+        assert_eq!(report.research.verdict, "refuted");
+    }
+
+    #[test]
+    fn agreement_exits_zero() {
+        let a = mem(0x1000, "UdpA", ("::", 53), None, Some(1));
+        let report = run(vec![a.clone()], vec![cap(&a, 1)], None);
+        assert_eq!(report.exit_code(), 0);
+        assert_eq!(report.research.verdict, "inconclusive");
+    }
+
+    #[test]
+    fn tolerance_and_offsets_parse() {
+        assert_eq!(parse_tolerance("0"), Ok(0));
+        assert_eq!(parse_tolerance("500ms"), Ok(5_000_000));
+        assert_eq!(parse_tolerance("2s"), Ok(20_000_000));
+        assert_eq!(parse_tolerance("1.5"), Ok(15_000_000));
+        assert!(parse_tolerance("-1s").is_err());
+        assert!(parse_tolerance("2 fortnights").is_err());
+        assert!(parse_tolerance("1e400").is_err());
+        assert_eq!(parse_utc_offset("+01:00"), Ok(60));
+        assert_eq!(parse_utc_offset("-0530"), Ok(-330));
+        assert_eq!(parse_utc_offset("Z"), Ok(0));
+        assert_eq!(parse_utc_offset("+2"), Ok(120));
+        assert!(parse_utc_offset("+25:00").is_err());
+        assert!(parse_utc_offset("east").is_err());
+    }
+
+    #[test]
+    fn process_names() {
+        assert!(same_process("chrome.exe", "chrome"));
+        assert!(same_process("CHROME.EXE", "chrome.exe"));
+        assert!(same_process("MsMpEngCP.exe", "msmpengcp"));
+        assert!(same_process("SearchProtocolH", "SearchProtocolHost.exe"));
+        assert!(!same_process("evil.exe", "chrome"));
+    }
+}

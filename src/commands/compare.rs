@@ -1,6 +1,83 @@
-use crate::cli::CompareArgs;
-use crate::error::{Error, Result};
+//! `netcarve compare`: memory side (scan JSON or image) + captures → report; exit 1 on discrepancies.
+use crate::capture::{read_capture, CaptureFormat, TimeContext};
+use crate::cli::{CompareArgs, CompareFormat};
+use crate::compare::{
+    compare, load_memory_json, parse_tolerance, parse_utc_offset, CompareOptions, MemorySide,
+};
+use crate::error::{io_error, Error, Result};
+use crate::scan::{scan_image, ScanOptions};
+use std::io::IsTerminal;
 
-pub fn run(_args: &CompareArgs) -> Result<u8> {
-    Err(Error::usage("`compare` is being written"))
+pub fn run(args: &CompareArgs) -> Result<u8> {
+    let forced = match args.capture_format.trim() {
+        "auto" | "" => None,
+        name => Some(CaptureFormat::from_name(name).ok_or_else(|| {
+            let names: Vec<&str> = CaptureFormat::ALL.iter().map(|f| f.name()).collect();
+            Error::usage(format!(
+                "--capture-format: unknown format {name:?} (auto, {})",
+                names.join(", ")
+            ))
+        })?),
+    };
+    let tolerance_ticks = args
+        .tolerance
+        .as_deref()
+        .map(parse_tolerance)
+        .transpose()
+        .map_err(|m| Error::usage(format!("--tolerance: {m}")))?;
+    let capture_tz_minutes = args
+        .capture_tz
+        .as_deref()
+        .map(parse_utc_offset)
+        .transpose()
+        .map_err(|m| Error::usage(format!("--capture-tz: {m}")))?;
+
+    let memory = match load_memory_json(&args.input)? {
+        Some(side) => side,
+        None => {
+            let opts = ScanOptions {
+                dtb: args.dtb,
+                profile: args.profile.clone(),
+                threads: args.threads,
+                progress: !args.quiet && std::io::stderr().is_terminal(),
+                ..Default::default()
+            };
+            let scanned = scan_image(&args.input, &opts)?;
+            MemorySide {
+                image: scanned.image,
+                endpoints: scanned.endpoints,
+                source: "image".to_string(),
+            }
+        }
+    };
+    let time = TimeContext {
+        capture_tz_minutes,
+        // KUSER TimeZoneBias: UTC = local + bias, so the offset east of UTC is −bias.
+        image_offset_minutes: memory.image.timezone_bias_minutes.map(|b| -b),
+    };
+    let captures = args
+        .live
+        .iter()
+        .map(|path| read_capture(path, forced, &time))
+        .collect::<Result<Vec<_>>>()?;
+    let report = compare(&memory, &captures, &CompareOptions { tolerance_ticks });
+
+    let mut out = super::output_writer(args.output.as_deref())?;
+    let written = match args.format {
+        CompareFormat::Table => crate::output::compare::table(&report, &mut *out),
+        CompareFormat::Json => crate::output::compare::json(&report, &mut *out),
+        CompareFormat::Csv => crate::output::compare::csv(&report, &mut *out),
+    }
+    .and_then(|()| out.flush());
+    if let Err(e) = written {
+        // A closed pipe (`| head`) is not an error worth exit code 2.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            let target = args
+                .output
+                .clone()
+                .unwrap_or_else(|| std::path::PathBuf::from("<stdout>"));
+            return Err(io_error(target, &e));
+        }
+    }
+    Ok(report.exit_code())
 }

@@ -1,0 +1,376 @@
+//! `cargo bench --bench scan_speed`: netcarve's scan against the memory-speed baseline, in one run.
+//!
+//! 1. Synthesizes (sparse-fast, non-zero noise) a raw image and a bitmap crash dump of the same content with
+//!    thousands of planted endpoints, and checks every planted endpoint is found (recall at scale).
+//! 2. Hot cache, interleaved, median of N runs: (a) memchr::memmem counting one tag over the same mmap with
+//!    2 threads; (b) `netcarve scan IMAGE --format json -o /dev/null` as a whole process with 2 threads.
+//!    Prints GB/s and the ratio b/a, for raw and bitmap.
+//! 3. Cold cache (posix_fadvise DONTNEED): a sequential read of the file vs the scan.
+//! 4. Scaling: `--threads 1` vs `--threads 2`.
+//! 5. Peak anonymous memory (RssAnon, polled) of the scan on this image and on a 4x larger sparse one.
+//! 6. Time to first output row on the committed sample.
+//! 7. Optionally Volatility 3 (`NETCARVE_BENCH_VOL=path/to/vol`) on a small image, as a ratio.
+//!
+//! Sizes: `NETCARVE_BENCH_GIB` (default 4), runs: `NETCARVE_BENCH_RUNS` (default 5).
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_netcarve");
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn run_ok(cmd: &mut Command) {
+    let out = cmd.output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "{:?} failed: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Synthesizes into `dir` unless a previous run left the same image there.
+fn synth(dir: &Path, container: &str, size_gib: u64, endpoints: u64) -> PathBuf {
+    let stamp = dir.join("args");
+    let args = format!("{container} {size_gib} {endpoints}");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(args.as_str()) {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).unwrap();
+        let t = Instant::now();
+        run_ok(
+            Command::new(BIN)
+                .args([
+                    "synth",
+                    "--profile",
+                    "win10-19041-x64",
+                    "--container",
+                    container,
+                    "--seed",
+                    "7",
+                    "--size",
+                    &format!("{size_gib}G"),
+                    "--endpoints",
+                    &endpoints.to_string(),
+                    "--out",
+                ])
+                .arg(dir),
+        );
+        eprintln!(
+            "synthesized {container} {size_gib} GiB in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        std::fs::write(&stamp, args).unwrap();
+    }
+    let image = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_stem().is_some_and(|s| s == "memory")
+                && p.extension().is_some_and(|e| e != "vmss")
+        })
+        .expect("image in synth output");
+    image
+}
+
+/// The baseline: count one 4-byte tag with memchr::memmem over the mmap, split over `threads`.
+fn memmem_baseline(path: &Path, threads: usize) -> f64 {
+    let file = std::fs::File::open(path).unwrap();
+    let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
+    let t = Instant::now();
+    let chunk = map.len().div_ceil(threads);
+    let total: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = map
+            .chunks(chunk)
+            .map(|c| s.spawn(move || memchr::memmem::find_iter(c, b"TcpE").count()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    let secs = t.elapsed().as_secs_f64();
+    assert!(total > 0);
+    secs
+}
+
+/// Runs a scan process; returns (seconds, peak RssAnon in KiB).
+fn scan_process(path: &Path, threads: usize, out: &str) -> (f64, u64) {
+    let t = Instant::now();
+    let mut child = Command::new(BIN)
+        .args([
+            "scan",
+            "--quiet",
+            "--format",
+            "json",
+            "--threads",
+            &threads.to_string(),
+            "-o",
+            out,
+        ])
+        .arg(path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = 0u64;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(&status_path) {
+            if let Some(kib) = s
+                .lines()
+                .find(|l| l.starts_with("RssAnon:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                peak = peak.max(kib);
+            }
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            assert!(st.success(), "scan failed: {err}");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    (t.elapsed().as_secs_f64(), peak)
+}
+
+fn evict(path: &Path) {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(path).unwrap();
+    // SAFETY: plain syscall on an open descriptor.
+    unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+}
+
+fn sequential_read(path: &Path) -> f64 {
+    let t = Instant::now();
+    let mut f = std::fs::File::open(path).unwrap();
+    let mut buf = vec![0u8; 8 << 20];
+    while f.read(&mut buf).unwrap() > 0 {}
+    t.elapsed().as_secs_f64()
+}
+
+fn warm(path: &Path) {
+    sequential_read(path);
+}
+
+fn recall(dir: &Path, image: &Path) {
+    let out = dir.join("scan.json");
+    run_ok(
+        Command::new(BIN)
+            .args(["scan", "--quiet", "--format", "json", "-o"])
+            .arg(&out)
+            .arg(image),
+    );
+    let scan: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let truth: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("truth.json")).unwrap()).unwrap();
+    let found: std::collections::HashSet<String> = scan["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    let planted = truth["endpoints"].as_array().unwrap();
+    let missing = planted
+        .iter()
+        .filter(|e| !found.contains(&e.to_string()))
+        .count();
+    let decoys: std::collections::HashSet<String> = truth["decoys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["physical_offset"].to_string())
+        .collect();
+    let reported_decoys = scan["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| decoys.contains(&e["physical_offset"].to_string()))
+        .count();
+    println!(
+        "recall: {} planted endpoints, {} found with every field equal, {} missing; {} decoys, {} reported",
+        planted.len(),
+        planted.len() - missing,
+        missing,
+        decoys.len(),
+        reported_decoys
+    );
+    assert_eq!(missing, 0, "planted endpoints missing from the scan");
+    assert_eq!(reported_decoys, 0, "decoys reported");
+}
+
+fn time_to_first_row(sample: &Path) -> f64 {
+    let t = Instant::now();
+    let mut child = Command::new(BIN)
+        .args(["scan", "--quiet", "--format", "jsonl"])
+        .arg(sample)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let _ = child.wait();
+    assert!(!line.is_empty(), "no output row");
+    secs
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: only run when benchmarking.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let gib = env_num("NETCARVE_BENCH_GIB", 4);
+    let runs = env_num("NETCARVE_BENCH_RUNS", 5) as usize;
+    let endpoints = env_num("NETCARVE_BENCH_ENDPOINTS", 5000);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
+    let raw = synth(&root.join("raw"), "raw", gib, endpoints);
+    let bitmap = synth(&root.join("bitmap"), "bitmap", gib, endpoints);
+    recall(&root.join("raw"), &raw);
+    recall(&root.join("bitmap"), &bitmap);
+
+    println!("\nhot cache, median of {runs} interleaved runs, 2 threads");
+    println!(
+        "{:<10} {:>12} {:>10} {:>14} {:>10} {:>8}",
+        "container", "size", "memmem", "netcarve scan", "ratio", "target"
+    );
+    for (name, image) in [("raw", &raw), ("bitmap", &bitmap)] {
+        let size = std::fs::metadata(image).unwrap().len() as f64;
+        warm(image);
+        let (mut a, mut b) = (vec![], vec![]);
+        for _ in 0..runs {
+            a.push(memmem_baseline(image, 2));
+            b.push(scan_process(image, 2, "/dev/null").0);
+        }
+        let (a, b) = (median(a), median(b));
+        println!(
+            "{:<10} {:>9.2} GB {:>7.2} GB/s {:>11.2} GB/s {:>9.2}x {:>8}",
+            name,
+            size / 1e9,
+            size / a / 1e9,
+            size / b / 1e9,
+            b / a,
+            "<= 1.15x"
+        );
+    }
+
+    println!("\ncold cache (posix_fadvise DONTNEED before each run), median of {runs}");
+    for (name, image) in [("raw", &raw), ("bitmap", &bitmap)] {
+        let size = std::fs::metadata(image).unwrap().len() as f64;
+        let (mut a, mut b) = (vec![], vec![]);
+        for _ in 0..runs {
+            evict(image);
+            a.push(sequential_read(image));
+            evict(image);
+            b.push(scan_process(image, 2, "/dev/null").0);
+        }
+        let (a, b) = (median(a), median(b));
+        println!(
+            "{:<10} read {:>7.2} GB/s   scan {:>7.2} GB/s   ratio {:>5.2}x (target <= 1.1x)",
+            name,
+            size / a / 1e9,
+            size / b / 1e9,
+            b / a
+        );
+    }
+
+    warm(&raw);
+    let (mut one, mut two) = (vec![], vec![]);
+    for _ in 0..runs {
+        one.push(scan_process(&raw, 1, "/dev/null").0);
+        two.push(scan_process(&raw, 2, "/dev/null").0);
+    }
+    println!(
+        "\nscaling: 1 thread {:.3} s, 2 threads {:.3} s: {:.2}x (target >= 1.7x)",
+        median(one.clone()),
+        median(two.clone()),
+        median(one) / median(two)
+    );
+
+    let (_, rss) = scan_process(&raw, 2, "/dev/null");
+    let big = synth(&root.join("big"), "raw", gib * 4, endpoints);
+    let (_, rss_big) = scan_process(&big, 2, "/dev/null");
+    println!(
+        "\npeak RssAnon: {} GiB image {:.1} MiB, {} GiB image {:.1} MiB (target < 64 MiB)",
+        gib,
+        rss as f64 / 1024.0,
+        gib * 4,
+        rss_big as f64 / 1024.0
+    );
+
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/win10-19041-x64/memory.dmp");
+    if sample.exists() {
+        let mut t: Vec<f64> = (0..runs).map(|_| time_to_first_row(&sample)).collect();
+        t.sort_by(|a, b| a.total_cmp(b));
+        println!(
+            "\ntime to first row on {}: median {:.3} s (target < 0.2 s)",
+            sample.display(),
+            median(t)
+        );
+    }
+
+    if let Ok(vol) = std::env::var("NETCARVE_BENCH_VOL") {
+        bench_vol(&vol, &root);
+    }
+}
+
+/// Volatility 3 netscan vs netcarve scan on a small image (Volatility needs its ISF: synth --isf-dir).
+fn bench_vol(vol: &str, root: &Path) {
+    let dir = root.join("vol");
+    let _ = std::fs::remove_dir_all(&dir);
+    run_ok(
+        Command::new(BIN)
+            .args([
+                "synth",
+                "--profile",
+                "win10-19041-x64",
+                "--container",
+                "raw",
+                "--size",
+                "256M",
+                "--seed",
+                "7",
+                "--isf-dir",
+            ])
+            .arg(dir.join("isf"))
+            .arg("--out")
+            .arg(&dir),
+    );
+    let image = dir.join("memory.raw");
+    warm(&image);
+    let t = Instant::now();
+    run_ok(
+        Command::new(vol)
+            .args(["-q", "--offline", "-r", "json", "-s"])
+            .arg(dir.join("isf"))
+            .arg("-f")
+            .arg(&image)
+            .arg("windows.netscan"),
+    );
+    let v = t.elapsed().as_secs_f64();
+    let (n, _) = scan_process(&image, 2, "/dev/null");
+    println!(
+        "\nVolatility 3 netscan {:.2} s, netcarve scan {:.3} s on 256 MiB: netcarve {:.0}x faster",
+        v,
+        n,
+        v / n
+    );
+}

@@ -1,0 +1,110 @@
+//! netcarve's own capture JSON (docs/capture-format.md): raw FILETIMEs, MIB states, collection time.
+use super::{field, json_kind, json_text, json_u64, Capture, ParseContext, Precision};
+use crate::record::{Family, Proto, TcpState};
+use serde_json::{Map, Value};
+
+/// Parses the whole object. Rows are numbered 1.. over `tcp` then `udp`; a bad row is skipped
+/// with a warning.
+pub fn parse(
+    ctx: &mut ParseContext,
+    top: &Map<String, Value>,
+    capture: &mut Capture,
+) -> Result<(), String> {
+    if let Some(v) = field(top, "version") {
+        let version = json_u64(v).map_err(|m| format!("\"version\": {m}"))?;
+        if version != 1 {
+            return Err(format!("capture version {version} is not supported (1 is)"));
+        }
+    }
+    capture.collected_raw = match field(top, "collected_raw") {
+        Some(v) => Some(json_u64(v).map_err(|m| format!("\"collected_raw\": {m}"))?),
+        None => None,
+    };
+    capture.host = field(top, "host").and_then(|v| json_text(v).ok());
+    capture.utc_offset_minutes = field(top, "utc_offset_minutes").and_then(Value::as_i64);
+    let mut line = 0u64;
+    let mut first_error = None;
+    let mut total = 0usize;
+    for (key, proto) in [("tcp", Proto::Tcp), ("udp", Proto::Udp)] {
+        let rows = match field(top, key) {
+            None => continue,
+            Some(Value::Array(rows)) => rows,
+            Some(other) => return Err(format!("\"{key}\" is {}, not an array", json_kind(other))),
+        };
+        for value in rows {
+            line += 1;
+            total += 1;
+            let result = match value {
+                Value::Object(obj) => parse_row(ctx, line, proto, obj),
+                other => Err(format!("expected an object, found {}", json_kind(other))),
+            };
+            match result {
+                Ok(row) => capture.rows.push(row),
+                Err(m) => {
+                    let m = format!("{key} row {line}: {m}");
+                    first_error.get_or_insert_with(|| m.clone());
+                    capture.warnings.push(format!("{m}; row skipped"));
+                }
+            }
+        }
+    }
+    if capture.rows.is_empty() && total > 0 {
+        return Err(first_error.unwrap_or_else(|| "no usable rows".into()));
+    }
+    // Raw FILETIMEs are UTC by definition.
+    ctx.tz_used.insert("utc");
+    Ok(())
+}
+
+fn parse_row(
+    ctx: &mut ParseContext,
+    line: u64,
+    proto: Proto,
+    obj: &Map<String, Value>,
+) -> Result<crate::record::CaptureRow, String> {
+    let need = |k: &str| field(obj, k).ok_or_else(|| format!("missing \"{k}\""));
+    let family = match field(obj, "family").map(json_text).transpose()? {
+        Some(f) => Some(match f.to_ascii_lowercase().as_str() {
+            "ipv4" | "2" => Family::Ipv4,
+            "ipv6" | "23" => Family::Ipv6,
+            _ => return Err(format!("unknown family {f:?}")),
+        }),
+        None => None,
+    };
+    let local_addr = json_text(need("local_addr")?)?;
+    let local_port = json_u64(need("local_port")?)?;
+    let remote_addr = field(obj, "remote_addr").map(json_text).transpose()?;
+    let remote_port = field(obj, "remote_port").map(json_u64).transpose()?;
+    let state = match (proto, field(obj, "state")) {
+        (Proto::Tcp, Some(v)) => {
+            let mib = json_u64(v)?;
+            Some(
+                u32::try_from(mib)
+                    .ok()
+                    .and_then(TcpState::from_mib)
+                    .ok_or_else(|| format!("state {mib} is not a MIB_TCP_STATE (1-12)"))?,
+            )
+        }
+        _ => None,
+    };
+    let pid = field(obj, "pid").map(json_u64).transpose()?;
+    let process = field(obj, "process").map(json_text).transpose()?;
+    let time = field(obj, "create_time_raw")
+        .map(json_u64)
+        .transpose()?
+        .map(|raw| (raw, Precision::Tick));
+    let remote = remote_addr
+        .as_deref()
+        .map(|a| (a, remote_port.unwrap_or(0)));
+    ctx.row(
+        line,
+        proto,
+        family,
+        (&local_addr, local_port),
+        remote,
+        state,
+        pid,
+        process,
+        time,
+    )
+}

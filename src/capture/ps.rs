@@ -1,0 +1,93 @@
+//! Get-NetworkConnection (the version with `Timestamp`) through ConvertTo-Json: Windows PowerShell
+//! 5.1 (`/Date(ms)/`, UTC) and PowerShell 7 (ISO-8601 with the local offset).
+use super::{field, json_text, json_u64, ParseContext};
+use crate::record::{CaptureRow, Proto, TcpState};
+use serde_json::{Map, Value};
+
+pub fn parse_row(
+    ctx: &mut ParseContext,
+    line: u64,
+    obj: &Map<String, Value>,
+) -> Result<CaptureRow, String> {
+    let proto = parse_proto(field(obj, "Protocol"))?;
+    let local = json_text(field(obj, "LocalAddress").ok_or("missing \"LocalAddress\"")?)?;
+    let local_port = json_u64(field(obj, "LocalPort").ok_or("missing \"LocalPort\"")?)?;
+    let remote = field(obj, "RemoteAddress").map(json_text).transpose()?;
+    let remote_port = field(obj, "RemotePort").map(json_u64).transpose()?;
+    let state = parse_state(field(obj, "State"))?;
+    let pid = field(obj, "ProcessId").map(json_u64).transpose()?;
+    let process = field(obj, "Process").map(json_text).transpose()?;
+    let time = match field(obj, "Timestamp") {
+        Some(v) => Some(ctx.parse_date(&date_text(v)?)?),
+        None => None,
+    };
+    ctx.row(
+        line,
+        proto,
+        None,
+        (&local, local_port),
+        remote.as_deref().map(|r| (r, remote_port.unwrap_or(0))),
+        state,
+        pid,
+        process,
+        time,
+    )
+}
+
+/// `TCP`/`UDP` (also `TCPv6`-style spellings); a missing protocol is an error, not a guess.
+pub fn parse_proto(v: Option<&Value>) -> Result<Proto, String> {
+    let text = json_text(v.ok_or("missing \"Protocol\"")?)?;
+    let upper = text.trim().to_ascii_uppercase();
+    if upper.starts_with("TCP") || upper == "6" {
+        Ok(Proto::Tcp)
+    } else if upper.starts_with("UDP") || upper == "17" {
+        Ok(Proto::Udp)
+    } else {
+        Err(format!("unknown protocol {text:?}"))
+    }
+}
+
+/// A state name in any producer's spelling, or a MIB number; empty means none (UDP).
+pub fn parse_state(v: Option<&Value>) -> Result<Option<TcpState>, String> {
+    match v {
+        None => Ok(None),
+        Some(Value::Number(_)) => {
+            let n = json_u64(v.unwrap_or(&Value::Null))?;
+            mib_state(n).map(Some)
+        }
+        Some(other) => {
+            let text = json_text(other)?;
+            if text.trim().is_empty() {
+                return Ok(None);
+            }
+            if let Ok(n) = text.trim().parse::<u64>() {
+                return mib_state(n).map(Some);
+            }
+            // Get-NetTCPConnection's `Bound`: a bound, unconnected endpoint, CLOSED in the kernel.
+            if text.trim().eq_ignore_ascii_case("bound") {
+                return Ok(Some(TcpState::Closed));
+            }
+            TcpState::parse_any(&text)
+                .map(Some)
+                .ok_or_else(|| format!("unknown TCP state {text:?}"))
+        }
+    }
+}
+
+fn mib_state(n: u64) -> Result<TcpState, String> {
+    if n == 100 {
+        return Ok(TcpState::Closed);
+    }
+    u32::try_from(n)
+        .ok()
+        .and_then(TcpState::from_mib)
+        .ok_or_else(|| format!("state {n} is not a MIB_TCP_STATE"))
+}
+
+/// The date text, unwrapping 5.1's `{"value": "/Date(..)/", "DisplayHint": 2, ...}` form.
+pub fn date_text(v: &Value) -> Result<String, String> {
+    match v {
+        Value::Object(o) => json_text(field(o, "value").ok_or("date object without \"value\"")?),
+        other => json_text(other),
+    }
+}

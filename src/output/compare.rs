@@ -1,0 +1,345 @@
+//! Renders a compare [`Report`] as a table (hidden connections first and loudest), JSON or CSV.
+use crate::compare::{Class, CompareRow, Report};
+use crate::record::{CaptureRow, EndpointRecord, Proto};
+use std::io::Write;
+
+pub fn json(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, report).map_err(std::io::Error::other)?;
+    writeln!(out)
+}
+
+pub const CSV_HEADER: [&str; 24] = [
+    "class",
+    "cause",
+    "capture_file",
+    "capture_line",
+    "capture_format",
+    "proto",
+    "family",
+    "local_addr",
+    "local_port",
+    "remote_addr",
+    "remote_port",
+    "memory_state",
+    "capture_state",
+    "memory_pid",
+    "capture_pid",
+    "memory_process",
+    "capture_process",
+    "memory_create_time",
+    "capture_create_time",
+    "delta_seconds",
+    "tag",
+    "pool_status",
+    "physical_offset",
+    "note",
+];
+
+pub fn csv(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(CSV_HEADER).map_err(std::io::Error::other)?;
+    for r in &report.rows {
+        let m = r.memory.as_ref();
+        let c = r.capture.as_ref();
+        let opt = |v: Option<String>| v.unwrap_or_default();
+        let record = [
+            r.class.name().to_string(),
+            opt(r.cause.map(|c| c.name().to_string())),
+            r.capture_file.clone(),
+            opt(c.map(|c| c.line.to_string())),
+            opt(c.map(|c| c.source.clone())),
+            proto_of(m, c).to_string(),
+            opt(m
+                .map(|m| family_name(m.family))
+                .or(c.map(|c| family_name(c.family)))),
+            opt(m
+                .map(|m| m.local_addr.clone())
+                .or(c.map(|c| c.local_addr.clone()))),
+            opt(m
+                .map(|m| m.local_port)
+                .or(c.map(|c| c.local_port))
+                .map(|p| p.to_string())),
+            opt(m
+                .and_then(|m| m.remote_addr.clone())
+                .or(c.and_then(|c| c.remote_addr.clone()))),
+            opt(m
+                .and_then(|m| m.remote_port)
+                .or(c.and_then(|c| c.remote_port))
+                .map(|p| p.to_string())),
+            opt(m.and_then(|m| m.state).map(|s| s.name().to_string())),
+            opt(c.and_then(|c| c.state).map(|s| s.name().to_string())),
+            opt(m.and_then(|m| m.pid).map(|p| p.to_string())),
+            opt(c.and_then(|c| c.pid).map(|p| p.to_string())),
+            opt(m.and_then(|m| m.process.clone())),
+            opt(c.and_then(|c| c.process.clone())),
+            opt(m.and_then(memory_time)),
+            opt(c.and_then(|c| c.create_time.clone())),
+            opt(r.delta_seconds.map(|d| format!("{d:.7}"))),
+            opt(m.map(|m| m.tag.clone())),
+            opt(m.map(|m| pool_status(m).to_string())),
+            opt(m.map(|m| m.physical_offset.to_string())),
+            r.note.clone(),
+        ];
+        w.write_record(&record).map_err(std::io::Error::other)?;
+    }
+    w.flush()
+}
+
+fn family_name(f: crate::record::Family) -> String {
+    match f {
+        crate::record::Family::Ipv4 => "ipv4".into(),
+        crate::record::Family::Ipv6 => "ipv6".into(),
+    }
+}
+
+fn pool_status(m: &EndpointRecord) -> &'static str {
+    match m.pool_status {
+        crate::record::PoolStatus::Allocated => "allocated",
+        crate::record::PoolStatus::Freed => "freed",
+    }
+}
+
+fn proto_of(m: Option<&EndpointRecord>, c: Option<&CaptureRow>) -> &'static str {
+    match m.map(|m| m.proto).or(c.map(|c| c.proto)) {
+        Some(Proto::Tcp) => "TCP",
+        Some(Proto::Udp) => "UDP",
+        None => "",
+    }
+}
+
+/// The memory side's time as shown: ISO, or why there is none.
+fn memory_time(m: &EndpointRecord) -> Option<String> {
+    if m.has_flag(crate::record::flag::NO_TIME_FIELD) {
+        return Some("(no time field)".into());
+    }
+    m.create_time.clone()
+}
+
+fn endpoint_text(addr: Option<&str>, port: Option<u16>) -> String {
+    match (addr, port) {
+        (Some(a), Some(p)) if a.contains(':') => format!("[{a}]:{p}"),
+        (Some(a), Some(p)) => format!("{a}:{p}"),
+        (Some(a), None) => a.to_string(),
+        (None, _) => "*:*".to_string(),
+    }
+}
+
+/// `proto local -> remote` from whichever side is present (memory first).
+fn connection_text(r: &CompareRow) -> String {
+    let m = r.memory.as_ref();
+    let c = r.capture.as_ref();
+    let local = m
+        .map(|m| endpoint_text(Some(&m.local_addr), Some(m.local_port)))
+        .or(c.map(|c| endpoint_text(Some(&c.local_addr), Some(c.local_port))))
+        .unwrap_or_default();
+    let remote = m
+        .map(|m| endpoint_text(m.remote_addr.as_deref(), m.remote_port))
+        .or(c.map(|c| endpoint_text(c.remote_addr.as_deref(), c.remote_port)))
+        .unwrap_or_default();
+    format!("{} {local} -> {remote}", proto_of(m, c))
+}
+
+fn both<T: PartialEq + std::fmt::Display>(m: Option<T>, c: Option<T>) -> String {
+    let show = |v: &Option<T>| {
+        v.as_ref()
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "-".into())
+    };
+    match (&m, &c) {
+        (Some(a), Some(b)) if a == b => a.to_string(),
+        (None, None) => "-".to_string(),
+        _ => format!("{}/{}", show(&m), show(&c)),
+    }
+}
+
+pub fn table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    let image = &report.image;
+    writeln!(
+        out,
+        "memory: {} ({}, NT {}.{} build {}, {}), acquired {}",
+        image.file.as_deref().unwrap_or("-"),
+        report.memory_source,
+        image.nt.major,
+        image.nt.minor,
+        image.nt.build,
+        if image.arch.is_empty() {
+            "-"
+        } else {
+            &image.arch
+        },
+        image.system_time.as_deref().unwrap_or("unknown")
+    )?;
+    for c in &report.captures {
+        let tolerance = c
+            .tolerance_seconds
+            .map(|t| format!("tolerance {t} s"))
+            .unwrap_or_else(|| "no times".into());
+        let collected = match c.collected_source.as_str() {
+            "capture" => format!("collected {}", c.collected.as_deref().unwrap_or("-")),
+            "assumed_acquisition_time" => format!(
+                "collected {} (assumed: the image's acquisition time)",
+                c.collected.as_deref().unwrap_or("-")
+            ),
+            _ => "collection time unknown".into(),
+        };
+        writeln!(
+            out,
+            "capture: {} ({}, {} rows, precision {}, {tolerance}, {collected}, times: {})",
+            c.file, c.format, c.rows, c.precision, c.tz_source
+        )?;
+        for w in &c.warnings {
+            writeln!(out, "  warning: {w}")?;
+        }
+    }
+    let hidden: Vec<&CompareRow> = report
+        .rows
+        .iter()
+        .filter(|r| r.class == Class::HiddenFromApi)
+        .collect();
+    if !hidden.is_empty() {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "!!! HIDDEN FROM API: {} allocated endpoint object(s) in memory that the capture does not list (rootkit candidates) !!!",
+            hidden.len()
+        )?;
+        for r in &hidden {
+            if let Some(m) = &r.memory {
+                writeln!(
+                    out,
+                    "!!!   {}  {}  pid {} {}  created {}  [{} {} @ {}]  not in {}",
+                    connection_text(r),
+                    m.state.map(|s| s.name()).unwrap_or("-"),
+                    m.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                    m.process.as_deref().unwrap_or("-"),
+                    memory_time(m).unwrap_or_else(|| "-".into()),
+                    m.tag,
+                    pool_status(m),
+                    m.physical_offset,
+                    r.capture_file
+                )?;
+            }
+        }
+    }
+    writeln!(out)?;
+    let header = [
+        "CLASS",
+        "CAUSE",
+        "CONNECTION",
+        "STATE",
+        "PID",
+        "PROCESS",
+        "MEMORY TIME",
+        "API TIME",
+        "DELTA S",
+        "CAPTURE",
+        "NOTE",
+    ];
+    let mut cells: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
+    for r in &report.rows {
+        let m = r.memory.as_ref();
+        let c = r.capture.as_ref();
+        let class = if r.class == Class::HiddenFromApi {
+            "HIDDEN_FROM_API".to_string()
+        } else {
+            r.class.name().to_string()
+        };
+        cells.push(vec![
+            class,
+            r.cause.map(|c| c.name()).unwrap_or("").to_string(),
+            connection_text(r),
+            both(m.and_then(|m| m.state), c.and_then(|c| c.state)),
+            both(m.and_then(|m| m.pid), c.and_then(|c| c.pid)),
+            m.and_then(|m| m.process.clone())
+                .or(c.and_then(|c| c.process.clone()))
+                .unwrap_or_else(|| "-".into()),
+            m.and_then(memory_time).unwrap_or_else(|| "-".into()),
+            c.and_then(|c| c.create_time.clone())
+                .unwrap_or_else(|| "-".into()),
+            r.delta_seconds
+                .map(|d| format!("{d:+.7}"))
+                .unwrap_or_else(|| "-".into()),
+            match c {
+                Some(c) => format!("{}:{}", c.source, c.line),
+                None => "-".into(),
+            },
+            r.note.clone(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            cells
+                .iter()
+                .map(|row| row.get(i).map(|s| s.chars().count()).unwrap_or(0))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in &cells {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            let last = i + 1 == row.len();
+            if last {
+                line.push_str(cell);
+            } else {
+                let width = widths.get(i).copied().unwrap_or(0);
+                line.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    writeln!(out)?;
+    let counts: Vec<String> = Class::ALL
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c.name(),
+                report.summary.by_class.get(c.name()).copied().unwrap_or(0)
+            )
+        })
+        .collect();
+    writeln!(
+        out,
+        "summary: {} discrepancies; {}",
+        report.summary.discrepancies,
+        counts.join(", ")
+    )?;
+    let research = &report.research;
+    writeln!(out)?;
+    writeln!(out, "research: \"{}\"", research.hypothesis)?;
+    if research.table.is_empty() {
+        writeln!(
+            out,
+            "  no zero (1601) timestamps and no objects without a time field"
+        )?;
+    } else {
+        writeln!(
+            out,
+            "  {:<8} {:>6} {:<5} {:<5} {:<12} {:<14} {:>5}",
+            "SIDE", "BUILD", "PROTO", "TAG", "STATE", "KIND", "COUNT"
+        )?;
+        for t in &research.table {
+            writeln!(
+                out,
+                "  {:<8} {:>6} {:<5} {:<5} {:<12} {:<14} {:>5}",
+                t.side,
+                t.build,
+                match t.proto {
+                    Proto::Tcp => "TCP",
+                    Proto::Udp => "UDP",
+                },
+                t.tag.as_deref().unwrap_or("-"),
+                t.state.as_deref().unwrap_or("-"),
+                t.kind,
+                t.count
+            )?;
+        }
+    }
+    writeln!(
+        out,
+        "  verdict: {} ({})",
+        research.verdict, research.reasoning
+    )?;
+    Ok(())
+}
