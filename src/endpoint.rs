@@ -1,1 +1,556 @@
-//! (being written)
+//! Decoding: a pool-block candidate → an [`EndpointRecord`], following the rules of docs/internals.md
+//! "Endpoint records". Inline fields come from the block's bytes; pointers are followed through the
+//! kernel address space, and a failed read loses only the field it was for.
+use crate::calibrate::Overrides;
+use crate::filetime::to_iso;
+use crate::paging::VirtualMemory;
+use crate::profile::{Field, LocalAddrChain, Profile, RemoteAddrChain};
+use crate::record::{flag, EndpointRecord, Family, Hex, PoolStatus, Proto, TcpState};
+use crate::scan::{Candidate, TimeWindow};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// The local address could not be read (a pointer in its chain leads nowhere); `local_addr` is "".
+pub const FLAG_LOCAL_ADDR_UNREADABLE: &str = "local_addr_unreadable";
+/// The remote address could not be read; `remote_addr` is null.
+pub const FLAG_REMOTE_ADDR_UNREADABLE: &str = "remote_addr_unreadable";
+
+/// Which endpoint structure a pool tag stands for.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ObjectKind {
+    /// `_TCP_ENDPOINT` (TcpE, TTcb).
+    TcpEndpoint,
+    /// `_TCP_LISTENER` (TcpL).
+    TcpListener,
+    /// `_UDP_ENDPOINT` (UdpA).
+    UdpEndpoint,
+    /// TIME_WAIT endpoint (TcTW).
+    TimeWait,
+}
+
+impl ObjectKind {
+    pub const ALL: [ObjectKind; 4] = [
+        ObjectKind::TcpEndpoint,
+        ObjectKind::TcpListener,
+        ObjectKind::UdpEndpoint,
+        ObjectKind::TimeWait,
+    ];
+    /// The profile's name for the layout (`tcp_endpoint`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjectKind::TcpEndpoint => "tcp_endpoint",
+            ObjectKind::TcpListener => "tcp_listener",
+            ObjectKind::UdpEndpoint => "udp_endpoint",
+            ObjectKind::TimeWait => "time_wait",
+        }
+    }
+    pub fn proto(self) -> Proto {
+        match self {
+            ObjectKind::UdpEndpoint => Proto::Udp,
+            _ => Proto::Tcp,
+        }
+    }
+}
+
+/// The fields every kind shares, looked up in the profile.
+pub struct KindFields<'a> {
+    pub inet_af: &'a Field,
+    /// `None` for TcTW, which has no owner.
+    pub owner: Option<&'a Field>,
+    pub create_time: &'a Field,
+    /// Where the object starts, counted from the pool body.
+    pub body_offset: u64,
+}
+
+/// The profile fields of `kind`; `None` when the profile has no layout for it (TcTW on old builds).
+pub fn kind_fields(profile: &Profile, kind: ObjectKind) -> Option<KindFields<'_>> {
+    let t = &profile.tcpip;
+    Some(match kind {
+        ObjectKind::TcpEndpoint => KindFields {
+            inet_af: &t.tcp_endpoint.inet_af,
+            owner: Some(&t.tcp_endpoint.owner),
+            create_time: &t.tcp_endpoint.create_time,
+            body_offset: 0,
+        },
+        ObjectKind::TcpListener => KindFields {
+            inet_af: &t.tcp_listener.inet_af,
+            owner: Some(&t.tcp_listener.owner),
+            create_time: &t.tcp_listener.create_time,
+            body_offset: 0,
+        },
+        ObjectKind::UdpEndpoint => KindFields {
+            inet_af: &t.udp_endpoint.inet_af,
+            owner: Some(&t.udp_endpoint.owner),
+            create_time: &t.udp_endpoint.create_time,
+            body_offset: 0,
+        },
+        ObjectKind::TimeWait => {
+            let tw = t.time_wait.as_ref()?;
+            KindFields {
+                inet_af: &tw.inet_af,
+                owner: None,
+                create_time: &tw.create_time,
+                body_offset: tw.body_offset.get(),
+            }
+        }
+    })
+}
+
+/// Everything decoding needs besides the candidate.
+pub struct DecodeEnv<'a> {
+    pub profile: &'a Profile,
+    pub mem: &'a dyn VirtualMemory,
+    pub times: TimeWindow,
+    /// Required alignment of an owner's DirectoryTableBase (0x1000, or 0x20 under PAE).
+    pub dtb_align: u64,
+    /// Offsets found by self-calibration; they replace the profile's for their kind.
+    pub overrides: Overrides,
+}
+
+impl DecodeEnv<'_> {
+    /// The offsets to try for the owner of `kind`, best first.
+    fn owner_offsets(&self, kind: ObjectKind, field: &Field) -> Vec<u64> {
+        match self.overrides.owner.get(&kind) {
+            Some(off) => vec![*off],
+            None => field.candidates().collect(),
+        }
+    }
+    fn time_offsets(&self, kind: ObjectKind, field: &Field) -> Vec<u64> {
+        match self.overrides.create_time.get(&kind) {
+            Some(off) => vec![*off],
+            None => field.candidates().collect(),
+        }
+    }
+    /// Whether `t` lies in boot..=acquisition (true when the window is unknown on that side).
+    pub fn time_in_window(&self, t: u64) -> bool {
+        self.times.boot.is_none_or(|b| t >= b) && self.times.acquisition.is_none_or(|a| t <= a)
+    }
+}
+
+/// Little-endian reads from an object's bytes; `None` past the end.
+#[derive(Copy, Clone)]
+pub struct ObjectBytes<'a> {
+    pub bytes: &'a [u8],
+    pub pointer_size: u64,
+}
+
+impl ObjectBytes<'_> {
+    fn array<const N: usize>(&self, off: u64) -> Option<[u8; N]> {
+        let start = usize::try_from(off).ok()?;
+        self.bytes
+            .get(start..start.checked_add(N)?)?
+            .try_into()
+            .ok()
+    }
+    pub fn u32(&self, off: u64) -> Option<u32> {
+        self.array::<4>(off).map(u32::from_le_bytes)
+    }
+    pub fn u64(&self, off: u64) -> Option<u64> {
+        self.array::<8>(off).map(u64::from_le_bytes)
+    }
+    /// Ports are stored in network byte order.
+    pub fn port(&self, off: u64) -> Option<u16> {
+        self.array::<2>(off).map(u16::from_be_bytes)
+    }
+    pub fn ptr(&self, off: u64) -> Option<u64> {
+        if self.pointer_size == 8 {
+            self.u64(off)
+        } else {
+            self.u32(off).map(u64::from)
+        }
+    }
+}
+
+/// A valid owner process: PID and ImageFileName.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub pid: u32,
+    pub name: String,
+}
+
+/// Checks that `va` is an `_EPROCESS` (docs/internals.md "Owner") and returns its PID and name.
+pub fn owner_at(
+    mem: &dyn VirtualMemory,
+    profile: &Profile,
+    dtb_align: u64,
+    va: u64,
+) -> Option<Owner> {
+    if va == 0 {
+        return None;
+    }
+    let e = &profile.nt.eprocess;
+    let mut kind = [0u8; 1];
+    if !mem.read_virt(va.checked_add(e.dispatcher_type.off()?)?, &mut kind) || kind[0] != 3 {
+        return None;
+    }
+    let pid = mem.read_ptr(va.checked_add(e.unique_process_id.off()?)?)?;
+    if pid == 0 || pid % 4 != 0 || pid > 0xFFFF_FFFC {
+        return None;
+    }
+    let dtb = mem.read_ptr(va.checked_add(e.directory_table_base.off()?)?)?;
+    if dtb == 0 || dtb % dtb_align != 0 {
+        return None;
+    }
+    let mut name = [0u8; 15];
+    if !mem.read_virt(va.checked_add(e.image_file_name.off()?)?, &mut name) {
+        return None;
+    }
+    let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    let name = name.get(..len)?;
+    if name.is_empty() || !name.iter().all(|b| (0x20..=0x7e).contains(b)) {
+        return None;
+    }
+    Some(Owner {
+        pid: u32::try_from(pid).ok()?,
+        name: String::from_utf8_lossy(name).into_owned(),
+    })
+}
+
+/// Which offsets a valid record's owner and create time came from (for the calibration report).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldChoice {
+    pub kind: ObjectKind,
+    pub owner_offset: Option<u64>,
+    pub time_offset: Option<u64>,
+}
+
+/// The outcome of decoding one candidate.
+#[derive(Clone, Debug)]
+pub enum Decoded {
+    Valid(EndpointRecord, FieldChoice),
+    /// Structurally invalid; the record carries the `reason`.
+    Corrupt(EndpointRecord),
+}
+
+/// A record with only what the pool header says; the rest is filled in by decoding.
+fn skeleton(c: &Candidate) -> EndpointRecord {
+    EndpointRecord {
+        proto: c.kind.proto(),
+        family: Family::Ipv4,
+        local_addr: String::new(),
+        local_port: 0,
+        remote_addr: None,
+        remote_port: None,
+        state: None,
+        dual_stack: false,
+        pid: None,
+        process: None,
+        create_time: None,
+        create_time_raw: None,
+        tag: c.tag_text(),
+        pool_status: if c.header.is_freed() {
+            PoolStatus::Freed
+        } else {
+            PoolStatus::Allocated
+        },
+        physical_offset: Hex(c.offset),
+        virtual_address: None,
+        flags: vec![],
+        reason: None,
+    }
+}
+
+/// The `--include-corrupt` row of a candidate whose pool header failed its checks.
+pub fn header_only_record(c: &Candidate, reason: Option<&str>) -> EndpointRecord {
+    let mut r = skeleton(c);
+    r.reason = Some(format!(
+        "pool header: {}",
+        reason.unwrap_or("rejected by the header checks")
+    ));
+    r
+}
+
+fn corrupt(mut r: EndpointRecord, reason: String) -> Decoded {
+    r.reason = Some(reason);
+    Decoded::Corrupt(r)
+}
+
+/// Reads 4 or 16 address bytes at `va` and renders them canonically.
+fn read_addr(mem: &dyn VirtualMemory, va: u64, family: Family) -> Option<String> {
+    if va == 0 {
+        return None;
+    }
+    match family {
+        Family::Ipv4 => {
+            let mut b = [0u8; 4];
+            mem.read_virt(va, &mut b)
+                .then(|| Ipv4Addr::from(b).to_string())
+        }
+        Family::Ipv6 => {
+            let mut b = [0u8; 16];
+            mem.read_virt(va, &mut b)
+                .then(|| Ipv6Addr::from(b).to_string())
+        }
+    }
+}
+
+/// A local address: decoded, the wildcard (null pointer: bound to every address), or unreadable.
+enum Local {
+    Addr(String),
+    Wildcard,
+    Unreadable,
+}
+
+/// Follows `_LOCAL_ADDRESS` at `la`: `p = *(la + pData)`, `q = *p`, bytes at `q`.
+fn local_address(env: &DecodeEnv, la: u64, family: Family) -> Local {
+    let t = &env.profile.tcpip;
+    if la == 0 {
+        return Local::Wildcard;
+    }
+    let addr = (|| {
+        let p = env
+            .mem
+            .read_ptr(la.checked_add(t.local_address_p_data.off()?)?)?;
+        let q = env.mem.read_ptr(p)?;
+        read_addr(env.mem, q, family)
+    })();
+    addr.map_or(Local::Unreadable, Local::Addr)
+}
+
+fn local_by_chain(
+    env: &DecodeEnv,
+    obj: ObjectBytes,
+    chain: LocalAddrChain,
+    field: &Field,
+    family: Family,
+) -> Local {
+    let Some(la) = field.off().and_then(|o| obj.ptr(o)) else {
+        return Local::Unreadable;
+    };
+    match chain {
+        LocalAddrChain::LocalAddress => local_address(env, la, family),
+        LocalAddrChain::Win10Udp => {
+            if la == 0 {
+                return Local::Wildcard;
+            }
+            let p_data = env
+                .profile
+                .tcpip
+                .win10_udp_p_data
+                .as_ref()
+                .and_then(Field::off)
+                .unwrap_or(0);
+            la.checked_add(p_data)
+                .and_then(|a| env.mem.read_ptr(a))
+                .and_then(|q| read_addr(env.mem, q, family))
+                .map_or(Local::Unreadable, Local::Addr)
+        }
+        LocalAddrChain::TimeWaitInline => {
+            if la == 0 {
+                return Local::Wildcard;
+            }
+            la.checked_add(0x10)
+                .and_then(|a| env.mem.read_ptr(a))
+                .and_then(|s| s.checked_add(0x28))
+                .and_then(|a| read_addr(env.mem, a, family))
+                .map_or(Local::Unreadable, Local::Addr)
+        }
+        LocalAddrChain::AddrInfo => {
+            if la == 0 {
+                return Local::Wildcard;
+            }
+            let t = &env.profile.tcpip;
+            match t
+                .addrinfo_local
+                .off()
+                .and_then(|o| la.checked_add(o))
+                .and_then(|a| env.mem.read_ptr(a))
+            {
+                Some(inner) => local_address(env, inner, family),
+                None => Local::Unreadable,
+            }
+        }
+    }
+}
+
+/// Decodes one candidate whose pool header passed the checks.
+pub fn decode(c: &Candidate, env: &DecodeEnv) -> Decoded {
+    let mut r = skeleton(c);
+    let Some(fields) = kind_fields(env.profile, c.kind) else {
+        return corrupt(r, format!("profile has no {} layout", c.kind.name()));
+    };
+    let obj = ObjectBytes {
+        bytes: usize::try_from(fields.body_offset)
+            .ok()
+            .and_then(|o| c.body.get(o..))
+            .unwrap_or(&[]),
+        pointer_size: env.profile.pointer_size(),
+    };
+    let t = &env.profile.tcpip;
+
+    // Address family: the structure check every kind shares.
+    let af = fields
+        .inet_af
+        .off()
+        .and_then(|o| obj.ptr(o))
+        .filter(|&p| p != 0)
+        .and_then(|p| p.checked_add(t.inetaf_address_family.off()?))
+        .and_then(|a| env.mem.read_u16(a));
+    let Some(af) = af else {
+        return corrupt(r, "address family unreadable (InetAF)".into());
+    };
+    let Some(family) = Family::from_af(af) else {
+        return corrupt(
+            r,
+            format!("address family {af:#x} is neither 2 (IPv4) nor 0x17 (IPv6)"),
+        );
+    };
+    r.family = family;
+
+    let mut local = Local::Unreadable;
+    match c.kind {
+        ObjectKind::TcpEndpoint => {
+            let l = &t.tcp_endpoint;
+            let raw_state = l.state.off().and_then(|o| obj.u32(o));
+            let Some(raw_state) = raw_state else {
+                return corrupt(r, "TCP state unreadable".into());
+            };
+            let Some(state) = TcpState::from_kernel(raw_state) else {
+                return corrupt(r, format!("state {raw_state} is not a kernel TCP state"));
+            };
+            r.state = Some(state);
+            r.local_port = l.local_port.off().and_then(|o| obj.port(o)).unwrap_or(0);
+            r.remote_port = l.remote_port.off().and_then(|o| obj.port(o));
+            local = local_by_chain(env, obj, LocalAddrChain::AddrInfo, &l.addr_info, family);
+            let ai = l.addr_info.off().and_then(|o| obj.ptr(o));
+            r.remote_addr = match ai {
+                Some(0) => Some(family.wildcard().to_string()),
+                Some(ai) => t
+                    .addrinfo_remote
+                    .off()
+                    .and_then(|o| ai.checked_add(o))
+                    .and_then(|a| env.mem.read_ptr(a))
+                    .and_then(|ra| read_addr(env.mem, ra, family)),
+                None => None,
+            };
+            if r.remote_addr.is_none() {
+                r.flags.push(FLAG_REMOTE_ADDR_UNREADABLE.into());
+            }
+        }
+        ObjectKind::TcpListener => {
+            let l = &t.tcp_listener;
+            r.state = Some(TcpState::Listening);
+            r.local_port = l.port.off().and_then(|o| obj.port(o)).unwrap_or(0);
+            r.remote_addr = Some(family.wildcard().to_string());
+            r.remote_port = Some(0);
+            local = local_by_chain(env, obj, l.local_addr_chain, &l.local_addr, family);
+        }
+        ObjectKind::UdpEndpoint => {
+            let l = &t.udp_endpoint;
+            r.local_port = l.port.off().and_then(|o| obj.port(o)).unwrap_or(0);
+            local = local_by_chain(env, obj, l.local_addr_chain, &l.local_addr, family);
+        }
+        ObjectKind::TimeWait => {
+            if let Some(l) = &t.time_wait {
+                r.state = Some(TcpState::TimeWait);
+                r.local_port = l.local_port.off().and_then(|o| obj.port(o)).unwrap_or(0);
+                r.remote_port = l.remote_port.off().and_then(|o| obj.port(o));
+                local = local_by_chain(env, obj, l.local_addr_chain, &l.local_addr, family);
+                r.remote_addr =
+                    remote_by_chain(env, obj, l.remote_addr_chain, &l.remote_addr, family);
+                if r.remote_addr.is_none() && l.remote_addr_chain != RemoteAddrChain::None {
+                    r.flags.push(FLAG_REMOTE_ADDR_UNREADABLE.into());
+                }
+            }
+        }
+    }
+    match local {
+        Local::Addr(a) => r.local_addr = a,
+        Local::Wildcard => {
+            r.local_addr = family.wildcard().to_string();
+            r.dual_stack = family == Family::Ipv6
+                && matches!(c.kind, ObjectKind::TcpListener | ObjectKind::UdpEndpoint);
+        }
+        Local::Unreadable => r.flags.push(FLAG_LOCAL_ADDR_UNREADABLE.into()),
+    }
+
+    let mut choice = FieldChoice {
+        kind: c.kind,
+        owner_offset: None,
+        time_offset: None,
+    };
+    let mut calibrated = false;
+    if let Some(owner_field) = fields.owner {
+        calibrated |= env.overrides.owner.contains_key(&c.kind);
+        let found = env
+            .owner_offsets(c.kind, owner_field)
+            .into_iter()
+            .find_map(|off| {
+                let va = obj.ptr(off)?;
+                owner_at(env.mem, env.profile, env.dtb_align, va).map(|o| (off, o))
+            });
+        match found {
+            Some((off, owner)) => {
+                choice.owner_offset = Some(off);
+                r.pid = Some(owner.pid);
+                r.process = Some(owner.name);
+            }
+            None => r.flags.push(flag::NO_OWNER.into()),
+        }
+    }
+
+    let time_offsets = env.time_offsets(c.kind, fields.create_time);
+    calibrated |= env.overrides.create_time.contains_key(&c.kind);
+    if time_offsets.is_empty() {
+        r.flags.push(flag::NO_TIME_FIELD.into());
+    } else {
+        let readable: Vec<(u64, u64)> = time_offsets
+            .iter()
+            .filter_map(|&off| obj.u64(off).map(|v| (off, v)))
+            .collect();
+        // The first offset whose value passes the window check; else the primary's value as found.
+        let chosen = readable
+            .iter()
+            .find(|(_, v)| *v != 0 && env.time_in_window(*v))
+            .or(readable.first());
+        if let Some(&(off, raw)) = chosen {
+            choice.time_offset = Some(off);
+            r.create_time_raw = Some(raw);
+            r.create_time = to_iso(raw);
+            if raw == 0 {
+                r.flags.push(flag::ZERO_TIME.into());
+            } else if !env.time_in_window(raw) {
+                r.flags.push(flag::TIME_OUT_OF_RANGE.into());
+            }
+        }
+    }
+    if calibrated {
+        r.flags.push(flag::CALIBRATED.into());
+    }
+    r.flags.sort();
+    r.flags.dedup();
+    Decoded::Valid(r, choice)
+}
+
+fn remote_by_chain(
+    env: &DecodeEnv,
+    obj: ObjectBytes,
+    chain: RemoteAddrChain,
+    field: &Field,
+    family: Family,
+) -> Option<String> {
+    let off = field.off();
+    match chain {
+        RemoteAddrChain::None => None,
+        RemoteAddrChain::Inline => {
+            let start = usize::try_from(off?).ok()?;
+            let bytes = obj
+                .bytes
+                .get(start..start.checked_add(family.addr_len())?)?;
+            Some(match family {
+                Family::Ipv4 => Ipv4Addr::from(<[u8; 4]>::try_from(bytes).ok()?).to_string(),
+                Family::Ipv6 => Ipv6Addr::from(<[u8; 16]>::try_from(bytes).ok()?).to_string(),
+            })
+        }
+        RemoteAddrChain::Pointer => {
+            let r = obj.ptr(off?)?;
+            read_addr(env.mem, r, family)
+        }
+        RemoteAddrChain::AddrInfo => {
+            let ai = obj.ptr(off?)?;
+            let r = env
+                .mem
+                .read_ptr(ai.checked_add(env.profile.tcpip.addrinfo_remote.off()?)?)?;
+            read_addr(env.mem, r, family)
+        }
+    }
+}

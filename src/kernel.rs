@@ -1,8 +1,8 @@
 //! Kernel identification: DTB discovery, the kernel image and its CodeView id, NT version and build,
 //! KUSER_SHARED_DATA facts (acquisition time, boot time, time-zone bias).
-use crate::container::PhysicalSpace;
+use crate::container::{ContainerHints, PhysicalSpace};
 use crate::error::{Error, Result};
-use crate::paging::PagingMode;
+use crate::paging::{AddressSpace, PagingMode, VirtualMemory};
 use crate::profile::Arch;
 use crate::record::{NtVersion, PdbId};
 
@@ -35,9 +35,602 @@ impl KernelInfo {
     }
 }
 
+/// KUSER_SHARED_DATA's fixed kernel address per architecture.
+pub const KUSER_X64: u64 = 0xFFFF_F780_0000_0000;
+pub const KUSER_X86: u64 = 0xFFDF_0000;
+const KUSER_INTERRUPT_TIME: u64 = 0x8;
+const KUSER_SYSTEM_TIME: u64 = 0x14;
+const KUSER_TIME_ZONE_BIAS: u64 = 0x20;
+const KUSER_NT_BUILD_NUMBER: u64 = 0x260;
+const KUSER_NT_MAJOR: u64 = 0x26C;
+const KUSER_NT_MINOR: u64 = 0x270;
+const KERNEL_PDB_NAMES: [&str; 4] = [
+    "ntkrnlmp.pdb",
+    "ntoskrnl.pdb",
+    "ntkrnlpa.pdb",
+    "ntkrpamp.pdb",
+];
+/// VS_FIXEDFILEINFO.dwSignature.
+const VS_FIXEDFILEINFO_SIGNATURE: [u8; 4] = 0xFEEF_04BDu32.to_le_bytes();
+/// Caps on work done for hostile or huge images.
+const MAX_KERNEL_CANDIDATES: usize = 1 << 16;
+const MAX_IMAGE_SIZE: u64 = 64 << 20;
+const MAX_TAG_HITS: usize = 256;
+
+fn kuser_va(mode: PagingMode) -> u64 {
+    match mode {
+        PagingMode::X64 => KUSER_X64,
+        _ => KUSER_X86,
+    }
+}
+
+fn arch_of(mode: PagingMode) -> Arch {
+    match mode {
+        PagingMode::X64 => Arch::X64,
+        _ => Arch::X86,
+    }
+}
+
+/// NT major/minor when `dtb` in `mode` maps a plausible KUSER_SHARED_DATA.
+fn validate(phys: &PhysicalSpace, dtb: u64, mode: PagingMode) -> Option<(u32, u32)> {
+    let space = AddressSpace::new(phys, dtb, mode);
+    let kuser = kuser_va(mode);
+    let major = space.read_u32(kuser + KUSER_NT_MAJOR)?;
+    let minor = space.read_u32(kuser + KUSER_NT_MINOR)?;
+    let sane = match major {
+        6 => minor <= 3,
+        10 => minor == 0,
+        _ => false,
+    };
+    sane.then_some((major, minor))
+}
+
+/// Paging modes worth trying given the container's hints (x86 dumps say whether PAE is on).
+fn modes_for(hints: &ContainerHints) -> Vec<PagingMode> {
+    match (hints.arch, hints.pae) {
+        (Some(Arch::X64), _) => vec![PagingMode::X64],
+        (Some(Arch::X86), Some(true)) => vec![PagingMode::Pae],
+        (Some(Arch::X86), Some(false)) => vec![PagingMode::NonPae],
+        (Some(Arch::X86), None) => vec![PagingMode::Pae, PagingMode::NonPae],
+        (None, _) => vec![PagingMode::X64, PagingMode::Pae, PagingMode::NonPae],
+    }
+}
+
+struct Found {
+    dtb: u64,
+    mode: PagingMode,
+    source: &'static str,
+    version: Option<(u32, u32)>,
+}
+
 /// Identifies the kernel of an image. `dtb_override` is `--dtb`.
-pub fn identify(_phys: &PhysicalSpace, _dtb_override: Option<u64>) -> Result<KernelInfo> {
-    Err(Error::usage("kernel identification is being written"))
+pub fn identify(phys: &PhysicalSpace, dtb_override: Option<u64>) -> Result<KernelInfo> {
+    let mut warnings = vec![];
+    let modes = modes_for(&phys.hints);
+    let found = find_dtb(phys, dtb_override, &modes, &mut warnings).ok_or_else(|| {
+        Error::file(
+            &phys.path,
+            "no kernel directory table base found (no valid crash-dump DTB, low stub or self-referencing page table maps KUSER_SHARED_DATA); pass --dtb if you know it",
+        )
+    })?;
+    let space = AddressSpace::new(phys, found.dtb, found.mode);
+    let kuser = kuser_va(found.mode);
+    let (major, minor) = found.version.unwrap_or((0, 0));
+    if found.version.is_none() {
+        warnings.push("KUSER_SHARED_DATA is not readable with this DTB: NT version unknown".into());
+    }
+    let system_time = read_ksystem_time(&space, kuser + KUSER_SYSTEM_TIME, &mut warnings);
+    let interrupt_time = read_ksystem_time(&space, kuser + KUSER_INTERRUPT_TIME, &mut warnings);
+    // TimeZoneBias is in 100 ns units; UTC = local + bias.
+    let timezone_bias_minutes =
+        read_ksystem_time(&space, kuser + KUSER_TIME_ZONE_BIAS, &mut warnings)
+            .map(|b| (b as i64) / 600_000_000);
+
+    let kernel = find_kernel_image(&space, phys);
+    if kernel.is_none() {
+        warnings
+            .push("kernel image (MZ with a CodeView record naming a kernel PDB) not found".into());
+    }
+    let mut build = None;
+    if major >= 10 {
+        build = space
+            .read_u32(kuser + KUSER_NT_BUILD_NUMBER)
+            .map(|b| b & 0xFFFF)
+            .filter(|&b| b != 0);
+    }
+    if build.is_none() {
+        build = phys.hints.nt_build.map(|b| b & 0xFFFF);
+    }
+    if build.is_none() {
+        build = kernel
+            .as_ref()
+            .and_then(|k| kernel_file_version(&space, k.base, k.size_of_image))
+            .map(|(_, _, b, _)| b);
+    }
+    if build.is_none() {
+        warnings.push("NT build number not found".into());
+    }
+    let tcpip_version = if (major, minor) == (6, 3) {
+        find_tcpip_version(phys)
+    } else {
+        None
+    };
+    Ok(KernelInfo {
+        arch: arch_of(found.mode),
+        mode: found.mode,
+        dtb: found.dtb,
+        dtb_source: found.source.to_string(),
+        kernel_base: kernel.as_ref().map(|k| k.base),
+        pdb: kernel.map(|k| k.pdb),
+        nt: NtVersion {
+            major,
+            minor,
+            build: build.unwrap_or(0),
+        },
+        system_time,
+        interrupt_time,
+        timezone_bias_minutes,
+        tcpip_version,
+        warnings,
+    })
+}
+
+/// `_KSYSTEM_TIME` {LowPart u32, High1Time i32, High2Time i32}; High1 != High2 means the kernel was
+/// writing it at the moment of acquisition, and High1 is the value that goes with LowPart.
+fn read_ksystem_time(space: &AddressSpace, va: u64, warnings: &mut Vec<String>) -> Option<u64> {
+    let low = space.read_u32(va)?;
+    let high1 = space.read_u32(va + 4)?;
+    let high2 = space.read_u32(va + 8)?;
+    if high1 != high2 {
+        warnings.push(format!(
+            "_KSYSTEM_TIME at {va:#x} was being updated (High1Time {high1:#x} != High2Time {high2:#x})"
+        ));
+    }
+    Some((u64::from(high1) << 32) | u64::from(low))
+}
+
+fn find_dtb(
+    phys: &PhysicalSpace,
+    dtb_override: Option<u64>,
+    modes: &[PagingMode],
+    warnings: &mut Vec<String>,
+) -> Option<Found> {
+    if let Some(dtb) = dtb_override {
+        for &mode in modes {
+            if let Some(v) = validate(phys, dtb, mode) {
+                return Some(Found {
+                    dtb,
+                    mode,
+                    source: "user",
+                    version: Some(v),
+                });
+            }
+        }
+        warnings.push(format!(
+            "--dtb {dtb:#x} does not map KUSER_SHARED_DATA; using it anyway as {}",
+            modes.first().copied().unwrap_or(PagingMode::X64).name()
+        ));
+        return Some(Found {
+            dtb,
+            mode: modes.first().copied().unwrap_or(PagingMode::X64),
+            source: "user",
+            version: None,
+        });
+    }
+    if let Some(dtb) = phys.hints.dtb {
+        for &mode in modes {
+            if let Some(v) = validate(phys, dtb, mode) {
+                return Some(Found {
+                    dtb,
+                    mode,
+                    source: "crashdump-header",
+                    version: Some(v),
+                });
+            }
+        }
+        warnings.push(format!(
+            "crash-dump header DTB {dtb:#x} does not map KUSER_SHARED_DATA; searching memory"
+        ));
+    }
+    if modes.contains(&PagingMode::X64) {
+        if let Some(f) = low_stub_dtb(phys) {
+            return Some(f);
+        }
+    }
+    self_map_scan(phys, modes)
+}
+
+/// x64 PROCESSOR_START_BLOCK in the first MiB (crashdump-formats.md section 6).
+fn low_stub_dtb(phys: &PhysicalSpace) -> Option<Found> {
+    for page in (0x1000..0xA0000u64).step_by(0x1000) {
+        let Some(head) = phys.read_u64(page) else {
+            continue;
+        };
+        if head & 0xFFFF_FFFF_FFFF_00FF != 0x0000_0001_0006_00E9 {
+            continue;
+        }
+        let entry = phys.read_u64(page + 0x70)?;
+        let cr3 = phys.read_u64(page + 0xA0)?;
+        if entry & 0xFFFF_F800_0000_0003 != 0xFFFF_F800_0000_0000
+            || cr3 & 0xFFFF_FF00_0000_0FFF != 0
+        {
+            continue;
+        }
+        if let Some(v) = validate(phys, cr3, PagingMode::X64) {
+            return Some(Found {
+                dtb: cr3,
+                mode: PagingMode::X64,
+                source: "low-stub",
+                version: Some(v),
+            });
+        }
+    }
+    None
+}
+
+/// One pass over the present pages looking for a top-level table that maps itself: x64 PML4
+/// (entry at any kernel-half index holding its own frame), non-PAE page directory (index 0x300,
+/// VA 0xC0300000), PAE top page directory (index 3 of the PD for 0xC0000000, VA 0xC0600000).
+/// Each page gets a few compares before anything is walked; candidates are validated on the spot.
+fn self_map_scan(phys: &PhysicalSpace, modes: &[PagingMode]) -> Option<Found> {
+    let want_x64 = modes.contains(&PagingMode::X64);
+    let want_pae = modes.contains(&PagingMode::Pae);
+    let want_nonpae = modes.contains(&PagingMode::NonPae);
+    // PAE: PD3 pages found, keyed by the frame of the PD they map at index 0 (= PDPT entry 0).
+    let mut pae_pd3: Vec<(u64, [u64; 4])> = vec![];
+    for run in phys.runs() {
+        let bytes = phys.run_bytes(run);
+        let skip = ((0x1000 - (run.phys & 0xFFF)) & 0xFFF) as usize;
+        let Some(aligned) = bytes.get(skip..) else {
+            continue;
+        };
+        for (i, page) in aligned.chunks_exact(0x1000).enumerate() {
+            let pa = run.phys + skip as u64 + (i as u64) * 0x1000;
+            let qword = |k: usize| {
+                page.get(k * 8..k * 8 + 8)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u64::from_le_bytes)
+                    .unwrap_or(0)
+            };
+            if want_x64 {
+                let self_ref = (256..512).any(|k| {
+                    let e = qword(k);
+                    e & 1 != 0 && e & 0x0000_1FFF_FFFF_F000 == pa
+                });
+                if self_ref {
+                    if let Some(v) = validate(phys, pa, PagingMode::X64) {
+                        return Some(Found {
+                            dtb: pa,
+                            mode: PagingMode::X64,
+                            source: "self-map-scan",
+                            version: Some(v),
+                        });
+                    }
+                }
+            }
+            if want_nonpae && pa <= 0xFFFF_F000 {
+                let e = page
+                    .get(0xC00..0xC04)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u32::from_le_bytes)
+                    .unwrap_or(0);
+                if e & 1 != 0 && u64::from(e & 0xFFFF_F000) == pa {
+                    if let Some(v) = validate(phys, pa, PagingMode::NonPae) {
+                        return Some(Found {
+                            dtb: pa,
+                            mode: PagingMode::NonPae,
+                            source: "self-map-scan",
+                            version: Some(v),
+                        });
+                    }
+                }
+            }
+            if want_pae {
+                let e = qword(3);
+                if e & 1 != 0 && e & 0x000F_FFFF_FFFF_F000 == pa && pae_pd3.len() < 1024 {
+                    pae_pd3.push((pa, [qword(0), qword(1), qword(2), qword(3)]));
+                }
+            }
+        }
+    }
+    if pae_pd3.is_empty() {
+        return None;
+    }
+    find_pae_pdpt(phys, &pae_pd3)
+}
+
+/// The PDPT (32-byte aligned, below 4 GiB) whose four entries name the same page directories as a
+/// self-mapping PD3's first four entries.
+fn find_pae_pdpt(phys: &PhysicalSpace, pd3s: &[(u64, [u64; 4])]) -> Option<Found> {
+    let frame = |e: u64| e & 0x000F_FFFF_FFFF_F000;
+    let mut by_pd0: std::collections::HashMap<u64, Vec<[u64; 4]>> = Default::default();
+    for (_, entries) in pd3s {
+        by_pd0.entry(frame(entries[0])).or_default().push(*entries);
+    }
+    for run in phys.runs() {
+        if run.phys >= 1 << 32 {
+            break;
+        }
+        let bytes = phys.run_bytes(run);
+        let skip = ((32 - (run.phys & 31)) & 31) as usize;
+        let Some(aligned) = bytes.get(skip..) else {
+            continue;
+        };
+        for (i, chunk) in aligned.chunks_exact(32).enumerate() {
+            let e = |k: usize| {
+                chunk
+                    .get(k * 8..k * 8 + 8)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u64::from_le_bytes)
+                    .unwrap_or(0)
+            };
+            let e0 = e(0);
+            if e0 & 1 == 0 {
+                continue;
+            }
+            let Some(cands) = by_pd0.get(&frame(e0)) else {
+                continue;
+            };
+            let pa = run.phys + skip as u64 + (i as u64) * 32;
+            if pa > 0xFFFF_FFE0 {
+                break;
+            }
+            let matches = cands
+                .iter()
+                .any(|c| (0..4).all(|k| e(k) & 1 != 0 && frame(e(k)) == frame(c[k])));
+            if matches {
+                if let Some(v) = validate(phys, pa, PagingMode::Pae) {
+                    return Some(Found {
+                        dtb: pa,
+                        mode: PagingMode::Pae,
+                        source: "self-map-scan",
+                        version: Some(v),
+                    });
+                }
+            }
+        }
+    }
+    None
+}
+
+struct KernelImage {
+    base: u64,
+    size_of_image: u64,
+    pdb: PdbId,
+}
+
+/// Finds ntoskrnl in kernel space: first the KDBG route (header pointer, then `KDBG` tags in
+/// physical memory), then `MZ` pages among the kernel mappings, 2 MiB-aligned ones first.
+fn find_kernel_image(space: &AddressSpace, phys: &PhysicalSpace) -> Option<KernelImage> {
+    let ptr = space.mode.pointer_size();
+    let mut kdbg_bases = vec![];
+    if let Some(kdbg) = phys.hints.kd_debugger_data_block {
+        let mut tag = [0u8; 4];
+        if space.read_virt(kdbg + 0x10, &mut tag) && &tag == b"KDBG" {
+            kdbg_bases.extend(space.read_ptr(kdbg + 0x18));
+        }
+    }
+    let finder = memchr::memmem::Finder::new(b"KDBG");
+    'runs: for run in phys.runs() {
+        let bytes = phys.run_bytes(run);
+        for hit in finder.find_iter(bytes) {
+            if kdbg_bases.len() >= MAX_TAG_HITS {
+                break 'runs;
+            }
+            // OwnerTag is at +0x10 of the block; KernBase at +0x18.
+            if hit % 8 != 0 {
+                continue;
+            }
+            let base_at = hit + 8;
+            let base = if ptr == 8 {
+                bytes
+                    .get(base_at..base_at + 8)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u64::from_le_bytes)
+            } else {
+                bytes
+                    .get(base_at..base_at + 4)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u32::from_le_bytes)
+                    .map(u64::from)
+            };
+            kdbg_bases.extend(base.filter(|b| b & 0xFFF == 0 && *b != 0));
+        }
+    }
+    kdbg_bases.dedup();
+    for base in kdbg_bases {
+        if let Some(k) = kernel_at(space, base) {
+            return Some(k);
+        }
+    }
+    // Where kernels are loaded: checked first, so that MZ pages elsewhere (drivers, file cache)
+    // cannot use up the candidate budget.
+    let usual = match space.mode {
+        PagingMode::X64 => 0xFFFF_F800_0000_0000..0xFFFF_F808_0000_0000u64,
+        _ => 0x8000_0000..0xC000_0000u64,
+    };
+    let mut preferred = vec![];
+    let mut others = vec![];
+    space.kernel_mappings(|va, pa, size| {
+        let mut off = (0x1000 - (pa & 0xFFF)) & 0xFFF;
+        while off + 2 <= size {
+            let list = if usual.contains(&(va + off)) {
+                &mut preferred
+            } else {
+                &mut others
+            };
+            if list.len() < MAX_KERNEL_CANDIDATES && phys.slice(pa + off, 2) == Some(b"MZ") {
+                list.push(va + off);
+            }
+            off += 0x1000;
+        }
+    });
+    // 2 MiB-aligned bases first: the kernel is loaded on a large-page boundary.
+    let mut candidates = preferred;
+    candidates.sort_by_key(|&va| (va & 0x1F_FFFF != 0, va));
+    others.sort_by_key(|&va| (va & 0x1F_FFFF != 0, va));
+    candidates.extend(others);
+    candidates.into_iter().find_map(|va| kernel_at(space, va))
+}
+
+/// Reads `len` bytes at `va`, leaving absent pages as zeros (a kernel image has paged-out parts).
+fn read_sparse(space: &AddressSpace, va: u64, buf: &mut [u8]) {
+    let mut done = 0usize;
+    while done < buf.len() {
+        let cur = va.wrapping_add(done as u64);
+        let n = ((0x1000 - (cur & 0xFFF)) as usize).min(buf.len() - done);
+        if let Some(chunk) = buf.get_mut(done..done + n) {
+            if !space.read_virt(cur, chunk) {
+                chunk.fill(0);
+            }
+        }
+        done += n;
+    }
+}
+
+/// A kernel image at `base`: a PE whose CodeView record names a kernel PDB (headers and debug
+/// directory parsed with goblin, reading only the pages involved).
+fn kernel_at(space: &AddressSpace, base: u64) -> Option<KernelImage> {
+    use goblin::pe;
+    let mut header = vec![0u8; 0x1000];
+    if !space.read_virt(base, &mut header) || !header.starts_with(b"MZ") {
+        return None;
+    }
+    let parsed = pe::header::Header::parse(&header).ok()?;
+    let opt = parsed.optional_header?;
+    let size_of_image = u64::from(opt.windows_fields.size_of_image);
+    let debug = *opt.data_directories.get_debug_table()?;
+    let dir_rva = u64::from(debug.virtual_address);
+    let dir_end = dir_rva.checked_add(u64::from(debug.size))?;
+    if dir_end > MAX_IMAGE_SIZE || debug.size == 0 {
+        return None;
+    }
+    // A buffer indexed by RVA, holding only the debug directory and its CodeView records.
+    let mut image = vec![0u8; dir_end as usize];
+    read_sparse(space, base + dir_rva, image.get_mut(dir_rva as usize..)?);
+    let mut needed_end = dir_end;
+    for entry in image.get(dir_rva as usize..)?.chunks_exact(28) {
+        let raw = |o: usize| {
+            entry
+                .get(o..o + 4)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_le_bytes)
+                .unwrap_or(0)
+        };
+        let (kind, size, rva) = (raw(12), raw(16), raw(20));
+        if kind == 2 {
+            needed_end = needed_end.max(u64::from(rva).saturating_add(u64::from(size)));
+        }
+    }
+    if needed_end > MAX_IMAGE_SIZE {
+        return None;
+    }
+    image.resize(needed_end as usize, 0);
+    for entry_at in (dir_rva..dir_end).step_by(28) {
+        let rva = image
+            .get(entry_at as usize + 20..entry_at as usize + 24)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+            .unwrap_or(0) as usize;
+        let size = image
+            .get(entry_at as usize + 16..entry_at as usize + 20)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+            .unwrap_or(0) as usize;
+        if let Some(chunk) = image.get_mut(rva..rva.saturating_add(size)) {
+            read_sparse(space, base + rva as u64, chunk);
+        }
+    }
+    let mut opts = pe::options::ParseOptions::default()
+        .with_parse_mode(goblin::options::ParseMode::Permissive);
+    opts.resolve_rva = false;
+    let data = pe::debug::DebugData::parse_with_opts(&image, debug, &[], 0x200, &opts).ok()?;
+    let cv = data.codeview_pdb70_debug_info?;
+    let name_bytes = cv.filename.split(|&b| b == 0).next().unwrap_or(&[]);
+    let full = String::from_utf8_lossy(name_bytes);
+    let name = full
+        .rsplit(['\\', '/'])
+        .next()
+        .unwrap_or(&full)
+        .to_ascii_lowercase();
+    if !KERNEL_PDB_NAMES.contains(&name.as_str()) {
+        return None;
+    }
+    Some(KernelImage {
+        base,
+        size_of_image,
+        pdb: PdbId::new(&name, &format_guid(&cv.signature), cv.age),
+    })
+}
+
+/// Data1, Data2, Data3 as little-endian numbers, then Data4's bytes in order: upper-case hex.
+pub fn format_guid(sig: &[u8; 16]) -> String {
+    let d1 = u32::from_le_bytes([sig[0], sig[1], sig[2], sig[3]]);
+    let d2 = u16::from_le_bytes([sig[4], sig[5]]);
+    let d3 = u16::from_le_bytes([sig[6], sig[7]]);
+    let mut s = format!("{d1:08X}{d2:04X}{d3:04X}");
+    for b in &sig[8..] {
+        s.push_str(&format!("{b:02X}"));
+    }
+    s
+}
+
+/// (major, minor, build, revision) from a VS_FIXEDFILEINFO at `bytes[at..]`.
+fn fixed_file_version(bytes: &[u8], at: usize) -> Option<(u32, u32, u32, u32)> {
+    let word = |o: usize| {
+        bytes
+            .get(at + o..at + o + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+    };
+    let ms = word(8)?;
+    let ls = word(12)?;
+    Some((ms >> 16, ms & 0xFFFF, ls >> 16, ls & 0xFFFF))
+}
+
+/// The kernel's FileVersion from its version resource (first VS_FIXEDFILEINFO in the image).
+fn kernel_file_version(space: &AddressSpace, base: u64, size: u64) -> Option<(u32, u32, u32, u32)> {
+    let size = size.min(MAX_IMAGE_SIZE);
+    let finder = memchr::memmem::Finder::new(&VS_FIXEDFILEINFO_SIGNATURE);
+    let mut page = vec![0u8; 0x1000 + 16];
+    for off in (0..size).step_by(0x1000) {
+        read_sparse(space, base + off, &mut page);
+        if let Some(hit) = finder.find_iter(&page[..0x1000]).find(|h| h % 4 == 0) {
+            return fixed_file_version(&page, hit);
+        }
+    }
+    None
+}
+
+/// tcpip.sys FileVersion (NT 6.3 only needs it): a version resource whose strings name
+/// `tcpip.sys` (UTF-16), with its VS_FIXEDFILEINFO at most 0x800 bytes before the name.
+fn find_tcpip_version(phys: &PhysicalSpace) -> Option<String> {
+    let needle: Vec<u8> = "tcpip.sys"
+        .encode_utf16()
+        .flat_map(|c| c.to_le_bytes())
+        .collect();
+    let finder = memchr::memmem::Finder::new(&needle);
+    let sig = memchr::memmem::FinderRev::new(&VS_FIXEDFILEINFO_SIGNATURE);
+    let mut checked = 0usize;
+    for run in phys.runs() {
+        let bytes = phys.run_bytes(run);
+        for hit in finder.find_iter(bytes) {
+            checked += 1;
+            if checked > MAX_TAG_HITS {
+                return None;
+            }
+            let from = hit.saturating_sub(0x800);
+            let Some(window) = bytes.get(from..hit) else {
+                continue;
+            };
+            if let Some(at) = sig.rfind(window) {
+                if let Some((a, b, c, d)) = fixed_file_version(bytes, from + at) {
+                    return Some(format!("{a}.{b}.{c}.{d}"));
+                }
+            }
+        }
+    }
+    None
 }
 
 /// The image facts `info`, `scan` and `compare` report.

@@ -7,6 +7,7 @@
 //! Captures flow through [`capture`] into [`compare`]. [`synth`] writes images with known ground truth
 //! from the profile numbers alone, never through the reader's code.
 
+pub mod calibrate;
 pub mod capture;
 pub mod cli;
 pub mod commands;

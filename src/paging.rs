@@ -61,22 +61,355 @@ pub struct AddressSpace<'a> {
     pub mode: PagingMode,
 }
 
+const PRESENT: u64 = 1;
+const LARGE: u64 = 1 << 7;
+const PROTOTYPE: u64 = 1 << 10;
+const TRANSITION: u64 = 1 << 11;
+/// PAE / architectural PFN bits 12..51.
+const PFN_MASK_PAE: u64 = 0x000F_FFFF_FFFF_F000;
+/// Windows x64: PFN bits 12..44 only; higher bits of invalid PTEs carry software flags (as vol3).
+const PFN_MASK_X64: u64 = 0x0000_1FFF_FFFF_F000;
+const PFN_MASK_NONPAE: u64 = 0xFFFF_F000;
+const NO_SELF_MAP_SLOT: usize = usize::MAX;
+/// x86 page-table self-map windows: no real data lives there.
+const PAE_SELFMAP: std::ops::Range<u64> = 0xC000_0000..0xC080_0000;
+const NONPAE_SELFMAP: std::ops::Range<u64> = 0xC000_0000..0xC040_0000;
+
+/// Windows treats a not-present entry in transition (bit 11 set, bit 10 clear) as still in RAM.
+fn entry_usable(e: u64) -> bool {
+    e & PRESENT != 0 || (e & TRANSITION != 0 && e & PROTOTYPE == 0)
+}
+
+/// Large-page bit, meaningful only in a present entry.
+fn is_large(e: u64) -> bool {
+    e & PRESENT != 0 && e & LARGE != 0
+}
+
+/// Sign-extends bit 47 (x64 canonical form).
+fn canonical(va: u64) -> u64 {
+    if va & (1 << 47) != 0 {
+        va | 0xFFFF_0000_0000_0000
+    } else {
+        va & 0x0000_FFFF_FFFF_FFFF
+    }
+}
+
+/// Collects mappings and hands them on merged when both VA and PA continue the previous one.
+struct Coalescer<F: FnMut(u64, u64, u64)> {
+    pending: Option<(u64, u64, u64)>,
+    sink: F,
+}
+
+impl<F: FnMut(u64, u64, u64)> Coalescer<F> {
+    fn push(&mut self, va: u64, pa: u64, size: u64) {
+        if let Some((pva, ppa, psize)) = self.pending.as_mut() {
+            if pva.checked_add(*psize) == Some(va) && ppa.checked_add(*psize) == Some(pa) {
+                *psize += size;
+                return;
+            }
+        }
+        self.flush();
+        self.pending = Some((va, pa, size));
+    }
+    fn flush(&mut self) {
+        if let Some((va, pa, size)) = self.pending.take() {
+            (self.sink)(va, pa, size);
+        }
+    }
+}
+
 impl<'a> AddressSpace<'a> {
     pub fn new(phys: &'a PhysicalSpace, dtb: u64, mode: PagingMode) -> Self {
         AddressSpace { phys, dtb, mode }
     }
 
-    /// Virtual → physical. (The foundation branch implements the walks.)
-    pub fn translate(&self, _va: u64) -> Option<u64> {
-        None
+    fn entry(&self, table: u64, index: u64) -> Option<u64> {
+        match self.mode {
+            PagingMode::NonPae => self
+                .phys
+                .read_u32(table.checked_add(index * 4)?)
+                .map(u64::from),
+            _ => self.phys.read_u64(table.checked_add(index * 8)?),
+        }
     }
 
-    /// The lowest kernel VA mapping each of the given physical page numbers.
+    fn pfn_mask(&self) -> u64 {
+        match self.mode {
+            PagingMode::X64 => PFN_MASK_X64,
+            PagingMode::Pae => PFN_MASK_PAE,
+            PagingMode::NonPae => PFN_MASK_NONPAE,
+        }
+    }
+
+    /// The top-level table's physical address.
+    fn top_table(&self) -> u64 {
+        match self.mode {
+            PagingMode::X64 => self.dtb & PFN_MASK_X64,
+            // PAE CR3 points at a 32-byte-aligned PDPT.
+            PagingMode::Pae => self.dtb & 0xFFFF_FFE0,
+            PagingMode::NonPae => self.dtb & PFN_MASK_NONPAE,
+        }
+    }
+
+    /// Virtual → physical; `None` when not present, not canonical, or outside the image.
+    pub fn translate(&self, va: u64) -> Option<u64> {
+        let mask = self.pfn_mask();
+        let pa = match self.mode {
+            PagingMode::X64 => {
+                if canonical(va) != va {
+                    return None;
+                }
+                let pml4e = self.entry(self.top_table(), (va >> 39) & 0x1FF)?;
+                if !entry_usable(pml4e) {
+                    return None;
+                }
+                let pdpte = self.entry(pml4e & mask, (va >> 30) & 0x1FF)?;
+                if !entry_usable(pdpte) {
+                    return None;
+                }
+                if is_large(pdpte) {
+                    (pdpte & mask & !0x3FFF_FFFF) | (va & 0x3FFF_FFFF)
+                } else {
+                    self.walk_pd(pdpte & mask, va, 9)?
+                }
+            }
+            PagingMode::Pae => {
+                if va > u64::from(u32::MAX) {
+                    return None;
+                }
+                let pdpte = self.entry(self.top_table(), (va >> 30) & 3)?;
+                // PDPT entries have no transition form: the CPU loads them when CR3 is written.
+                if pdpte & PRESENT == 0 {
+                    return None;
+                }
+                self.walk_pd(pdpte & mask, va, 9)?
+            }
+            PagingMode::NonPae => {
+                if va > u64::from(u32::MAX) {
+                    return None;
+                }
+                self.walk_pd(self.top_table(), va, 10)?
+            }
+        };
+        // An entry pointing beyond the image is as good as not present.
+        self.phys.slice(pa, 1).map(|_| pa)
+    }
+
+    /// PD → PT → page, with `bits` index bits per level (9 for 8-byte entries, 10 for non-PAE).
+    fn walk_pd(&self, pd: u64, va: u64, bits: u32) -> Option<u64> {
+        let mask = self.pfn_mask();
+        let index_mask = (1u64 << bits) - 1;
+        let pde_shift = 12 + bits;
+        let pde = self.entry(pd, (va >> pde_shift) & index_mask)?;
+        if !entry_usable(pde) {
+            return None;
+        }
+        if is_large(pde) {
+            let page_mask = (1u64 << pde_shift) - 1;
+            // Non-PAE 4 MiB pages keep PA bits 31:22 in the entry.
+            let frame = if bits == 10 {
+                pde & 0xFFC0_0000
+            } else {
+                pde & mask & !page_mask
+            };
+            return Some(frame | (va & page_mask));
+        }
+        let pte = self.entry(pde & mask, (va >> 12) & index_mask)?;
+        if !entry_usable(pte) {
+            return None;
+        }
+        Some((pte & mask) | (va & 0xFFF))
+    }
+
+    /// Walks every usable mapping of the kernel half in ascending VA order and calls
+    /// `f(va, pa, size)`, merging mappings contiguous in both spaces. Skips the page-table
+    /// self-map, and visits each page table at most once, so a hostile image that points many
+    /// entries at one table costs no more than its number of distinct tables.
+    pub fn kernel_mappings(&self, f: impl FnMut(u64, u64, u64)) {
+        let mut out = Coalescer {
+            pending: None,
+            sink: f,
+        };
+        let mut seen = std::collections::HashSet::new();
+        match self.mode {
+            PagingMode::X64 => self.x64_kernel_mappings(&mut out, &mut seen),
+            PagingMode::Pae => {
+                for pdpt_index in 2..4u64 {
+                    let Some(pdpte) = self.entry(self.top_table(), pdpt_index) else {
+                        continue;
+                    };
+                    if pdpte & PRESENT == 0 {
+                        continue;
+                    }
+                    self.pd_mappings(
+                        pdpte & PFN_MASK_PAE,
+                        pdpt_index << 30,
+                        9,
+                        &PAE_SELFMAP,
+                        &mut out,
+                        &mut seen,
+                    );
+                }
+            }
+            PagingMode::NonPae => {
+                let pd = self.top_table();
+                // Only the upper half of the page directory maps kernel space.
+                self.pd_range_mappings(pd, 0, 512..1024, 10, &NONPAE_SELFMAP, &mut out, &mut seen);
+            }
+        }
+        out.flush();
+    }
+
+    fn x64_kernel_mappings<F: FnMut(u64, u64, u64)>(
+        &self,
+        out: &mut Coalescer<F>,
+        seen: &mut std::collections::HashSet<u64>,
+    ) {
+        let pml4 = self.top_table();
+        let self_slot = (256..512u64)
+            .find(|&i| {
+                self.entry(pml4, i)
+                    .is_some_and(|e| e & PRESENT != 0 && e & PFN_MASK_X64 == pml4)
+            })
+            .map_or(NO_SELF_MAP_SLOT, |i| i as usize);
+        for i in 256..512u64 {
+            if i as usize == self_slot {
+                continue;
+            }
+            let Some(pml4e) = self.entry(pml4, i) else {
+                continue;
+            };
+            if !entry_usable(pml4e) || !seen.insert(pml4e & PFN_MASK_X64) {
+                continue;
+            }
+            let base = canonical(i << 39);
+            let pdpt = pml4e & PFN_MASK_X64;
+            for j in 0..512u64 {
+                let Some(pdpte) = self.entry(pdpt, j) else {
+                    continue;
+                };
+                if !entry_usable(pdpte) {
+                    continue;
+                }
+                let va = base | (j << 30);
+                if is_large(pdpte) {
+                    let pa = pdpte & PFN_MASK_X64 & !0x3FFF_FFFF;
+                    self.emit_present(va, pa, 1 << 30, out);
+                    continue;
+                }
+                if seen.insert(pdpte & PFN_MASK_X64) {
+                    self.pd_mappings(pdpte & PFN_MASK_X64, va, 9, &(0..0), out, seen);
+                }
+            }
+        }
+    }
+
+    fn pd_mappings<F: FnMut(u64, u64, u64)>(
+        &self,
+        pd: u64,
+        va_base: u64,
+        bits: u32,
+        skip: &std::ops::Range<u64>,
+        out: &mut Coalescer<F>,
+        seen: &mut std::collections::HashSet<u64>,
+    ) {
+        self.pd_range_mappings(pd, va_base, 0..(1u64 << bits), bits, skip, out, seen);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn pd_range_mappings<F: FnMut(u64, u64, u64)>(
+        &self,
+        pd: u64,
+        va_base: u64,
+        indices: std::ops::Range<u64>,
+        bits: u32,
+        skip: &std::ops::Range<u64>,
+        out: &mut Coalescer<F>,
+        seen: &mut std::collections::HashSet<u64>,
+    ) {
+        let mask = self.pfn_mask();
+        let pde_shift = 12 + bits;
+        let large_size = 1u64 << pde_shift;
+        for k in indices {
+            let va = va_base | (k << pde_shift);
+            if skip.contains(&va) {
+                continue;
+            }
+            let Some(pde) = self.entry(pd, k) else {
+                continue;
+            };
+            if !entry_usable(pde) {
+                continue;
+            }
+            if is_large(pde) {
+                let pa = if bits == 10 {
+                    pde & 0xFFC0_0000
+                } else {
+                    pde & mask & !(large_size - 1)
+                };
+                self.emit_present(va, pa, large_size, out);
+                continue;
+            }
+            let pt = pde & mask;
+            if !seen.insert(pt) {
+                continue;
+            }
+            for m in 0..(1u64 << bits) {
+                let Some(pte) = self.entry(pt, m) else {
+                    continue;
+                };
+                if entry_usable(pte) {
+                    self.emit_present(va | (m << 12), pte & mask, 0x1000, out);
+                }
+            }
+        }
+    }
+
+    /// Emits the parts of a mapping whose physical pages are in the image.
+    fn emit_present<F: FnMut(u64, u64, u64)>(
+        &self,
+        va: u64,
+        pa: u64,
+        size: u64,
+        out: &mut Coalescer<F>,
+    ) {
+        let Some(end) = pa.checked_add(size) else {
+            return;
+        };
+        let runs = self.phys.runs();
+        let first = runs.partition_point(|r| r.phys_end() <= pa);
+        for run in runs.get(first..).unwrap_or(&[]) {
+            if run.phys >= end {
+                break;
+            }
+            let lo = run.phys.max(pa);
+            let hi = run.phys_end().min(end);
+            if lo < hi {
+                out.push(va + (lo - pa), lo, hi - lo);
+            }
+        }
+    }
+
+    /// For a set of physical page numbers, the lowest kernel VA mapping each.
     pub fn phys_to_virt(
         &self,
-        _pages: &std::collections::BTreeSet<u64>,
+        pages: &std::collections::BTreeSet<u64>,
     ) -> std::collections::HashMap<u64, u64> {
-        std::collections::HashMap::new()
+        let mut found = std::collections::HashMap::new();
+        if pages.is_empty() {
+            return found;
+        }
+        self.kernel_mappings(|va, pa, size| {
+            let first = pa >> 12;
+            let last = (pa + size - 1) >> 12;
+            for &pfn in pages.range(first..=last) {
+                // Mappings arrive in ascending VA order: the first one seen is the lowest.
+                found
+                    .entry(pfn)
+                    .or_insert_with(|| va.wrapping_add((pfn << 12).wrapping_sub(pa)));
+            }
+        });
+        found
     }
 }
 

@@ -1,7 +1,16 @@
-//! Pool scanning: one parallel pass over the present physical ranges looking for endpoint pool tags.
+//! Pool scanning: one parallel pass over the present physical ranges looking for endpoint pool tags,
+//! then the pool-header checks of docs/internals.md, then decoding (`endpoint`) and, when the profile
+//! cannot be trusted, self-calibration (`calibrate`).
+use crate::calibrate::{self, Overrides};
+use crate::container::PhysicalSpace;
+use crate::endpoint::{self, DecodeEnv, Decoded, ObjectKind};
 use crate::error::{Error, Result};
-use crate::record::{EndpointRecord, ImageFacts};
+use crate::paging::{AddressSpace, PagingMode, VirtualMemory};
+use crate::profile::{Arch, Profile};
+use crate::record::{EndpointRecord, Hex, ImageFacts};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 /// Options of one scan (the library form of `netcarve scan`'s flags).
@@ -40,7 +49,571 @@ pub struct ScanOutput {
     pub corrupt: Vec<EndpointRecord>,
 }
 
+/// Bytes per parallel work unit: large enough to amortise scheduling, small enough to balance.
+pub const CHUNK_SIZE: u64 = 8 << 20;
+const PAGE_SIZE: u64 = 0x1000;
+
+/// A decoded `_POOL_HEADER` (sizes in bytes).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct PoolHeader {
+    pub previous_size: u64,
+    pub pool_index: u16,
+    /// BlockSize × block unit, header included.
+    pub block_size: u64,
+    pub pool_type: u16,
+    pub tag: [u8; 4],
+}
+
+impl PoolHeader {
+    /// Parses the first `arch.pool_header_size()` bytes of `bytes`.
+    pub fn parse(bytes: &[u8], arch: Arch) -> Option<PoolHeader> {
+        let tag: [u8; 4] = bytes.get(4..8)?.try_into().ok()?;
+        match arch {
+            Arch::X64 => Some(PoolHeader {
+                previous_size: u64::from(*bytes.first()?) * 16,
+                pool_index: u16::from(*bytes.get(1)?),
+                block_size: u64::from(*bytes.get(2)?) * 16,
+                pool_type: u16::from(*bytes.get(3)?),
+                tag,
+            }),
+            Arch::X86 => {
+                let w0 = u16::from_le_bytes(bytes.get(0..2)?.try_into().ok()?);
+                let w1 = u16::from_le_bytes(bytes.get(2..4)?.try_into().ok()?);
+                Some(PoolHeader {
+                    previous_size: u64::from(w0 & 0x1ff) * 8,
+                    pool_index: w0 >> 9,
+                    block_size: u64::from(w1 & 0x1ff) * 8,
+                    pool_type: w1 >> 9,
+                    tag,
+                })
+            }
+        }
+    }
+
+    /// Freed blocks keep their contents until reused; they are decoded like live ones.
+    pub fn is_freed(&self) -> bool {
+        self.pool_type == 0
+    }
+}
+
+/// The pool-header rules of docs/internals.md. `Err` names the first rule the header breaks.
+pub fn check_header(
+    header: &PoolHeader,
+    header_offset: u64,
+    arch: Arch,
+    needed_body: u64,
+) -> std::result::Result<(), &'static str> {
+    let unit = arch.pool_header_size();
+    if !header_offset.is_multiple_of(unit) {
+        return Err("pool header not aligned");
+    }
+    if header.pool_type % 2 == 1 {
+        return Err("paged pool (odd PoolType)");
+    }
+    if header.pool_index >= 16 {
+        return Err("PoolIndex out of range");
+    }
+    if header.block_size < unit + needed_body {
+        return Err("pool block too small for the object");
+    }
+    if header_offset % PAGE_SIZE + header.block_size > PAGE_SIZE {
+        return Err("pool block runs past its page");
+    }
+    Ok(())
+}
+
+/// A pool block whose tag is one of the endpoint tags and whose header passes the checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    /// Physical address of the pool header.
+    pub offset: u64,
+    pub kind: ObjectKind,
+    pub header: PoolHeader,
+    /// The block after the pool header (to the end of the block).
+    pub body: Vec<u8>,
+}
+
+impl Candidate {
+    pub fn tag_text(&self) -> String {
+        String::from_utf8_lossy(&self.header.tag).into_owned()
+    }
+}
+
+/// The tags to look for, with the object kind and body size each needs.
+#[derive(Clone, Debug)]
+pub struct TagSet {
+    entries: Vec<(u32, ObjectKind, u64)>,
+    /// Whether any tag starts with this byte (the cheap first test of the hot loop).
+    first_byte: [bool; 256],
+}
+
+impl TagSet {
+    pub fn from_profile(profile: &Profile) -> TagSet {
+        let t = &profile.tcpip;
+        let mut entries = vec![];
+        let mut add = |tags: &[String], kind: ObjectKind, needed: u64| {
+            for tag in tags {
+                if let Ok(bytes) = <[u8; 4]>::try_from(tag.as_bytes()) {
+                    entries.push((u32::from_le_bytes(bytes), kind, needed));
+                }
+            }
+        };
+        add(
+            &t.tcp_endpoint.tags,
+            ObjectKind::TcpEndpoint,
+            t.tcp_endpoint.min_size.get(),
+        );
+        add(
+            &t.tcp_listener.tags,
+            ObjectKind::TcpListener,
+            t.tcp_listener.min_size.get(),
+        );
+        add(
+            &t.udp_endpoint.tags,
+            ObjectKind::UdpEndpoint,
+            t.udp_endpoint.min_size.get(),
+        );
+        if let Some(tw) = &t.time_wait {
+            add(
+                &tw.tags,
+                ObjectKind::TimeWait,
+                tw.min_size.get() + tw.body_offset.get(),
+            );
+        }
+        let mut first_byte = [false; 256];
+        for (tag, _, _) in &entries {
+            first_byte[(*tag & 0xff) as usize] = true;
+        }
+        TagSet {
+            entries,
+            first_byte,
+        }
+    }
+
+    #[inline]
+    fn lookup(&self, tag: u32) -> Option<(ObjectKind, u64)> {
+        self.entries
+            .iter()
+            .find(|(t, _, _)| *t == tag)
+            .map(|(_, k, n)| (*k, *n))
+    }
+}
+
+/// A header position whose tag matched, with the verdict of the header checks.
+#[derive(Clone, Debug)]
+pub struct TagHit {
+    pub candidate: Candidate,
+    /// `Some(reason)` when the header failed a check.
+    pub rejected: Option<&'static str>,
+}
+
+/// Searches every present byte for endpoint pool tags. Work is split into `chunk_size` pieces aligned
+/// to the header alignment, so each header position is examined in exactly one chunk; reads that
+/// run past a chunk go through the physical space. The result is in physical order whatever the
+/// thread count.
+pub fn find_tags(
+    phys: &PhysicalSpace,
+    arch: Arch,
+    tags: &TagSet,
+    chunk_size: u64,
+    progress: Option<&indicatif::ProgressBar>,
+) -> Vec<TagHit> {
+    let align = arch.pool_header_size();
+    let chunk_size = chunk_size.max(PAGE_SIZE) / PAGE_SIZE * PAGE_SIZE;
+    let mut chunks: Vec<(u64, u64)> = vec![];
+    for run in phys.runs() {
+        let mut start = run.phys;
+        while start < run.phys_end() {
+            let next = (start / chunk_size + 1).saturating_mul(chunk_size);
+            let end = next.min(run.phys_end());
+            chunks.push((start, end));
+            start = end;
+        }
+    }
+    chunks
+        .par_iter()
+        .map(|&(start, end)| {
+            let hits = scan_chunk(phys, arch, tags, align, start, end);
+            if let Some(bar) = progress {
+                bar.inc(end - start);
+            }
+            hits
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+fn scan_chunk(
+    phys: &PhysicalSpace,
+    arch: Arch,
+    tags: &TagSet,
+    align: u64,
+    start: u64,
+    end: u64,
+) -> Vec<TagHit> {
+    let mut hits = vec![];
+    let first = start.div_ceil(align) * align;
+    if first >= end {
+        return hits;
+    }
+    // Chunks never span runs, so the whole chunk is one zero-copy slice.
+    let Some(bytes) = phys.slice(first, (end - first) as usize) else {
+        return hits;
+    };
+    let step = align as usize;
+    let mut check = |pos: u64, tag: u32| {
+        if let Some((kind, needed)) = tags.lookup(tag) {
+            if let Some(hit) = examine(phys, arch, pos, kind, needed) {
+                hits.push(hit);
+            }
+        }
+    };
+    // The hot loop: a 256-entry table on the tag's first byte rejects almost every header slot,
+    // four slots per test, so the common case costs one branch per 64 bytes (x64); only then
+    // are the tags compared.
+    let group = step * 4;
+    let groups = bytes.chunks_exact(group);
+    let mut tail_start = first + (groups.len() * group) as u64;
+    for (g, bytes) in groups.enumerate() {
+        let fb = &tags.first_byte;
+        if !(fb[bytes[4] as usize]
+            | fb[bytes[step + 4] as usize]
+            | fb[bytes[2 * step + 4] as usize]
+            | fb[bytes[3 * step + 4] as usize])
+        {
+            continue;
+        }
+        for (i, slot) in bytes.chunks_exact(step).enumerate() {
+            let tag = u32::from_le_bytes([slot[4], slot[5], slot[6], slot[7]]);
+            check(first + (g * group + i * step) as u64, tag);
+        }
+    }
+    let rest = bytes.get((tail_start - first) as usize..).unwrap_or(&[]);
+    for slot in rest.chunks_exact(step) {
+        let tag = u32::from_le_bytes([slot[4], slot[5], slot[6], slot[7]]);
+        check(tail_start, tag);
+        tail_start += align;
+    }
+    // A last slot shorter than a header: its tag may continue in the next run.
+    if tail_start < end {
+        if let Some(tag) = phys.read_u32(tail_start + 4) {
+            check(tail_start, tag);
+        }
+    }
+    hits
+}
+
+fn examine(
+    phys: &PhysicalSpace,
+    arch: Arch,
+    offset: u64,
+    kind: ObjectKind,
+    needed: u64,
+) -> Option<TagHit> {
+    let header_size = arch.pool_header_size();
+    let mut raw = [0u8; 16];
+    let raw = raw.get_mut(..header_size as usize)?;
+    if !phys.read(offset, raw) {
+        return None;
+    }
+    let header = PoolHeader::parse(raw, arch)?;
+    let rejected = check_header(&header, offset, arch, needed).err();
+    // The body is read to the end of the block (bounded by the page), so calibration can look at
+    // slots the profile does not name. A rejected header still gets the bytes it claims, for
+    // --include-corrupt.
+    let body_len = header
+        .block_size
+        .saturating_sub(header_size)
+        .min(PAGE_SIZE - (offset + header_size) % PAGE_SIZE);
+    let mut body = vec![0u8; body_len as usize];
+    if !phys.read(offset + header_size, &mut body) {
+        body.clear();
+    }
+    Some(TagHit {
+        candidate: Candidate {
+            offset,
+            kind,
+            header,
+            body,
+        },
+        rejected,
+    })
+}
+
+/// Boot and acquisition time (FILETIMEs), the window a create time must fall in.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct TimeWindow {
+    pub boot: Option<u64>,
+    pub acquisition: Option<u64>,
+}
+
+/// What carving produced before image facts are attached.
+#[derive(Clone, Debug, Default)]
+pub struct Carved {
+    pub endpoints: Vec<EndpointRecord>,
+    pub corrupt: Vec<EndpointRecord>,
+    pub calibration: Vec<serde_json::Value>,
+}
+
+/// Everything the carving pass needs besides the physical space.
+pub struct CarveParams<'a> {
+    pub profile: &'a Profile,
+    pub mem: &'a dyn VirtualMemory,
+    pub mode: PagingMode,
+    pub times: TimeWindow,
+    pub include_corrupt: bool,
+    pub chunk_size: u64,
+    pub progress: Option<&'a indicatif::ProgressBar>,
+}
+
+/// Tag search, header checks, calibration, decoding. Virtual addresses are filled in by the caller
+/// (`scan_image`), which knows the page tables.
+pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
+    let tags = TagSet::from_profile(p.profile);
+    let hits = find_tags(phys, p.profile.arch, &tags, p.chunk_size, p.progress);
+    let (accepted, rejected): (Vec<TagHit>, Vec<TagHit>) =
+        hits.into_iter().partition(|h| h.rejected.is_none());
+    let candidates: Vec<Candidate> = accepted.into_iter().map(|h| h.candidate).collect();
+
+    let base_env = DecodeEnv {
+        profile: p.profile,
+        mem: p.mem,
+        times: p.times,
+        dtb_align: dtb_alignment(p.mode),
+        overrides: Overrides::default(),
+    };
+    let (overrides, mut calibration) = calibrate::calibrate(&candidates, &base_env);
+    let env = DecodeEnv {
+        overrides,
+        ..base_env
+    };
+
+    let decoded: Vec<Decoded> = candidates
+        .par_iter()
+        .map(|c| endpoint::decode(c, &env))
+        .collect();
+    calibration.extend(calibrate::alternatives_used(&decoded, &env));
+
+    let mut carved = Carved {
+        calibration,
+        ..Carved::default()
+    };
+    for d in decoded {
+        match d {
+            Decoded::Valid(rec, _) => carved.endpoints.push(rec),
+            Decoded::Corrupt(rec) => {
+                if p.include_corrupt {
+                    carved.corrupt.push(rec)
+                }
+            }
+        }
+    }
+    if p.include_corrupt {
+        for h in rejected {
+            carved
+                .corrupt
+                .push(endpoint::header_only_record(&h.candidate, h.rejected));
+        }
+    }
+    carved
+        .endpoints
+        .sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    carved
+        .corrupt
+        .sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    carved
+}
+
+/// Owner DTB alignment: page-aligned, except PAE's 32-byte-aligned PDPT.
+pub fn dtb_alignment(mode: PagingMode) -> u64 {
+    match mode {
+        PagingMode::Pae => 0x20,
+        _ => PAGE_SIZE,
+    }
+}
+
+/// Fills `virtual_address` from the kernel mapping of each record's page (one walk for all pages).
+pub fn attach_virtual_addresses(space: &AddressSpace, records: &mut [&mut EndpointRecord]) {
+    let pages: BTreeSet<u64> = records
+        .iter()
+        .map(|r| r.physical_offset.0 / PAGE_SIZE)
+        .collect();
+    if pages.is_empty() {
+        return;
+    }
+    let map: HashMap<u64, u64> = space.phys_to_virt(&pages);
+    for r in records.iter_mut() {
+        let pa = r.physical_offset.0;
+        r.virtual_address = map
+            .get(&(pa / PAGE_SIZE))
+            .map(|va| Hex(va.wrapping_add(pa % PAGE_SIZE)));
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Scans an image end to end.
-pub fn scan_image(_path: &Path, _opts: &ScanOptions) -> Result<ScanOutput> {
-    Err(Error::usage("scan is being written"))
+pub fn scan_image(path: &Path, opts: &ScanOptions) -> Result<ScanOutput> {
+    match opts.threads {
+        Some(n) => {
+            if n == 0 {
+                return Err(Error::usage("--threads must be at least 1"));
+            }
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map_err(|e| Error::usage(format!("cannot start {n} threads: {e}")))?;
+            pool.install(|| scan_image_in_pool(path, opts))
+        }
+        None => scan_image_in_pool(path, opts),
+    }
+}
+
+fn scan_image_in_pool(path: &Path, opts: &ScanOptions) -> Result<ScanOutput> {
+    let phys = PhysicalSpace::open(path)?;
+    let kernel = crate::kernel::identify(&phys, opts.dtb).map_err(|e| e.in_file(path))?;
+    let (profile, reason) = match &opts.profile {
+        Some(name) => (crate::profile::resolve(name)?, format!("--profile {name}")),
+        None => {
+            let q = crate::profile::select::Query {
+                arch: kernel.arch,
+                nt_major: kernel.nt.major,
+                nt_minor: kernel.nt.minor,
+                build: kernel.nt.build,
+                tcpip_version: kernel.tcpip_version.clone(),
+            };
+            let sel = crate::profile::select::select(&q).map_err(|e| e.in_file(path))?;
+            (sel.profile.clone(), sel.reason)
+        }
+    };
+    if profile.arch != kernel.arch {
+        return Err(Error::file(
+            path,
+            format!(
+                "profile {} is {} but the image's kernel is {}",
+                profile.name,
+                profile.arch.name(),
+                kernel.arch.name()
+            ),
+        ));
+    }
+    let space = AddressSpace::new(&phys, kernel.dtb, kernel.mode);
+    let mut image = crate::kernel::image_facts(&phys, &kernel);
+    let times = TimeWindow {
+        boot: kernel.boot_time(),
+        acquisition: kernel.system_time,
+    };
+    let progress =
+        (opts.progress && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+            let bar = indicatif::ProgressBar::new(phys.present_size());
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "scanning {bar:40} {bytes}/{total_bytes} ({eta})",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        });
+    let params = CarveParams {
+        profile: &profile,
+        mem: &space,
+        mode: kernel.mode,
+        times,
+        include_corrupt: opts.include_corrupt,
+        chunk_size: CHUNK_SIZE,
+        progress: progress.as_ref(),
+    };
+    // Hashing reads the same file; running it beside the scan hides most of its cost.
+    let (mut carved, sha) = rayon::join(
+        || carve(&phys, &params),
+        || opts.hash.then(|| sha256_hex(phys.file_bytes())),
+    );
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    image.sha256 = sha;
+    {
+        let mut all: Vec<&mut EndpointRecord> = carved
+            .endpoints
+            .iter_mut()
+            .chain(carved.corrupt.iter_mut())
+            .collect();
+        attach_virtual_addresses(&space, &mut all);
+    }
+    Ok(ScanOutput {
+        image,
+        profile: ProfileUse {
+            name: profile.name.clone(),
+            reason,
+            calibration: carved.calibration,
+        },
+        endpoints: carved.endpoints,
+        corrupt: carved.corrupt,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn x64_header(index: u8, blocks: u8, pool_type: u8, tag: &[u8; 4]) -> [u8; 16] {
+        let mut h = [0u8; 16];
+        h[1] = index;
+        h[2] = blocks;
+        h[3] = pool_type;
+        h[4..8].copy_from_slice(tag);
+        h
+    }
+
+    #[test]
+    fn x64_header_rules() {
+        let ok = PoolHeader::parse(&x64_header(1, 0x20, 2, b"TcpE"), Arch::X64).unwrap();
+        assert_eq!(ok.block_size, 0x200);
+        assert!(check_header(&ok, 0x1000, Arch::X64, 0x100).is_ok());
+        assert!(
+            check_header(&ok, 0x1008, Arch::X64, 0x100).is_err(),
+            "unaligned"
+        );
+        assert!(
+            check_header(&ok, 0x1f00, Arch::X64, 0x100).is_err(),
+            "past page"
+        );
+        assert!(
+            check_header(&ok, 0x1000, Arch::X64, 0x1f8).is_err(),
+            "undersized"
+        );
+        let freed = PoolHeader::parse(&x64_header(0, 0x20, 0, b"TcpE"), Arch::X64).unwrap();
+        assert!(freed.is_freed() && check_header(&freed, 0, Arch::X64, 0x100).is_ok());
+        let paged = PoolHeader::parse(&x64_header(0, 0x20, 3, b"TcpE"), Arch::X64).unwrap();
+        assert_eq!(
+            check_header(&paged, 0, Arch::X64, 0x100),
+            Err("paged pool (odd PoolType)")
+        );
+        let bad_index = PoolHeader::parse(&x64_header(16, 0x20, 2, b"TcpE"), Arch::X64).unwrap();
+        assert!(check_header(&bad_index, 0, Arch::X64, 0x100).is_err());
+    }
+
+    #[test]
+    fn x86_header_bitfields() {
+        // PreviousSize 3, PoolIndex 2, BlockSize 0x30 (×8), PoolType 4 (non-paged).
+        let w0: u16 = 3 | (2 << 9);
+        let w1: u16 = 0x30 | (4 << 9);
+        let mut h = [0u8; 8];
+        h[0..2].copy_from_slice(&w0.to_le_bytes());
+        h[2..4].copy_from_slice(&w1.to_le_bytes());
+        h[4..8].copy_from_slice(b"UdpA");
+        let p = PoolHeader::parse(&h, Arch::X86).unwrap();
+        assert_eq!(
+            (p.previous_size, p.pool_index, p.block_size, p.pool_type),
+            (24, 2, 0x180, 4)
+        );
+        assert!(check_header(&p, 0x2008, Arch::X86, 0x100).is_ok());
+        assert!(check_header(&p, 0x2004, Arch::X86, 0x100).is_err());
+        assert!(PoolHeader::parse(&h[..6], Arch::X86).is_none());
+    }
 }

@@ -1,6 +1,170 @@
-use crate::cli::InfoArgs;
-use crate::error::{Error, Result};
+//! `netcarve info`: what the image is and which kernel it holds.
+use crate::cli::{InfoArgs, InfoFormat};
+use crate::container::PhysicalSpace;
+use crate::error::{io_error, Error, Result};
+use crate::kernel::{identify, image_facts, KernelInfo};
+use crate::record::ImageFacts;
+use std::io::Write;
 
-pub fn run(_args: &InfoArgs) -> Result<u8> {
-    Err(Error::usage("`info` is being written"))
+/// The profile `info` would use, or why there is none.
+struct ProfileChoice {
+    name: Option<String>,
+    reason: String,
+}
+
+pub fn run(args: &InfoArgs) -> Result<u8> {
+    let path = &args.image.image;
+    let phys = PhysicalSpace::open(path)?;
+    let kernel = identify(&phys, args.image.dtb).map_err(|e| e.in_file(path))?;
+    let mut facts = image_facts(&phys, &kernel);
+    if args.hash {
+        facts.sha256 = Some(sha256_hex(phys.file_bytes()));
+    }
+    let choice = choose_profile(&kernel, args.image.profile.as_deref())?;
+    let text = match args.format {
+        InfoFormat::Json => render_json(&facts, &kernel, &choice)?,
+        InfoFormat::Table => render_table(&facts, &kernel, &choice),
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .map_err(|e| io_error("<stdout>", &e))?;
+    Ok(0)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn choose_profile(k: &KernelInfo, wanted: Option<&str>) -> Result<ProfileChoice> {
+    if let Some(name) = wanted {
+        // A bad --profile is the user's error, not a fact about the image.
+        let p = crate::profile::resolve(name)?;
+        return Ok(ProfileChoice {
+            name: Some(p.name),
+            reason: "chosen with --profile".to_string(),
+        });
+    }
+    let query = crate::profile::select::Query {
+        arch: k.arch,
+        nt_major: k.nt.major,
+        nt_minor: k.nt.minor,
+        build: k.nt.build,
+        tcpip_version: k.tcpip_version.clone(),
+    };
+    Ok(match crate::profile::select::select(&query) {
+        Ok(sel) => ProfileChoice {
+            name: Some(sel.profile.name.clone()),
+            reason: sel.reason,
+        },
+        Err(e) => ProfileChoice {
+            name: None,
+            reason: e.to_string(),
+        },
+    })
+}
+
+fn render_json(facts: &ImageFacts, k: &KernelInfo, choice: &ProfileChoice) -> Result<String> {
+    let mut value = serde_json::to_value(facts)
+        .map_err(|e| Error::usage(format!("cannot render image facts: {e}")))?;
+    if let Some(obj) = value.as_object_mut() {
+        let profile = match &choice.name {
+            Some(name) => serde_json::json!({"name": name, "reason": choice.reason}),
+            None => serde_json::Value::Null,
+        };
+        obj.insert("profile".into(), profile);
+        if choice.name.is_none() {
+            obj.insert("profile_reason".into(), choice.reason.clone().into());
+        }
+        obj.insert(
+            "tcpip_version".into(),
+            k.tcpip_version
+                .clone()
+                .map_or(serde_json::Value::Null, Into::into),
+        );
+    }
+    let mut text = serde_json::to_string_pretty(&value)
+        .map_err(|e| Error::usage(format!("cannot render image facts: {e}")))?;
+    text.push('\n');
+    Ok(text)
+}
+
+fn render_table(facts: &ImageFacts, k: &KernelInfo, choice: &ProfileChoice) -> String {
+    let none = || "-".to_string();
+    let mut rows: Vec<(&str, String)> = vec![
+        ("File", facts.file.clone().unwrap_or_else(none)),
+        ("Container", facts.container.clone()),
+        (
+            "Architecture",
+            format!("{} ({} paging)", facts.arch, facts.paging),
+        ),
+        (
+            "Physical memory",
+            format!(
+                "{} bytes ({:.1} MiB) in {} range(s), highest address {:#x}",
+                facts.physical.size,
+                facts.physical.size as f64 / (1024.0 * 1024.0),
+                facts.physical.ranges,
+                facts.physical.end
+            ),
+        ),
+        ("DTB", format!("{} ({})", facts.dtb, facts.dtb_source)),
+        (
+            "Kernel base",
+            facts.kernel_base.map_or_else(none, |b| b.to_string()),
+        ),
+        (
+            "Kernel PDB",
+            facts
+                .kernel_pdb
+                .as_ref()
+                .map_or_else(none, |p| format!("{} {} age {}", p.name, p.guid, p.age)),
+        ),
+        (
+            "Symbol path",
+            facts
+                .kernel_pdb
+                .as_ref()
+                .map_or_else(none, |p| p.symbol_path.clone()),
+        ),
+        (
+            "NT version",
+            format!(
+                "{}.{} build {}",
+                facts.nt.major, facts.nt.minor, facts.nt.build
+            ),
+        ),
+        (
+            "Acquired (UTC)",
+            facts.system_time.clone().unwrap_or_else(none),
+        ),
+        ("Booted (UTC)", facts.boot_time.clone().unwrap_or_else(none)),
+        (
+            "Time-zone bias",
+            facts
+                .timezone_bias_minutes
+                .map_or_else(none, |b| format!("{b} minutes (local = UTC {:+} min)", -b)),
+        ),
+    ];
+    if let Some(v) = &k.tcpip_version {
+        rows.push(("tcpip.sys", v.clone()));
+    }
+    rows.push((
+        "Profile",
+        match &choice.name {
+            Some(n) => format!("{n} ({})", choice.reason),
+            None => format!("none ({})", choice.reason),
+        },
+    ));
+    if let Some(h) = &facts.sha256 {
+        rows.push(("SHA-256", h.clone()));
+    }
+    for w in &facts.warnings {
+        rows.push(("Warning", w.clone()));
+    }
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    rows.iter()
+        .map(|(k, v)| format!("{k:<width$}  {v}\n"))
+        .collect()
 }

@@ -1,6 +1,129 @@
-use crate::cli::ScanArgs;
+//! `netcarve scan`: arguments → `scan::scan_image` → filters → renderer.
+use crate::cli::{ProtoFilter, ScanArgs, ScanFormat};
 use crate::error::{Error, Result};
+use crate::output::{self, Format};
+use crate::record::{EndpointRecord, Proto, TcpState};
+use crate::scan::{scan_image, ScanOptions};
+use std::io::IsTerminal;
 
-pub fn run(_args: &ScanArgs) -> Result<u8> {
-    Err(Error::usage("`scan` is being written"))
+pub fn run(args: &ScanArgs) -> Result<u8> {
+    let filter = Filter::from_args(args)?;
+    let opts = ScanOptions {
+        dtb: args.image.dtb,
+        profile: args.image.profile.clone(),
+        include_corrupt: args.include_corrupt,
+        threads: args.threads,
+        progress: !args.quiet,
+        hash: args.hash,
+    };
+    let mut out = scan_image(&args.image.image, &opts)?;
+    out.endpoints.retain(|r| filter.keeps(r));
+    out.corrupt.retain(|r| filter.keeps(r));
+
+    // A terminal gets a table; a pipe or a file gets JSON, which tools can read.
+    let format = match args.format {
+        Some(f) => convert(f),
+        None if args.output.is_none() && std::io::stdout().is_terminal() => Format::Table,
+        None => Format::Json,
+    };
+    let dest = args
+        .output
+        .as_ref()
+        .map_or_else(|| "<stdout>".to_string(), |p| p.display().to_string());
+    let mut w = super::output_writer(args.output.as_deref())?;
+    output::render(&out, format, &mut w, &dest)?;
+    Ok(0)
+}
+
+fn convert(f: ScanFormat) -> Format {
+    match f {
+        ScanFormat::Table => Format::Table,
+        ScanFormat::Json => Format::Json,
+        ScanFormat::Jsonl => Format::Jsonl,
+        ScanFormat::Csv => Format::Csv,
+        ScanFormat::Bodyfile => Format::Bodyfile,
+        ScanFormat::Timesketch => Format::Timesketch,
+    }
+}
+
+/// `--pid`, `--proto`, `--state`: a record is kept when it passes every given filter.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub pids: Vec<u32>,
+    pub proto: Option<Proto>,
+    pub states: Vec<TcpState>,
+}
+
+impl Filter {
+    pub fn from_args(args: &ScanArgs) -> Result<Filter> {
+        let states = args
+            .state
+            .iter()
+            .map(|s| {
+                TcpState::parse_any(s).ok_or_else(|| {
+                    Error::usage(format!(
+                        "--state: unknown TCP state {s:?} (e.g. ESTABLISHED, LISTENING, TIME_WAIT)"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Filter {
+            pids: args.pid.clone(),
+            proto: args.proto.map(|p| match p {
+                ProtoFilter::Tcp => Proto::Tcp,
+                ProtoFilter::Udp => Proto::Udp,
+            }),
+            states,
+        })
+    }
+
+    pub fn keeps(&self, r: &EndpointRecord) -> bool {
+        (self.pids.is_empty() || r.pid.is_some_and(|p| self.pids.contains(&p)))
+            && self.proto.is_none_or(|p| r.proto == p)
+            && (self.states.is_empty() || r.state.is_some_and(|s| self.states.contains(&s)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Family, Hex, PoolStatus};
+
+    fn rec(proto: Proto, pid: Option<u32>, state: Option<TcpState>) -> EndpointRecord {
+        EndpointRecord {
+            proto,
+            family: Family::Ipv4,
+            local_addr: "0.0.0.0".into(),
+            local_port: 1,
+            remote_addr: None,
+            remote_port: None,
+            state,
+            dual_stack: false,
+            pid,
+            process: None,
+            create_time: None,
+            create_time_raw: None,
+            tag: "TcpE".into(),
+            pool_status: PoolStatus::Allocated,
+            physical_offset: Hex(0),
+            virtual_address: None,
+            flags: vec![],
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn filters_combine() {
+        let f = Filter {
+            pids: vec![4, 1236],
+            proto: Some(Proto::Tcp),
+            states: vec![TcpState::Established, TcpState::Listening],
+        };
+        assert!(f.keeps(&rec(Proto::Tcp, Some(4), Some(TcpState::Listening))));
+        assert!(!f.keeps(&rec(Proto::Tcp, Some(8), Some(TcpState::Listening))));
+        assert!(!f.keeps(&rec(Proto::Tcp, None, Some(TcpState::Listening))));
+        assert!(!f.keeps(&rec(Proto::Udp, Some(4), None)));
+        assert!(!f.keeps(&rec(Proto::Tcp, Some(4), Some(TcpState::TimeWait))));
+        assert!(Filter::default().keeps(&rec(Proto::Udp, None, None)));
+    }
 }

@@ -1,6 +1,37 @@
-use crate::cli::SynthArgs;
-use crate::error::{Error, Result};
+//! `netcarve synth`: arguments → `synth::synthesize` → a one-line summary.
+use crate::cli::{ContainerKind, SynthArgs};
+use crate::error::Result;
+use crate::synth::{synthesize, Container, SynthOptions};
 
-pub fn run(_args: &SynthArgs) -> Result<u8> {
-    Err(Error::usage("`synth` is being written"))
+pub fn run(args: &SynthArgs) -> Result<u8> {
+    let profile = crate::profile::resolve(&args.profile)?;
+    let container = match args.container {
+        ContainerKind::Raw => Container::Raw,
+        ContainerKind::Crashdump => Container::Crashdump,
+        ContainerKind::Bitmap => Container::Bitmap,
+        ContainerKind::Elf => Container::Elf,
+        ContainerKind::Lime => Container::Lime,
+        ContainerKind::Vmware => Container::Vmware,
+    };
+    let opts = SynthOptions {
+        profile,
+        container,
+        seed: args.seed,
+        size: args.size,
+        pae: !args.no_pae,
+        extra_endpoints: args.endpoints.unwrap_or(0),
+        isf_dir: args.isf_dir.clone(),
+        out: args.out.clone(),
+    };
+    let truth = synthesize(&opts)?;
+    eprintln!(
+        "netcarve synth: {} {} ({} endpoints, {} decoys, {} discrepancies) in {}",
+        truth.profile,
+        truth.image.container,
+        truth.endpoints.len(),
+        truth.decoys.len(),
+        truth.discrepancies.len(),
+        args.out.display()
+    );
+    Ok(0)
 }

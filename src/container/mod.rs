@@ -8,7 +8,12 @@ use crate::error::{io_error, Error, Result};
 use crate::profile::Arch;
 use std::path::{Path, PathBuf};
 
+pub mod crashdump;
+pub mod elf;
+mod le;
+pub mod lime;
 pub mod raw;
+pub mod vmware;
 
 /// A present physical range stored contiguously in the file.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -80,7 +85,7 @@ impl PhysicalSpace {
         let file_len = backing.bytes().len() as u64;
         for r in &runs {
             let end = r.file_offset.checked_add(r.len);
-            if end.is_none_or(|e| e > file_len) || r.phys.checked_add(r.len).is_none() {
+            if !matches!(end, Some(e) if e <= file_len) || r.phys.checked_add(r.len).is_none() {
                 return Err(Error::file(
                     path,
                     format!(
@@ -146,7 +151,43 @@ impl PhysicalSpace {
         Self::detect(Backing::Owned(bytes), origin)
     }
 
+    /// Picks the container from the first bytes; a file that matches no header is raw memory, unless
+    /// a VMware snapshot file sits beside it.
     fn detect(backing: Backing, path: &Path) -> Result<PhysicalSpace> {
+        let head = backing.bytes();
+        if head.starts_with(b"PAGE") && head.len() < 8 {
+            return Err(Error::file(path, "truncated crash dump header"));
+        }
+        if crashdump::detect(head) {
+            return crashdump::open(backing, path);
+        }
+        if head.starts_with(b"PAGE") && head.get(4..8).is_some_and(|v| v.starts_with(b"DU")) {
+            return Err(Error::file(
+                path,
+                "unknown crash dump signature (neither PAGEDUMP nor PAGEDU64)",
+            ));
+        }
+        if elf::detect(head) {
+            return elf::open(backing, path);
+        }
+        if lime::detect(head) {
+            return lime::open(backing, path);
+        }
+        if let Some(meta) = vmware::sibling_metadata(path) {
+            return vmware::open_with_metadata(backing, path, &meta);
+        }
+        if vmware::looks_like_vmem(path) {
+            return vmware::open_without_metadata(backing, path);
+        }
+        if head.len() < 0x1000 {
+            return Err(Error::file(
+                path,
+                format!(
+                    "unknown format: {} bytes, no known header and too small for a raw memory image",
+                    head.len()
+                ),
+            ));
+        }
         raw::open(backing, path)
     }
 

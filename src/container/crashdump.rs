@@ -1,0 +1,326 @@
+//! Windows crash dumps (`PAGEDUMP` 32-bit, `PAGEDU64` 64-bit): full dumps with a run list, bitmap
+//! dumps (`SDMP`/`FDMP`) and the newer `RDMP` range dumps. Triage/mini dumps carry no physical
+//! memory map and are refused with a clear message.
+use super::le::{u32_at, u64_at};
+use super::{Backing, ContainerHints, PhysicalSpace, Run};
+use crate::error::{Error, Result};
+use crate::profile::Arch;
+use std::path::Path;
+
+const PAGE: u64 = 0x1000;
+/// Windows fills unused header fields with the ASCII `PAGE`.
+const FILLER: u32 = 0x4547_4150;
+
+/// Header field offsets that differ between the 32- and 64-bit layouts.
+struct Layout {
+    header_size: u64,
+    wide: bool,
+    dtb: usize,
+    ps_loaded_module_list: usize,
+    ps_active_process_head: usize,
+    machine: usize,
+    pae: Option<usize>,
+    kdbg: usize,
+    runs: usize,
+    dump_type: usize,
+    system_time: usize,
+    max_runs: u64,
+}
+
+const LAYOUT32: Layout = Layout {
+    header_size: 0x1000,
+    wide: false,
+    dtb: 0x10,
+    ps_loaded_module_list: 0x18,
+    ps_active_process_head: 0x1C,
+    machine: 0x20,
+    pae: Some(0x5C),
+    kdbg: 0x60,
+    runs: 0x64,
+    dump_type: 0xF88,
+    system_time: 0xFC0,
+    max_runs: 86,
+};
+
+const LAYOUT64: Layout = Layout {
+    header_size: 0x2000,
+    wide: true,
+    dtb: 0x10,
+    ps_loaded_module_list: 0x20,
+    ps_active_process_head: 0x28,
+    machine: 0x30,
+    pae: None,
+    kdbg: 0x80,
+    runs: 0x88,
+    dump_type: 0xF98,
+    system_time: 0xFA8,
+    max_runs: 42,
+};
+
+/// True if the bytes start like a Windows crash dump.
+pub fn detect(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"PAGEDUMP") || bytes.starts_with(b"PAGEDU64")
+}
+
+pub fn open(backing: Backing, path: &Path) -> Result<PhysicalSpace> {
+    let bytes = backing.bytes();
+    let layout = if bytes.starts_with(b"PAGEDU64") {
+        &LAYOUT64
+    } else {
+        &LAYOUT32
+    };
+    let bits = if layout.wide { 64 } else { 32 };
+    if (bytes.len() as u64) < layout.header_size {
+        return Err(Error::file(
+            path,
+            format!(
+                "truncated {bits}-bit crash dump header ({:#x} of {:#x} bytes)",
+                bytes.len(),
+                layout.header_size
+            ),
+        ));
+    }
+    let u32f = |off: usize| u32_at(bytes, off).unwrap_or(0);
+    let ptr = |off: usize| -> u64 {
+        if layout.wide {
+            u64_at(bytes, off).unwrap_or(0)
+        } else {
+            u64::from(u32f(off))
+        }
+    };
+    let machine = u32f(layout.machine);
+    let arch = match machine {
+        0x14C => Arch::X86,
+        0x8664 => Arch::X64,
+        0xAA64 => {
+            return Err(Error::file(
+                path,
+                "unsupported architecture: ARM64 crash dump (MachineImageType 0xAA64)",
+            ))
+        }
+        other => {
+            return Err(Error::file(
+                path,
+                format!("unsupported architecture: crash dump MachineImageType {other:#x}"),
+            ))
+        }
+    };
+    if layout.wide != (arch == Arch::X64) {
+        return Err(Error::file(
+            path,
+            format!("crash dump header is {bits}-bit but MachineImageType is {machine:#x}"),
+        ));
+    }
+    let dump_type = u32f(layout.dump_type);
+    let (runs, kind) = match dump_type {
+        1 => (full_runs(bytes, layout, path)?, "crashdump-full"),
+        5 | 6 => (bitmap_runs(bytes, layout, path)?, "crashdump-bitmap"),
+        8..=0xA => (rdmp_runs(bytes, layout, dump_type, path)?, "crashdump-rdmp"),
+        2 => {
+            return Err(Error::file(
+                path,
+                "crash dump type 2 (summary dump) is not supported: its physical memory map format is undocumented",
+            ))
+        }
+        4 => {
+            return Err(Error::file(
+                path,
+                "triage (mini) crash dump: it has no physical memory map, so endpoints cannot be carved from it",
+            ))
+        }
+        other => {
+            return Err(Error::file(
+                path,
+                format!("crash dump type {other:#x} has no physical memory map netcarve can read"),
+            ))
+        }
+    };
+    let build = u32f(0xC);
+    let set =
+        |v: u64| (v != 0 && v != u64::from(FILLER) && v != 0x4547_4150_4547_4150).then_some(v);
+    let hints = ContainerHints {
+        arch: Some(arch),
+        pae: layout
+            .pae
+            .map(|off| bytes.get(off).copied().unwrap_or(0) != 0),
+        dtb: set(ptr(layout.dtb)),
+        nt_build: (build != 0 && build != FILLER).then_some(build),
+        system_time: set(u64_at(bytes, layout.system_time).unwrap_or(0)),
+        ps_active_process_head: set(ptr(layout.ps_active_process_head)),
+        ps_loaded_module_list: set(ptr(layout.ps_loaded_module_list)),
+        kd_debugger_data_block: set(ptr(layout.kdbg)),
+    };
+    let mut space = PhysicalSpace::new(backing, runs, kind, path)?;
+    space.hints = hints;
+    Ok(space)
+}
+
+/// DumpType 1: the PhysicalMemoryBlock run list; pages packed back to back after the header.
+fn full_runs(bytes: &[u8], layout: &Layout, path: &Path) -> Result<Vec<Run>> {
+    let count = u32_at(bytes, layout.runs).unwrap_or(0);
+    if count == FILLER || count == u32::MAX {
+        return Err(Error::file(
+            path,
+            format!("full crash dump has no usable run list (NumberOfRuns {count:#x})"),
+        ));
+    }
+    if count == 0 {
+        return Err(Error::file(path, "full crash dump has an empty run list"));
+    }
+    if u64::from(count) > layout.max_runs {
+        return Err(Error::file(
+            path,
+            format!(
+                "full crash dump declares {count} runs; the header holds at most {}",
+                layout.max_runs
+            ),
+        ));
+    }
+    let (first, entry) = if layout.wide {
+        (layout.runs + 0x10, 16)
+    } else {
+        (layout.runs + 8, 8)
+    };
+    let mut runs = Vec::with_capacity(count as usize);
+    let mut file_offset = layout.header_size;
+    for i in 0..count as usize {
+        let at = first + i * entry;
+        let (base, pages) = if layout.wide {
+            (u64_at(bytes, at), u64_at(bytes, at + 8))
+        } else {
+            (
+                u32_at(bytes, at).map(u64::from),
+                u32_at(bytes, at + 4).map(u64::from),
+            )
+        };
+        let (Some(base), Some(pages)) = (base, pages) else {
+            return Err(Error::file(path, "truncated crash dump run list"));
+        };
+        let bad = || Error::file(path, format!("crash dump run {i} is out of range"));
+        let phys = base.checked_mul(PAGE).ok_or_else(bad)?;
+        let len = pages.checked_mul(PAGE).ok_or_else(bad)?;
+        runs.push(Run {
+            phys,
+            len,
+            file_offset,
+        });
+        file_offset = file_offset.checked_add(len).ok_or_else(bad)?;
+    }
+    if file_offset > bytes.len() as u64 {
+        return Err(Error::file(
+            path,
+            format!(
+                "crash dump runs need {file_offset:#x} bytes but the file has {:#x} (truncated dump)",
+                bytes.len()
+            ),
+        ));
+    }
+    Ok(runs)
+}
+
+/// DumpType 5/6: an `SDMP`/`FDMP` bitmap; present pages stored in ascending PFN order from
+/// FirstPage. Consecutive set bits become one run.
+fn bitmap_runs(bytes: &[u8], layout: &Layout, path: &Path) -> Result<Vec<Run>> {
+    let hdr = layout.header_size as usize;
+    let sig = bytes.get(hdr..hdr + 4);
+    if sig != Some(b"SDMP") && sig != Some(b"FDMP") {
+        return Err(Error::file(
+            path,
+            format!("bitmap crash dump without an SDMP/FDMP header at {hdr:#x}"),
+        ));
+    }
+    let trunc = || Error::file(path, "truncated bitmap crash dump header");
+    let first_page = u64_at(bytes, hdr + 0x20).ok_or_else(trunc)?;
+    let bits = u64_at(bytes, hdr + 0x30).ok_or_else(trunc)?;
+    let bitmap_len = bits.div_ceil(8);
+    let bitmap_start = hdr + 0x38;
+    let bitmap = usize::try_from(bitmap_len)
+        .ok()
+        .and_then(|n| bytes.get(bitmap_start..bitmap_start.checked_add(n)?))
+        .ok_or_else(|| {
+            Error::file(
+                path,
+                format!("bitmap of {bits} pages runs past the end of the file"),
+            )
+        })?;
+    let mut runs: Vec<Run> = vec![];
+    let mut file_offset = first_page;
+    let mut pfn = 0u64;
+    // Skip zero bytes quickly; a multi-GiB dump has millions of bits.
+    while pfn < bits {
+        let byte = bitmap.get((pfn / 8) as usize).copied().unwrap_or(0);
+        if byte == 0 && pfn.is_multiple_of(8) {
+            pfn += 8;
+            continue;
+        }
+        if byte & (1 << (pfn % 8)) != 0 {
+            match runs.last_mut() {
+                Some(last) if last.phys + last.len == pfn * PAGE => last.len += PAGE,
+                _ => runs.push(Run {
+                    phys: pfn * PAGE,
+                    len: PAGE,
+                    file_offset,
+                }),
+            }
+            file_offset += PAGE;
+        }
+        pfn += 1;
+    }
+    if file_offset > bytes.len() as u64 {
+        return Err(Error::file(
+            path,
+            format!(
+                "bitmap crash dump pages need {file_offset:#x} bytes but the file has {:#x} (truncated dump)",
+                bytes.len()
+            ),
+        ));
+    }
+    Ok(runs)
+}
+
+/// DumpType 8/9/0xA (`RDMP`): {Pfn, Count} ranges packed from FirstPageOffset (crashdump-formats.md
+/// section 4; reverse-engineered by others, so every field is checked).
+fn rdmp_runs(bytes: &[u8], layout: &Layout, dump_type: u32, path: &Path) -> Result<Vec<Run>> {
+    let hdr = layout.header_size as usize;
+    if bytes.get(hdr + 4..hdr + 8) != Some(b"RDMP") {
+        return Err(Error::file(
+            path,
+            format!("crash dump type {dump_type:#x} without an RDMP header"),
+        ));
+    }
+    let trunc = || Error::file(path, "truncated RDMP crash dump header");
+    let metadata_size = u64_at(bytes, hdr + 0x10).ok_or_else(trunc)?;
+    let first_page = u64_at(bytes, hdr + 0x18).ok_or_else(trunc)?;
+    if metadata_size.checked_sub(0x20) != first_page.checked_sub(0x2040) {
+        return Err(Error::file(
+            path,
+            "RDMP header is inconsistent (MetadataSize does not match FirstPageOffset)",
+        ));
+    }
+    let total_pages = (dump_type == 0xA)
+        .then(|| u64_at(bytes, hdr + 0x28))
+        .flatten();
+    let mut runs = vec![];
+    let mut file_offset = first_page;
+    let mut stored = 0u64;
+    let mut at = hdr + 0x40;
+    while (at as u64) < first_page {
+        let (Some(pfn), Some(count)) = (u64_at(bytes, at), u64_at(bytes, at + 8)) else {
+            return Err(trunc());
+        };
+        if pfn == 0 || total_pages.is_some_and(|t| stored >= t) {
+            break;
+        }
+        let bad = || Error::file(path, "RDMP range out of range");
+        let len = count.checked_mul(PAGE).ok_or_else(bad)?;
+        runs.push(Run {
+            phys: pfn.checked_mul(PAGE).ok_or_else(bad)?,
+            len,
+            file_offset,
+        });
+        file_offset = file_offset.checked_add(len).ok_or_else(bad)?;
+        stored = stored.saturating_add(count);
+        at += 16;
+    }
+    Ok(runs)
+}

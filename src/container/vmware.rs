@@ -1,0 +1,165 @@
+//! VMware `.vmem` (raw guest memory) with its `.vmss`/`.vmsn` beside it. The snapshot's group
+//! "memory" holds a region table (regionsCount, regionPPN[i], regionPageNum[i], regionSize[i]) that
+//! maps guest page numbers to .vmem file pages, needed above the PCI hole. Without the snapshot file
+//! the .vmem is read 1:1 and a warning says so.
+use super::le::{u32_at, u64_at};
+use super::{raw, Backing, PhysicalSpace, Run};
+use crate::error::{io_error, Error, Result};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+const PAGE: u64 = 0x1000;
+/// Snapshot magics; the two older ones store long-tag sizes as u32, the newer as u64.
+const MAGICS_OLD: [u32; 2] = [0xbed2_bed0, 0xbad1_bad1];
+const MAGICS_NEW: [u32; 2] = [0xbed2_bed2, 0xbed3_bed3];
+const GROUP_ENTRY: usize = 80;
+/// A bound on tags read from one group, so a corrupt table cannot make us loop for long.
+const MAX_TAGS: usize = 1 << 20;
+
+/// The `.vmss`/`.vmsn` next to `path` (same stem), if any.
+pub fn sibling_metadata(path: &Path) -> Option<PathBuf> {
+    ["vmss", "vmsn", "VMSS", "VMSN"]
+        .iter()
+        .map(|ext| path.with_extension(ext))
+        .find(|p| p != path && p.is_file())
+}
+
+/// True when the file name says `.vmem`: only used to warn that a metadata file is missing, never
+/// to choose a format.
+pub fn looks_like_vmem(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("vmem"))
+}
+
+pub fn open_with_metadata(
+    backing: Backing,
+    path: &Path,
+    meta_path: &Path,
+) -> Result<PhysicalSpace> {
+    let meta = std::fs::read(meta_path).map_err(|e| io_error(meta_path, &e))?;
+    let regions = parse_regions(&meta).map_err(|msg| Error::file(meta_path, msg))?;
+    let runs: Vec<Run> = regions
+        .iter()
+        .map(|&(ppn, file_page, pages)| {
+            let overflow = || Error::file(meta_path, "VMware region table entry out of range");
+            Ok(Run {
+                phys: ppn.checked_mul(PAGE).ok_or_else(overflow)?,
+                len: pages.checked_mul(PAGE).ok_or_else(overflow)?,
+                file_offset: file_page.checked_mul(PAGE).ok_or_else(overflow)?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    PhysicalSpace::new(backing, runs, "vmware", path)
+}
+
+/// A `.vmem` without metadata: raw, with a warning.
+pub fn open_without_metadata(backing: Backing, path: &Path) -> Result<PhysicalSpace> {
+    let mut space = raw::open(backing, path)?;
+    space.kind = "vmware";
+    space.warnings.push(
+        "no .vmss/.vmsn beside the .vmem: read 1:1 as raw memory (wrong above the PCI hole on VMs with more than about 3 GiB)"
+            .to_string(),
+    );
+    Ok(space)
+}
+
+/// (guest page number, .vmem page number, page count) of each region.
+pub fn parse_regions(meta: &[u8]) -> std::result::Result<Vec<(u64, u64, u64)>, String> {
+    let magic = u32_at(meta, 0).ok_or("truncated VMware snapshot header")?;
+    let wide = if MAGICS_NEW.contains(&magic) {
+        true
+    } else if MAGICS_OLD.contains(&magic) {
+        false
+    } else {
+        return Err(format!("not a VMware snapshot (magic {magic:#x})"));
+    };
+    let group_count = u32_at(meta, 8).ok_or("truncated VMware snapshot header")? as usize;
+    let mut memory_tags = None;
+    for g in 0..group_count.min(4096) {
+        let at = 12 + g * GROUP_ENTRY;
+        let name = meta
+            .get(at..at + 64)
+            .ok_or("VMware snapshot group table runs past the end of the file")?;
+        let name = name.split(|&b| b == 0).next().unwrap_or(&[]);
+        if name == b"memory" {
+            memory_tags = u64_at(meta, at + 64);
+        }
+    }
+    let start = memory_tags.ok_or("VMware snapshot has no \"memory\" group")?;
+    let tags = read_tags(meta, start, wide)?;
+    let count = *tags
+        .get(&("regionsCount".to_string(), vec![]))
+        .ok_or("VMware snapshot has no regionsCount tag")?;
+    if count == 0 {
+        return Err("VMware snapshot memory is not split into regions (regionsCount 0)".into());
+    }
+    let mut regions = vec![];
+    for i in 0..count.min(4096) as u32 {
+        let get = |name: &str| {
+            tags.get(&(name.to_string(), vec![i]))
+                .copied()
+                .ok_or(format!("VMware snapshot region {i} lacks {name}"))
+        };
+        regions.push((get("regionPPN")?, get("regionPageNum")?, get("regionSize")?));
+    }
+    Ok(regions)
+}
+
+/// Reads a group's tags: a flags byte (bits 7-6 index count, bits 5-0 data size; 62/63 mark a
+/// long block with its own sizes), name length, name, u32 indices, data. Flags 0 ends the group.
+/// Only values of 1, 2, 4 or 8 bytes are kept; long blocks are skipped.
+fn read_tags(
+    meta: &[u8],
+    start: u64,
+    wide: bool,
+) -> std::result::Result<HashMap<(String, Vec<u32>), u64>, String> {
+    let trunc = || "VMware snapshot tag table runs past the end of the file".to_string();
+    let mut tags = HashMap::new();
+    let mut at = usize::try_from(start).map_err(|_| trunc())?;
+    for _ in 0..MAX_TAGS {
+        let flags = *meta.get(at).ok_or_else(trunc)?;
+        at += 1;
+        if flags == 0 {
+            return Ok(tags);
+        }
+        let name_len = *meta.get(at).ok_or_else(trunc)? as usize;
+        at += 1;
+        let name = meta.get(at..at + name_len).ok_or_else(trunc)?;
+        let name = String::from_utf8_lossy(name).into_owned();
+        at += name_len;
+        let mut indices = vec![];
+        for _ in 0..(flags >> 6) & 3 {
+            indices.push(u32_at(meta, at).ok_or_else(trunc)?);
+            at += 4;
+        }
+        let size = (flags & 0x3F) as usize;
+        if size == 62 || size == 63 {
+            let width = if wide { 8 } else { 4 };
+            let stored = if wide {
+                u64_at(meta, at)
+            } else {
+                u32_at(meta, at).map(u64::from)
+            }
+            .ok_or_else(trunc)?;
+            // Skip the stored size, the in-memory size, then a u16 padding length and the padding.
+            at += 2 * width;
+            let pad = super::le::u16_at(meta, at).ok_or_else(trunc)? as usize;
+            at = at
+                .checked_add(2 + pad)
+                .and_then(|a| a.checked_add(usize::try_from(stored).ok()?))
+                .ok_or_else(trunc)?;
+            continue;
+        }
+        let data = meta.get(at..at + size).ok_or_else(trunc)?;
+        at += size;
+        let value = match size {
+            1 => u64::from(data.first().copied().unwrap_or(0)),
+            2 => u64::from(super::le::u16_at(data, 0).unwrap_or(0)),
+            4 => u64::from(u32_at(data, 0).unwrap_or(0)),
+            8 => u64_at(data, 0).unwrap_or(0),
+            _ => continue,
+        };
+        tags.insert((name, indices), value);
+    }
+    Err("VMware snapshot tag table does not end".into())
+}

@@ -1,0 +1,90 @@
+//! Corrupted images never panic or hang: deterministic byte mutations of every container's
+//! headers and of the page tables, each opened and identified.
+mod common;
+
+use common::containers::{bitmap_dump, elf_core, full_dump, lime};
+use common::{windows, Mode};
+use netcarve::container::PhysicalSpace;
+use netcarve::kernel::{identify, image_facts};
+use netcarve::paging::{AddressSpace, VirtualMemory};
+use std::path::Path;
+
+/// xorshift64: a fixed sequence, so a failure reproduces.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn mutate_and_open(
+    name: &str,
+    image: &[u8],
+    hot: std::ops::Range<usize>,
+    rounds: usize,
+    seed: u64,
+) {
+    let mut rng = Rng(seed);
+    let mut opened = 0;
+    for _ in 0..rounds {
+        let mut bytes = image.to_vec();
+        for _ in 0..1 + rng.next() % 8 {
+            let at = if rng.next().is_multiple_of(4) {
+                (rng.next() % bytes.len() as u64) as usize
+            } else {
+                hot.start + (rng.next() % (hot.end - hot.start) as u64) as usize
+            };
+            bytes[at] = match rng.next() % 4 {
+                0 => 0,
+                1 => 0xFF,
+                _ => rng.next() as u8,
+            };
+        }
+        if rng.next().is_multiple_of(16) {
+            bytes.truncate((rng.next() % bytes.len() as u64) as usize);
+        }
+        let origin = Path::new(name);
+        let Ok(space) = PhysicalSpace::from_bytes(bytes, origin) else {
+            continue;
+        };
+        opened += 1;
+        if let Ok(k) = identify(&space, None) {
+            let facts = image_facts(&space, &k);
+            assert!(!facts.container.is_empty());
+            let a = AddressSpace::new(&space, k.dtb, k.mode);
+            let mut buf = [0u8; 64];
+            let _ = a.read_virt(k.kernel_base.unwrap_or(0), &mut buf);
+            a.kernel_mappings(|_, _, _| {});
+        }
+    }
+    assert!(
+        opened > 0,
+        "{name}: no mutation opened at all; the test would prove nothing"
+    );
+}
+
+#[test]
+fn mutated_containers_and_tables_do_not_panic() {
+    let (m, t) = windows(Mode::X64, 2 << 20, 10, 0, 19041);
+    let full = full_dump(&m.mem, true, t.dtb, t.build, false, t.kdbg_va);
+    mutate_and_open("full64.dmp", &full, 0..0x2000, 150, 1);
+    let bitmap = bitmap_dump(&m.mem, true, t.dtb, t.build, t.kdbg_va);
+    mutate_and_open("bitmap64.dmp", &bitmap, 0x2000..0x2100, 150, 2);
+    mutate_and_open("core.elf", &elf_core(&m.mem), 0..0x100, 150, 3);
+    mutate_and_open("mem.lime", &lime(&m.mem), 0..0x20, 150, 4);
+    // Page tables: mutate the PML4 page.
+    let dtb = t.dtb as usize;
+    mutate_and_open("mem.raw", &m.mem, dtb..dtb + 0x1000, 150, 5);
+
+    let (m, t) = windows(Mode::Pae, 2 << 20, 6, 1, 7601);
+    let full = full_dump(&m.mem, false, t.dtb, 7601, true, 0);
+    mutate_and_open("full32.dmp", &full, 0..0x1000, 150, 6);
+    let pdpt = t.dtb as usize & !0xFFF;
+    mutate_and_open("pae.raw", &m.mem, pdpt..pdpt + 0x1000, 150, 7);
+    let (m, t) = windows(Mode::NonPae, 2 << 20, 6, 0, 6002);
+    let pd = t.dtb as usize;
+    mutate_and_open("nonpae.raw", &m.mem, pd..pd + 0x1000, 150, 8);
+}

@@ -1,0 +1,226 @@
+//! End to end: `netcarve synth` writes an image with known ground truth, `netcarve scan` must report
+//! every planted endpoint with every field equal to `truth.json`, freed ones freed, and no decoy; for
+//! every built-in profile in every container, with several seeds. And self-calibration must recover a
+//! layout shifted from every built-in profile, and say so.
+use netcarve::record::{flag, EndpointRecord};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_netcarve");
+const CONTAINERS: [&str; 6] = ["raw", "crashdump", "bitmap", "elf", "lime", "vmware"];
+const SIZE: &str = "8M";
+
+fn work_dir(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("scan_e2e")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs `netcarve synth`; `None` (with a note) while the synthesizer is not merged yet, unless `CI`
+/// is set.
+fn synth(profile: &str, container: &str, seed: u64, extra: &[&str], out: &Path) -> Option<PathBuf> {
+    let o = Command::new(BIN)
+        .args(["synth", "--profile", profile, "--container", container])
+        .args(["--seed", &seed.to_string(), "--size", SIZE])
+        .args(extra)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    if err.contains("is being written") && std::env::var_os("CI").is_none() {
+        eprintln!("note: synth is not implemented on this branch yet; skipping");
+        return None;
+    }
+    assert!(
+        o.status.success(),
+        "synth {profile} {container} {seed}: {err}"
+    );
+    let image = std::fs::read_dir(out)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.file_stem().is_some_and(|s| s == "memory"))
+        .expect("synth wrote no memory.* image");
+    Some(image)
+}
+
+fn scan(image: &Path, extra: &[&str]) -> serde_json::Value {
+    let o = Command::new(BIN)
+        .args(["scan", "--quiet", "--format", "json"])
+        .args(extra)
+        .arg(image)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "scan {}: {}",
+        image.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn records(v: &serde_json::Value) -> Vec<EndpointRecord> {
+    serde_json::from_value(v.clone()).unwrap()
+}
+
+fn by_offset(v: Vec<EndpointRecord>) -> BTreeMap<(u64, String), EndpointRecord> {
+    v.into_iter()
+        .map(|r| ((r.physical_offset.0, r.tag.clone()), r))
+        .collect()
+}
+
+/// Compares a scan with its truth; `ignore_calibrated` drops the `calibrated` flag from the scan.
+fn check(
+    label: &str,
+    truth: &serde_json::Value,
+    scanned: &serde_json::Value,
+    ignore_calibrated: bool,
+) {
+    let want = by_offset(records(&truth["endpoints"]));
+    let mut got = by_offset(records(&scanned["endpoints"]));
+    if ignore_calibrated {
+        for r in got.values_mut() {
+            r.flags.retain(|f| f != flag::CALIBRATED);
+        }
+    }
+    assert!(!want.is_empty(), "{label}: truth has no endpoints");
+    for (k, w) in &want {
+        match got.get(k) {
+            Some(g) => assert_eq!(g, w, "{label}: endpoint at {:#x}", k.0),
+            None => panic!("{label}: planted {} at {:#x} not reported", w.tag, k.0),
+        }
+    }
+    let decoys = by_offset(records(&truth["decoys"]));
+    for k in got.keys() {
+        assert!(
+            !decoys.contains_key(k),
+            "{label}: decoy at {:#x} reported ({:?})",
+            k.0,
+            decoys[k].reason
+        );
+        assert!(
+            want.contains_key(k),
+            "{label}: unplanted object at {:#x} reported",
+            k.0
+        );
+    }
+    let sorted = records(&scanned["endpoints"]);
+    assert!(sorted
+        .windows(2)
+        .all(|w| w[0].sort_key() <= w[1].sort_key()));
+}
+
+/// Every built-in profile in every container. Seeds rotate over containers and profiles (three
+/// seeds per profile, each container sees several seeds across profiles), plus a second raw image;
+/// x86 alternates PAE and non-PAE paging. Small images keep this CI-fast.
+#[test]
+fn every_builtin_profile_in_every_container() {
+    use rayon::prelude::*;
+    let mut cases: Vec<(String, &str, u64, bool)> = vec![];
+    for (pi, profile) in netcarve::profile::builtin().iter().enumerate() {
+        let x86 = profile.arch == netcarve::profile::Arch::X86;
+        for (ci, container) in CONTAINERS.iter().enumerate() {
+            let seed = 1 + ((pi + ci) % 3) as u64;
+            cases.push((profile.name.clone(), container, seed, x86 && ci % 2 == 1));
+        }
+        cases.push((profile.name.clone(), "raw", 11 + pi as u64, false));
+    }
+    let skipped: Vec<bool> = cases
+        .par_iter()
+        .map(|(name, container, seed, no_pae)| {
+            let extra: &[&str] = if *no_pae { &["--no-pae"] } else { &[] };
+            let label = format!(
+                "{name} {container} seed {seed}{}",
+                if *no_pae { " no-pae" } else { "" }
+            );
+            let dir = work_dir(&label.replace(' ', "_"));
+            let Some(image) = synth(name, container, *seed, extra, &dir) else {
+                return true;
+            };
+            let truth: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(dir.join("truth.json")).unwrap()).unwrap();
+            let scanned = scan(&image, &[]);
+            assert_eq!(scanned["profile"]["name"], name.as_str(), "{label}");
+            check(&label, &truth, &scanned, false);
+            let _ = std::fs::remove_dir_all(&dir);
+            false
+        })
+        .collect();
+    assert!(skipped.iter().all(|&s| s) || !skipped.iter().any(|&s| s));
+}
+
+#[test]
+fn thread_count_does_not_change_output() {
+    let dir = work_dir("threads");
+    let Some(image) = synth("win10-19041-x64", "bitmap", 3, &[], &dir) else {
+        return;
+    };
+    let one = scan(&image, &["--threads", "1"]);
+    let many = scan(&image, &["--threads", "3"]);
+    assert_eq!(one, many);
+}
+
+/// Shifts the owner and create-time offsets (and the sizes) of TcpE/TTcb, TcpL and UdpA by `by`.
+fn shifted_profile_json(name: &str, by: u32) -> String {
+    let p = netcarve::profile::by_name(name).unwrap();
+    let mut v = serde_json::to_value(p).unwrap();
+    let shift = |f: &mut serde_json::Value| {
+        if let Some(s) = f.as_str() {
+            let n = u32::from_str_radix(s.trim_start_matches("0x"), 16).unwrap();
+            *f = format!("{:#x}", n + by).into();
+        }
+    };
+    for kind in ["tcp_endpoint", "tcp_listener", "udp_endpoint"] {
+        let k = &mut v["tcpip"][kind];
+        shift(&mut k["owner"]["offset"]);
+        shift(&mut k["create_time"]["offset"]);
+        shift(&mut k["min_size"]);
+    }
+    v["name"] = format!("{name}-shifted").into();
+    serde_json::to_string_pretty(&v).unwrap()
+}
+
+#[test]
+fn self_calibration_recovers_a_shifted_layout() {
+    for name in ["win10-19041-x64"] {
+        let dir = work_dir(&format!("calibration-{name}"));
+        let profile_file = dir.join("shifted.json");
+        std::fs::write(&profile_file, shifted_profile_json(name, 0x28)).unwrap();
+        let out = dir.join("out");
+        let Some(image) = synth(profile_file.to_str().unwrap(), "raw", 5, &[], &out) else {
+            return;
+        };
+        let truth: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("truth.json")).unwrap()).unwrap();
+        let scanned = scan(&image, &[]);
+        assert_eq!(
+            scanned["profile"]["name"], name,
+            "the built-in profile is selected"
+        );
+        check(&format!("calibration {name}"), &truth, &scanned, true);
+        let calibration = scanned["profile"]["calibration"].as_array().unwrap();
+        let used: Vec<(&str, &str)> = calibration
+            .iter()
+            .filter(|e| e["used"] == true)
+            .map(|e| (e["kind"].as_str().unwrap(), e["field"].as_str().unwrap()))
+            .collect();
+        for kind in ["tcp_endpoint", "tcp_listener", "udp_endpoint"] {
+            for field in ["owner", "create_time"] {
+                assert!(
+                    used.contains(&(kind, field)),
+                    "{kind} {field} not calibrated: {used:?}"
+                );
+            }
+        }
+        let endpoints = records(&scanned["endpoints"]);
+        assert!(endpoints
+            .iter()
+            .filter(|r| r.tag != "TcTW")
+            .all(|r| r.has_flag(flag::CALIBRATED)));
+    }
+}
