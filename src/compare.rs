@@ -30,12 +30,16 @@ pub fn load_memory_json(path: &Path) -> Result<Option<MemorySide>> {
     let mut file = std::fs::File::open(path).map_err(|e| io_error(path, &e))?;
     let mut head = [0u8; 64];
     let n = file.read(&mut head).map_err(|e| io_error(path, &e))?;
-    let first = head
-        .get(..n)
-        .unwrap_or(&[])
+    // JSON text starts `{"` (or `{}`) and has no control bytes; an image's first bytes rarely do.
+    let head = head.get(..n).unwrap_or(&[]);
+    let text_like = head
         .iter()
-        .find(|b| !b.is_ascii_whitespace());
-    if first != Some(&b'{') {
+        .all(|b| !b.is_ascii_control() || b.is_ascii_whitespace());
+    let mut significant = head.iter().filter(|b| !b.is_ascii_whitespace());
+    let looks_json = text_like
+        && significant.next() == Some(&b'{')
+        && matches!(significant.next(), Some(b'"' | b'}'));
+    if !looks_json {
         return Ok(None);
     }
     let text = std::fs::read_to_string(path).map_err(|e| io_error(path, &e))?;
@@ -582,7 +586,7 @@ pub fn compare(memory: &MemorySide, captures: &[Capture], opts: &CompareOptions)
             if memory_used.get(mi).copied().unwrap_or(false) {
                 continue;
             }
-            let (class, note) = classify_single(m, collected_raw);
+            let (class, note) = classify_single(m, collected_raw, collected_source == "capture");
             rows.push(CompareRow {
                 class,
                 capture_file: capture.file.clone(),
@@ -606,7 +610,14 @@ pub fn compare(memory: &MemorySide, captures: &[Capture], opts: &CompareOptions)
     }
 }
 
-fn classify_single(m: &EndpointRecord, collected: Option<u64>) -> (Class, String) {
+/// An allocated object the capture does not list is hidden unless its own create time shows it
+/// was opened after the capture. Without a time (field absent, or no capture time) that cannot be
+/// ruled out, and the note says so rather than hiding a rootkit candidate.
+fn classify_single(
+    m: &EndpointRecord,
+    collected: Option<u64>,
+    collected_known: bool,
+) -> (Class, String) {
     if m.pool_status == PoolStatus::Freed {
         return (
             Class::FreedOnly,
@@ -626,13 +637,20 @@ fn classify_single(m: &EndpointRecord, collected: Option<u64>) -> (Class, String
                 filetime::delta_seconds(t, c)
             ),
         ),
-        (Some(_), Some(_)) => (
+        (Some(_), Some(_)) if collected_known => (
             Class::HiddenFromApi,
             "allocated in memory, created before the capture, not listed by the API".into(),
         ),
+        (Some(_), Some(_)) => (
+            Class::HiddenFromApi,
+            "allocated in memory, created before the acquisition, not listed by the API (the capture \
+             has no collection time; if it was taken earlier, check whether this was opened in between)"
+                .into(),
+        ),
         _ => (
             Class::HiddenFromApi,
-            "allocated in memory, not listed by the API (no create time to rule out a later creation)"
+            "allocated in memory, not listed by the API (this object has no create time, so opening \
+             after the capture cannot be ruled out)"
                 .into(),
         ),
     }
