@@ -13,10 +13,11 @@ fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_netcarve")
 }
 
-fn synth(profile: &str) -> PathBuf {
+/// Synthesizes `profile` into a directory of its own per test (`purpose`): tests run in parallel.
+fn synth(profile: &str, purpose: &str) -> PathBuf {
     let dir = std::env::temp_dir()
         .join(format!("netcarve-compare-synth-{}", std::process::id()))
-        .join(profile);
+        .join(format!("{profile}-{purpose}"));
     let out = Command::new(bin())
         .args(["synth", "--profile", profile, "--seed", "7", "--out"])
         .arg(&dir)
@@ -80,7 +81,7 @@ fn flagged(report: &Value) -> BTreeMap<Key, usize> {
 }
 
 fn check_profile(profile: &str) {
-    let dir = synth(profile);
+    let dir = synth(profile, "truth");
     let truth = read_json(&dir.join("truth.json"));
     let collected = read_json(&dir.join("capture-netcarve.json"))["collected_raw"]
         .as_u64()
@@ -190,6 +191,8 @@ fn check_profile(profile: &str) {
             );
         }
     }
+    // Images are 16 MiB each: keep the temporary directory small once a profile passed.
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -213,7 +216,7 @@ fn windows81_and_10_and_11() {
 #[test]
 fn scanning_the_image_agrees_with_truth() {
     for profile in ["win7-x64", "win10-19041-x64"] {
-        let dir = synth(profile);
+        let dir = synth(profile, "image");
         let capture = dir.join("capture-netcarve.json");
         let (code_truth, by_truth) = compare(&dir.join("truth.json"), &capture);
         let (code_image, by_image) = compare(&dir.join("memory.raw"), &capture);
@@ -224,5 +227,6 @@ fn scanning_the_image_agrees_with_truth() {
             "{profile}"
         );
         assert_eq!(flagged(&by_image), flagged(&by_truth), "{profile}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
