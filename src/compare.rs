@@ -360,6 +360,14 @@ fn same_process(memory_name: &str, capture_name: &str) -> bool {
     m_raw.len() >= 14 && (c_raw.starts_with(&m_raw) || format!("{c}.exe").starts_with(&m_raw))
 }
 
+/// Process names agree, or one side has none.
+fn names_agree(m: &EndpointRecord, c: &CaptureRow) -> bool {
+    match (&m.process, &c.process) {
+        (Some(a), Some(b)) => same_process(a, b),
+        _ => true,
+    }
+}
+
 fn tolerance_for(row: &CaptureRow, opts: &CompareOptions) -> Option<u64> {
     let default = Precision::from_name(&row.precision).default_tolerance_ticks()?;
     Some(opts.tolerance_ticks.unwrap_or(default))
@@ -503,6 +511,7 @@ fn pair_rows(
                     (
                         m.pool_status == PoolStatus::Freed,
                         !pids_compatible(m, row),
+                        !names_agree(m, row),
                         time_gap,
                         m.physical_offset.0,
                     )
@@ -1165,6 +1174,29 @@ mod tests {
         assert_eq!(parse_utc_offset("+2"), Ok(120));
         assert!(parse_utc_offset("+25:00").is_err());
         assert!(parse_utc_offset("east").is_err());
+    }
+
+    #[test]
+    fn duplicate_keys_pair_by_pid_then_name() {
+        // Two objects on one 4-tuple (a PID-reused socket, one owner unresolved).
+        let mut a = mem(0x1000, "TcpE", ("10.0.0.5", 1), Some(("1.1.1.1", 2)), None);
+        a.process = Some("other.exe".into());
+        let mut b = mem(0x2000, "TcpE", ("10.0.0.5", 1), Some(("1.1.1.1", 2)), None);
+        b.process = Some("Chrome.exe".into());
+        let mut row = cap(&b, 1);
+        row.pid = Some(77);
+        row.process = Some("chrome".into());
+        let report = run(vec![a, b], vec![row], None);
+        let matched = report
+            .rows
+            .iter()
+            .find(|r| r.class == Class::Match)
+            .unwrap();
+        assert_eq!(
+            matched.memory.as_ref().unwrap().physical_offset,
+            Hex(0x2000)
+        );
+        assert_eq!(report.summary.by_class["hidden_from_api"], 1);
     }
 
     #[test]
