@@ -162,7 +162,11 @@ impl CaptureSet {
                 };
                 let _ = write!(s, "        \"{k}\":  {val}{comma}\r\n");
             }
-            s.push_str(if i + 1 < objs.len() { "    },\r\n" } else { "    }\r\n" });
+            s.push_str(if i + 1 < objs.len() {
+                "    },\r\n"
+            } else {
+                "    }\r\n"
+            });
         }
         s.push_str("]\r\n");
         let mut out = vec![0xFF, 0xFE];
@@ -194,9 +198,30 @@ impl CaptureSet {
                 let mut m = serde_json::Map::new();
                 m.insert("LocalAddress".into(), json!(r.local));
                 m.insert("LocalPort".into(), json!(r.lport));
-                m.insert("RemoteAddress".into(), if tcp { json!(r.remote.as_ref().map(|x| &x.0)) } else { Value::Null });
-                m.insert("RemotePort".into(), if tcp { json!(r.remote.as_ref().map(|x| x.1)) } else { Value::Null });
-                m.insert("State".into(), if tcp { json!(r.state.map(TcpState::mib)) } else { Value::Null });
+                m.insert(
+                    "RemoteAddress".into(),
+                    if tcp {
+                        json!(r.remote.as_ref().map(|x| &x.0))
+                    } else {
+                        Value::Null
+                    },
+                );
+                m.insert(
+                    "RemotePort".into(),
+                    if tcp {
+                        json!(r.remote.as_ref().map(|x| x.1))
+                    } else {
+                        Value::Null
+                    },
+                );
+                m.insert(
+                    "State".into(),
+                    if tcp {
+                        json!(r.state.map(TcpState::mib))
+                    } else {
+                        Value::Null
+                    },
+                );
                 m.insert("OwningProcess".into(), json!(r.pid));
                 m.insert("CreationTime".into(), json!(local_iso(r.time, off)));
                 Value::Object(m)
@@ -212,7 +237,11 @@ impl CaptureSet {
         let mut out = String::new();
         for r in &self.rows {
             let tcp = r.proto == Proto::Tcp;
-            let (ra, rp) = if tcp { r.remote.clone().unwrap_or_default() } else { (String::new(), 0) };
+            let (ra, rp) = if tcp {
+                r.remote.clone().unwrap_or_default()
+            } else {
+                (String::new(), 0)
+            };
             let secs = (r.time as i128 - UNIX_EPOCH_TICKS).div_euclid(TICKS_PER_SECOND);
             let ts = jiff::Timestamp::from_second(secs as i64)
                 .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
@@ -220,9 +249,19 @@ impl CaptureSet {
             let mut m = serde_json::Map::new();
             m.insert("Pid".into(), json!(r.pid));
             m.insert("Name".into(), json!(r.process.clone().unwrap_or_default()));
-            m.insert("Family".into(), json!(if r.family == Family::Ipv4 { "IPv4" } else { "IPv6" }));
+            m.insert(
+                "Family".into(),
+                json!(if r.family == Family::Ipv4 {
+                    "IPv4"
+                } else {
+                    "IPv6"
+                }),
+            );
             m.insert("Type".into(), json!(if tcp { "TCP" } else { "UDP" }));
-            m.insert("Status".into(), json!(if tcp { velo_state(r.state) } else { "" }));
+            m.insert(
+                "Status".into(),
+                json!(if tcp { velo_state(r.state) } else { "" }),
+            );
             m.insert("Laddr.IP".into(), json!(r.local));
             m.insert("Laddr.Port".into(), json!(r.lport));
             m.insert("Raddr.IP".into(), json!(ra));
@@ -241,7 +280,10 @@ impl CaptureSet {
             .iter()
             .map(|r| {
                 let tcp = r.proto == Proto::Tcp;
-                let (ra, rp) = r.remote.clone().unwrap_or_else(|| (r.family.wildcard().to_string(), 0));
+                let (ra, rp) = r
+                    .remote
+                    .clone()
+                    .unwrap_or_else(|| (r.family.wildcard().to_string(), 0));
                 json!({
                     "family": r.family.af().to_string(),
                     "fd": "",
@@ -286,7 +328,14 @@ impl CaptureSet {
             );
         }
         for r in udp {
-            let _ = write!(s, "  UDP    {:<22} {:<22} {:<15} {}\r\n", ep(&r.local, r.lport, r.family), "*:*", "", r.pid);
+            let _ = write!(
+                s,
+                "  UDP    {:<22} {:<22} {:<15} {}\r\n",
+                ep(&r.local, r.lport, r.family),
+                "*:*",
+                "",
+                r.pid
+            );
         }
         s.into_bytes()
     }
@@ -325,7 +374,8 @@ fn ps_json(o: &[(&str, PsVal)]) -> Value {
 /// .NET `DateTime` round-trip text in local time with the offset, trailing zero digits trimmed
 /// (PowerShell 7 / Newtonsoft): `2024-03-14T09:59:12.1234567+01:00`, zero → `1601-01-01T01:00:00+01:00`.
 pub fn local_iso(filetime: u64, offset_minutes: i64) -> String {
-    let local = filetime as i128 - UNIX_EPOCH_TICKS + i128::from(offset_minutes) * 60 * TICKS_PER_SECOND;
+    let local =
+        filetime as i128 - UNIX_EPOCH_TICKS + i128::from(offset_minutes) * 60 * TICKS_PER_SECOND;
     let secs = local.div_euclid(TICKS_PER_SECOND);
     let frac = local.rem_euclid(TICKS_PER_SECOND);
     let base = jiff::Timestamp::from_second(secs as i64)
@@ -337,7 +387,11 @@ pub fn local_iso(filetime: u64, offset_minutes: i64) -> String {
     }
     let sign = if offset_minutes < 0 { '-' } else { '+' };
     let a = offset_minutes.abs();
-    let dot = if f.is_empty() { String::new() } else { format!(".{f}") };
+    let dot = if f.is_empty() {
+        String::new()
+    } else {
+        format!(".{f}")
+    };
     format!("{base}{dot}{sign}{:02}:{:02}", a / 60, a % 60)
 }
 

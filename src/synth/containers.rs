@@ -152,7 +152,13 @@ pub fn write_crashdump(path: &Path, mem: &PhysMem, runs: &Runs, f: &DumpFacts) -
 }
 
 /// DumpType 5 (`FDMP`): header, summary header with the page bitmap, then the present pages.
-pub fn write_bitmap(path: &Path, mem: &PhysMem, full_runs: &Runs, present: &Runs, f: &DumpFacts) -> Result<()> {
+pub fn write_bitmap(
+    path: &Path,
+    mem: &PhysMem,
+    full_runs: &Runs,
+    present: &Runs,
+    f: &DumpFacts,
+) -> Result<()> {
     let hsize: u64 = if f.x64 { 0x2000 } else { 0x1000 };
     let bits = mem.pages;
     let bitmap_len = bits.div_ceil(32) * 4;

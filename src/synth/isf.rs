@@ -47,7 +47,11 @@ pub fn build(
 ) -> Value {
     let x64 = p.arch == Arch::X64;
     let ps: u64 = if x64 { 8 } else { 4 };
-    let ptr_int = if x64 { "unsigned long long" } else { "unsigned long" };
+    let ptr_int = if x64 {
+        "unsigned long long"
+    } else {
+        "unsigned long"
+    };
     let e = &p.nt.eprocess;
     let off = |f: &crate::profile::Field| f.off().unwrap_or(0);
     let void = base("void");
@@ -58,42 +62,72 @@ pub fn build(
     };
     put(
         "_LIST_ENTRY",
-        structure(2 * ps, vec![
-            ("Flink", field(0, ptr(st("_LIST_ENTRY")))),
-            ("Blink", field(ps, ptr(st("_LIST_ENTRY")))),
-        ]),
+        structure(
+            2 * ps,
+            vec![
+                ("Flink", field(0, ptr(st("_LIST_ENTRY")))),
+                ("Blink", field(ps, ptr(st("_LIST_ENTRY")))),
+            ],
+        ),
     );
     put(
         "_LARGE_INTEGER",
-        structure(8, vec![
-            ("LowPart", field(0, base("unsigned long"))),
-            ("HighPart", field(4, base("long"))),
-            ("QuadPart", field(0, base("long long"))),
-        ]),
+        structure(
+            8,
+            vec![
+                ("LowPart", field(0, base("unsigned long"))),
+                ("HighPart", field(4, base("long"))),
+                ("QuadPart", field(0, base("long long"))),
+            ],
+        ),
     );
     put(
         "_UNICODE_STRING",
-        structure(2 * ps, vec![
-            ("Length", field(0, base("unsigned short"))),
-            ("MaximumLength", field(2, base("unsigned short"))),
-            ("Buffer", field(ps, ptr(base("wchar")))),
-        ]),
+        structure(
+            2 * ps,
+            vec![
+                ("Length", field(0, base("unsigned short"))),
+                ("MaximumLength", field(2, base("unsigned short"))),
+                ("Buffer", field(ps, ptr(base("wchar")))),
+            ],
+        ),
     );
     put(
         "_KSYSTEM_TIME",
-        structure(12, vec![
-            ("LowPart", field(0, base("unsigned long"))),
-            ("High1Time", field(4, base("long"))),
-            ("High2Time", field(8, base("long"))),
-        ]),
+        structure(
+            12,
+            vec![
+                ("LowPart", field(0, base("unsigned long"))),
+                ("High1Time", field(4, base("long"))),
+                ("High2Time", field(8, base("long"))),
+            ],
+        ),
     );
     let mut kuser = vec![
-        ("InterruptTime", field(off(&k.interrupt_time), st("_KSYSTEM_TIME"))),
-        ("SystemTime", field(off(&k.system_time), st("_KSYSTEM_TIME"))),
-        ("TimeZoneBias", field(off(&k.time_zone_bias), st("_KSYSTEM_TIME"))),
-        ("NtProductType", field(off(&k.nt_product_type), base("unsigned long"))),
-        ("NtMajorVersion", field(off(&k.nt_major_version), base("unsigned long"))),
-        ("NtMinorVersion", field(off(&k.nt_minor_version), base("unsigned long"))),
+        (
+            "InterruptTime",
+            field(off(&k.interrupt_time), st("_KSYSTEM_TIME")),
+        ),
+        (
+            "SystemTime",
+            field(off(&k.system_time), st("_KSYSTEM_TIME")),
+        ),
+        (
+            "TimeZoneBias",
+            field(off(&k.time_zone_bias), st("_KSYSTEM_TIME")),
+        ),
+        (
+            "NtProductType",
+            field(off(&k.nt_product_type), base("unsigned long")),
+        ),
+        (
+            "NtMajorVersion",
+            field(off(&k.nt_major_version), base("unsigned long")),
+        ),
+        (
+            "NtMinorVersion",
+            field(off(&k.nt_minor_version), base("unsigned long")),
+        ),
     ];
     if let Some(o) = k.nt_build_number.off() {
         kuser.push(("NtBuildNumber", field(o, base("unsigned long"))));
@@ -101,120 +135,202 @@ pub fn build(
     put("_KUSER_SHARED_DATA", structure(0x720, kuser));
     put(
         "_DBGKD_GET_VERSION64",
-        structure(0x28, vec![
-            ("MajorVersion", field(0, base("unsigned short"))),
-            ("MinorVersion", field(2, base("unsigned short"))),
-            ("ProtocolVersion", field(4, base("unsigned char"))),
-            ("KdSecondaryVersion", field(5, base("unsigned char"))),
-            ("Flags", field(6, base("unsigned short"))),
-            ("MachineType", field(8, base("unsigned short"))),
-            ("KernBase", field(0x10, base("unsigned long long"))),
-            ("PsLoadedModuleList", field(0x18, base("unsigned long long"))),
-            ("DebuggerDataList", field(0x20, base("unsigned long long"))),
-        ]),
+        structure(
+            0x28,
+            vec![
+                ("MajorVersion", field(0, base("unsigned short"))),
+                ("MinorVersion", field(2, base("unsigned short"))),
+                ("ProtocolVersion", field(4, base("unsigned char"))),
+                ("KdSecondaryVersion", field(5, base("unsigned char"))),
+                ("Flags", field(6, base("unsigned short"))),
+                ("MachineType", field(8, base("unsigned short"))),
+                ("KernBase", field(0x10, base("unsigned long long"))),
+                (
+                    "PsLoadedModuleList",
+                    field(0x18, base("unsigned long long")),
+                ),
+                ("DebuggerDataList", field(0x20, base("unsigned long long"))),
+            ],
+        ),
     );
     let dtb_off = off(&e.directory_table_base);
     put(
         "_DISPATCHER_HEADER",
-        structure(0x18, vec![
-            ("Type", field(0, base("unsigned char"))),
-            ("Size", field(2, base("unsigned char"))),
-        ]),
+        structure(
+            0x18,
+            vec![
+                ("Type", field(0, base("unsigned char"))),
+                ("Size", field(2, base("unsigned char"))),
+            ],
+        ),
     );
     put(
         "_KPROCESS",
-        structure(dtb_off + ps, vec![
-            ("Header", field(0, st("_DISPATCHER_HEADER"))),
-            ("DirectoryTableBase", field(dtb_off, base(ptr_int))),
-        ]),
+        structure(
+            dtb_off + ps,
+            vec![
+                ("Header", field(0, st("_DISPATCHER_HEADER"))),
+                ("DirectoryTableBase", field(dtb_off, base(ptr_int))),
+            ],
+        ),
     );
     put(
         "_EPROCESS",
-        structure(extras.size, vec![
-            ("Pcb", field(0, st("_KPROCESS"))),
-            ("UniqueProcessId", field(off(&e.unique_process_id), ptr(void.clone()))),
-            ("ActiveProcessLinks", field(off(&e.active_process_links), st("_LIST_ENTRY"))),
-            ("CreateTime", field(off(&e.create_time), st("_LARGE_INTEGER"))),
-            ("ExitTime", field(off(&e.exit_time), st("_LARGE_INTEGER"))),
-            (
-                "ImageFileName",
-                field(
-                    off(&e.image_file_name),
-                    json!({"kind": "array", "count": 15, "subtype": base("unsigned char")}),
+        structure(
+            extras.size,
+            vec![
+                ("Pcb", field(0, st("_KPROCESS"))),
+                (
+                    "UniqueProcessId",
+                    field(off(&e.unique_process_id), ptr(void.clone())),
                 ),
-            ),
-            (
-                "InheritedFromUniqueProcessId",
-                field(off(&e.inherited_from_unique_process_id), ptr(void.clone())),
-            ),
-            ("ThreadListHead", field(extras.thread_list_head, st("_LIST_ENTRY"))),
-            ("ActiveThreads", field(extras.active_threads, base("unsigned long"))),
-            ("ObjectTable", field(extras.object_table, ptr(st("_HANDLE_TABLE")))),
-            ("Session", field(extras.session, ptr(void.clone()))),
-            ("Peb", field(extras.peb, ptr(void.clone()))),
-        ]),
+                (
+                    "ActiveProcessLinks",
+                    field(off(&e.active_process_links), st("_LIST_ENTRY")),
+                ),
+                (
+                    "CreateTime",
+                    field(off(&e.create_time), st("_LARGE_INTEGER")),
+                ),
+                ("ExitTime", field(off(&e.exit_time), st("_LARGE_INTEGER"))),
+                (
+                    "ImageFileName",
+                    field(
+                        off(&e.image_file_name),
+                        json!({"kind": "array", "count": 15, "subtype": base("unsigned char")}),
+                    ),
+                ),
+                (
+                    "InheritedFromUniqueProcessId",
+                    field(off(&e.inherited_from_unique_process_id), ptr(void.clone())),
+                ),
+                (
+                    "ThreadListHead",
+                    field(extras.thread_list_head, st("_LIST_ENTRY")),
+                ),
+                (
+                    "ActiveThreads",
+                    field(extras.active_threads, base("unsigned long")),
+                ),
+                (
+                    "ObjectTable",
+                    field(extras.object_table, ptr(st("_HANDLE_TABLE"))),
+                ),
+                ("Session", field(extras.session, ptr(void.clone()))),
+                ("Peb", field(extras.peb, ptr(void.clone()))),
+            ],
+        ),
     );
-    let body = p.nt.object_header.body.off().unwrap_or(if x64 { 0x30 } else { 0x18 });
+    let body =
+        p.nt.object_header
+            .body
+            .off()
+            .unwrap_or(if x64 { 0x30 } else { 0x18 });
     put(
         "_OBJECT_HEADER",
-        structure(body + ps, vec![
-            ("PointerCount", field(0, base(if x64 { "long long" } else { "long" }))),
-            ("TypeIndex", field(off(&p.nt.object_header.type_index), base("unsigned char"))),
-            ("InfoMask", field(off(&p.nt.object_header.type_index) + 2, base("unsigned char"))),
-            ("Body", field(body, st("_QUAD"))),
-        ]),
+        structure(
+            body + ps,
+            vec![
+                (
+                    "PointerCount",
+                    field(0, base(if x64 { "long long" } else { "long" })),
+                ),
+                (
+                    "TypeIndex",
+                    field(off(&p.nt.object_header.type_index), base("unsigned char")),
+                ),
+                (
+                    "InfoMask",
+                    field(
+                        off(&p.nt.object_header.type_index) + 2,
+                        base("unsigned char"),
+                    ),
+                ),
+                ("Body", field(body, st("_QUAD"))),
+            ],
+        ),
     );
-    put("_QUAD", structure(8, vec![("UseThisFieldToCopy", field(0, base("long long")))]));
+    put(
+        "_QUAD",
+        structure(8, vec![("UseThisFieldToCopy", field(0, base("long long")))]),
+    );
     put(
         "_OBJECT_TYPE",
-        structure(0x40 + 2 * ps, vec![
-            ("TypeList", field(0, st("_LIST_ENTRY"))),
-            ("Name", field(2 * ps, st("_UNICODE_STRING"))),
-            ("Index", field(4 * ps + 8, base("unsigned char"))),
-        ]),
+        structure(
+            0x40 + 2 * ps,
+            vec![
+                ("TypeList", field(0, st("_LIST_ENTRY"))),
+                ("Name", field(2 * ps, st("_UNICODE_STRING"))),
+                ("Index", field(4 * ps + 8, base("unsigned char"))),
+            ],
+        ),
     );
     put(
         "_POOL_TRACKER_BIG_PAGES",
-        structure(if x64 { 0x18 } else { 0x10 }, vec![
-            ("Va", field(0, base(ptr_int))),
-            ("Key", field(ps, base("unsigned long"))),
-            ("PoolType", field(ps + 4, base("unsigned long"))),
-            ("NumberOfBytes", field(ps + 8, base(ptr_int))),
-        ]),
+        structure(
+            if x64 { 0x18 } else { 0x10 },
+            vec![
+                ("Va", field(0, base(ptr_int))),
+                ("Key", field(ps, base("unsigned long"))),
+                ("PoolType", field(ps + 4, base("unsigned long"))),
+                ("NumberOfBytes", field(ps + 8, base(ptr_int))),
+            ],
+        ),
     );
     let pool_header = if x64 {
-        structure(0x10, vec![
-            ("PreviousSize", field(0, base("unsigned char"))),
-            ("PoolIndex", field(1, base("unsigned char"))),
-            ("BlockSize", field(2, base("unsigned char"))),
-            ("PoolType", field(3, base("unsigned char"))),
-            ("PoolTag", field(4, base("unsigned long"))),
-        ])
+        structure(
+            0x10,
+            vec![
+                ("PreviousSize", field(0, base("unsigned char"))),
+                ("PoolIndex", field(1, base("unsigned char"))),
+                ("BlockSize", field(2, base("unsigned char"))),
+                ("PoolType", field(3, base("unsigned char"))),
+                ("PoolTag", field(4, base("unsigned long"))),
+            ],
+        )
     } else {
-        let bits = |pos: u64, len: u64| {
-            json!({"kind": "bitfield", "bit_position": pos, "bit_length": len, "type": base("unsigned short")})
-        };
-        structure(0x8, vec![
-            ("PreviousSize", field(0, bits(0, 9))),
-            ("PoolIndex", field(0, bits(9, 7))),
-            ("BlockSize", field(2, bits(0, 9))),
-            ("PoolType", field(2, bits(9, 7))),
-            ("PoolTag", field(4, base("unsigned long"))),
-        ])
+        let bits = |pos: u64, len: u64| json!({"kind": "bitfield", "bit_position": pos, "bit_length": len, "type": base("unsigned short")});
+        structure(
+            0x8,
+            vec![
+                ("PreviousSize", field(0, bits(0, 9))),
+                ("PoolIndex", field(0, bits(9, 7))),
+                ("BlockSize", field(2, bits(0, 9))),
+                ("PoolType", field(2, bits(9, 7))),
+                ("PoolTag", field(4, base("unsigned long"))),
+            ],
+        )
     };
     put("_POOL_HEADER", pool_header);
     for name in [
-        "_ETHREAD", "_KTHREAD", "_ERESOURCE", "_EX_FAST_REF", "_TOKEN", "_FILE_OBJECT",
-        "_DEVICE_OBJECT", "_CM_KEY_BODY", "_CMHIVE", "_CM_KEY_NODE", "_CM_KEY_VALUE",
-        "_HMAP_ENTRY", "_MMVAD_SHORT", "_MMVAD", "_KMUTANT", "_DRIVER_OBJECT",
-        "_OBJECT_SYMBOLIC_LINK", "_CONTROL_AREA", "_SHARED_CACHE_MAP", "_VACB",
-        "_IMAGE_DOS_HEADER", "_KTIMER", "_LDR_DATA_TABLE_ENTRY", "_HANDLE_TABLE",
+        "_ETHREAD",
+        "_KTHREAD",
+        "_ERESOURCE",
+        "_EX_FAST_REF",
+        "_TOKEN",
+        "_FILE_OBJECT",
+        "_DEVICE_OBJECT",
+        "_CM_KEY_BODY",
+        "_CMHIVE",
+        "_CM_KEY_NODE",
+        "_CM_KEY_VALUE",
+        "_HMAP_ENTRY",
+        "_MMVAD_SHORT",
+        "_MMVAD",
+        "_KMUTANT",
+        "_DRIVER_OBJECT",
+        "_OBJECT_SYMBOLIC_LINK",
+        "_CONTROL_AREA",
+        "_SHARED_CACHE_MAP",
+        "_VACB",
+        "_IMAGE_DOS_HEADER",
+        "_KTIMER",
+        "_LDR_DATA_TABLE_ENTRY",
+        "_HANDLE_TABLE",
     ] {
         put(name, structure(8, vec![]));
     }
-    let base_type = |size: u64, signed: bool, kind: &str| {
-        json!({"size": size, "signed": signed, "kind": kind, "endian": "little"})
-    };
+    let base_type = |size: u64, signed: bool, kind: &str| json!({"size": size, "signed": signed, "kind": kind, "endian": "little"});
     let base_types = json!({
         "pointer": base_type(ps, false, "int"),
         "void": base_type(0, false, "void"),

@@ -254,7 +254,13 @@ pub fn ksystem_time(v: u64) -> [u8; 12] {
 }
 
 /// KUSER_SHARED_DATA page content.
-pub fn kuser_page(p: &Profile, interrupt: u64, system: u64, bias_100ns: i64, build: u32) -> Vec<u8> {
+pub fn kuser_page(
+    p: &Profile,
+    interrupt: u64,
+    system: u64,
+    bias_100ns: i64,
+    build: u32,
+) -> Vec<u8> {
     let mut page = vec![0u8; 0x1000];
     let k = &p.nt.kuser_shared_data;
     let put = |page: &mut Vec<u8>, f: &crate::profile::Field, bytes: &[u8]| {
@@ -267,11 +273,23 @@ pub fn kuser_page(p: &Profile, interrupt: u64, system: u64, bias_100ns: i64, bui
     };
     put(&mut page, &k.interrupt_time, &ksystem_time(interrupt));
     put(&mut page, &k.system_time, &ksystem_time(system));
-    put(&mut page, &k.time_zone_bias, &ksystem_time(bias_100ns as u64));
+    put(
+        &mut page,
+        &k.time_zone_bias,
+        &ksystem_time(bias_100ns as u64),
+    );
     put(&mut page, &k.nt_build_number, &build.to_le_bytes());
     put(&mut page, &k.nt_product_type, &1u32.to_le_bytes());
-    put(&mut page, &k.nt_major_version, &p.matches.nt_major.to_le_bytes());
-    put(&mut page, &k.nt_minor_version, &p.matches.nt_minor.to_le_bytes());
+    put(
+        &mut page,
+        &k.nt_major_version,
+        &p.matches.nt_major.to_le_bytes(),
+    );
+    put(
+        &mut page,
+        &k.nt_minor_version,
+        &p.matches.nt_minor.to_le_bytes(),
+    );
     // TickCountMultiplier and ImageNumberLow/High, as a real page has them.
     le32(&mut page, 0x4, 0x0FA0_0000);
     let machine: u16 = if p.arch == Arch::X64 { 0x8664 } else { 0x14C };

@@ -111,10 +111,14 @@ pub fn synthesize(o: &SynthOptions) -> Result<Truth> {
         return Err(Error::usage("--no-pae applies to x86 profiles only"));
     }
     if o.profile.arch == Arch::X86 && !o.pae && size > 4 << 30 {
-        return Err(Error::usage("non-PAE x86 addresses at most 4 GiB of physical memory"));
+        return Err(Error::usage(
+            "non-PAE x86 addresses at most 4 GiB of physical memory",
+        ));
     }
     if o.profile.arch == Arch::X86 && size > 64 << 30 {
-        return Err(Error::usage("x86 PAE addresses at most 64 GiB of physical memory"));
+        return Err(Error::usage(
+            "x86 PAE addresses at most 64 GiB of physical memory",
+        ));
     }
     std::fs::create_dir_all(&o.out).map_err(|e| io_error(&o.out, &e))?;
     let built = plan::build(o, size)?;

@@ -94,7 +94,13 @@ impl<'a> World<'a> {
     }
 
     /// `_POOL_HEADER` bytes for the architecture.
-    pub fn pool_header(&self, prev_units: u64, block_units: u64, pool_type: u8, tag: &[u8; 4]) -> Vec<u8> {
+    pub fn pool_header(
+        &self,
+        prev_units: u64,
+        block_units: u64,
+        pool_type: u8,
+        tag: &[u8; 4],
+    ) -> Vec<u8> {
         let mut h = vec![0u8; self.unit as usize];
         if self.unit == 16 {
             h[0] = prev_units.min(0xFF) as u8;
@@ -121,10 +127,20 @@ impl<'a> World<'a> {
     /// A small allocation (address structures) in the shared address pages; returns the body VA.
     fn small(&mut self, body: u64, tag: &[u8; 4]) -> u64 {
         let size = self.round(body) + self.unit;
-        let (b, prev) = self.addrs.alloc(&mut self.arena, &mut self.vm, &mut self.mem, &mut self.rng, size);
+        let (b, prev) = self.addrs.alloc(
+            &mut self.arena,
+            &mut self.vm,
+            &mut self.mem,
+            &mut self.rng,
+            size,
+        );
         let h = self.pool_header(prev, size / self.unit, 2, tag);
         self.vm.write(&mut self.mem, b.va, &h);
-        self.vm.write(&mut self.mem, b.va + self.unit, &vec![0u8; (size - self.unit) as usize]);
+        self.vm.write(
+            &mut self.mem,
+            b.va + self.unit,
+            &vec![0u8; (size - self.unit) as usize],
+        );
         b.va + self.unit
     }
 
@@ -203,11 +219,14 @@ impl<'a> World<'a> {
 
     /// Address bytes on their own page mapped through a transition PTE (P=0, bit 11).
     fn transition_in_addr(&mut self, ip: &IpAddr) -> u64 {
-        let va = self.arena.pages(&mut self.vm, &mut self.mem, &mut self.rng, 0);
+        let va = self
+            .arena
+            .pages(&mut self.vm, &mut self.mem, &mut self.rng, 0);
         // `pages(0)` reserved a guard slot only; map one page by hand as transition.
         let f = self.mem.alloc_frame(&mut self.rng, None);
         self.mem.page_mut(f, true);
-        self.vm.map_transition(&mut self.mem, &mut self.rng, va, f * PAGE);
+        self.vm
+            .map_transition(&mut self.mem, &mut self.rng, va, f * PAGE);
         let at = va + 0x3A0;
         let h = self.pool_header(0, 3, 2, b"IPAd");
         self.vm.write(&mut self.mem, at - self.unit, &h);
@@ -225,20 +244,36 @@ impl<'a> World<'a> {
         extras: &super::isf::EprocessExtras,
     ) -> Vec<Proc> {
         let e = self.p.nt.eprocess.clone();
-        let body_off = self.p.nt.object_header.body.off().unwrap_or(if self.ptr == 8 { 0x30 } else { 0x18 });
+        let body_off = self
+            .p
+            .nt
+            .object_header
+            .body
+            .off()
+            .unwrap_or(if self.ptr == 8 { 0x30 } else { 0x18 });
         let type_index_off = self.p.nt.object_header.type_index.off().unwrap_or(0x18);
         let links = off(&e.active_process_links).unwrap_or(0);
         let size = self.round(self.unit + body_off + extras.size);
         let mut procs = vec![];
         for (i, (pid, name, create)) in list.iter().enumerate() {
             // The third process starts mid-page so that it straddles onto a discontiguous frame.
-            let start = if i == 2 { 0x800 } else { self.rng.below(PAGE / self.unit / 2) * self.unit };
+            let start = if i == 2 {
+                0x800
+            } else {
+                self.rng.below(PAGE / self.unit / 2) * self.unit
+            };
             let pages = (start + size).div_ceil(PAGE);
-            let page_va = self.arena.pages(&mut self.vm, &mut self.mem, &mut self.rng, pages);
+            let page_va = self
+                .arena
+                .pages(&mut self.vm, &mut self.mem, &mut self.rng, pages);
             let hdr = page_va + start;
             let h = self.pool_header(0, size / self.unit, 2, b"Proc");
             self.vm.write(&mut self.mem, hdr, &h);
-            self.vm.write(&mut self.mem, hdr + self.unit, &vec![0u8; (size - self.unit) as usize]);
+            self.vm.write(
+                &mut self.mem,
+                hdr + self.unit,
+                &vec![0u8; (size - self.unit) as usize],
+            );
             let oh = hdr + self.unit;
             self.write_u(oh, 3, self.ptr as usize); // PointerCount
             self.write_u(oh + type_index_off, 7, 1);
@@ -259,7 +294,11 @@ impl<'a> World<'a> {
                 self.write_u(body + o, u64::from(*pid), self.ptr as usize);
             }
             if let Some(o) = off(&e.inherited_from_unique_process_id) {
-                let parent = if *pid == 4 { 0 } else { list[i.saturating_sub(1).max(1).min(i)].0 };
+                let parent = if *pid == 4 {
+                    0
+                } else {
+                    list[i.saturating_sub(1).max(1).min(i)].0
+                };
                 self.write_u(body + o, u64::from(parent), self.ptr as usize);
             }
             if let Some(o) = off(&e.create_time) {
@@ -302,21 +341,45 @@ impl<'a> World<'a> {
         let (min, base, fields): (u64, u64, Vec<Option<u64>>) = match kind {
             Kind::TcpE => {
                 let l = &t.tcp_endpoint;
-                (l.min_size.get(), 0, vec![l.owner.off().map(|o| o + self.ptr), l.create_time.off().map(|o| o + 8)])
+                (
+                    l.min_size.get(),
+                    0,
+                    vec![
+                        l.owner.off().map(|o| o + self.ptr),
+                        l.create_time.off().map(|o| o + 8),
+                    ],
+                )
             }
             Kind::TcpL => {
                 let l = &t.tcp_listener;
-                (l.min_size.get(), 0, vec![l.local_addr.off().map(|o| o + self.ptr), l.create_time.off().map(|o| o + 8)])
+                (
+                    l.min_size.get(),
+                    0,
+                    vec![
+                        l.local_addr.off().map(|o| o + self.ptr),
+                        l.create_time.off().map(|o| o + 8),
+                    ],
+                )
             }
             Kind::UdpA => {
                 let l = &t.udp_endpoint;
-                (l.min_size.get(), 0, vec![l.local_addr.off().map(|o| o + self.ptr), l.create_time.off().map(|o| o + 8)])
+                (
+                    l.min_size.get(),
+                    0,
+                    vec![
+                        l.local_addr.off().map(|o| o + self.ptr),
+                        l.create_time.off().map(|o| o + 8),
+                    ],
+                )
             }
             Kind::TcTW => match &t.time_wait {
                 Some(l) => (
                     l.min_size.get(),
                     l.body_offset.get(),
-                    vec![l.remote_addr.off().map(|o| o + 16), l.create_time.off().map(|o| o + 8)],
+                    vec![
+                        l.remote_addr.off().map(|o| o + 16),
+                        l.create_time.off().map(|o| o + 8),
+                    ],
                 ),
                 None => (0x40, 0, vec![]),
             },
@@ -331,7 +394,11 @@ impl<'a> World<'a> {
             Kind::TcpE => &t.tcp_endpoint.tags,
             Kind::TcpL => &t.tcp_listener.tags,
             Kind::UdpA => &t.udp_endpoint.tags,
-            Kind::TcTW => t.time_wait.as_ref().map(|l| &l.tags).unwrap_or(&t.tcp_endpoint.tags),
+            Kind::TcTW => t
+                .time_wait
+                .as_ref()
+                .map(|l| &l.tags)
+                .unwrap_or(&t.tcp_endpoint.tags),
         };
         let name = tags.first().map(String::as_str).unwrap_or("TcpE");
         let mut out = [b' '; 4];
@@ -344,14 +411,28 @@ impl<'a> World<'a> {
     /// A pool block for an endpoint, inside one page.
     fn endpoint_block(&mut self, kind: Kind, extra_units: u64) -> (Block, u64) {
         let size = self.round(self.body_size(kind)) + self.unit + extra_units * self.unit;
-        self.endpoints.alloc(&mut self.arena, &mut self.vm, &mut self.mem, &mut self.rng, size)
+        self.endpoints.alloc(
+            &mut self.arena,
+            &mut self.vm,
+            &mut self.mem,
+            &mut self.rng,
+            size,
+        )
     }
 
     /// Writes one endpoint object; returns its record (with the truth the reader must find).
     pub fn plant(&mut self, s: &Spec, procs: &[Proc], transition: bool) -> EndpointRecord {
         let extra = self.rng.below(3);
         let (block, prev) = self.endpoint_block(s.kind, extra);
-        self.write_object(s, procs, block, prev, if s.freed { 0 } else { 2 }, transition, block.va)
+        self.write_object(
+            s,
+            procs,
+            block,
+            prev,
+            if s.freed { 0 } else { 2 },
+            transition,
+            block.va,
+        )
     }
 
     /// Writes the object with its header at `hdr_va` inside `block`.
@@ -372,7 +453,8 @@ impl<'a> World<'a> {
         self.vm.write(&mut self.mem, hdr_va, &h);
         let body = hdr_va + self.unit;
         let body_len = units * self.unit - self.unit;
-        self.vm.write(&mut self.mem, body, &vec![0u8; body_len as usize]);
+        self.vm
+            .write(&mut self.mem, body, &vec![0u8; body_len as usize]);
         let owner_va = s.owner.map(|i| procs[i].va).unwrap_or(0);
         let t = self.p.tcpip.clone();
         let ps = self.ptr as usize;
@@ -400,7 +482,8 @@ impl<'a> World<'a> {
                     self.write_u(body + o, u64::from(st), 4);
                 }
                 if let Some(o) = l.local_port.off() {
-                    self.vm.write(&mut self.mem, body + o, &s.lport.to_be_bytes());
+                    self.vm
+                        .write(&mut self.mem, body + o, &s.lport.to_be_bytes());
                 }
                 if let Some(o) = l.remote_port.off() {
                     self.vm.write(&mut self.mem, body + o, &rport.to_be_bytes());
@@ -416,10 +499,24 @@ impl<'a> World<'a> {
             Kind::TcpL | Kind::UdpA => {
                 let (inet_af, owner, ctime, local_addr, chain, port) = if s.kind == Kind::TcpL {
                     let l = &t.tcp_listener;
-                    (l.inet_af.off(), l.owner.off(), l.create_time.off(), l.local_addr.off(), l.local_addr_chain, l.port.off())
+                    (
+                        l.inet_af.off(),
+                        l.owner.off(),
+                        l.create_time.off(),
+                        l.local_addr.off(),
+                        l.local_addr_chain,
+                        l.port.off(),
+                    )
                 } else {
                     let l = &t.udp_endpoint;
-                    (l.inet_af.off(), l.owner.off(), l.create_time.off(), l.local_addr.off(), l.local_addr_chain, l.port.off())
+                    (
+                        l.inet_af.off(),
+                        l.owner.off(),
+                        l.create_time.off(),
+                        l.local_addr.off(),
+                        l.local_addr_chain,
+                        l.port.off(),
+                    )
                 };
                 let la = self.local_addr(chain, s.local.as_ref(), transition);
                 if let Some(o) = inet_af {
@@ -436,11 +533,15 @@ impl<'a> World<'a> {
                     self.write_ptr(body + o, la);
                 }
                 if let Some(o) = port {
-                    self.vm.write(&mut self.mem, body + o, &s.lport.to_be_bytes());
+                    self.vm
+                        .write(&mut self.mem, body + o, &s.lport.to_be_bytes());
                 }
             }
             Kind::TcTW => {
-                let l = t.time_wait.as_ref().expect("TcTW only where the profile has it");
+                let l = t
+                    .time_wait
+                    .as_ref()
+                    .expect("TcTW only where the profile has it");
                 let base = body + l.body_offset.get();
                 let (rip, rport) = s.remote.expect("TIME_WAIT has a remote end");
                 let la = self.local_addr(l.local_addr_chain, s.local.as_ref(), transition);
@@ -448,7 +549,8 @@ impl<'a> World<'a> {
                     self.write_ptr(base + o, self.inetaf_for(s.family));
                 }
                 if let Some(o) = l.local_port.off() {
-                    self.vm.write(&mut self.mem, base + o, &s.lport.to_be_bytes());
+                    self.vm
+                        .write(&mut self.mem, base + o, &s.lport.to_be_bytes());
                 }
                 if let Some(o) = l.remote_port.off() {
                     self.vm.write(&mut self.mem, base + o, &rport.to_be_bytes());
@@ -458,7 +560,9 @@ impl<'a> World<'a> {
                 }
                 if let Some(o) = l.remote_addr.off() {
                     match l.remote_addr_chain {
-                        RemoteAddrChain::Inline => self.vm.write(&mut self.mem, base + o, &ip_bytes(&rip)),
+                        RemoteAddrChain::Inline => {
+                            self.vm.write(&mut self.mem, base + o, &ip_bytes(&rip))
+                        }
                         RemoteAddrChain::Pointer => {
                             let r = self.in_addr(&rip);
                             self.write_ptr(base + o, r);
@@ -485,7 +589,14 @@ impl<'a> World<'a> {
 }
 
 /// The record a correct reader produces for a planted object.
-pub fn record(s: &Spec, procs: &[Proc], tag: &[u8; 4], pa: u64, va: Option<u64>, time_field: bool) -> EndpointRecord {
+pub fn record(
+    s: &Spec,
+    procs: &[Proc],
+    tag: &[u8; 4],
+    pa: u64,
+    va: Option<u64>,
+    time_field: bool,
+) -> EndpointRecord {
     let mut flags = vec![];
     let (create_time, create_time_raw) = if time_field {
         if s.create == 0 {
@@ -496,7 +607,11 @@ pub fn record(s: &Spec, procs: &[Proc], tag: &[u8; 4], pa: u64, va: Option<u64>,
         flags.push(flag::NO_TIME_FIELD.to_string());
         (None, None)
     };
-    let owner = if s.kind == Kind::TcTW { None } else { s.owner.map(|i| &procs[i]) };
+    let owner = if s.kind == Kind::TcTW {
+        None
+    } else {
+        s.owner.map(|i| &procs[i])
+    };
     if s.kind != Kind::TcTW && owner.is_none() {
         flags.push(flag::NO_OWNER.to_string());
     }
@@ -504,7 +619,10 @@ pub fn record(s: &Spec, procs: &[Proc], tag: &[u8; 4], pa: u64, va: Option<u64>,
     let (remote_addr, remote_port) = match s.kind {
         Kind::TcpL => (Some(s.family.wildcard().to_string()), Some(0)),
         Kind::UdpA => (None, None),
-        _ => s.remote.map(|(a, p)| (Some(a.to_string()), Some(p))).unwrap_or((None, None)),
+        _ => s
+            .remote
+            .map(|(a, p)| (Some(a.to_string()), Some(p)))
+            .unwrap_or((None, None)),
     };
     let state = match s.kind {
         Kind::TcpE => s.state,
@@ -513,20 +631,33 @@ pub fn record(s: &Spec, procs: &[Proc], tag: &[u8; 4], pa: u64, va: Option<u64>,
         Kind::UdpA => None,
     };
     EndpointRecord {
-        proto: if s.kind == Kind::UdpA { Proto::Udp } else { Proto::Tcp },
+        proto: if s.kind == Kind::UdpA {
+            Proto::Udp
+        } else {
+            Proto::Tcp
+        },
         family: s.family,
-        local_addr: s.local.map(|a| a.to_string()).unwrap_or_else(|| s.family.wildcard().to_string()),
+        local_addr: s
+            .local
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| s.family.wildcard().to_string()),
         local_port: s.lport,
         remote_addr,
         remote_port,
         state,
-        dual_stack: s.local.is_none() && s.family == Family::Ipv6 && matches!(s.kind, Kind::TcpL | Kind::UdpA),
+        dual_stack: s.local.is_none()
+            && s.family == Family::Ipv6
+            && matches!(s.kind, Kind::TcpL | Kind::UdpA),
         pid: owner.map(|p| p.pid),
         process: owner.map(|p| p.name.clone()),
         create_time,
         create_time_raw,
         tag: String::from_utf8_lossy(tag).into_owned(),
-        pool_status: if s.freed { PoolStatus::Freed } else { PoolStatus::Allocated },
+        pool_status: if s.freed {
+            PoolStatus::Freed
+        } else {
+            PoolStatus::Allocated
+        },
         physical_offset: Hex(pa),
         virtual_address: va.map(Hex),
         flags,
@@ -536,7 +667,12 @@ pub fn record(s: &Spec, procs: &[Proc], tag: &[u8; 4], pa: u64, va: Option<u64>,
 
 /// Decoys: objects that carry an endpoint tag but must not be reported.
 impl World<'_> {
-    pub fn decoys(&mut self, procs: &[Proc], sample: &Spec, listener: &Spec) -> Vec<EndpointRecord> {
+    pub fn decoys(
+        &mut self,
+        procs: &[Proc],
+        sample: &Spec,
+        listener: &Spec,
+    ) -> Vec<EndpointRecord> {
         let mut out = vec![];
         // 1. Tag bytes in random data (an unmapped noise page): the header fails every check.
         {
@@ -557,15 +693,26 @@ impl World<'_> {
             }
             self.mem.write(at, &h);
             let mut r = record(sample, procs, &tag, at, None, true);
-            r.reason = Some("tag bytes in random data: pool header fails (BlockSize 0, paged)".into());
+            r.reason =
+                Some("tag bytes in random data: pool header fails (BlockSize 0, paged)".into());
             out.push(r);
         }
         // 2. Unaligned header (a listener shifted by half a header).
         {
             let size = self.round(self.body_size(Kind::TcpL)) + 2 * self.unit;
-            let (b, _) = self.endpoints.alloc(&mut self.arena, &mut self.vm, &mut self.mem, &mut self.rng, size);
+            let (b, _) = self.endpoints.alloc(
+                &mut self.arena,
+                &mut self.vm,
+                &mut self.mem,
+                &mut self.rng,
+                size,
+            );
             let hdr = b.va + self.unit / 2;
-            let blk = Block { va: b.va, pa: b.pa, size };
+            let blk = Block {
+                va: b.va,
+                pa: b.pa,
+                size,
+            };
             let mut r = self.write_object(listener, procs, blk, 0, 2, false, hdr);
             r.reason = Some("unaligned pool header".into());
             out.push(r);
@@ -617,5 +764,7 @@ pub fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(a, b, c, d))
 }
 pub fn v6(segs: [u16; 8]) -> IpAddr {
-    IpAddr::V6(Ipv6Addr::new(segs[0], segs[1], segs[2], segs[3], segs[4], segs[5], segs[6], segs[7]))
+    IpAddr::V6(Ipv6Addr::new(
+        segs[0], segs[1], segs[2], segs[3], segs[4], segs[5], segs[6], segs[7],
+    ))
 }

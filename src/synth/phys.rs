@@ -10,10 +10,30 @@ pub const PAGE: u64 = 0x1000;
 const SCRUBBED_TAGS: [&[u8; 4]; 6] = [b"TcpE", b"TTcb", b"TcpL", b"UdpA", b"TcTW", b"Proc"];
 
 const WORDS: [&str; 24] = [
-    "the ", "system ", "error ", "config ", "C:\\Windows\\System32\\", "svchost ", "http://",
-    "update ", "session ", "<div class=\"row\">", "user ", "token ", "registry ", "service ",
-    "Microsoft ", "network ", "0x00000000 ", "GET /index.html HTTP/1.1\r\n", "{\"id\":", "cache ",
-    "font ", "kernel32.dll ", "\r\n", "SOFTWARE\\Policies\\ ",
+    "the ",
+    "system ",
+    "error ",
+    "config ",
+    "C:\\Windows\\System32\\",
+    "svchost ",
+    "http://",
+    "update ",
+    "session ",
+    "<div class=\"row\">",
+    "user ",
+    "token ",
+    "registry ",
+    "service ",
+    "Microsoft ",
+    "network ",
+    "0x00000000 ",
+    "GET /index.html HTTP/1.1\r\n",
+    "{\"id\":",
+    "cache ",
+    "font ",
+    "kernel32.dll ",
+    "\r\n",
+    "SOFTWARE\\Policies\\ ",
 ];
 
 pub struct PhysMem {

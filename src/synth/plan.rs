@@ -33,7 +33,10 @@ const MINUTE: u64 = 60 * SECOND;
 const HOUR: u64 = 60 * MINUTE;
 
 fn parse_dotted(v: &str) -> Option<[u16; 4]> {
-    let parts: Vec<u16> = v.split('.').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    let parts: Vec<u16> = v
+        .split('.')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
     (parts.len() == 4).then(|| [parts[0], parts[1], parts[2], parts[3]])
 }
 
@@ -68,8 +71,16 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
             };
             (k, pool, 0xFFFF_F780_0000_0000)
         }
-        Mode::Pae => (0x8000_0000 + rng.range(0x10, 0x30) * large, 0x8800_0000 + rng.range(0, 0x100) * large, 0xFFDF_0000),
-        Mode::NonPae => (0x8000_0000 + rng.range(4, 12) * large, 0x8800_0000 + rng.range(0, 0x80) * 0x40_0000, 0xFFDF_0000),
+        Mode::Pae => (
+            0x8000_0000 + rng.range(0x10, 0x30) * large,
+            0x8800_0000 + rng.range(0, 0x100) * large,
+            0xFFDF_0000,
+        ),
+        Mode::NonPae => (
+            0x8000_0000 + rng.range(4, 12) * large,
+            0x8800_0000 + rng.range(0, 0x80) * 0x40_0000,
+            0xFFDF_0000,
+        ),
     };
     let kernel_frames = large / PAGE;
     let kernel_pfn = mem
@@ -80,7 +91,11 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
         if build < 14393 {
             0x1ED
         } else {
-            let used = [(kernel_va >> 39) & 0x1FF, (pool_va >> 39) & 0x1FF, (kuser_va >> 39) & 0x1FF];
+            let used = [
+                (kernel_va >> 39) & 0x1FF,
+                (pool_va >> 39) & 0x1FF,
+                (kuser_va >> 39) & 0x1FF,
+            ];
             loop {
                 let i = rng.range(0x100, 0x1FF);
                 if !used.contains(&i) {
@@ -115,7 +130,11 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
             guid,
             age,
             file_version: version,
-            original_filename: if mode == Mode::Pae { "ntkrpamp.exe" } else { "ntkrnlmp.exe" },
+            original_filename: if mode == Mode::Pae {
+                "ntkrpamp.exe"
+            } else {
+                "ntkrnlmp.exe"
+            },
             timestamp: rng.next_u32(),
         },
         &text,
@@ -124,11 +143,23 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
     let head_va = kernel_va + RVA_PS_ACTIVE_PROCESS_HEAD;
     let modules_va = kernel_va + RVA_PS_LOADED_MODULE_LIST;
     let kdbg_va = kernel_va + RVA_KDBG;
-    vm.write(&mut mem, kernel_va + RVA_KD_VERSION_BLOCK, &kd_version_block(p.arch, build, kernel_va, modules_va));
+    vm.write(
+        &mut mem,
+        kernel_va + RVA_KD_VERSION_BLOCK,
+        &kd_version_block(p.arch, build, kernel_va, modules_va),
+    );
     vm.write_ptr(&mut mem, modules_va, modules_va);
     vm.write_ptr(&mut mem, modules_va + mode.ptr(), modules_va);
-    vm.write(&mut mem, kernel_va + RVA_OB_HEADER_COOKIE, &[rng.next_u32() as u8 | 1]);
-    vm.write(&mut mem, kdbg_va, &kdbg(p.arch, kernel_va, modules_va, head_va));
+    vm.write(
+        &mut mem,
+        kernel_va + RVA_OB_HEADER_COOKIE,
+        &[rng.next_u32() as u8 | 1],
+    );
+    vm.write(
+        &mut mem,
+        kdbg_va,
+        &kdbg(p.arch, kernel_va, modules_va, head_va),
+    );
 
     // tcpip.sys where the profile is chosen by its version (NT 6.3).
     if let Some(rule) = &p.matches.tcpip_version {
@@ -160,7 +191,7 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
 
     // Times: acquisition, boot, capture, time zone.
     let base_2023 = (1_672_531_200i128 * i128::from(SECOND as u32) + UNIX_EPOCH_TICKS) as u64;
-    let acq = base_2023 + rng.below(3 * 365 * 24 * HOUR) ;
+    let acq = base_2023 + rng.below(3 * 365 * 24 * HOUR);
     let uptime = rng.range(3 * HOUR, 20 * 24 * HOUR);
     let boot = acq - uptime;
     let capture = acq - rng.range(20 * SECOND, 60 * SECOND);
@@ -171,7 +202,10 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
     // KUSER_SHARED_DATA.
     let kuser_pfn = mem.alloc_frame(&mut rng, None);
     vm.map_4k(&mut mem, &mut rng, kuser_va, kuser_pfn * PAGE);
-    mem.write(kuser_pfn * PAGE, &kuser_page(p, uptime, acq, bias_100ns, build));
+    mem.write(
+        kuser_pfn * PAGE,
+        &kuser_page(p, uptime, acq, bias_100ns, build),
+    );
 
     // x64 low stub (PROCESSOR_START_BLOCK) at PA 0x1000, as firmware boots leave it.
     if mode == Mode::X64 {
@@ -216,9 +250,20 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
         peb: eproc_size + 4 * ptr + 8,
     };
     let names = [
-        "System", "smss.exe", "csrss.exe", "wininit.exe", "services.exe", "lsass.exe",
-        "svchost.exe", "svchost.exe", "svchost.exe", "spoolsv.exe", "explorer.exe", "chrome.exe",
-        "evil.exe", "OneDrive.exe",
+        "System",
+        "smss.exe",
+        "csrss.exe",
+        "wininit.exe",
+        "services.exe",
+        "lsass.exe",
+        "svchost.exe",
+        "svchost.exe",
+        "svchost.exe",
+        "spoolsv.exe",
+        "explorer.exe",
+        "chrome.exe",
+        "evil.exe",
+        "OneDrive.exe",
     ];
     let mut pids = vec![4u32];
     while pids.len() < names.len() {
@@ -240,13 +285,50 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
     let procs = world.processes(&plist, head_va, kernel_dtb, &extras);
 
     // Endpoints.
-    let t_after = |rng: &mut Rng, lo: u64| lo + rng.range(SECOND, (capture - lo).saturating_sub(2 * SECOND).max(2 * SECOND));
-    let host4 = v4(10, rng.range(0, 250) as u8, rng.range(0, 250) as u8, rng.range(2, 250) as u8);
-    let host6 = v6([0x2001, 0xdb8, rng.below(0xffff) as u16, 0x10, rng.below(0xffff) as u16, rng.below(0xffff) as u16, rng.below(0xffff) as u16, 0x5]);
-    let link6 = v6([0xfe80, 0, 0, 0, rng.below(0xffff) as u16, rng.below(0xffff) as u16, rng.below(0xffff) as u16, rng.below(0xffff) as u16]);
+    let t_after = |rng: &mut Rng, lo: u64| {
+        lo + rng.range(
+            SECOND,
+            (capture - lo).saturating_sub(2 * SECOND).max(2 * SECOND),
+        )
+    };
+    let host4 = v4(
+        10,
+        rng.range(0, 250) as u8,
+        rng.range(0, 250) as u8,
+        rng.range(2, 250) as u8,
+    );
+    let host6 = v6([
+        0x2001,
+        0xdb8,
+        rng.below(0xffff) as u16,
+        0x10,
+        rng.below(0xffff) as u16,
+        rng.below(0xffff) as u16,
+        rng.below(0xffff) as u16,
+        0x5,
+    ]);
+    let link6 = v6([
+        0xfe80,
+        0,
+        0,
+        0,
+        rng.below(0xffff) as u16,
+        rng.below(0xffff) as u16,
+        rng.below(0xffff) as u16,
+        rng.below(0xffff) as u16,
+    ]);
     let any6 = v6([0; 8]);
-    let remotes4 = [v4(93, 184, 216, 34), v4(142, 250, 185, 78), v4(52, 96, 165, 12), v4(185, 199, 108, 153), v4(20, 190, 151, 9)];
-    let remotes6 = [v6([0x2606, 0x4700, 0, 0, 0, 0, 0x6810, 0x85e5]), v6([0x2a00, 0x1450, 0x4001, 0x82b, 0, 0, 0, 0x200e])];
+    let remotes4 = [
+        v4(93, 184, 216, 34),
+        v4(142, 250, 185, 78),
+        v4(52, 96, 165, 12),
+        v4(185, 199, 108, 153),
+        v4(20, 190, 151, 9),
+    ];
+    let remotes6 = [
+        v6([0x2606, 0x4700, 0, 0, 0, 0, 0x6810, 0x85e5]),
+        v6([0x2a00, 0x1450, 0x4001, 0x82b, 0, 0, 0, 0x200e]),
+    ];
     let c2 = v4(45, 137, rng.range(1, 250) as u8, rng.range(1, 250) as u8);
     let listen_t = boot + early;
     let mut specs: Vec<Spec> = vec![];
@@ -284,7 +366,11 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
         (v6f, Some(host6), 49666, 9),
         (v4f, None, 4444, 12),
     ] {
-        let t = if owner == 12 { t_after(&mut rng, listen_t) } else { listen_t + rng.range(SECOND, 10 * MINUTE) };
+        let t = if owner == 12 {
+            t_after(&mut rng, listen_t)
+        } else {
+            listen_t + rng.range(SECOND, 10 * MINUTE)
+        };
         specs.push(listener(fam, local, port, owner, t));
     }
     for (fam, local, port, owner) in [
@@ -297,8 +383,22 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
         (v6f, None, 5353, 11),
         (v4f, None, 53, 12),
     ] {
-        let t = if owner >= 11 { t_after(&mut rng, listen_t) } else { listen_t + rng.range(SECOND, 20 * MINUTE) };
-        specs.push(Spec { kind: Kind::UdpA, family: fam, local, lport: port, remote: None, state: None, owner: Some(owner), create: t, freed: false });
+        let t = if owner >= 11 {
+            t_after(&mut rng, listen_t)
+        } else {
+            listen_t + rng.range(SECOND, 20 * MINUTE)
+        };
+        specs.push(Spec {
+            kind: Kind::UdpA,
+            family: fam,
+            local,
+            lport: port,
+            remote: None,
+            state: None,
+            owner: Some(owner),
+            create: t,
+            freed: false,
+        });
     }
     let states = [
         TcpState::Closed,
@@ -375,7 +475,11 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
         remote: Some((remotes4[0], 443)),
         state: Some(TcpState::Established),
         owner: Some(11),
-        create: capture + rng.range(SECOND, (acq - capture).saturating_sub(SECOND).max(2 * SECOND)),
+        create: capture
+            + rng.range(
+                SECOND,
+                (acq - capture).saturating_sub(SECOND).max(2 * SECOND),
+            ),
         freed: false,
     });
     if p.tcpip.time_wait.is_some() {
@@ -410,12 +514,18 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
     }
 
     // Plant: the first IPv4 connection's address bytes sit on a transition-PTE page.
-    let transition_at = specs.iter().position(|s| s.kind == Kind::TcpE && s.family == Family::Ipv4);
+    let transition_at = specs
+        .iter()
+        .position(|s| s.kind == Kind::TcpE && s.family == Family::Ipv4);
     let mut planted: Vec<EndpointRecord> = vec![];
     for (i, s) in specs.iter().enumerate() {
         planted.push(world.plant(s, &procs, Some(i) == transition_at));
     }
-    let sample = specs.iter().find(|s| s.kind == Kind::TcpE && !s.freed).cloned().unwrap_or_else(|| specs[0].clone());
+    let sample = specs
+        .iter()
+        .find(|s| s.kind == Kind::TcpE && !s.freed)
+        .cloned()
+        .unwrap_or_else(|| specs[0].clone());
     let sample_listener = specs[0].clone();
     let mut decoys = world.decoys(&procs, &sample, &sample_listener);
     decoys.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
@@ -447,7 +557,9 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
         rows[r].1.pid = procs[7].pid;
         rows[r].1.process = Some(procs[7].name.clone());
     }
-    let time_idx = specs.iter().position(|s| s.kind == Kind::UdpA && s.lport == 123);
+    let time_idx = specs
+        .iter()
+        .position(|s| s.kind == Kind::UdpA && s.lport == 123);
     let time_row = rows.iter().position(|(i, _)| Some(*i) == time_idx);
     let skew = 3 * SECOND + rng.range(1, SECOND);
     if let Some(r) = time_row {
@@ -455,7 +567,11 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
     }
     let mut all_rows: Vec<ApiRow> = rows.iter().map(|(_, r)| r.clone()).collect();
     all_rows.push(closed.clone());
-    let line_of = |row: &ApiRow, all: &[ApiRow]| all.iter().position(|x| std::ptr::eq(x, row)).map_or(0, |i| i as u64 + 1);
+    let line_of = |row: &ApiRow, all: &[ApiRow]| {
+        all.iter()
+            .position(|x| std::ptr::eq(x, row))
+            .map_or(0, |i| i as u64 + 1)
+    };
     discrepancies.push(Discrepancy {
         class: "hidden_from_api".into(),
         memory: Some(planted[hidden].clone()),
@@ -467,7 +583,8 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
         class: "not_in_memory".into(),
         memory: None,
         capture: Some(closed.capture_row(all_rows.len() as u64)),
-        note: "connection closed between capture and acquisition: in the captures, not in memory".into(),
+        note: "connection closed between capture and acquisition: in the captures, not in memory"
+            .into(),
         cause: None,
     });
     if let Some(r) = pid_row {
@@ -475,7 +592,10 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
             class: "pid_mismatch".into(),
             memory: Some(planted[0].clone()),
             capture: Some(all_rows[r].capture_row(r as u64 + 1)),
-            note: format!("captures name PID {} where memory has {}", procs[7].pid, procs[6].pid),
+            note: format!(
+                "captures name PID {} where memory has {}",
+                procs[7].pid, procs[6].pid
+            ),
             cause: None,
         });
     }
@@ -484,7 +604,10 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
             class: "time_mismatch".into(),
             memory: Some(planted[i].clone()),
             capture: Some(all_rows[r].capture_row(r as u64 + 1)),
-            note: format!("capture time {:.7} s after the kernel's", skew as f64 / SECOND as f64),
+            note: format!(
+                "capture time {:.7} s after the kernel's",
+                skew as f64 / SECOND as f64
+            ),
             cause: None,
         });
     }
@@ -531,7 +654,11 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
         dtb_source: "truth".into(),
         kernel_base: Some(Hex(kernel_va)),
         kernel_pdb: Some(pdb.clone()),
-        nt: NtVersion { major: nt_major, minor: nt_minor, build },
+        nt: NtVersion {
+            major: nt_major,
+            minor: nt_minor,
+            build,
+        },
         system_time: to_iso(acq),
         system_time_raw: Some(acq),
         boot_time: to_iso(boot),
@@ -553,13 +680,24 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
         discrepancies,
         captures: capture_files,
     };
-    Ok(Built { world, truth, captures, dump, isf, pdb })
+    Ok(Built {
+        world,
+        truth,
+        captures,
+        dump,
+        isf,
+        pdb,
+    })
 }
 
 /// The API's view of one planted endpoint.
 fn api_row(s: &Spec, rec: &EndpointRecord, procs: &[Proc]) -> ApiRow {
     let time_wait = rec.state == Some(TcpState::TimeWait);
-    let owner = if time_wait { None } else { s.owner.map(|i| &procs[i]) };
+    let owner = if time_wait {
+        None
+    } else {
+        s.owner.map(|i| &procs[i])
+    };
     let remote = match s.kind {
         Kind::TcpL => Some((s.family.wildcard().to_string(), 0)),
         Kind::UdpA => None,
@@ -598,7 +736,14 @@ fn present_runs(c: Container, mem: &PhysMem, seed: u64) -> Runs {
 }
 
 pub fn write_outputs(o: &SynthOptions, b: Built) -> Result<Truth> {
-    let Built { world, mut truth, captures, dump, isf, pdb } = b;
+    let Built {
+        world,
+        mut truth,
+        captures,
+        dump,
+        isf,
+        pdb,
+    } = b;
     let mem = &world.mem;
     let runs = present_runs(o.container, mem, o.seed);
     let img = o.out.join(o.container.file_name());
@@ -611,7 +756,9 @@ pub fn write_outputs(o: &SynthOptions, b: Built) -> Result<Truth> {
         }
         Container::Elf => containers::write_elf(&img, mem, &runs, dump.x64)?,
         Container::Lime => containers::write_lime(&img, mem, &runs)?,
-        Container::Vmware => containers::write_vmware(&img, &o.out.join("memory.vmss"), mem, &runs)?,
+        Container::Vmware => {
+            containers::write_vmware(&img, &o.out.join("memory.vmss"), mem, &runs)?
+        }
     }
     truth.image.physical = PhysicalSummary {
         size: runs.iter().map(|r| r.1 * PAGE).sum(),
@@ -623,7 +770,8 @@ pub fn write_outputs(o: &SynthOptions, b: Built) -> Result<Truth> {
         std::fs::write(&path, bytes).map_err(|e| io_error(&path, &e))?;
     }
     let path = o.out.join("truth.json");
-    let mut text = serde_json::to_string_pretty(&truth).map_err(|e| Error::file(&path, e.to_string()))?;
+    let mut text =
+        serde_json::to_string_pretty(&truth).map_err(|e| Error::file(&path, e.to_string()))?;
     text.push('\n');
     std::fs::write(&path, text).map_err(|e| io_error(&path, &e))?;
     if let Some(dir) = &o.isf_dir {

@@ -41,7 +41,9 @@ impl Rng {
     /// An independent stream for one purpose, so that adding draws in one place does not shift
     /// every later structure.
     pub fn fork(&mut self, label: u64) -> Rng {
-        Rng(mix(self.next_u64() ^ label.wrapping_mul(0xD6E8_FEB8_6659_FD93)))
+        Rng(mix(
+            self.next_u64() ^ label.wrapping_mul(0xD6E8_FEB8_6659_FD93)
+        ))
     }
 }
 
@@ -57,14 +59,18 @@ mod tests {
     use super::*;
     #[test]
     fn deterministic_and_seed_dependent() {
-        let a: Vec<u64> = (0..4).map({
-            let mut r = Rng::new(7);
-            move |_| r.next_u64()
-        }).collect();
-        let b: Vec<u64> = (0..4).map({
-            let mut r = Rng::new(7);
-            move |_| r.next_u64()
-        }).collect();
+        let a: Vec<u64> = (0..4)
+            .map({
+                let mut r = Rng::new(7);
+                move |_| r.next_u64()
+            })
+            .collect();
+        let b: Vec<u64> = (0..4)
+            .map({
+                let mut r = Rng::new(7);
+                move |_| r.next_u64()
+            })
+            .collect();
         let c = Rng::new(8).next_u64();
         assert_eq!(a, b);
         assert_ne!(a[0], c);

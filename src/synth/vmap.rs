@@ -158,7 +158,13 @@ impl Vmap {
                 self.write_entry(mem, at, frame | KERNEL_RW);
                 table = frame;
             } else {
-                table = e & 0x000F_FFFF_FFFF_F000 & if self.mode == Mode::NonPae { 0xFFFF_F000 } else { u64::MAX };
+                table = e
+                    & 0x000F_FFFF_FFFF_F000
+                    & if self.mode == Mode::NonPae {
+                        0xFFFF_F000
+                    } else {
+                        u64::MAX
+                    };
             }
         }
         table
@@ -177,7 +183,8 @@ impl Vmap {
         let table = self.table_for(mem, rng, va, 0);
         let i = *self.indices(va).last().unwrap_or(&0);
         self.write_entry(mem, table + i * self.entry_size(), pte);
-        self.pages.insert(va & !(PAGE - 1), pte & !(PAGE - 1) & 0x000F_FFFF_FFFF_F000);
+        self.pages
+            .insert(va & !(PAGE - 1), pte & !(PAGE - 1) & 0x000F_FFFF_FFFF_F000);
         mem.mark_used(pte / PAGE & 0xFF_FFFF_FFFF);
     }
 
@@ -206,7 +213,9 @@ impl Vmap {
         while done < bytes.len() {
             let cur = va + done as u64;
             let n = ((PAGE - cur % PAGE) as usize).min(bytes.len() - done);
-            let pa = self.translate(cur).expect("synth writes only to pages it mapped");
+            let pa = self
+                .translate(cur)
+                .expect("synth writes only to pages it mapped");
             mem.write(pa, &bytes[done..done + n]);
             done += n;
         }
@@ -236,7 +245,10 @@ pub struct Block {
 
 impl PoolArena {
     pub fn new(base_va: u64, unit: u64) -> PoolArena {
-        PoolArena { next_va: base_va, unit }
+        PoolArena {
+            next_va: base_va,
+            unit,
+        }
     }
 
     /// Maps `n` fresh pages (scattered frames, no two adjacent) and returns the first VA.
@@ -291,7 +303,11 @@ impl PagePacker {
         }
         let va = self.page_va + self.used;
         self.used += size;
-        let prev = if gap == 0 { self.prev_units } else { gap / arena.unit };
+        let prev = if gap == 0 {
+            self.prev_units
+        } else {
+            gap / arena.unit
+        };
         self.prev_units = size / arena.unit;
         let pa = vm.translate(va).expect("mapped pool page");
         (Block { va, pa, size }, prev)
