@@ -140,7 +140,9 @@ pub fn identify(phys: &PhysicalSpace, dtb_override: Option<u64>) -> Result<Kerne
     if found.version.is_none() {
         warnings.push("KUSER_SHARED_DATA is not readable with this DTB: NT version unknown".into());
     }
-    let system_time = read_ksystem_time(&space, kuser + KUSER_SYSTEM_TIME, &mut warnings);
+    // The dump header's SystemTime stands in when KUSER_SHARED_DATA is unreadable.
+    let system_time = read_ksystem_time(&space, kuser + KUSER_SYSTEM_TIME, &mut warnings)
+        .or(phys.hints.system_time);
     let interrupt_time = read_ksystem_time(&space, kuser + KUSER_INTERRUPT_TIME, &mut warnings);
     // TimeZoneBias is in 100 ns units; UTC = local + bias.
     let timezone_bias_minutes =

@@ -245,6 +245,13 @@ fn bad_user_dtb_is_used_with_a_warning() {
     assert_eq!(k.dtb, 0x5000);
     assert_eq!(k.dtb_source, "user");
     assert!(k.warnings.iter().any(|w| w.contains("--dtb")));
+    assert_eq!(k.system_time, None);
+    // In a crash dump, the header's SystemTime stands in for the unreadable KUSER one.
+    let (m, t) = windows(Mode::X64, 4 * MIB, 10, 0, 19041);
+    let space = open(full_dump(&m.mem, true, t.dtb, t.build, false, 0));
+    let k = identify(&space, Some(0x5000)).unwrap();
+    assert_eq!(k.system_time, Some(133_590_404_967_890_000));
+    assert_eq!(k.nt.build, 19041, "from the dump header");
 }
 
 #[test]
