@@ -193,7 +193,7 @@ pub fn write_elf(path: &Path, mem: &PhysMem, runs: &Runs, x64: bool) -> Result<(
     le32(&mut note, 4, 336);
     le32(&mut note, 8, 1); // NT_PRSTATUS
     note.extend_from_slice(b"CORE\0\0\0\0");
-    note.extend(std::iter::repeat(0u8).take(336));
+    note.extend(std::iter::repeat_n(0u8, 336));
     let data_start = (note_off + note.len() as u64).div_ceil(PAGE) * PAGE;
     let mut h = vec![0u8; 64];
     h[0..4].copy_from_slice(b"\x7fELF");

@@ -168,7 +168,7 @@ fn utf16z(s: &str) -> Vec<u8> {
 }
 
 fn pad4(v: &mut Vec<u8>) {
-    while v.len() % 4 != 0 {
+    while v.len() & 3 != 0 {
         v.push(0);
     }
 }

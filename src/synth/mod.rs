@@ -96,15 +96,15 @@ pub struct Truth {
     pub captures: BTreeMap<String, String>,
 }
 
-pub const DEFAULT_SIZE: u64 = 16 << 20;
-pub const MIN_SIZE: u64 = 8 << 20;
+pub const DEFAULT_SIZE: u64 = 32 << 20;
+pub const MIN_SIZE: u64 = 16 << 20;
 
 /// Writes the image, `truth.json`, the captures (and the ISF with `isf_dir`) into `out`.
 pub fn synthesize(o: &SynthOptions) -> Result<Truth> {
     let size = o.size.unwrap_or(DEFAULT_SIZE) / phys::PAGE * phys::PAGE;
     if size < MIN_SIZE {
         return Err(Error::usage(format!(
-            "--size {size} is too small: synth needs at least {MIN_SIZE} bytes (8 MiB)"
+            "--size {size} is too small: synth needs at least {MIN_SIZE} bytes (16 MiB)"
         )));
     }
     if o.profile.arch == Arch::X64 && !o.pae {

@@ -27,6 +27,8 @@ pub struct World<'a> {
     endpoints: PagePacker,
     addrs: PagePacker,
     inetaf: [u64; 2],
+    /// VA of the large-page region (the INETAF structures live there).
+    pub large_va: u64,
 }
 
 /// What kind of endpoint object.
@@ -86,6 +88,7 @@ impl<'a> World<'a> {
             endpoints: PagePacker::new(),
             addrs: PagePacker::new(),
             inetaf: [0, 0],
+            large_va: 0,
         }
     }
 
@@ -158,9 +161,22 @@ impl<'a> World<'a> {
         va
     }
 
+    /// The two `_INETAF` objects (`InNl` blocks) on the large page.
     pub fn setup_inetaf(&mut self) {
+        let af_off = off(&self.p.tcpip.inetaf_address_family).unwrap_or(0x14);
+        let size = self.round((af_off + 2).max(0x30)) + self.unit;
+        let mut at = self.large_va + self.rng.range(1, 16) * 0x40;
         for (i, fam) in [Family::Ipv4, Family::Ipv6].iter().enumerate() {
-            self.inetaf[i] = self.inetaf_block(fam.af());
+            let h = self.pool_header(0, size / self.unit, 2, b"InNl");
+            self.vm.write(&mut self.mem, at, &h);
+            self.vm.write(
+                &mut self.mem,
+                at + self.unit,
+                &vec![0u8; (size - self.unit) as usize],
+            );
+            self.write_u(at + self.unit + af_off, u64::from(fam.af()), 2);
+            self.inetaf[i] = at + self.unit;
+            at += size;
         }
     }
 

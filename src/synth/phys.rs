@@ -107,10 +107,16 @@ impl PhysMem {
         None
     }
 
-    /// Reserves `count` physically contiguous frames anywhere (the PAE PDPT + page directories).
+    /// Reserves `count` physically contiguous frames anywhere.
     pub fn alloc_contiguous(&mut self, rng: &mut Rng, count: u64) -> u64 {
+        self.alloc_contiguous_in(rng, count, 0x20, self.pages)
+    }
+
+    /// Reserves `count` contiguous frames starting in `lo..hi` (the top-level page tables, which
+    /// Windows places low: Volatility only looks for them there).
+    pub fn alloc_contiguous_in(&mut self, rng: &mut Rng, count: u64, lo: u64, hi: u64) -> u64 {
         loop {
-            let start = rng.range(0x20, self.pages.saturating_sub(count));
+            let start = rng.range(lo, hi.min(self.pages.saturating_sub(count)));
             if (start..start + count).any(|p| self.used.contains(&p) || self.in_hole(p)) {
                 continue;
             }

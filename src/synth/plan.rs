@@ -82,11 +82,16 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
             0xFFDF_0000,
         ),
     };
-    let kernel_frames = large / PAGE;
-    let kernel_pfn = mem
-        .alloc_aligned(&mut rng, kernel_frames, kernel_frames)
-        .ok_or_else(|| Error::usage("--size too small for the kernel's large page"))?;
-    let kernel_pa = kernel_pfn * PAGE;
+    // A large page (nonpaged pool mapped with PS=1) holds the INETAF structures: referenced data
+    // a reader only reaches through a large-page translation.
+    let large_frames = large / PAGE;
+    let large_pfn = mem
+        .alloc_aligned(&mut rng, large_frames, large_frames)
+        .ok_or_else(|| Error::usage("--size too small for a large page"))?;
+    let large_va = match mode {
+        Mode::X64 => pool_va + 0x4000_0000,
+        _ => 0xB000_0000,
+    };
     let selfref = if mode == Mode::X64 {
         if build < 14393 {
             0x1ED
@@ -94,6 +99,7 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
             let used = [
                 (kernel_va >> 39) & 0x1FF,
                 (pool_va >> 39) & 0x1FF,
+                (large_va >> 39) & 0x1FF,
                 (kuser_va >> 39) & 0x1FF,
             ];
             loop {
@@ -107,7 +113,14 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
         0
     };
     let mut vm = Vmap::new(mode, &mut mem, &mut rng, selfref);
-    vm.map_large(&mut mem, &mut rng, kernel_va, kernel_pa);
+    vm.map_large(&mut mem, &mut rng, large_va, large_pfn * PAGE);
+    // The kernel image on scattered 4 KiB frames.
+    let mut prev = None;
+    for i in 0..IMAGE_SIZE / PAGE {
+        let f = mem.alloc_frame(&mut rng, prev);
+        vm.map_4k(&mut mem, &mut rng, kernel_va + i * PAGE, f * PAGE);
+        prev = Some(f);
+    }
 
     // Kernel image.
     let mut guid = [0u8; 16];
@@ -139,7 +152,7 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
         },
         &text,
     );
-    mem.write(kernel_pa, &pe);
+    vm.write(&mut mem, kernel_va, &pe);
     let head_va = kernel_va + RVA_PS_ACTIVE_PROCESS_HEAD;
     let modules_va = kernel_va + RVA_PS_LOADED_MODULE_LIST;
     let kdbg_va = kernel_va + RVA_KDBG;
@@ -219,6 +232,7 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
 
     let kernel_dtb = vm.dtb;
     let mut world = World::new(p, mem, vm, rng.fork(1), pool_va);
+    world.large_va = large_va;
     world.setup_inetaf();
     let mut rng = rng.fork(2);
 
@@ -725,7 +739,7 @@ fn present_runs(c: Container, mem: &PhysMem, seed: u64) -> Runs {
         (Container::Bitmap, _) => {
             // A bitmap dump keeps the pages that matter plus a sample of the rest.
             let mut pfns: Vec<u64> = mem.structured_pfns().collect();
-            pfns.extend((0..mem.pages).filter(|&p| mix(seed ^ p.wrapping_mul(0x9E37)) % 32 == 0));
+            pfns.extend((0..mem.pages).filter(|&p| mix(seed ^ p.wrapping_mul(0x9E37)) & 31 == 0));
             pfns.retain(|&p| !mem.in_hole(p));
             pfns.sort_unstable();
             pfns.dedup();

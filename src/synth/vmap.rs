@@ -66,14 +66,15 @@ impl Vmap {
         };
         match mode {
             Mode::X64 => {
-                let pml4 = mem.alloc_frame(rng, None) * PAGE;
+                // Windows x64 kernels keep the PML4 at 0x1A0000-0x1B0000.
+                let pml4 = mem.alloc_contiguous_in(rng, 1, 0x1A0, 0x1B0) * PAGE;
                 mem.page_mut(pml4 / PAGE, false);
                 mem.write(pml4 + selfref_index * 8, &(pml4 | KERNEL_RW).to_le_bytes());
                 v.dtb = pml4;
                 v.selfref_index = Some(selfref_index);
             }
             Mode::NonPae => {
-                let pd = mem.alloc_frame(rng, None) * PAGE;
+                let pd = mem.alloc_contiguous_in(rng, 1, 0x180, 0x1C0) * PAGE;
                 mem.page_mut(pd / PAGE, false);
                 // The page directory maps itself at 0xC0300000 (entry 0x300).
                 mem.write(pd + 0x300 * 4, &((pd | KERNEL_RW) as u32).to_le_bytes());
@@ -83,7 +84,7 @@ impl Vmap {
             Mode::Pae => {
                 // PDPT page followed by its four page directories, as Windows lays them out
                 // (the PD of the top quarter maps all four at 0xC0600000, itself at index 3).
-                let first = mem.alloc_contiguous(rng, 5) * PAGE;
+                let first = mem.alloc_contiguous_in(rng, 5, 0x180, 0x1C0) * PAGE;
                 for i in 0..5 {
                     mem.page_mut(first / PAGE + i, false);
                 }
@@ -185,7 +186,7 @@ impl Vmap {
         self.write_entry(mem, table + i * self.entry_size(), pte);
         self.pages
             .insert(va & !(PAGE - 1), pte & !(PAGE - 1) & 0x000F_FFFF_FFFF_F000);
-        mem.mark_used(pte / PAGE & 0xFF_FFFF_FFFF);
+        mem.mark_used((pte / PAGE) & 0xFF_FFFF_FFFF);
     }
 
     /// Maps a 2 MiB (x64/PAE) or 4 MiB (non-PAE) large page; both addresses aligned to it.

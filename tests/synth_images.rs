@@ -1,0 +1,461 @@
+//! `synth` output checked by small parsers written here (not netcarve's reader): every container's
+//! structure, the page tables (own walker), pool headers, kernel image, KUSER_SHARED_DATA, and
+//! truth.json in the shared record types. Also determinism and every profile x every container.
+use netcarve::profile::{builtin, Arch, Profile};
+use netcarve::record::PoolStatus;
+use netcarve::synth::{synthesize, Container, SynthOptions, Truth};
+use std::path::{Path, PathBuf};
+
+fn work(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("synth-tests")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn synth(p: &Profile, c: Container, seed: u64, pae: bool, out: &Path) -> Truth {
+    synthesize(&SynthOptions {
+        profile: p.clone(),
+        container: c,
+        seed,
+        size: Some(16 << 20),
+        pae,
+        extra_endpoints: 2,
+        isf_dir: Some(out.join("isf")),
+        out: out.to_path_buf(),
+    })
+    .unwrap_or_else(|e| panic!("{} {:?}: {e}", p.name, c))
+}
+
+fn u16le(b: &[u8], o: usize) -> u64 {
+    u16::from_le_bytes([b[o], b[o + 1]]) as u64
+}
+fn u32le(b: &[u8], o: usize) -> u64 {
+    u32::from_le_bytes(b[o..o + 4].try_into().unwrap()) as u64
+}
+fn u64le(b: &[u8], o: usize) -> u64 {
+    u64::from_le_bytes(b[o..o + 8].try_into().unwrap())
+}
+
+/// Physical memory as (phys, len, file offset) ranges over the file bytes.
+struct Phys {
+    data: Vec<u8>,
+    runs: Vec<(u64, u64, u64)>,
+}
+
+impl Phys {
+    fn read(&self, pa: u64, n: usize) -> Option<&[u8]> {
+        let r = self
+            .runs
+            .iter()
+            .find(|r| pa >= r.0 && pa + n as u64 <= r.0 + r.1)?;
+        let o = (r.2 + pa - r.0) as usize;
+        self.data.get(o..o + n)
+    }
+    fn q(&self, pa: u64) -> Option<u64> {
+        self.read(pa, 8).map(|b| u64le(b, 0))
+    }
+    fn d(&self, pa: u64) -> Option<u64> {
+        self.read(pa, 4).map(|b| u32le(b, 0))
+    }
+    fn present(&self) -> u64 {
+        self.runs.iter().map(|r| r.1).sum()
+    }
+}
+
+/// Independent container parsers.
+fn parse(dir: &Path, c: Container, truth: &Truth) -> Phys {
+    let data = std::fs::read(dir.join(c.file_name())).unwrap();
+    let x64 = truth.image.arch == "x64";
+    let runs = match c {
+        Container::Raw => vec![(0, data.len() as u64, 0)],
+        Container::Crashdump | Container::Bitmap => {
+            assert_eq!(&data[0..4], b"PAGE");
+            assert_eq!(&data[4..8], if x64 { b"DU64" } else { b"DUMP" });
+            assert_eq!(
+                u32le(&data, 0xC),
+                truth.image.nt.build as u64,
+                "MinorVersion = build"
+            );
+            let (dtb, dump_type, hsize, stime) = if x64 {
+                (
+                    u64le(&data, 0x10),
+                    u32le(&data, 0xF98),
+                    0x2000u64,
+                    u64le(&data, 0xFA8),
+                )
+            } else {
+                (
+                    u32le(&data, 0x10),
+                    u32le(&data, 0xF88),
+                    0x1000u64,
+                    u64le(&data, 0xFC0),
+                )
+            };
+            assert_eq!(dtb, truth.image.dtb.0);
+            assert_eq!(Some(stime), truth.image.system_time_raw);
+            if !x64 {
+                assert_eq!(data[0x5C] == 1, truth.image.paging == "pae", "PaeEnabled");
+            }
+            if c == Container::Crashdump {
+                assert_eq!(dump_type, 1);
+                let (n, base) = if x64 {
+                    (u32le(&data, 0x88), 0x98usize)
+                } else {
+                    (u32le(&data, 0x64), 0x6Cusize)
+                };
+                let mut off = hsize;
+                let mut runs = vec![];
+                for i in 0..n as usize {
+                    let (bp, pc) = if x64 {
+                        (u64le(&data, base + i * 16), u64le(&data, base + i * 16 + 8))
+                    } else {
+                        (u32le(&data, base + i * 8), u32le(&data, base + i * 8 + 4))
+                    };
+                    runs.push((bp * 0x1000, pc * 0x1000, off));
+                    off += pc * 0x1000;
+                }
+                assert_eq!(off, data.len() as u64, "runs cover the file");
+                runs
+            } else {
+                assert_eq!(dump_type, 5);
+                let s = hsize as usize;
+                assert_eq!(&data[s..s + 4], b"FDMP");
+                let first = u64le(&data, s + 0x20);
+                let total = u64le(&data, s + 0x28);
+                let bits = u64le(&data, s + 0x30);
+                let mut runs = vec![];
+                let mut off = first;
+                for pfn in 0..bits {
+                    if data[s + 0x38 + (pfn / 8) as usize] >> (pfn % 8) & 1 == 1 {
+                        runs.push((pfn * 0x1000, 0x1000, off));
+                        off += 0x1000;
+                    }
+                }
+                assert_eq!(runs.len() as u64, total);
+                assert_eq!(off, data.len() as u64);
+                runs
+            }
+        }
+        Container::Elf => {
+            assert_eq!(&data[0..4], b"\x7fELF");
+            assert_eq!(u16le(&data, 16), 4, "ET_CORE");
+            let phoff = u64le(&data, 32) as usize;
+            let phnum = u16le(&data, 56) as usize;
+            (0..phnum)
+                .filter(|i| u32le(&data, phoff + i * 56) == 1)
+                .map(|i| {
+                    let p = phoff + i * 56;
+                    assert_eq!(
+                        u64le(&data, p + 32),
+                        u64le(&data, p + 40),
+                        "filesz == memsz"
+                    );
+                    (
+                        u64le(&data, p + 24),
+                        u64le(&data, p + 32),
+                        u64le(&data, p + 8),
+                    )
+                })
+                .collect()
+        }
+        Container::Lime => {
+            let mut runs = vec![];
+            let mut o = 0usize;
+            while o < data.len() {
+                assert_eq!(u32le(&data, o), 0x4C69_4D45, "LiME magic at {o:#x}");
+                let s = u64le(&data, o + 8);
+                let e = u64le(&data, o + 16);
+                runs.push((s, e - s + 1, o as u64 + 32));
+                o += 32 + (e - s + 1) as usize;
+            }
+            runs
+        }
+        Container::Vmware => {
+            let m = std::fs::read(dir.join("memory.vmss")).unwrap();
+            assert_eq!(u32le(&m, 0), 0xBED2_BED2);
+            assert_eq!(&m[12..18], b"memory");
+            let mut o = u64le(&m, 12 + 64) as usize;
+            let mut tags = std::collections::BTreeMap::new();
+            loop {
+                let (flags, nlen) = (m[o], m[o + 1] as usize);
+                if flags == 0 && nlen == 0 {
+                    break;
+                }
+                let name = String::from_utf8(m[o + 2..o + 2 + nlen].to_vec()).unwrap();
+                let nidx = (flags >> 6) as usize;
+                let idx: Vec<u64> = (0..nidx).map(|i| u32le(&m, o + 2 + nlen + i * 4)).collect();
+                let val = u32le(&m, o + 2 + nlen + nidx * 4);
+                tags.insert((name, idx), val);
+                o += 2 + nlen + nidx * 4 + (flags & 0x3F) as usize;
+            }
+            let n = tags[&("regionsCount".to_string(), vec![])];
+            (0..n)
+                .map(|i| {
+                    let g = |k: &str| tags[&(k.to_string(), vec![i])] * 0x1000;
+                    (g("regionPPN"), g("regionSize"), g("regionPageNum"))
+                })
+                .collect()
+        }
+    };
+    Phys { data, runs }
+}
+
+/// Own page walker: x64, PAE and non-PAE, large pages and transition PTEs.
+fn translate(m: &Phys, paging: &str, dtb: u64, va: u64) -> Option<u64> {
+    let valid = |e: u64| e & 1 == 1 || (e & 0x800 != 0 && e & 0x400 == 0);
+    let mask = 0x000F_FFFF_FFFF_F000u64;
+    match paging {
+        "x64" => {
+            let mut table = dtb;
+            for (level, shift) in [39u64, 30, 21, 12].iter().enumerate() {
+                let e = m.q(table + ((va >> shift) & 0x1FF) * 8)?;
+                if level < 3 && e & 1 == 0 {
+                    return None;
+                }
+                if level == 3 && !valid(e) {
+                    return None;
+                }
+                if (level == 1 || level == 2) && e & 0x80 != 0 {
+                    let size = 1u64 << shift;
+                    return Some((e & mask & !(size - 1)) | (va & (size - 1)));
+                }
+                table = e & mask;
+            }
+            Some(table | (va & 0xFFF))
+        }
+        "pae" => {
+            let pdpte = m.q(dtb + ((va >> 30) & 3) * 8)?;
+            let pde = m.q((pdpte & mask) + ((va >> 21) & 0x1FF) * 8)?;
+            if pde & 1 == 0 {
+                return None;
+            }
+            if pde & 0x80 != 0 {
+                return Some((pde & mask & !0x1F_FFFF) | (va & 0x1F_FFFF));
+            }
+            let pte = m.q((pde & mask) + ((va >> 12) & 0x1FF) * 8)?;
+            valid(pte).then_some((pte & mask) | (va & 0xFFF))
+        }
+        _ => {
+            let pde = m.d(dtb + ((va >> 22) & 0x3FF) * 4)?;
+            if pde & 1 == 0 {
+                return None;
+            }
+            if pde & 0x80 != 0 {
+                return Some((pde & 0xFFC0_0000) | (va & 0x3F_FFFF));
+            }
+            let pte = m.d((pde & 0xFFFF_F000) + ((va >> 12) & 0x3FF) * 4)?;
+            valid(pte).then_some((pte & 0xFFFF_F000) | (va & 0xFFF))
+        }
+    }
+}
+
+fn check_image(p: &Profile, c: Container, dir: &Path, truth: &Truth) {
+    let m = parse(dir, c, truth);
+    assert_eq!(
+        m.present(),
+        truth.image.physical.size,
+        "{} {:?}: present bytes",
+        p.name,
+        c
+    );
+    let paging = truth.image.paging.as_str();
+    let dtb = truth.image.dtb.0;
+    // Kernel image: MZ, PE, and a CodeView record naming the PDB in truth.
+    let kb = truth.image.kernel_base.unwrap().0;
+    let kpa = translate(&m, paging, dtb, kb).expect("kernel base maps");
+    let head = m.read(kpa, 0x1000).expect("kernel header page present");
+    assert_eq!(&head[0..2], b"MZ");
+    let lfanew = u32le(head, 0x3C) as usize;
+    assert_eq!(&head[lfanew..lfanew + 4], b"PE\0\0");
+    let rdata = m
+        .read(translate(&m, paging, dtb, kb + 0x2000).unwrap(), 0x1000)
+        .unwrap();
+    let rsds = rdata.windows(4).position(|w| w == b"RSDS").expect("RSDS");
+    let pdb = truth.image.kernel_pdb.as_ref().unwrap();
+    assert!(rdata[rsds + 24..].starts_with(pdb.name.as_bytes()));
+    // KUSER_SHARED_DATA.
+    let kuser = if p.arch == Arch::X64 {
+        0xFFFF_F780_0000_0000
+    } else {
+        0xFFDF_0000
+    };
+    let kupa = translate(&m, paging, dtb, kuser).expect("KUSER maps");
+    let major_off = p.nt.kuser_shared_data.nt_major_version.off().unwrap();
+    assert_eq!(m.d(kupa + major_off), Some(p.matches.nt_major as u64));
+    let st_off = p.nt.kuser_shared_data.system_time.off().unwrap();
+    assert_eq!(
+        m.q(kupa + st_off).map(|v| v & 0xFFFF_FFFF),
+        truth.image.system_time_raw.map(|v| v & 0xFFFF_FFFF)
+    );
+    // Endpoints: header where truth says, VA translates to it, header rules hold.
+    let unit = if p.arch == Arch::X64 { 16 } else { 8 };
+    for e in &truth.endpoints {
+        let pa = e.physical_offset.0;
+        let h = m
+            .read(pa, unit as usize)
+            .unwrap_or_else(|| panic!("{} {:?}: header at {pa:#x} absent", p.name, c));
+        assert_eq!(&h[4..8], e.tag.as_bytes());
+        assert_eq!(pa % unit, 0);
+        let (block, pool_type) = if unit == 16 {
+            (h[2] as u64 * 16, h[3] as u64)
+        } else {
+            ((u16le(h, 2) & 0x1FF) * 8, u16le(h, 2) >> 9)
+        };
+        assert!((pa & 0xFFF) + block <= 0x1000, "block crosses its page");
+        match e.pool_status {
+            PoolStatus::Freed => assert_eq!(pool_type, 0),
+            PoolStatus::Allocated => assert!(pool_type > 0 && pool_type % 2 == 0),
+        }
+        if let Some(va) = e.virtual_address {
+            assert_eq!(
+                translate(&m, paging, dtb, va.0),
+                Some(pa),
+                "{} {:?}: VA {va} -> PA",
+                p.name,
+                c
+            );
+        }
+    }
+    for d in &truth.decoys {
+        assert!(d.reason.is_some());
+        let h = m.read(d.physical_offset.0, 8).expect("decoy present");
+        assert_eq!(&h[4..8], d.tag.as_bytes());
+    }
+}
+
+#[test]
+fn every_profile_in_every_container() {
+    let mut n = 0;
+    for p in builtin() {
+        for c in Container::ALL {
+            let dir = work(&format!("all-{}-{}", p.name, c.kind()));
+            let truth = synth(p, c, 3, true, &dir);
+            // truth.json round-trips through the shared record types.
+            let text = std::fs::read_to_string(dir.join("truth.json")).unwrap();
+            let parsed: Truth = serde_json::from_str(&text).unwrap();
+            assert_eq!(parsed, truth);
+            assert!(truth.endpoints.len() >= 30 && truth.decoys.len() >= 8);
+            check_image(p, c, &dir, &truth);
+            for file in truth.captures.values() {
+                assert!(dir.join(file).exists(), "capture {file}");
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+            n += 1;
+        }
+        if p.arch == Arch::X86 {
+            let dir = work(&format!("nonpae-{}", p.name));
+            let truth = synth(p, Container::Raw, 3, false, &dir);
+            assert_eq!(truth.image.paging, "nonpae");
+            check_image(p, Container::Raw, &dir, &truth);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    assert!(n >= 12, "only {n} images");
+}
+
+#[test]
+fn same_arguments_same_bytes() {
+    for (name, c, pae) in [
+        ("win10-19041-x64", Container::Bitmap, true),
+        ("win7-x86", Container::Lime, false),
+    ] {
+        let Some(p) = netcarve::profile::by_name(name) else {
+            continue;
+        };
+        let a = work(&format!("det-a-{name}"));
+        let b = work(&format!("det-b-{name}"));
+        synth(p, c, 11, pae, &a);
+        synth(p, c, 11, pae, &b);
+        let mut files: Vec<_> = std::fs::read_dir(&a)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        files.sort();
+        assert!(files.len() >= 9);
+        for f in files {
+            let (x, y) = (a.join(&f), b.join(&f));
+            if x.is_dir() {
+                continue;
+            }
+            assert!(
+                std::fs::read(&x).unwrap() == std::fs::read(&y).unwrap(),
+                "{f:?} differs"
+            );
+        }
+        let c2 = work(&format!("det-c-{name}"));
+        synth(p, c, 12, pae, &c2);
+        assert_ne!(
+            std::fs::read(a.join("truth.json")).unwrap(),
+            std::fs::read(c2.join("truth.json")).unwrap()
+        );
+    }
+}
+
+#[test]
+fn captures_have_the_producers_shapes() {
+    let p = netcarve::profile::by_name("win7-x64")
+        .or_else(|| builtin().first())
+        .unwrap();
+    let dir = work("captures");
+    let truth = synth(p, Container::Bitmap, 5, true, &dir);
+    let ps51 = std::fs::read(dir.join(&truth.captures["ps51"])).unwrap();
+    assert_eq!(&ps51[..2], &[0xFF, 0xFE], "UTF-16LE BOM");
+    let text: String = String::from_utf16(
+        &ps51[2..]
+            .chunks(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    assert!(text.contains("\"Timestamp\":  \"\\/Date("), "5.1 date form");
+    let ps7 = std::fs::read_to_string(dir.join(&truth.captures["ps7"])).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&ps7).unwrap();
+    assert!(v
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["Timestamp"].as_str().unwrap().contains('T')));
+    let velo = std::fs::read_to_string(dir.join(&truth.captures["velociraptor"])).unwrap();
+    for line in velo.lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(r["Laddr.IP"].is_string() && r["Timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+    let netstat = std::fs::read_to_string(dir.join(&truth.captures["netstat"])).unwrap();
+    assert!(netstat.contains("  Proto  Local Address"));
+    let classes: Vec<&str> = truth
+        .discrepancies
+        .iter()
+        .map(|d| d.class.as_str())
+        .collect();
+    for c in [
+        "hidden_from_api",
+        "not_in_memory",
+        "pid_mismatch",
+        "time_mismatch",
+    ] {
+        assert!(classes.contains(&c), "{c} planted");
+    }
+    // Windows 7: TcpE has no time field, so API connection rows carry zero (the 1601 behaviour).
+    if p.tcpip.tcp_endpoint.create_time.off().is_none() {
+        assert!(classes.contains(&"api_zero_time"));
+        let nc: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(&truth.captures["netcarve"])).unwrap(),
+        )
+        .unwrap();
+        let tcp = nc["tcp"].as_array().unwrap();
+        assert!(tcp
+            .iter()
+            .any(|r| r["state"] == 5 && r["create_time_raw"] == 0));
+        assert!(tcp
+            .iter()
+            .any(|r| r["state"] == 2 && r["create_time_raw"].as_u64().unwrap() > 0));
+        assert!(nc["udp"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["create_time_raw"].as_u64().unwrap() > 0));
+    }
+}
