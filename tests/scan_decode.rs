@@ -420,7 +420,7 @@ fn mutated_objects_never_panic() {
         }
         // Corrupt pointed-to memory too.
         for bytes in w.mem.regions.values_mut() {
-            if rng.next_u64() % 3 == 0 {
+            if rng.next_u64().is_multiple_of(3) {
                 rng.fill(bytes);
             }
         }
