@@ -161,7 +161,7 @@ pub struct CaptureInfo {
     pub tolerance_seconds: Option<f64>,
     pub collected: Option<String>,
     pub collected_raw: Option<u64>,
-    /// `capture` (the file says when), `assumed_acquisition_time`, or `unknown`.
+    /// `capture` (the file says when), `option` (`--capture-time`), `assumed_acquisition_time`, or `unknown`.
     pub collected_source: String,
     pub utc_offset_minutes: Option<i64>,
     pub tz_source: String,
@@ -240,6 +240,8 @@ impl Report {
 pub struct CompareOptions {
     /// `--tolerance` in 100 ns ticks, overriding each format's default.
     pub tolerance_ticks: Option<u64>,
+    /// `--capture-time`: when the captures were taken (FILETIME), for formats that do not say.
+    pub capture_time: Option<u64>,
 }
 
 /// Parses `0`, `500ms`, `2s`, `1.5s`, `100us`, `200ns`, `1m` (a bare number is seconds) into ticks.
@@ -541,6 +543,7 @@ pub fn compare(memory: &MemorySide, captures: &[Capture], opts: &CompareOptions)
     for capture in captures {
         let (collected_raw, collected_source) = match (capture.collected_raw, acquisition) {
             (Some(t), _) => (Some(t), "capture"),
+            (None, _) if opts.capture_time.is_some() => (opts.capture_time, "option"),
             (None, Some(t)) => (Some(t), "assumed_acquisition_time"),
             (None, None) => (None, "unknown"),
         };
@@ -595,7 +598,11 @@ pub fn compare(memory: &MemorySide, captures: &[Capture], opts: &CompareOptions)
             if memory_used.get(mi).copied().unwrap_or(false) {
                 continue;
             }
-            let (class, note) = classify_single(m, collected_raw, collected_source == "capture");
+            let (class, note) = classify_single(
+                m,
+                collected_raw,
+                collected_source != "assumed_acquisition_time",
+            );
             rows.push(CompareRow {
                 class,
                 capture_file: capture.file.clone(),
@@ -957,6 +964,7 @@ mod tests {
             &[capture],
             &CompareOptions {
                 tolerance_ticks: tol,
+                capture_time: None,
             },
         )
     }
