@@ -274,7 +274,7 @@ impl<'a> World<'a> {
         for (i, (pid, name, create)) in list.iter().enumerate() {
             // The third process starts mid-page so that it straddles onto a discontiguous frame.
             let start = if i == 2 {
-                0x800
+                (PAGE - size / 2) / self.unit * self.unit
             } else {
                 self.rng.below(PAGE / self.unit / 2) * self.unit
             };
