@@ -127,6 +127,10 @@ pub struct CompareArgs {
     /// UTC offset of local times in captures that carry none (e.g. +01:00, -0500).
     #[arg(long)]
     pub capture_tz: Option<String>,
+    /// When the captures were taken (ISO-8601 with Z or an offset), for formats that do not record
+    /// it; otherwise the image's acquisition time is assumed.
+    #[arg(long)]
+    pub capture_time: Option<String>,
     #[arg(long, value_enum, default_value = "table")]
     pub format: CompareFormat,
     #[arg(short = 'o', long = "output")]

@@ -5,7 +5,7 @@ use crate::error::{io_error, Error, Result};
 use crate::filetime;
 use crate::record::{flag, CaptureRow, EndpointRecord, Family, ImageFacts, PoolStatus, Proto};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// The hypothesis the research summary tests.
@@ -30,12 +30,16 @@ pub fn load_memory_json(path: &Path) -> Result<Option<MemorySide>> {
     let mut file = std::fs::File::open(path).map_err(|e| io_error(path, &e))?;
     let mut head = [0u8; 64];
     let n = file.read(&mut head).map_err(|e| io_error(path, &e))?;
-    let first = head
-        .get(..n)
-        .unwrap_or(&[])
+    // JSON text starts `{"` (or `{}`) and has no control bytes; an image's first bytes rarely do.
+    let head = head.get(..n).unwrap_or(&[]);
+    let text_like = head
         .iter()
-        .find(|b| !b.is_ascii_whitespace());
-    if first != Some(&b'{') {
+        .all(|b| !b.is_ascii_control() || b.is_ascii_whitespace());
+    let mut significant = head.iter().filter(|b| !b.is_ascii_whitespace());
+    let looks_json = text_like
+        && significant.next() == Some(&b'{')
+        && matches!(significant.next(), Some(b'"' | b'}'));
+    if !looks_json {
         return Ok(None);
     }
     let text = std::fs::read_to_string(path).map_err(|e| io_error(path, &e))?;
@@ -157,7 +161,7 @@ pub struct CaptureInfo {
     pub tolerance_seconds: Option<f64>,
     pub collected: Option<String>,
     pub collected_raw: Option<u64>,
-    /// `capture` (the file says when), `assumed_acquisition_time`, or `unknown`.
+    /// `capture` (the file says when), `option` (`--capture-time`), `assumed_acquisition_time`, or `unknown`.
     pub collected_source: String,
     pub utc_offset_minutes: Option<i64>,
     pub tz_source: String,
@@ -236,6 +240,8 @@ impl Report {
 pub struct CompareOptions {
     /// `--tolerance` in 100 ns ticks, overriding each format's default.
     pub tolerance_ticks: Option<u64>,
+    /// `--capture-time`: when the captures were taken (FILETIME), for formats that do not say.
+    pub capture_time: Option<u64>,
 }
 
 /// Parses `0`, `500ms`, `2s`, `1.5s`, `100us`, `200ns`, `1m` (a bare number is seconds) into ticks.
@@ -356,6 +362,14 @@ fn same_process(memory_name: &str, capture_name: &str) -> bool {
     m_raw.len() >= 14 && (c_raw.starts_with(&m_raw) || format!("{c}.exe").starts_with(&m_raw))
 }
 
+/// Process names agree, or one side has none.
+fn names_agree(m: &EndpointRecord, c: &CaptureRow) -> bool {
+    match (&m.process, &c.process) {
+        (Some(a), Some(b)) => same_process(a, b),
+        _ => true,
+    }
+}
+
 fn tolerance_for(row: &CaptureRow, opts: &CompareOptions) -> Option<u64> {
     let default = Precision::from_name(&row.precision).default_tolerance_ticks()?;
     Some(opts.tolerance_ticks.unwrap_or(default))
@@ -456,22 +470,40 @@ fn pair_rows(
 ) -> (Vec<Option<(usize, bool)>>, Vec<bool>) {
     let mut pair_of_row: Vec<Option<(usize, bool)>> = vec![None; rows.len()];
     let mut memory_used = vec![false; memory.len()];
+    // Indexes keep pairing linear in practice: benchmark images hold thousands of endpoints.
+    let mut by_key: HashMap<_, Vec<usize>> = HashMap::new();
+    let mut dual_by_port: HashMap<(Proto, u16), Vec<usize>> = HashMap::new();
+    for (mi, m) in memory.iter().enumerate() {
+        by_key.entry(key_of_memory(m)).or_default().push(mi);
+        if m.dual_stack {
+            dual_by_port
+                .entry((m.proto, m.local_port))
+                .or_default()
+                .push(mi);
+        }
+    }
     for (dual, need_pid) in [(false, true), (true, true), (false, false), (true, false)] {
         for (ri, row) in rows.iter().enumerate() {
             if pair_of_row.get(ri).copied().flatten().is_some() {
                 continue;
             }
-            let best = memory
-                .iter()
-                .enumerate()
+            let candidates = if dual {
+                dual_by_port.get(&(row.proto, row.local_port))
+            } else {
+                by_key.get(&key_of_capture(row))
+            };
+            let best = candidates
+                .into_iter()
+                .flatten()
+                .filter_map(|&mi| memory.get(mi).map(|m| (mi, m)))
                 .filter(|(mi, m)| {
-                    let key_ok = if dual {
+                    // A dual-stack object may serve both the `::` and the `0.0.0.0` row.
+                    let available = if dual {
                         dual_stack_matches(m, row)
                     } else {
                         !memory_used.get(*mi).copied().unwrap_or(true)
-                            && key_of_memory(m) == key_of_capture(row)
                     };
-                    key_ok && (!need_pid || pids_compatible(m, row))
+                    available && (!need_pid || pids_compatible(m, row))
                 })
                 .min_by_key(|(_, m)| {
                     let time_gap = match (m.create_time_raw, row.create_time_raw) {
@@ -481,6 +513,7 @@ fn pair_rows(
                     (
                         m.pool_status == PoolStatus::Freed,
                         !pids_compatible(m, row),
+                        !names_agree(m, row),
                         time_gap,
                         m.physical_offset.0,
                     )
@@ -510,6 +543,7 @@ pub fn compare(memory: &MemorySide, captures: &[Capture], opts: &CompareOptions)
     for capture in captures {
         let (collected_raw, collected_source) = match (capture.collected_raw, acquisition) {
             (Some(t), _) => (Some(t), "capture"),
+            (None, _) if opts.capture_time.is_some() => (opts.capture_time, "option"),
             (None, Some(t)) => (Some(t), "assumed_acquisition_time"),
             (None, None) => (None, "unknown"),
         };
@@ -564,7 +598,11 @@ pub fn compare(memory: &MemorySide, captures: &[Capture], opts: &CompareOptions)
             if memory_used.get(mi).copied().unwrap_or(false) {
                 continue;
             }
-            let (class, note) = classify_single(m, collected_raw);
+            let (class, note) = classify_single(
+                m,
+                collected_raw,
+                collected_source != "assumed_acquisition_time",
+            );
             rows.push(CompareRow {
                 class,
                 capture_file: capture.file.clone(),
@@ -588,7 +626,14 @@ pub fn compare(memory: &MemorySide, captures: &[Capture], opts: &CompareOptions)
     }
 }
 
-fn classify_single(m: &EndpointRecord, collected: Option<u64>) -> (Class, String) {
+/// An allocated object the capture does not list is hidden unless its own create time shows it
+/// was opened after the capture. Without a time (field absent, or no capture time) that cannot be
+/// ruled out, and the note says so rather than hiding a rootkit candidate.
+fn classify_single(
+    m: &EndpointRecord,
+    collected: Option<u64>,
+    collected_known: bool,
+) -> (Class, String) {
     if m.pool_status == PoolStatus::Freed {
         return (
             Class::FreedOnly,
@@ -608,13 +653,20 @@ fn classify_single(m: &EndpointRecord, collected: Option<u64>) -> (Class, String
                 filetime::delta_seconds(t, c)
             ),
         ),
-        (Some(_), Some(_)) => (
+        (Some(_), Some(_)) if collected_known => (
             Class::HiddenFromApi,
             "allocated in memory, created before the capture, not listed by the API".into(),
         ),
+        (Some(_), Some(_)) => (
+            Class::HiddenFromApi,
+            "allocated in memory, created before the acquisition, not listed by the API (the capture \
+             has no collection time; if it was taken earlier, check whether this was opened in between)"
+                .into(),
+        ),
         _ => (
             Class::HiddenFromApi,
-            "allocated in memory, not listed by the API (no create time to rule out a later creation)"
+            "allocated in memory, not listed by the API (this object has no create time, so opening \
+             after the capture cannot be ruled out)"
                 .into(),
         ),
     }
@@ -912,6 +964,7 @@ mod tests {
             &[capture],
             &CompareOptions {
                 tolerance_ticks: tol,
+                capture_time: None,
             },
         )
     }
@@ -1088,6 +1141,33 @@ mod tests {
     }
 
     #[test]
+    fn thousands_of_endpoints_pair_by_index() {
+        let memory: Vec<EndpointRecord> = (0..20_000u32)
+            .map(|i| {
+                let port = (i % 60_000) as u16 + 1;
+                let remote = format!("10.{}.{}.1", i / 256 % 256, i % 256);
+                mem(
+                    0x1000 + u64::from(i) * 0x100,
+                    "TcpE",
+                    ("10.0.0.5", port),
+                    Some((&remote, 443)),
+                    Some(4 * (i + 1)),
+                )
+            })
+            .collect();
+        let rows: Vec<CaptureRow> = memory
+            .iter()
+            .rev()
+            .enumerate()
+            .map(|(i, m)| cap(m, i as u64 + 1))
+            .collect();
+        let started = std::time::Instant::now();
+        let report = run(memory, rows, None);
+        assert_eq!(report.summary.by_class["match"], 20_000);
+        assert!(started.elapsed().as_secs() < 10, "pairing is not quadratic");
+    }
+
+    #[test]
     fn tolerance_and_offsets_parse() {
         assert_eq!(parse_tolerance("0"), Ok(0));
         assert_eq!(parse_tolerance("500ms"), Ok(5_000_000));
@@ -1102,6 +1182,29 @@ mod tests {
         assert_eq!(parse_utc_offset("+2"), Ok(120));
         assert!(parse_utc_offset("+25:00").is_err());
         assert!(parse_utc_offset("east").is_err());
+    }
+
+    #[test]
+    fn duplicate_keys_pair_by_pid_then_name() {
+        // Two objects on one 4-tuple (a PID-reused socket, one owner unresolved).
+        let mut a = mem(0x1000, "TcpE", ("10.0.0.5", 1), Some(("1.1.1.1", 2)), None);
+        a.process = Some("other.exe".into());
+        let mut b = mem(0x2000, "TcpE", ("10.0.0.5", 1), Some(("1.1.1.1", 2)), None);
+        b.process = Some("Chrome.exe".into());
+        let mut row = cap(&b, 1);
+        row.pid = Some(77);
+        row.process = Some("chrome".into());
+        let report = run(vec![a, b], vec![row], None);
+        let matched = report
+            .rows
+            .iter()
+            .find(|r| r.class == Class::Match)
+            .unwrap();
+        assert_eq!(
+            matched.memory.as_ref().unwrap().physical_offset,
+            Hex(0x2000)
+        );
+        assert_eq!(report.summary.by_class["hidden_from_api"], 1);
     }
 
     #[test]

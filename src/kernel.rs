@@ -56,6 +56,8 @@ const VS_FIXEDFILEINFO_SIGNATURE: [u8; 4] = 0xFEEF_04BDu32.to_le_bytes();
 const MAX_KERNEL_CANDIDATES: usize = 1 << 16;
 const MAX_IMAGE_SIZE: u64 = 64 << 20;
 const MAX_TAG_HITS: usize = 256;
+/// `tcpip.sys` appears in many strings (driver lists, paths); the resource may come late.
+const MAX_TCPIP_NAME_HITS: usize = 1 << 14;
 
 fn kuser_va(mode: PagingMode) -> u64 {
     match mode {
@@ -113,20 +115,39 @@ pub fn identify(phys: &PhysicalSpace, dtb_override: Option<u64>) -> Result<Kerne
             "no kernel directory table base found (no valid crash-dump DTB, low stub or self-referencing page table maps KUSER_SHARED_DATA); pass --dtb if you know it",
         )
     })?;
+    let mut found = found;
+    let mut kernel = find_kernel_image(&AddressSpace::new(phys, found.dtb, found.mode), phys);
+    if kernel.is_none() && found.source == "crashdump-header" {
+        // A header DTB can map KUSER_SHARED_DATA and still not be the full kernel view (e.g. a
+        // KVA-shadow user CR3): try the tables found in memory before giving up on the kernel.
+        let modes = modes_for(&phys.hints);
+        let alternative = low_stub_dtb(phys).or_else(|| self_map_scan(phys, &modes));
+        if let Some(alt) = alternative.filter(|a| a.dtb != found.dtb) {
+            let alt_kernel = find_kernel_image(&AddressSpace::new(phys, alt.dtb, alt.mode), phys);
+            if alt_kernel.is_some() {
+                warnings.push(format!(
+                    "crash-dump header DTB {:#x} does not map the kernel image; using {:#x} ({})",
+                    found.dtb, alt.dtb, alt.source
+                ));
+                found = alt;
+                kernel = alt_kernel;
+            }
+        }
+    }
     let space = AddressSpace::new(phys, found.dtb, found.mode);
     let kuser = kuser_va(found.mode);
     let (major, minor) = found.version.unwrap_or((0, 0));
     if found.version.is_none() {
         warnings.push("KUSER_SHARED_DATA is not readable with this DTB: NT version unknown".into());
     }
-    let system_time = read_ksystem_time(&space, kuser + KUSER_SYSTEM_TIME, &mut warnings);
+    // The dump header's SystemTime stands in when KUSER_SHARED_DATA is unreadable.
+    let system_time = read_ksystem_time(&space, kuser + KUSER_SYSTEM_TIME, &mut warnings)
+        .or(phys.hints.system_time);
     let interrupt_time = read_ksystem_time(&space, kuser + KUSER_INTERRUPT_TIME, &mut warnings);
     // TimeZoneBias is in 100 ns units; UTC = local + bias.
     let timezone_bias_minutes =
         read_ksystem_time(&space, kuser + KUSER_TIME_ZONE_BIAS, &mut warnings)
             .map(|b| (b as i64) / 600_000_000);
-
-    let kernel = find_kernel_image(&space, phys);
     if kernel.is_none() {
         warnings
             .push("kernel image (MZ with a CodeView record naming a kernel PDB) not found".into());
@@ -249,8 +270,10 @@ fn low_stub_dtb(phys: &PhysicalSpace) -> Option<Found> {
         if head & 0xFFFF_FFFF_FFFF_00FF != 0x0000_0001_0006_00E9 {
             continue;
         }
-        let entry = phys.read_u64(page + 0x70)?;
-        let cr3 = phys.read_u64(page + 0xA0)?;
+        let (Some(entry), Some(cr3)) = (phys.read_u64(page + 0x70), phys.read_u64(page + 0xA0))
+        else {
+            continue;
+        };
         if entry & 0xFFFF_F800_0000_0003 != 0xFFFF_F800_0000_0000
             || cr3 & 0xFFFF_FF00_0000_0FFF != 0
         {
@@ -507,7 +530,11 @@ fn kernel_at(space: &AddressSpace, base: u64) -> Option<KernelImage> {
     }
     // A buffer indexed by RVA, holding only the debug directory and its CodeView records.
     let mut image = vec![0u8; dir_end as usize];
-    read_sparse(space, base + dir_rva, image.get_mut(dir_rva as usize..)?);
+    read_sparse(
+        space,
+        base.checked_add(dir_rva)?,
+        image.get_mut(dir_rva as usize..)?,
+    );
     let mut needed_end = dir_end;
     for entry in image.get(dir_rva as usize..)?.chunks_exact(28) {
         let raw = |o: usize| {
@@ -538,7 +565,7 @@ fn kernel_at(space: &AddressSpace, base: u64) -> Option<KernelImage> {
             .map(u32::from_le_bytes)
             .unwrap_or(0) as usize;
         if let Some(chunk) = image.get_mut(rva..rva.saturating_add(size)) {
-            read_sparse(space, base + rva as u64, chunk);
+            read_sparse(space, base.wrapping_add(rva as u64), chunk);
         }
     }
     let mut opts = pe::options::ParseOptions::default()
@@ -594,7 +621,7 @@ fn kernel_file_version(space: &AddressSpace, base: u64, size: u64) -> Option<(u3
     let finder = memchr::memmem::Finder::new(&VS_FIXEDFILEINFO_SIGNATURE);
     let mut page = vec![0u8; 0x1000 + 16];
     for off in (0..size).step_by(0x1000) {
-        read_sparse(space, base + off, &mut page);
+        read_sparse(space, base.wrapping_add(off), &mut page);
         if let Some(hit) = finder.find_iter(&page[..0x1000]).find(|h| h % 4 == 0) {
             return fixed_file_version(&page, hit);
         }
@@ -603,7 +630,8 @@ fn kernel_file_version(space: &AddressSpace, base: u64, size: u64) -> Option<(u3
 }
 
 /// tcpip.sys FileVersion (NT 6.3 only needs it): a version resource whose strings name
-/// `tcpip.sys` (UTF-16), with its VS_FIXEDFILEINFO at most 0x800 bytes before the name.
+/// `tcpip.sys` (UTF-16, a whole NUL-delimited value such as OriginalFilename), with its
+/// VS_FIXEDFILEINFO at most 0x800 bytes before the name.
 fn find_tcpip_version(phys: &PhysicalSpace) -> Option<String> {
     let needle: Vec<u8> = "tcpip.sys"
         .encode_utf16()
@@ -616,8 +644,15 @@ fn find_tcpip_version(phys: &PhysicalSpace) -> Option<String> {
         let bytes = phys.run_bytes(run);
         for hit in finder.find_iter(bytes) {
             checked += 1;
-            if checked > MAX_TAG_HITS {
+            if checked > MAX_TCPIP_NAME_HITS {
                 return None;
+            }
+            // A path like `\drivers\tcpip.sys` or a longer name is not the resource's value.
+            let nul_before = hit >= 2 && bytes.get(hit - 2..hit) == Some(&[0, 0][..]);
+            let end = hit + needle.len();
+            let nul_after = bytes.get(end..end + 2) == Some(&[0, 0][..]);
+            if !nul_before || !nul_after {
+                continue;
             }
             let from = hit.saturating_sub(0x800);
             let Some(window) = bytes.get(from..hit) else {

@@ -319,7 +319,7 @@ pub struct ImageFacts {
     /// Path of the image as given.
     #[serde(default)]
     pub file: Option<String>,
-    /// `raw`, `crashdump-full`, `crashdump-bitmap`, `elf`, `lime`, `vmware`.
+    /// `raw`, `crashdump-full`, `crashdump-bitmap`, `crashdump-rdmp`, `elf`, `lime`, `vmware`.
     pub container: String,
     /// `x64`, `x86`.
     pub arch: String,

@@ -10,6 +10,7 @@ use crate::profile::{Arch, Profile};
 use crate::record::{EndpointRecord, Hex, ImageFacts};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
@@ -124,16 +125,18 @@ pub fn check_header(
 
 /// A pool block whose tag is one of the endpoint tags and whose header passes the checks.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Candidate {
+pub struct Candidate<'a> {
     /// Physical address of the pool header.
     pub offset: u64,
     pub kind: ObjectKind,
     pub header: PoolHeader,
-    /// The block after the pool header (to the end of the block).
-    pub body: Vec<u8>,
+    /// The block after the pool header (to the end of the block): borrowed from the image, copied
+    /// only when the block straddles two stored runs. Borrowing keeps memory flat however many
+    /// candidates a (possibly hostile) image holds.
+    pub body: Cow<'a, [u8]>,
 }
 
-impl Candidate {
+impl Candidate<'_> {
     pub fn tag_text(&self) -> String {
         String::from_utf8_lossy(&self.header.tag).into_owned()
     }
@@ -201,8 +204,8 @@ impl TagSet {
 
 /// A header position whose tag matched, with the verdict of the header checks.
 #[derive(Clone, Debug)]
-pub struct TagHit {
-    pub candidate: Candidate,
+pub struct TagHit<'a> {
+    pub candidate: Candidate<'a>,
     /// `Some(reason)` when the header failed a check.
     pub rejected: Option<&'static str>,
 }
@@ -211,13 +214,14 @@ pub struct TagHit {
 /// to the header alignment, so each header position is examined in exactly one chunk; reads that
 /// run past a chunk go through the physical space. The result is in physical order whatever the
 /// thread count.
-pub fn find_tags(
-    phys: &PhysicalSpace,
+pub fn find_tags<'a>(
+    phys: &'a PhysicalSpace,
     arch: Arch,
     tags: &TagSet,
     chunk_size: u64,
+    keep_rejected: bool,
     progress: Option<&indicatif::ProgressBar>,
-) -> Vec<TagHit> {
+) -> Vec<TagHit<'a>> {
     let align = arch.pool_header_size();
     let chunk_size = chunk_size.max(PAGE_SIZE) / PAGE_SIZE * PAGE_SIZE;
     let mut chunks: Vec<(u64, u64)> = vec![];
@@ -233,7 +237,7 @@ pub fn find_tags(
     chunks
         .par_iter()
         .map(|&(start, end)| {
-            let hits = scan_chunk(phys, arch, tags, align, start, end);
+            let hits = scan_chunk(phys, arch, tags, align, start, end, keep_rejected);
             if let Some(bar) = progress {
                 bar.inc(end - start);
             }
@@ -245,14 +249,15 @@ pub fn find_tags(
         .collect()
 }
 
-fn scan_chunk(
-    phys: &PhysicalSpace,
+fn scan_chunk<'a>(
+    phys: &'a PhysicalSpace,
     arch: Arch,
     tags: &TagSet,
     align: u64,
     start: u64,
     end: u64,
-) -> Vec<TagHit> {
+    keep_rejected: bool,
+) -> Vec<TagHit<'a>> {
     let mut hits = vec![];
     let first = start.div_ceil(align) * align;
     if first >= end {
@@ -266,7 +271,9 @@ fn scan_chunk(
     let mut check = |pos: u64, tag: u32| {
         if let Some((kind, needed)) = tags.lookup(tag) {
             if let Some(hit) = examine(phys, arch, pos, kind, needed) {
-                hits.push(hit);
+                if keep_rejected || hit.rejected.is_none() {
+                    hits.push(hit);
+                }
             }
         }
     };
@@ -311,7 +318,7 @@ fn examine(
     offset: u64,
     kind: ObjectKind,
     needed: u64,
-) -> Option<TagHit> {
+) -> Option<TagHit<'_>> {
     let header_size = arch.pool_header_size();
     let mut raw = [0u8; 16];
     let raw = raw.get_mut(..header_size as usize)?;
@@ -327,10 +334,17 @@ fn examine(
         .block_size
         .saturating_sub(header_size)
         .min(PAGE_SIZE - (offset + header_size) % PAGE_SIZE);
-    let mut body = vec![0u8; body_len as usize];
-    if !phys.read(offset + header_size, &mut body) {
-        body.clear();
-    }
+    let body_start = offset + header_size;
+    let body = match phys.slice(body_start, body_len as usize) {
+        Some(b) => Cow::Borrowed(b),
+        None => {
+            let mut copy = vec![0u8; body_len as usize];
+            if !phys.read(body_start, &mut copy) {
+                copy.clear();
+            }
+            Cow::Owned(copy)
+        }
+    };
     Some(TagHit {
         candidate: Candidate {
             offset,
@@ -372,7 +386,14 @@ pub struct CarveParams<'a> {
 /// (`scan_image`), which knows the page tables.
 pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
     let tags = TagSet::from_profile(p.profile);
-    let hits = find_tags(phys, p.profile.arch, &tags, p.chunk_size, p.progress);
+    let hits = find_tags(
+        phys,
+        p.profile.arch,
+        &tags,
+        p.chunk_size,
+        p.include_corrupt,
+        p.progress,
+    );
     let (accepted, rejected): (Vec<TagHit>, Vec<TagHit>) =
         hits.into_iter().partition(|h| h.rejected.is_none());
     let candidates: Vec<Candidate> = accepted.into_iter().map(|h| h.candidate).collect();

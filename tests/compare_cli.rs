@@ -286,6 +286,11 @@ fn errors_exit_two_with_one_line_naming_the_file() {
     std::fs::write(&garbage, [0x80u8, 0x81, 0xfe, 0x00, 0x41]).unwrap();
     let no_endpoints = scratch("no-endpoints.json");
     std::fs::write(&no_endpoints, "{\"image\": {}}").unwrap();
+    let memory_truncated = scratch("memory-truncated.json");
+    let full = std::fs::read_to_string(&memory).unwrap();
+    std::fs::write(&memory_truncated, &full[..full.len() / 2]).unwrap();
+    let memory_wrong = scratch("memory-wrong.json");
+    std::fs::write(&memory_wrong, "{\"image\": {}, \"endpoints\": 5}").unwrap();
     let live = fixture("ps7.json");
     let l = live.to_str().unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![

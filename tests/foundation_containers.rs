@@ -49,6 +49,16 @@ fn full_dump_runs_and_hints() {
     assert_eq!(space.hints.system_time, Some(133_590_404_967_890_000));
     // Unset header fields hold the `PAGE` filler, which is not a value.
     assert_eq!(space.hints.ps_active_process_head, None);
+    assert!(space.warnings.is_empty(), "{:?}", space.warnings);
+    // NumberOfPages (u64 at 0x90) disagreeing with the runs: the runs win, with a warning.
+    let mut dump = full_dump(&m.mem, true, t.dtb, t.build, false, t.kdbg_va);
+    put_u64(&mut dump, 0x90, 5);
+    let space = open(dump);
+    assert_eq!(space.runs().len(), 2);
+    assert!(space
+        .warnings
+        .iter()
+        .any(|w| w.contains("declares 5 pages")));
 
     let (m, t) = windows(Mode::Pae, 4 * MIB, 6, 1, 7601);
     let space = open(full_dump(&m.mem, false, t.dtb, 7601, true, 0));
@@ -204,8 +214,18 @@ fn kernel_found_by_mz_scan_without_kdbg() {
 fn nt63_build_from_version_resource_and_tcpip_version() {
     let (mut m, t) = windows(Mode::X64, 4 * MIB, 6, 3, 9600);
     let res = common::tcpip_version_resource((6, 3, 9600, 19935));
-    let pa = m.alloc() as usize;
+    let (a, b) = (m.alloc() as usize, m.alloc() as usize);
+    let (decoy_pa, pa) = (a.min(b), a.max(b));
     m.mem[pa + 0x400..pa + 0x400 + res.len()].copy_from_slice(&res);
+    // Earlier in memory: another module's version info followed by a path naming tcpip.sys.
+    let mut decoy = common::tcpip_version_resource((6, 3, 9600, 1));
+    let path: Vec<u8> = "\\drivers\\tcpip.sys\0"
+        .encode_utf16()
+        .flat_map(|c| c.to_le_bytes())
+        .collect();
+    decoy[0x100..0x100 + path.len()].copy_from_slice(&path);
+    decoy[0x100 + path.len()..].fill(0);
+    m.mem[decoy_pa..decoy_pa + decoy.len()].copy_from_slice(&decoy);
     let space = open(m.mem.clone());
     let k = identify(&space, None).unwrap();
     assert_eq!(k.nt.build, 9600, "from the kernel's VS_FIXEDFILEINFO");
@@ -225,4 +245,31 @@ fn bad_user_dtb_is_used_with_a_warning() {
     assert_eq!(k.dtb, 0x5000);
     assert_eq!(k.dtb_source, "user");
     assert!(k.warnings.iter().any(|w| w.contains("--dtb")));
+    assert_eq!(k.system_time, None);
+    // In a crash dump, the header's SystemTime stands in for the unreadable KUSER one.
+    let (m, t) = windows(Mode::X64, 4 * MIB, 10, 0, 19041);
+    let space = open(full_dump(&m.mem, true, t.dtb, t.build, false, 0));
+    let k = identify(&space, Some(0x5000)).unwrap();
+    assert_eq!(k.system_time, Some(133_590_404_967_890_000));
+    assert_eq!(k.nt.build, 19041, "from the dump header");
+}
+
+#[test]
+fn header_dtb_without_the_kernel_gives_way_to_the_scanned_one() {
+    let (mut m, t) = windows(Mode::X64, 4 * MIB, 10, 0, 19041);
+    // A KVA-shadow-like table: maps KUSER_SHARED_DATA only, no self-reference.
+    let kuser_pa = m.pa_of(common::KUSER_X64) & !0xFFF;
+    let kernel_dtb = m.dtb;
+    let shadow = m.alloc();
+    m.dtb = shadow;
+    m.map(common::KUSER_X64, kuser_pa);
+    m.dtb = kernel_dtb;
+    let space = open(full_dump(&m.mem, true, shadow, t.build, false, 0));
+    let k = identify(&space, None).unwrap();
+    assert_eq!(k.dtb, t.dtb);
+    assert_eq!(k.kernel_base, Some(t.kernel_base));
+    assert!(k
+        .warnings
+        .iter()
+        .any(|w| w.contains("does not map the kernel image")));
 }

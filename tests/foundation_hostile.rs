@@ -88,3 +88,19 @@ fn mutated_containers_and_tables_do_not_panic() {
     let pd = t.dtb as usize;
     mutate_and_open("nonpae.raw", &m.mem, pd..pd + 0x1000, 150, 8);
 }
+
+#[test]
+fn kernel_candidate_at_the_top_of_the_address_space() {
+    // A KDBG KernBase and an MZ page at the last page of the VA space: RVAs added to the base
+    // would overflow. The real kernel is still found.
+    let (mut m, t) = windows(Mode::X64, 2 << 20, 10, 0, 19041);
+    let top = 0xFFFF_FFFF_FFFF_F000u64;
+    m.map_fresh(top, common::PAGE);
+    let header =
+        common::tiny_kernel_pe(true, "ntkrnlmp.pdb", &common::GUID_BYTES, 1, (10, 0, 1, 1));
+    m.write_virt(top, &header[..common::PAGE as usize]);
+    m.write_virt(t.kdbg_va + 0x18, &top.to_le_bytes());
+    let space = PhysicalSpace::from_bytes(m.mem, Path::new("top.raw")).unwrap();
+    let k = identify(&space, None).unwrap();
+    assert_eq!(k.kernel_base, Some(t.kernel_base));
+}

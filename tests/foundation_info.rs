@@ -186,6 +186,16 @@ fn x86_pae_in_raw_and_32bit_dumps() {
         assert_eq!(identity(&v), want, "{container}");
         assert_eq!(v["kernel_pdb"]["name"], "ntkrpamp.pdb");
         assert_eq!(v["nt"]["minor"], 1);
+        // Either a profile with its reason, or null with the reason there is none.
+        if v["profile"].is_null() {
+            assert!(v["profile_reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("7601")));
+        } else {
+            assert!(v["profile"]["reason"]
+                .as_str()
+                .is_some_and(|r| !r.is_empty()));
+        }
     }
 }
 

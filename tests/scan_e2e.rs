@@ -9,7 +9,7 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_netcarve");
 const CONTAINERS: [&str; 6] = ["raw", "crashdump", "bitmap", "elf", "lime", "vmware"];
-const SIZE: &str = "8M";
+const SIZE: &str = "16M";
 
 fn work_dir(name: &str) -> PathBuf {
     let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -130,28 +130,49 @@ fn every_builtin_profile_in_every_container() {
         }
         cases.push((profile.name.clone(), "raw", 11 + pi as u64, false));
     }
-    let skipped: Vec<bool> = cases
+    // Each case runs to the end even when another fails, so one run lists every failure.
+    let results: Vec<Result<bool, String>> = cases
         .par_iter()
         .map(|(name, container, seed, no_pae)| {
-            let extra: &[&str] = if *no_pae { &["--no-pae"] } else { &[] };
             let label = format!(
                 "{name} {container} seed {seed}{}",
                 if *no_pae { " no-pae" } else { "" }
             );
-            let dir = work_dir(&label.replace(' ', "_"));
-            let Some(image) = synth(name, container, *seed, extra, &dir) else {
-                return true;
-            };
-            let truth: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(dir.join("truth.json")).unwrap()).unwrap();
-            let scanned = scan(&image, &[]);
-            assert_eq!(scanned["profile"]["name"], name.as_str(), "{label}");
-            check(&label, &truth, &scanned, false);
-            let _ = std::fs::remove_dir_all(&dir);
-            false
+            std::panic::catch_unwind(|| {
+                let extra: &[&str] = if *no_pae { &["--no-pae"] } else { &[] };
+                let dir = work_dir(&label.replace(' ', "_"));
+                let Some(image) = synth(name, container, *seed, extra, &dir) else {
+                    return true;
+                };
+                let truth: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(dir.join("truth.json")).unwrap())
+                        .unwrap();
+                let scanned = scan(&image, &[]);
+                assert_eq!(scanned["profile"]["name"], name.as_str(), "{label}");
+                check(&label, &truth, &scanned, false);
+                let _ = std::fs::remove_dir_all(&dir);
+                false
+            })
+            .map_err(|e| {
+                e.downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| format!("{label}: panicked"))
+            })
         })
         .collect();
-    assert!(skipped.iter().all(|&s| s) || !skipped.iter().any(|&s| s));
+    let failures: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        results.len(),
+        failures
+            .iter()
+            .map(|f| f.lines().take(3).collect::<Vec<_>>().join(" / "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }
 
 #[test]
@@ -187,12 +208,16 @@ fn shifted_profile_json(name: &str, by: u32) -> String {
 
 #[test]
 fn self_calibration_recovers_a_shifted_layout() {
-    for name in ["win10-19041-x64"] {
+    for (name, container) in [
+        ("win10-19041-x64", "raw"),
+        ("win7-x86", "crashdump"),
+        ("win11-22621-x64", "bitmap"),
+    ] {
         let dir = work_dir(&format!("calibration-{name}"));
         let profile_file = dir.join("shifted.json");
         std::fs::write(&profile_file, shifted_profile_json(name, 0x28)).unwrap();
         let out = dir.join("out");
-        let Some(image) = synth(profile_file.to_str().unwrap(), "raw", 5, &[], &out) else {
+        let Some(image) = synth(profile_file.to_str().unwrap(), container, 5, &[], &out) else {
             return;
         };
         let truth: serde_json::Value =
@@ -209,13 +234,33 @@ fn self_calibration_recovers_a_shifted_layout() {
             .filter(|e| e["used"] == true)
             .map(|e| (e["kind"].as_str().unwrap(), e["field"].as_str().unwrap()))
             .collect();
-        for kind in ["tcp_endpoint", "tcp_listener", "udp_endpoint"] {
-            for field in ["owner", "create_time"] {
-                assert!(
-                    used.contains(&(kind, field)),
-                    "{kind} {field} not calibrated: {used:?}"
-                );
-            }
+        let p = netcarve::profile::by_name(name).unwrap();
+        let t = &p.tcpip;
+        for (kind, field, exists) in [
+            ("tcp_endpoint", "owner", true),
+            (
+                "tcp_endpoint",
+                "create_time",
+                t.tcp_endpoint.create_time.offset.is_some(),
+            ),
+            ("tcp_listener", "owner", true),
+            (
+                "tcp_listener",
+                "create_time",
+                t.tcp_listener.create_time.offset.is_some(),
+            ),
+            ("udp_endpoint", "owner", true),
+            (
+                "udp_endpoint",
+                "create_time",
+                t.udp_endpoint.create_time.offset.is_some(),
+            ),
+        ] {
+            assert_eq!(
+                used.contains(&(kind, field)),
+                exists,
+                "{name}: {kind} {field}: {used:?}"
+            );
         }
         let endpoints = records(&scanned["endpoints"]);
         assert!(endpoints

@@ -83,7 +83,9 @@ def nt_layout(b, arch, nt_key, inferred_from=None):
                     "nt-offsets.json builds.%s.%s (%s) (reference: none)" % (arch, nt_key, rec["os"]))
         conf = "inferred"
         b.notes.append("nt: no source gives this kernel's offsets; carried over from build %s %s "
-                       "(%s); self-calibration must confirm them on the data." % (nt_key, arch, inferred_from))
+                       "(%s); self-calibration must confirm them on the data, or derive exact ones with "
+                       "`netcarve profile from-pdb --nt <the image's kernel PDB> --base %s`."
+                       % (nt_key, arch, inferred_from, "<this profile>"))
     elif rec["source"] == "jpcert-isf":
         key = b.src("jpcert", "JPCERT Windows-Symbol-Tables ntkrnlmp.pdb ISFs, %s (BSD-3-Clause) "
                     "(reference: nt-offsets.json builds.%s.%s)" % (rec["os"], arch, nt_key))

@@ -60,7 +60,22 @@ pub fn run(args: &CompareArgs) -> Result<u8> {
         .iter()
         .map(|path| read_capture(path, forced, &time))
         .collect::<Result<Vec<_>>>()?;
-    let report = compare(&memory, &captures, &CompareOptions { tolerance_ticks });
+    let capture_time = match &args.capture_time {
+        Some(text) => Some(crate::filetime::from_iso(text).ok_or_else(|| {
+            Error::usage(format!(
+                "--capture-time: not an ISO-8601 time with Z or an offset: {text:?}"
+            ))
+        })?),
+        None => None,
+    };
+    let report = compare(
+        &memory,
+        &captures,
+        &CompareOptions {
+            tolerance_ticks,
+            capture_time,
+        },
+    );
 
     let mut out = super::output_writer(args.output.as_deref())?;
     let written = match args.format {

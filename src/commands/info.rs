@@ -65,26 +65,35 @@ fn choose_profile(k: &KernelInfo, wanted: Option<&str>) -> Result<ProfileChoice>
     })
 }
 
+/// `info --format json`: the ImageFacts keys in their declared order, then the profile.
+#[derive(serde::Serialize)]
+struct InfoJson<'a> {
+    #[serde(flatten)]
+    image: &'a ImageFacts,
+    tcpip_version: Option<&'a str>,
+    profile: Option<ProfileJson<'a>>,
+    /// Why no profile was chosen (only when `profile` is null).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profile_reason: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct ProfileJson<'a> {
+    name: &'a str,
+    reason: &'a str,
+}
+
 fn render_json(facts: &ImageFacts, k: &KernelInfo, choice: &ProfileChoice) -> Result<String> {
-    let mut value = serde_json::to_value(facts)
-        .map_err(|e| Error::usage(format!("cannot render image facts: {e}")))?;
-    if let Some(obj) = value.as_object_mut() {
-        let profile = match &choice.name {
-            Some(name) => serde_json::json!({"name": name, "reason": choice.reason}),
-            None => serde_json::Value::Null,
-        };
-        obj.insert("profile".into(), profile);
-        if choice.name.is_none() {
-            obj.insert("profile_reason".into(), choice.reason.clone().into());
-        }
-        obj.insert(
-            "tcpip_version".into(),
-            k.tcpip_version
-                .clone()
-                .map_or(serde_json::Value::Null, Into::into),
-        );
-    }
-    let mut text = serde_json::to_string_pretty(&value)
+    let doc = InfoJson {
+        image: facts,
+        tcpip_version: k.tcpip_version.as_deref(),
+        profile: choice.name.as_deref().map(|name| ProfileJson {
+            name,
+            reason: &choice.reason,
+        }),
+        profile_reason: choice.name.is_none().then_some(choice.reason.as_str()),
+    };
+    let mut text = serde_json::to_string_pretty(&doc)
         .map_err(|e| Error::usage(format!("cannot render image facts: {e}")))?;
     text.push('\n');
     Ok(text)

@@ -112,8 +112,9 @@ pub fn open(backing: Backing, path: &Path) -> Result<PhysicalSpace> {
         ));
     }
     let dump_type = u32f(layout.dump_type);
+    let mut warnings = vec![];
     let (runs, kind) = match dump_type {
-        1 => (full_runs(bytes, layout, path)?, "crashdump-full"),
+        1 => (full_runs(bytes, layout, path, &mut warnings)?, "crashdump-full"),
         5 | 6 => (bitmap_runs(bytes, layout, path)?, "crashdump-bitmap"),
         8..=0xA => (rdmp_runs(bytes, layout, dump_type, path)?, "crashdump-rdmp"),
         2 => {
@@ -152,11 +153,17 @@ pub fn open(backing: Backing, path: &Path) -> Result<PhysicalSpace> {
     };
     let mut space = PhysicalSpace::new(backing, runs, kind, path)?;
     space.hints = hints;
+    space.warnings.extend(warnings);
     Ok(space)
 }
 
 /// DumpType 1: the PhysicalMemoryBlock run list; pages packed back to back after the header.
-fn full_runs(bytes: &[u8], layout: &Layout, path: &Path) -> Result<Vec<Run>> {
+fn full_runs(
+    bytes: &[u8],
+    layout: &Layout,
+    path: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Run>> {
     let count = u32_at(bytes, layout.runs).unwrap_or(0);
     if count == FILLER || count == u32::MAX {
         return Err(Error::file(
@@ -206,6 +213,19 @@ fn full_runs(bytes: &[u8], layout: &Layout, path: &Path) -> Result<Vec<Run>> {
         });
         file_offset = file_offset.checked_add(len).ok_or_else(bad)?;
     }
+    // NumberOfPages is a u64 at 0x90 on 64-bit dumps (a u32 pad sits at 0x8C), a u32 at 0x68 on
+    // 32-bit ones. The runs are authoritative; a disagreement is worth a note.
+    let declared = if layout.wide {
+        u64_at(bytes, layout.runs + 8)
+    } else {
+        u32_at(bytes, layout.runs + 4).map(u64::from)
+    };
+    let listed = (file_offset - layout.header_size) / PAGE;
+    if let Some(declared) = declared.filter(|&d| d != listed) {
+        warnings.push(format!(
+            "crash dump header declares {declared} pages but its runs hold {listed}"
+        ));
+    }
     if file_offset > bytes.len() as u64 {
         return Err(Error::file(
             path,
@@ -232,6 +252,12 @@ fn bitmap_runs(bytes: &[u8], layout: &Layout, path: &Path) -> Result<Vec<Run>> {
     let trunc = || Error::file(path, "truncated bitmap crash dump header");
     let first_page = u64_at(bytes, hdr + 0x20).ok_or_else(trunc)?;
     let bits = u64_at(bytes, hdr + 0x30).ok_or_else(trunc)?;
+    if first_page > bytes.len() as u64 {
+        return Err(Error::file(
+            path,
+            format!("bitmap crash dump's first page {first_page:#x} lies past the end of the file"),
+        ));
+    }
     let bitmap_len = bits.div_ceil(8);
     let bitmap_start = hdr + 0x38;
     let bitmap = usize::try_from(bitmap_len)

@@ -65,7 +65,7 @@ impl Backing {
 pub struct PhysicalSpace {
     backing: Backing,
     runs: Vec<Run>,
-    /// `raw`, `crashdump-full`, `crashdump-bitmap`, `elf`, `lime`, `vmware`.
+    /// `raw`, `crashdump-full`, `crashdump-bitmap`, `crashdump-rdmp`, `elf`, `lime`, `vmware`.
     pub kind: &'static str,
     pub path: PathBuf,
     pub hints: ContainerHints,

@@ -124,10 +124,16 @@ fn endpoint_text(addr: Option<&str>, port: Option<u16>) -> String {
     }
 }
 
-/// `proto local -> remote` from whichever side is present (memory first).
+/// `proto local -> remote` from whichever side is present: memory first, except for a dual-stack
+/// pair, where the API's `0.0.0.0` row says more than the object's `::`.
 fn connection_text(r: &CompareRow) -> String {
-    let m = r.memory.as_ref();
+    let mut m = r.memory.as_ref();
     let c = r.capture.as_ref();
+    if let (Some(mem), Some(cap)) = (m, c) {
+        if mem.family != cap.family {
+            m = None;
+        }
+    }
     let local = m
         .map(|m| endpoint_text(Some(&m.local_addr), Some(m.local_port)))
         .or(c.map(|c| endpoint_text(Some(&c.local_addr), Some(c.local_port))))
@@ -136,7 +142,7 @@ fn connection_text(r: &CompareRow) -> String {
         .map(|m| endpoint_text(m.remote_addr.as_deref(), m.remote_port))
         .or(c.map(|c| endpoint_text(c.remote_addr.as_deref(), c.remote_port)))
         .unwrap_or_default();
-    format!("{} {local} -> {remote}", proto_of(m, c))
+    format!("{} {local} -> {remote}", proto_of(r.memory.as_ref(), c))
 }
 
 fn both<T: PartialEq + std::fmt::Display>(m: Option<T>, c: Option<T>) -> String {

@@ -11,6 +11,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::OnceLock;
 
+pub mod from_pdb;
 pub mod select;
 
 include!(concat!(env!("OUT_DIR"), "/embedded_profiles.rs"));

@@ -1,6 +1,21 @@
 //! Choosing a built-in profile for an image: by architecture, NT version, build and (where it
 //! matters) tcpip.sys version, to the exact or the nearest lower known build, never silently
 //! "the latest".
+//!
+//! Rules, in order (the reason string names the one that applied):
+//! 1. Same architecture and NT major.minor; no such profile is an error (`--profile` overrides).
+//! 2. A profile whose build range holds the build. Else the profiles with the nearest lower
+//!    `build_max` (the reason says the build is unknown and self-calibration must confirm it).
+//!    A build below every known range is an error, never a guess upwards.
+//! 3. Where several candidates remain (x64 9600: `win81-x64` / `win81-19935-x64`), the tcpip.sys
+//!    FileVersion decides; an unknown or unparsable version takes the candidate without a lower
+//!    version bound (the older tcpip.sys) and says so.
+//!
+//! 18362 vs 18363: both releases run a 10.0.18362.x kernel, and no kernel fact tells them apart
+//! reliably (Volatility 3's `_KQOS_GROUPING_SETS` test follows the kernel patch level instead).
+//! netcarve selects by the build number the image reports (`win10-18363-x64` only for 18363) and
+//! relies on each profile carrying the other's UdpA Port/LocalAddr offsets as alternatives (D3),
+//! which the decoder tries per object.
 use super::{builtin, Arch, Profile};
 use crate::error::{Error, Result};
 
@@ -22,55 +37,204 @@ pub struct Selection {
     pub reason: String,
 }
 
-/// Picks the built-in profile for `q`: a profile whose build range holds the build, else the one
-/// with the nearest lower `build_max` of the same arch and NT version (and says so).
+/// Picks the built-in profile for `q` (see the module rules).
 pub fn select(q: &Query) -> Result<Selection> {
-    let same_os: Vec<&'static Profile> = builtin()
+    let (profile, reason) = select_from(builtin(), q)?;
+    Ok(Selection { profile, reason })
+}
+
+/// [`select`] over any profile set (a profile and the reason it was chosen).
+pub fn select_from<'a>(profiles: &'a [Profile], q: &Query) -> Result<(&'a Profile, String)> {
+    let os = format!(
+        "{} NT {}.{} build {}",
+        q.arch.name(),
+        q.nt_major,
+        q.nt_minor,
+        q.build
+    );
+    let same_os: Vec<&Profile> = profiles
         .iter()
         .filter(|p| {
             p.arch == q.arch && p.matches.nt_major == q.nt_major && p.matches.nt_minor == q.nt_minor
         })
         .collect();
-    let exact: Vec<&&'static Profile> = same_os
-        .iter()
-        .filter(|p| p.matches.build_min <= q.build && q.build <= p.matches.build_max)
-        .collect();
-    if let Some(p) = exact.first() {
-        return Ok(Selection {
-            profile: p,
-            reason: format!(
-                "{} NT {}.{} build {} is within {}..={}",
-                q.arch.name(),
-                q.nt_major,
-                q.nt_minor,
-                q.build,
-                p.matches.build_min,
-                p.matches.build_max
-            ),
-        });
-    }
-    let lower = same_os
-        .iter()
-        .filter(|p| p.matches.build_max < q.build)
-        .max_by_key(|p| p.matches.build_max);
-    match lower {
-        Some(p) => Ok(Selection {
-            profile: p,
-            reason: format!(
-                "no profile covers {} NT {}.{} build {}; nearest lower known build {} (confirm with self-calibration)",
-                q.arch.name(),
-                q.nt_major,
-                q.nt_minor,
-                q.build,
-                p.matches.build_max
-            ),
-        }),
-        None => Err(Error::usage(format!(
-            "no built-in profile for {} NT {}.{} build {}; pass --profile NAME|FILE",
+    if same_os.is_empty() {
+        return Err(Error::usage(format!(
+            "no built-in profile for {} NT {}.{}; pass --profile NAME|FILE",
             q.arch.name(),
             q.nt_major,
-            q.nt_minor,
-            q.build
-        ))),
+            q.nt_minor
+        )));
+    }
+    let exact: Vec<&Profile> = same_os
+        .iter()
+        .copied()
+        .filter(|p| p.matches.build_min <= q.build && q.build <= p.matches.build_max)
+        .collect();
+    let (candidates, build_reason) = if !exact.is_empty() {
+        let r = &exact[0].matches;
+        (
+            exact.clone(),
+            format!("{os} is within {}..={}", r.build_min, r.build_max),
+        )
+    } else {
+        let nearest = same_os
+            .iter()
+            .filter(|p| p.matches.build_max < q.build)
+            .map(|p| p.matches.build_max)
+            .max();
+        let Some(nearest) = nearest else {
+            return Err(Error::usage(format!(
+                "no built-in profile covers {os} or a lower build; pass --profile NAME|FILE"
+            )));
+        };
+        (
+            same_os
+                .iter()
+                .copied()
+                .filter(|p| p.matches.build_max == nearest)
+                .collect(),
+            format!(
+                "no profile covers {os}; using the nearest lower known build {nearest} \
+                 (unknown build: self-calibration must confirm the offsets)"
+            ),
+        )
+    };
+    let (profile, tcpip_reason) = pick_by_tcpip(&candidates, q.tcpip_version.as_deref());
+    let reason = match tcpip_reason {
+        Some(t) => format!("{build_reason}; {t}"),
+        None => build_reason,
+    };
+    Ok((profile, reason))
+}
+
+/// Among profiles for the same build, the one whose tcpip.sys version rule admits `version`.
+/// `candidates` is never empty.
+fn pick_by_tcpip<'a>(
+    candidates: &[&'a Profile],
+    version: Option<&str>,
+) -> (&'a Profile, Option<String>) {
+    let first = candidates[0];
+    if candidates.len() == 1 && first.matches.tcpip_version.is_none() {
+        return (first, None);
+    }
+    let parsed = version.and_then(parse_version);
+    if let Some(v) = parsed {
+        for p in candidates {
+            let Some(rule) = &p.matches.tcpip_version else {
+                continue;
+            };
+            let above_min = rule
+                .min
+                .as_deref()
+                .and_then(parse_version)
+                .is_none_or(|m| v >= m);
+            let below_max = rule
+                .max
+                .as_deref()
+                .and_then(parse_version)
+                .is_none_or(|m| v < m);
+            if above_min && below_max {
+                return (
+                    p,
+                    Some(format!(
+                        "tcpip.sys {} matches {}",
+                        version.unwrap_or(""),
+                        describe(p)
+                    )),
+                );
+            }
+        }
+    }
+    // Unknown version (or none that fits): the layout of the older tcpip.sys, said out loud.
+    let fallback = candidates
+        .iter()
+        .copied()
+        .find(|p| {
+            p.matches
+                .tcpip_version
+                .as_ref()
+                .is_none_or(|r| r.min.is_none())
+        })
+        .unwrap_or(first);
+    let why = match version {
+        None => "tcpip.sys version unknown".to_string(),
+        Some(v) if parsed.is_none() => format!("tcpip.sys version {v:?} unparsable"),
+        Some(v) => format!("tcpip.sys {v} matches no version rule"),
+    };
+    (
+        fallback,
+        Some(format!(
+            "{why}: assuming {} (self-calibration must confirm Owner and CreateTime)",
+            describe(fallback)
+        )),
+    )
+}
+
+fn describe(p: &Profile) -> String {
+    match &p.matches.tcpip_version {
+        Some(r) => format!(
+            "{} (tcpip.sys {}{})",
+            p.name,
+            r.min
+                .as_deref()
+                .map(|m| format!(">= {m}"))
+                .unwrap_or_default(),
+            r.max
+                .as_deref()
+                .map(|m| format!("{}< {m}", if r.min.is_some() { ", " } else { "" }))
+                .unwrap_or_default()
+        ),
+        None => p.name.clone(),
+    }
+}
+
+/// `6.3.9600.19935` → [6, 3, 9600, 19935]; missing parts count as 0.
+pub fn parse_version(text: &str) -> Option<[u32; 4]> {
+    let mut out = [0u32; 4];
+    let mut parts = text.trim().split('.');
+    for slot in out.iter_mut() {
+        match parts.next() {
+            Some(p) => *slot = p.trim().parse().ok()?,
+            None => break,
+        }
+    }
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(arch: Arch, major: u32, minor: u32, build: u32, tcpip: Option<&str>) -> Query {
+        Query {
+            arch,
+            nt_major: major,
+            nt_minor: minor,
+            build,
+            tcpip_version: tcpip.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn version_parsing() {
+        assert_eq!(parse_version("6.3.9600.19935"), Some([6, 3, 9600, 19935]));
+        assert_eq!(parse_version("10.0"), Some([10, 0, 0, 0]));
+        assert_eq!(parse_version("6.3.x.1"), None);
+        assert_eq!(parse_version("1.2.3.4.5"), None);
+    }
+
+    #[test]
+    fn split_9600_by_tcpip_version() {
+        let s = select(&q(Arch::X64, 6, 3, 9600, Some("6.3.9600.19935"))).unwrap();
+        assert_eq!(s.profile.name, "win81-19935-x64");
+        let s = select(&q(Arch::X64, 6, 3, 9600, Some("6.3.9600.19934"))).unwrap();
+        assert_eq!(s.profile.name, "win81-x64");
+        let s = select(&q(Arch::X64, 6, 3, 9600, None)).unwrap();
+        assert_eq!(s.profile.name, "win81-x64");
+        assert!(s.reason.contains("unknown"), "{}", s.reason);
     }
 }

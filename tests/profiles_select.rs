@@ -1,0 +1,161 @@
+//! Selection for every build in the coverage list, the 9600/19935 and 18362/18363 splits, and
+//! builds no profile covers.
+use netcarve::profile::select::{select, Query};
+use netcarve::profile::Arch;
+
+fn pick(arch: Arch, nt: (u32, u32), build: u32, tcpip: Option<&str>) -> (String, String) {
+    let s = select(&Query {
+        arch,
+        nt_major: nt.0,
+        nt_minor: nt.1,
+        build,
+        tcpip_version: tcpip.map(str::to_string),
+    })
+    .unwrap_or_else(|e| panic!("{arch:?} {nt:?} {build}: {e}"));
+    (s.profile.name.clone(), s.reason)
+}
+
+#[test]
+fn every_covered_x64_build_selects_its_profile() {
+    let cases: &[((u32, u32), u32, &str)] = &[
+        ((6, 0), 6000, "vista-x64"),
+        ((6, 0), 6001, "vista-sp12-x64"),
+        ((6, 0), 6002, "vista-sp12-x64"),
+        ((6, 0), 6003, "vista-sp12-x64"),
+        ((6, 1), 7600, "win7-x64"),
+        ((6, 1), 7601, "win7-x64"),
+        ((6, 1), 8400, "win7-x64"),
+        ((6, 2), 9200, "win8-x64"),
+        ((10, 0), 10240, "win10-10240-x64"),
+        ((10, 0), 10586, "win10-10586-x64"),
+        ((10, 0), 14393, "win10-14393-x64"),
+        ((10, 0), 15063, "win10-15063-x64"),
+        ((10, 0), 16299, "win10-16299-x64"),
+        ((10, 0), 17134, "win10-17134-x64"),
+        ((10, 0), 17763, "win10-17763-x64"),
+        ((10, 0), 18362, "win10-18362-x64"),
+        ((10, 0), 18363, "win10-18363-x64"),
+        ((10, 0), 19041, "win10-19041-x64"),
+        ((10, 0), 19042, "win10-19041-x64"),
+        ((10, 0), 19043, "win10-19041-x64"),
+        ((10, 0), 19044, "win10-19041-x64"),
+        ((10, 0), 19045, "win10-19041-x64"),
+        ((10, 0), 20348, "win10-20348-x64"),
+        ((10, 0), 22000, "win11-22000-x64"),
+        ((10, 0), 22621, "win11-22621-x64"),
+        ((10, 0), 22631, "win11-22621-x64"),
+        ((10, 0), 26100, "win11-26100-x64"),
+    ];
+    for &(nt, build, want) in cases {
+        let (got, reason) = pick(Arch::X64, nt, build, None);
+        assert_eq!(got, want, "x64 {build}: {reason}");
+        assert!(reason.contains("is within"), "{build}: {reason}");
+    }
+}
+
+#[test]
+fn every_covered_x86_build_selects_its_profile() {
+    let cases: &[((u32, u32), u32, &str)] = &[
+        ((6, 0), 6000, "vista-x86"),
+        ((6, 0), 6002, "vista-x86"),
+        ((6, 1), 7600, "win7-x86"),
+        ((6, 1), 7601, "win7-x86"),
+        ((6, 2), 9200, "win8-x86"),
+        ((6, 3), 9600, "win81-x86"),
+        ((10, 0), 10240, "win10-10240-x86"),
+        ((10, 0), 10586, "win10-10586-x86"),
+        ((10, 0), 14393, "win10-14393-x86"),
+        ((10, 0), 15063, "win10-15063-x86"),
+        ((10, 0), 16299, "win10-15063-x86"),
+        ((10, 0), 17134, "win10-17134-x86"),
+        ((10, 0), 17763, "win10-17134-x86"),
+        ((10, 0), 18362, "win10-18362-x86"),
+        ((10, 0), 18363, "win10-18362-x86"),
+        ((10, 0), 19041, "win10-18362-x86"),
+        ((10, 0), 19045, "win10-18362-x86"),
+    ];
+    for &(nt, build, want) in cases {
+        let (got, reason) = pick(Arch::X86, nt, build, None);
+        assert_eq!(got, want, "x86 {build}: {reason}");
+    }
+    // x86 9600 has no tcpip.sys split: a version changes nothing.
+    assert_eq!(
+        pick(Arch::X86, (6, 3), 9600, Some("6.3.9600.20000")).0,
+        "win81-x86"
+    );
+}
+
+#[test]
+fn tcpip_19935_split_on_x64_9600() {
+    for (v, want) in [
+        ("6.3.9600.16384", "win81-x64"),
+        ("6.3.9600.19934", "win81-x64"),
+        ("6.3.9600.19935", "win81-19935-x64"),
+        ("6.3.9600.21620", "win81-19935-x64"),
+    ] {
+        let (got, reason) = pick(Arch::X64, (6, 3), 9600, Some(v));
+        assert_eq!(got, want, "tcpip {v}: {reason}");
+        assert!(reason.contains(v), "{reason}");
+    }
+    for v in [None, Some("garbage")] {
+        let (got, reason) = pick(Arch::X64, (6, 3), 9600, v);
+        assert_eq!(got, "win81-x64", "{v:?}");
+        assert!(
+            reason.contains("unknown") || reason.contains("unparsable"),
+            "{reason}"
+        );
+    }
+}
+
+#[test]
+fn split_18362_18363_keeps_the_other_udp_offsets_as_alternatives() {
+    let a = netcarve::profile::by_name("win10-18362-x64").unwrap();
+    let b = netcarve::profile::by_name("win10-18363-x64").unwrap();
+    let (ua, ub) = (&a.tcpip.udp_endpoint, &b.tcpip.udp_endpoint);
+    assert_eq!(
+        (ua.port.off(), ua.local_addr.off()),
+        (Some(0x78), Some(0x80))
+    );
+    assert_eq!(
+        (ub.port.off(), ub.local_addr.off()),
+        (Some(0x80), Some(0x88))
+    );
+    assert!(ua.port.candidates().any(|o| o == 0x80));
+    assert!(ub.port.candidates().any(|o| o == 0x78));
+    assert!(ua.local_addr.candidates().any(|o| o == 0x88));
+    assert!(ub.local_addr.candidates().any(|o| o == 0x80));
+}
+
+#[test]
+fn unknown_builds_take_the_nearest_lower_and_say_so() {
+    for (build, want) in [
+        (10241, "win10-10240-x64"),
+        (19046, "win10-19041-x64"),
+        (20349, "win10-20348-x64"),
+        (22100, "win11-22000-x64"),
+        (22635, "win11-22621-x64"),
+        (26200, "win11-26100-x64"),
+        (27000, "win11-26100-x64"),
+    ] {
+        let (got, reason) = pick(Arch::X64, (10, 0), build, None);
+        assert_eq!(got, want, "{build}");
+        assert!(reason.contains("nearest lower known build"), "{reason}");
+    }
+    let (got, _) = pick(Arch::X86, (10, 0), 19999, None);
+    assert_eq!(got, "win10-18362-x86");
+}
+
+#[test]
+fn no_guess_below_known_builds_or_for_unknown_nt_versions() {
+    let q = |arch, major, minor, build| Query {
+        arch,
+        nt_major: major,
+        nt_minor: minor,
+        build,
+        tcpip_version: None,
+    };
+    assert!(select(&q(Arch::X64, 10, 0, 9999)).is_err());
+    assert!(select(&q(Arch::X64, 6, 0, 5999)).is_err());
+    assert!(select(&q(Arch::X64, 5, 2, 3790)).is_err());
+    assert!(select(&q(Arch::X64, 6, 4, 9841)).is_err());
+}
