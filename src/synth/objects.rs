@@ -274,7 +274,7 @@ impl<'a> World<'a> {
         for (i, (pid, name, create)) in list.iter().enumerate() {
             // The third process starts mid-page so that it straddles onto a discontiguous frame.
             let start = if i == 2 {
-                0x800
+                (PAGE - size / 2) / self.unit * self.unit
             } else {
                 self.rng.below(PAGE / self.unit / 2) * self.unit
             };
@@ -353,55 +353,7 @@ impl<'a> World<'a> {
 
     /// Body bytes (from the pool body) an object of this kind needs.
     fn body_size(&self, kind: Kind) -> u64 {
-        let t = &self.p.tcpip;
-        let (min, base, fields): (u64, u64, Vec<Option<u64>>) = match kind {
-            Kind::TcpE => {
-                let l = &t.tcp_endpoint;
-                (
-                    l.min_size.get(),
-                    0,
-                    vec![
-                        l.owner.off().map(|o| o + self.ptr),
-                        l.create_time.off().map(|o| o + 8),
-                    ],
-                )
-            }
-            Kind::TcpL => {
-                let l = &t.tcp_listener;
-                (
-                    l.min_size.get(),
-                    0,
-                    vec![
-                        l.local_addr.off().map(|o| o + self.ptr),
-                        l.create_time.off().map(|o| o + 8),
-                    ],
-                )
-            }
-            Kind::UdpA => {
-                let l = &t.udp_endpoint;
-                (
-                    l.min_size.get(),
-                    0,
-                    vec![
-                        l.local_addr.off().map(|o| o + self.ptr),
-                        l.create_time.off().map(|o| o + 8),
-                    ],
-                )
-            }
-            Kind::TcTW => match &t.time_wait {
-                Some(l) => (
-                    l.min_size.get(),
-                    l.body_offset.get(),
-                    vec![
-                        l.remote_addr.off().map(|o| o + 16),
-                        l.create_time.off().map(|o| o + 8),
-                    ],
-                ),
-                None => (0x40, 0, vec![]),
-            },
-        };
-        let need = fields.into_iter().flatten().max().unwrap_or(0).max(min);
-        base + need
+        body_size(self.p, kind)
     }
 
     pub fn tag(&self, kind: Kind) -> [u8; 4] {
@@ -602,6 +554,66 @@ impl<'a> World<'a> {
         let pa = self.vm.translate(hdr_va).expect("mapped");
         record(s, procs, &tag, pa, Some(hdr_va), time_field)
     }
+}
+
+/// Body bytes (from the pool body) an object of this kind needs: the layout's `min_size`, and at
+/// least the end of every field the writer fills.
+pub fn body_size(p: &Profile, kind: Kind) -> u64 {
+    let ptr = p.arch.pointer_size();
+    let t = &p.tcpip;
+    let end = |f: &Field, n: u64| f.off().map(|o| o + n);
+    let (min, base, fields): (u64, u64, Vec<Option<u64>>) = match kind {
+        Kind::TcpE => {
+            let l = &t.tcp_endpoint;
+            let f = vec![
+                end(&l.inet_af, ptr),
+                end(&l.addr_info, ptr),
+                end(&l.state, 4),
+                end(&l.local_port, 2),
+                end(&l.remote_port, 2),
+                end(&l.owner, ptr),
+                end(&l.create_time, 8),
+            ];
+            (l.min_size.get(), 0, f)
+        }
+        Kind::TcpL => {
+            let l = &t.tcp_listener;
+            let f = vec![
+                end(&l.inet_af, ptr),
+                end(&l.owner, ptr),
+                end(&l.create_time, 8),
+                end(&l.local_addr, ptr),
+                end(&l.port, 2),
+            ];
+            (l.min_size.get(), 0, f)
+        }
+        Kind::UdpA => {
+            let l = &t.udp_endpoint;
+            let f = vec![
+                end(&l.inet_af, ptr),
+                end(&l.owner, ptr),
+                end(&l.create_time, 8),
+                end(&l.local_addr, ptr),
+                end(&l.port, 2),
+            ];
+            (l.min_size.get(), 0, f)
+        }
+        Kind::TcTW => match &t.time_wait {
+            Some(l) => {
+                let f = vec![
+                    end(&l.inet_af, ptr),
+                    end(&l.local_port, 2),
+                    end(&l.remote_port, 2),
+                    end(&l.local_addr, ptr),
+                    end(&l.remote_addr, 16),
+                    end(&l.create_time, 8),
+                ];
+                (l.min_size.get(), l.body_offset.get(), f)
+            }
+            None => (0x40, 0, vec![]),
+        },
+    };
+    base + fields.into_iter().flatten().max().unwrap_or(0).max(min)
 }
 
 /// The record a correct reader produces for a planted object.

@@ -479,15 +479,22 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
         create: t_after(&mut rng, listen_t),
         freed: false,
     });
+    // Created between capture and acquisition: informational for compare, which can only tell
+    // when the object carries a time (a UDP endpoint where TcpE has no time field).
     let after_capture = specs.len();
     let port = next_port(&mut rng);
+    let late_kind = if p.tcpip.tcp_endpoint.create_time.off().is_some() {
+        Kind::TcpE
+    } else {
+        Kind::UdpA
+    };
     specs.push(Spec {
-        kind: Kind::TcpE,
+        kind: late_kind,
         family: Family::Ipv4,
         local: Some(host4),
         lport: port,
-        remote: Some((remotes4[0], 443)),
-        state: Some(TcpState::Established),
+        remote: (late_kind == Kind::TcpE).then_some((remotes4[0], 443)),
+        state: (late_kind == Kind::TcpE).then_some(TcpState::Established),
         owner: Some(11),
         create: capture
             + rng.range(
