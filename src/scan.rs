@@ -224,28 +224,64 @@ pub fn find_tags<'a>(
 ) -> Vec<TagHit<'a>> {
     let align = arch.pool_header_size();
     let chunk_size = chunk_size.max(PAGE_SIZE) / PAGE_SIZE * PAGE_SIZE;
-    let mut chunks: Vec<(u64, u64)> = vec![];
+    // Pieces never span runs (so each is one zero-copy slice); a work unit is a run of pieces
+    // holding about `chunk_size` bytes, so that a dump of many small runs (bitmap dumps omit
+    // free pages) is not split into as many tiny tasks.
+    let mut pieces: Vec<(u64, u64)> = vec![];
+    let mut units: Vec<std::ops::Range<usize>> = vec![];
+    let mut unit_start = 0;
+    let mut unit_bytes = 0;
     for run in phys.runs() {
         let mut start = run.phys;
         while start < run.phys_end() {
             let next = (start / chunk_size + 1).saturating_mul(chunk_size);
             let end = next.min(run.phys_end());
-            chunks.push((start, end));
+            pieces.push((start, end));
+            unit_bytes += end - start;
+            if unit_bytes >= chunk_size {
+                units.push(unit_start..pieces.len());
+                unit_start = pieces.len();
+                unit_bytes = 0;
+            }
             start = end;
         }
     }
-    chunks
+    if unit_start < pieces.len() {
+        units.push(unit_start..pieces.len());
+    }
+    let spans = |unit: &std::ops::Range<usize>| file_spans(phys, &pieces[unit.clone()], chunk_size);
+    units
         .par_iter()
         .enumerate()
-        .map(|(i, &(start, end))| {
-            // Each worker walks its share of chunks in order: ask for the next one now, so
-            // that on a cold cache the disk reads it while this one is scanned.
-            if let Some(&(next_start, next_end)) = chunks.get(i + 1) {
-                phys.prefetch(next_start, next_end - next_start);
+        .map(|(i, unit)| {
+            // Each worker walks its share of units in order: ask for the next one now, so that
+            // on a cold cache the disk reads it while this one is scanned.
+            if let Some(next) = units.get(i + 1) {
+                for (offset, len) in spans(next) {
+                    phys.prefetch(offset, len);
+                }
             }
-            let hits = scan_chunk(phys, arch, tags, align, start, end, keep_rejected);
-            if let Some(bar) = progress {
-                bar.inc(end - start);
+            let my_spans = spans(unit);
+            for &(offset, len) in &my_spans {
+                phys.populate(offset, len);
+            }
+            let mut hits = vec![];
+            for &(start, end) in &pieces[unit.clone()] {
+                hits.extend(scan_chunk(
+                    phys,
+                    arch,
+                    tags,
+                    align,
+                    start,
+                    end,
+                    keep_rejected,
+                ));
+                if let Some(bar) = progress {
+                    bar.inc(end - start);
+                }
+            }
+            for (offset, len) in my_spans {
+                phys.release(offset, len);
             }
             hits
         })
@@ -253,6 +289,30 @@ pub fn find_tags<'a>(
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// The file ranges holding `pieces`, for the memory-map hints: one range when the pieces are
+/// stored back to back (raw images, bitmap dumps), else one per piece.
+fn file_spans(phys: &PhysicalSpace, pieces: &[(u64, u64)], chunk_size: u64) -> Vec<(u64, u64)> {
+    let offset_of = |pa: u64| phys.file_offset_of(pa);
+    let whole = match (pieces.first(), pieces.last()) {
+        (Some(&(first, _)), Some(&(_, last_end))) if last_end > 0 => {
+            match (offset_of(first), offset_of(last_end - 1)) {
+                (Some(from), Some(to)) if to >= from && to - from < 2 * chunk_size => {
+                    Some((from, to + 1 - from))
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    match whole {
+        Some(span) => vec![span],
+        None => pieces
+            .iter()
+            .filter_map(|&(start, end)| Some((offset_of(start)?, end - start)))
+            .collect(),
+    }
 }
 
 fn scan_chunk<'a>(
@@ -269,7 +329,6 @@ fn scan_chunk<'a>(
     if first >= end {
         return hits;
     }
-    phys.populate(first, end - first);
     // Chunks never span runs, so the whole chunk is one zero-copy slice.
     let Some(bytes) = phys.slice(first, (end - first) as usize) else {
         return hits;

@@ -206,37 +206,75 @@ impl PhysicalSpace {
         self.backing.bytes()
     }
 
-    /// Asks the kernel to map the stored bytes of `[pa, pa + len)` (clipped to one run) in one call
-    /// before they are read: mapping a whole chunk at once costs less than a page fault every few
-    /// pages. A hint only: failure (an old kernel, an owned buffer) changes nothing but speed.
-    pub fn populate(&self, pa: u64, len: u64) {
-        #[cfg(target_os = "linux")]
-        self.advise(pa, len, memmap2::Advice::PopulateRead);
-        #[cfg(not(target_os = "linux"))]
-        let _ = (pa, len);
+    /// File offset of the stored byte at physical `pa`.
+    pub fn file_offset_of(&self, pa: u64) -> Option<u64> {
+        let r = self.runs.get(self.run_index(pa)?)?;
+        Some(r.file_offset + (pa - r.phys))
     }
 
-    /// Starts reading `[pa, pa + len)` (clipped to one run) from disk in the background when it is
-    /// not already cached, so that a cold scan finds the next chunk in the page cache. Only the
-    /// range's last page is checked: a hot cache then costs one `mincore` call, not a page-cache
-    /// lookup per page. A hint only.
-    pub fn prefetch(&self, pa: u64, len: u64) {
+    /// Asks the kernel to map the file bytes `[offset, offset + len)` in one call before they are
+    /// read: mapping a whole chunk at once costs less than a page fault every few pages. A hint
+    /// only: failure (an old kernel, an owned buffer) changes nothing but speed.
+    pub fn populate(&self, offset: u64, len: u64) {
+        #[cfg(target_os = "linux")]
+        self.advise(offset, len, memmap2::Advice::PopulateRead);
+        #[cfg(not(target_os = "linux"))]
+        let _ = (offset, len);
+    }
+
+    /// Starts reading the file bytes `[offset, offset + len)` from disk in the background when
+    /// they are not already cached, so that a cold scan finds its next chunk in the page cache.
+    /// Only the range's last page is checked: a hot cache then costs one `mincore` call, not a
+    /// page-cache lookup per page. A hint only.
+    pub fn prefetch(&self, offset: u64, len: u64) {
         #[cfg(unix)]
-        if len > 0 && !self.page_cached(pa + len - 1) {
-            self.advise(pa, len, memmap2::Advice::WillNeed);
+        if len > 0 && !self.page_cached(offset + len - 1) {
+            self.advise(offset, len, memmap2::Advice::WillNeed);
         }
         #[cfg(not(unix))]
-        let _ = (pa, len);
+        let _ = (offset, len);
     }
 
-    /// Whether the mapped page holding `pa` is in the page cache (true when unknown).
-    #[cfg(unix)]
-    fn page_cached(&self, pa: u64) -> bool {
-        let (Backing::Map(map), Some(i)) = (&self.backing, self.run_index(pa)) else {
-            return true;
+    /// Drops this process's mapping of the file bytes `[offset, offset + len)` once they have been
+    /// read: the page cache keeps the data and a later read maps it again, but the page-table
+    /// teardown is then done by the worker that scanned the chunk, in parallel, rather than by
+    /// one thread when the whole map is unmapped at exit. A hint only.
+    pub fn release(&self, offset: u64, len: u64) {
+        #[cfg(unix)]
+        if let Some((map, offset, len)) = self.map_range(offset, len) {
+            // SAFETY: the map is a read-only file mapping: after MADV_DONTNEED a read faults the
+            // same file bytes back in, so slices borrowed from it stay valid and unchanged.
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len)
+            };
+        }
+        #[cfg(not(unix))]
+        let _ = (offset, len);
+    }
+
+    /// The map and `[offset, offset + len)` clipped to it, as `usize`s.
+    fn map_range(&self, offset: u64, len: u64) -> Option<(&memmap2::Mmap, usize, usize)> {
+        let Backing::Map(map) = &self.backing else {
+            return None;
         };
-        let r = &self.runs[i];
-        let Ok(offset) = usize::try_from(r.file_offset + (pa - r.phys)) else {
+        let offset = usize::try_from(offset).ok()?;
+        let len = usize::try_from(len)
+            .ok()?
+            .min(map.len().checked_sub(offset)?);
+        (len > 0).then_some((map, offset, len))
+    }
+
+    #[cfg(unix)]
+    fn advise(&self, offset: u64, len: u64, advice: memmap2::Advice) {
+        if let Some((map, offset, len)) = self.map_range(offset, len) {
+            let _ = map.advise_range(advice, offset, len);
+        }
+    }
+
+    /// Whether the mapped page at file `offset` is in the page cache (true when unknown).
+    #[cfg(unix)]
+    fn page_cached(&self, offset: u64) -> bool {
+        let Some((map, offset, _)) = self.map_range(offset, 1) else {
             return true;
         };
         // SAFETY: sysconf has no preconditions.
@@ -247,20 +285,6 @@ impl PhysicalSpace {
         // vector has room for the one page asked about.
         let ok = unsafe { libc::mincore(addr as *mut libc::c_void, 1, &mut resident) } == 0;
         !ok || resident & 1 != 0
-    }
-
-    #[cfg(unix)]
-    fn advise(&self, pa: u64, len: u64, advice: memmap2::Advice) {
-        if let (Backing::Map(map), Some(i)) = (&self.backing, self.run_index(pa)) {
-            let r = &self.runs[i];
-            let len = len.min(r.phys_end() - pa);
-            if let (Ok(offset), Ok(len)) = (
-                usize::try_from(r.file_offset + (pa - r.phys)),
-                usize::try_from(len),
-            ) {
-                let _ = map.advise_range(advice, offset, len);
-            }
-        }
     }
 
     /// Bytes of present physical memory.
