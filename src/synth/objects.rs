@@ -29,6 +29,7 @@ pub struct World<'a> {
     inetaf: [u64; 2],
     /// VA of the large-page region (the INETAF structures live there).
     pub large_va: u64,
+    tcpe_count: usize,
 }
 
 /// What kind of endpoint object.
@@ -89,6 +90,7 @@ impl<'a> World<'a> {
             addrs: PagePacker::new(),
             inetaf: [0, 0],
             large_va: 0,
+            tcpe_count: 0,
         }
     }
 
@@ -415,7 +417,21 @@ impl<'a> World<'a> {
         transition: bool,
         hdr_va: u64,
     ) -> EndpointRecord {
-        let tag = self.tag(s.kind);
+        let tag = if s.kind == Kind::TcpE {
+            // Builds whose TCP endpoints come in several tags (TcpE and TTcb) get both.
+            self.tcpe_count += 1;
+            let tags = &self.p.tcpip.tcp_endpoint.tags;
+            match tags.get(self.tcpe_count % tags.len().max(1)) {
+                Some(t) if t.len() == 4 => {
+                    let mut out = [0u8; 4];
+                    out.copy_from_slice(t.as_bytes());
+                    out
+                }
+                _ => self.tag(s.kind),
+            }
+        } else {
+            self.tag(s.kind)
+        };
         let units = (block.size - (hdr_va - block.va)) / self.unit;
         let h = self.pool_header(prev, units, pool_type, &tag);
         self.vm.write(&mut self.mem, hdr_va, &h);
@@ -756,7 +772,8 @@ impl World<'_> {
         {
             let (b, prev) = self.endpoint_block(Kind::TcpE, 0);
             let mut r = self.write_object(sample, procs, b, prev, 2, false, b.va);
-            let tag = self.tag(Kind::TcpE);
+            let mut tag = [0u8; 4];
+            tag.copy_from_slice(&r.tag.as_bytes()[..4]);
             let h = self.pool_header(prev, 2, 2, &tag);
             self.vm.write(&mut self.mem, b.va, &h);
             r.reason = Some("block too small for the object".into());
