@@ -22,6 +22,7 @@ fn synth(p: &Profile, c: Container, seed: u64, pae: bool, out: &Path) -> Truth {
         seed,
         size: Some(16 << 20),
         pae,
+        build: None,
         extra_endpoints: 2,
         isf_dir: Some(out.join("isf")),
         out: out.to_path_buf(),
@@ -452,10 +453,32 @@ fn captures_have_the_producers_shapes() {
         assert!(tcp
             .iter()
             .any(|r| r["state"] == 2 && r["create_time_raw"].as_u64().unwrap() > 0));
-        assert!(nc["udp"]
+        // UDP rows carry real times, but for the one whose kernel time is zero as well.
+        let zero_udp = nc["udp"]
             .as_array()
             .unwrap()
             .iter()
-            .all(|r| r["create_time_raw"].as_u64().unwrap() > 0));
+            .filter(|r| r["create_time_raw"].as_u64().unwrap() == 0)
+            .count();
+        assert_eq!(zero_udp, 1);
     }
+    // The flags scan raises on live objects are planted, each on an allocated endpoint, and the
+    // zero kernel time is an `api_zero_time` discrepancy with cause `kernel_time_zero`.
+    for f in ["no_owner", "zero_time", "time_out_of_range"] {
+        let with: Vec<_> = truth
+            .endpoints
+            .iter()
+            .filter(|e| e.has_flag(f) && e.pool_status == netcarve::record::PoolStatus::Allocated)
+            .collect();
+        assert_eq!(with.len(), 1, "{f} planted once");
+        if f == "no_owner" {
+            assert!(with[0].pid.is_none() && with[0].process.is_none());
+        }
+    }
+    assert!(truth
+        .discrepancies
+        .iter()
+        .any(|d| d.class == "api_zero_time"
+            && d.cause.as_deref() == Some("kernel_time_zero")
+            && d.memory.as_ref().is_some_and(|m| m.has_flag("zero_time"))));
 }

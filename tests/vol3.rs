@@ -243,6 +243,7 @@ fn volatility_netscan_matches_truth() {
                 seed: 7,
                 size: None,
                 pae: true,
+                build: None,
                 extra_endpoints: 0,
                 isf_dir: Some(out.join("isf")),
                 out: out.clone(),
