@@ -1203,6 +1203,77 @@ mod tests {
         assert_eq!(report.research.verdict, "refuted");
     }
 
+    /// A zero the kernel holds itself is counted apart: it neither supports nor refutes the
+    /// hypothesis about missing fields, and the verdict stays what the other rows say.
+    #[test]
+    fn kernel_zero_times_do_not_decide_the_verdict() {
+        let no_field = |offset: u64, port: u16| {
+            let mut m = mem(
+                offset,
+                "TcpE",
+                ("10.0.0.5", port),
+                Some(("1.2.3.4", 443)),
+                Some(8),
+            );
+            m.create_time = None;
+            m.create_time_raw = None;
+            m.flags = vec![flag::NO_TIME_FIELD.into()];
+            m
+        };
+        let mut udp_zero = mem(0x9000, "UdpA", ("10.0.0.5", 5000), None, Some(8));
+        udp_zero.create_time_raw = Some(0);
+        udp_zero.flags = vec![flag::ZERO_TIME.into()];
+        let connections = [no_field(0x1000, 50001), no_field(0x2000, 50002)];
+        let zero_rows = |ms: &[EndpointRecord]| -> Vec<CaptureRow> {
+            ms.iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    let mut c = cap(m, i as u64 + 1);
+                    c.create_time_raw = Some(0);
+                    c
+                })
+                .collect()
+        };
+        let mut memory = connections.to_vec();
+        memory.push(udp_zero.clone());
+        let report = run(memory.clone(), zero_rows(&memory), None);
+        let r = &report.research;
+        assert_eq!(r.verdict, "supported", "{}", r.reasoning);
+        assert_eq!(r.counts.api_zero_rows, 3);
+        assert_eq!(r.counts.api_zero_on_no_time_field, 2);
+        assert_eq!(r.counts.api_zero_on_kernel_time_zero, 1);
+        assert_eq!(r.counts.api_zero_not_tcp_connection, 0);
+        assert_eq!(
+            r.reasoning,
+            "2 of 3 zero-time API rows are TCP connections whose kernel object has no time \
+             field; all 2 timed API rows of such objects show zero; 1 zero-time API row reports \
+             the kernel's own zero time (not evidence either way)"
+        );
+
+        // Only kernel zeros: nothing to say about missing fields.
+        let report = run(vec![udp_zero.clone()], zero_rows(&[udp_zero.clone()]), None);
+        assert_eq!(report.research.verdict, "inconclusive");
+        assert!(report
+            .research
+            .reasoning
+            .contains("1 zero-time API row reports the kernel's own zero time"));
+
+        // A zero API time on a UDP endpoint whose kernel holds a time still refutes it.
+        let udp_timed = mem(0xA000, "UdpA", ("10.0.0.5", 5001), None, Some(8));
+        let mut memory = connections.to_vec();
+        memory.push(udp_timed);
+        let report = run(memory.clone(), zero_rows(&memory), None);
+        assert_eq!(report.research.verdict, "refuted");
+        assert!(
+            report.research.reasoning.starts_with(
+                "1 API row shows zero although the kernel object holds a time; 1 zero-time API \
+                 row is not a TCP connection"
+            ),
+            "{}",
+            report.research.reasoning
+        );
+    }
+
     #[test]
     fn agreement_exits_zero() {
         let a = mem(0x1000, "UdpA", ("::", 53), None, Some(1));

@@ -468,7 +468,7 @@ fn captures_have_the_producers_shapes() {
         let with: Vec<_> = truth
             .endpoints
             .iter()
-            .filter(|e| e.has_flag(f) && e.pool_status == netcarve::record::PoolStatus::Allocated)
+            .filter(|e| e.has_flag(f) && e.pool_status == PoolStatus::Allocated)
             .collect();
         assert_eq!(with.len(), 1, "{f} planted once");
         if f == "no_owner" {
@@ -481,4 +481,54 @@ fn captures_have_the_producers_shapes() {
         .any(|d| d.class == "api_zero_time"
             && d.cause.as_deref() == Some("kernel_time_zero")
             && d.memory.as_ref().is_some_and(|m| m.has_flag("zero_time"))));
+}
+
+/// The kernel reports the profile's representative release unless `--build` names another one
+/// inside the range; a build outside it is refused with exit code 2.
+#[test]
+fn representative_and_chosen_builds() {
+    use netcarve::synth::plan::representative_build;
+    let rep = |name: &str| representative_build(&netcarve::profile::resolve(name).unwrap());
+    assert_eq!(rep("win7-x64"), 7601);
+    assert_eq!(rep("win7-x86"), 7601);
+    assert_eq!(rep("vista-sp12-x64"), 6002);
+    assert_eq!(rep("vista-x64"), 6000);
+    assert_eq!(rep("win10-19041-x64"), 19041);
+    assert_eq!(rep("win81-x64"), 9600);
+
+    let bin = env!("CARGO_BIN_EXE_netcarve");
+    let dir = work("build-option");
+    let run = |build: &str| {
+        std::process::Command::new(bin)
+            .args([
+                "synth",
+                "--profile",
+                "win7-x64",
+                "--size",
+                "16M",
+                "--build",
+                build,
+            ])
+            .arg("--out")
+            .arg(&dir)
+            .output()
+            .unwrap()
+    };
+    let ok = run("7600");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let truth: Truth =
+        serde_json::from_slice(&std::fs::read(dir.join("truth.json")).unwrap()).unwrap();
+    assert_eq!(truth.image.nt.build, 7600);
+    let bad = run("9200");
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("--build 9200") && err.contains("7600-8400"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
