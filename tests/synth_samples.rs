@@ -4,7 +4,10 @@ use netcarve::synth::{synthesize, Container, SynthOptions};
 use std::path::{Path, PathBuf};
 
 /// (folder, profile): bitmap dumps, seed 1, default size, with the ISF for Volatility.
-const SAMPLES: [(&str, &str); 2] = [("win7-x64", "win7-x64"), ("win10-19041-x64", "win10-19041-x64")];
+const SAMPLES: [(&str, &str); 2] = [
+    ("win7-x64", "win7-x64"),
+    ("win10-19041-x64", "win10-19041-x64"),
+];
 
 fn files(dir: &Path) -> Vec<PathBuf> {
     let mut out = vec![];
@@ -48,17 +51,28 @@ fn committed_samples_match_synth() {
             out: out.clone(),
         })
         .unwrap();
-        let image = std::fs::metadata(committed.join("memory.dmp")).unwrap().len();
-        assert!(image < 2 << 20, "{folder}: sample image is {image} bytes, over 2 MiB");
+        let image = std::fs::metadata(committed.join("memory.dmp"))
+            .unwrap()
+            .len();
+        assert!(
+            image < 2 << 20,
+            "{folder}: sample image is {image} bytes, over 2 MiB"
+        );
         if bless {
             continue;
         }
         let want = files(&fresh);
         let have = files(&committed);
         let rel = |v: &[PathBuf], base: &Path| -> Vec<PathBuf> {
-            v.iter().map(|p| p.strip_prefix(base).unwrap().to_path_buf()).collect()
+            v.iter()
+                .map(|p| p.strip_prefix(base).unwrap().to_path_buf())
+                .collect()
         };
-        assert_eq!(rel(&have, &committed), rel(&want, &fresh), "{folder}: file list differs");
+        assert_eq!(
+            rel(&have, &committed),
+            rel(&want, &fresh),
+            "{folder}: file list differs"
+        );
         for f in &want {
             let r = f.strip_prefix(&fresh).unwrap();
             assert!(
