@@ -526,6 +526,9 @@ fn scan_image_in_pool(path: &Path, opts: &ScanOptions) -> Result<ScanOutput> {
     }
     let space = AddressSpace::new(&phys, kernel.dtb, kernel.mode);
     let mut image = crate::kernel::image_facts(&phys, &kernel);
+    image
+        .warnings
+        .extend(profile.kernel_mismatch(kernel.pdb.as_ref()));
     let times = TimeWindow {
         boot: kernel.boot_time(),
         acquisition: kernel.system_time,

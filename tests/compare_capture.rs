@@ -341,7 +341,7 @@ fn mutated_fixtures_never_panic() {
     ] {
         let original = std::fs::read(fixture(file)).unwrap();
         let path = Path::new(file);
-        let mut check = |bytes: &[u8]| {
+        let check = |bytes: &[u8]| {
             let Ok(text) = netcarve::capture::decode_text(bytes) else {
                 return;
             };

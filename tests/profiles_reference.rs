@@ -580,7 +580,9 @@ fn check_profile(refs: &Refs, p: &Profile, errors: &mut Vec<String>) {
         err("win10_udp chain without win10_udp_p_data".into());
     }
     let ps = p.pointer_size();
-    let spans: [(&str, u64, Vec<(&Field, u64)>); 3] = [
+    // (struct, declared min_size, (field, bytes read) pairs)
+    type Span<'a> = (&'a str, u64, Vec<(&'a Field, u64)>);
+    let spans: [Span; 3] = [
         (
             "tcp_endpoint",
             t.tcp_endpoint.min_size.get(),

@@ -404,3 +404,29 @@ fn header_split_across_runs_is_found() {
         assert_eq!(carved.endpoints, w.expected_sorted(), "chunk {chunk:#x}");
     }
 }
+
+/// Hostile bytes never panic: planted objects with random bytes flipped, headers included, and
+/// pages of random data sprinkled with tags, decoded with every mix of include_corrupt.
+#[test]
+fn mutated_objects_never_panic() {
+    for seed in 0..20u64 {
+        let mut w = World::new(win10(), 1 << 18);
+        let page = plant_mix(&mut w, 1, true);
+        let mut rng = Lcg(seed);
+        let end = (page * 0x1000) as usize;
+        for _ in 0..400 {
+            let at = (rng.next_u64() as usize) % end;
+            w.phys[at] = rng.next_u64() as u8;
+        }
+        // Corrupt pointed-to memory too.
+        for bytes in w.mem.regions.values_mut() {
+            if rng.next_u64().is_multiple_of(3) {
+                rng.fill(bytes);
+            }
+        }
+        for include_corrupt in [false, true] {
+            let carved = w.carve(include_corrupt);
+            assert!(carved.endpoints.len() <= w.expected.len() + 64);
+        }
+    }
+}

@@ -269,3 +269,58 @@ fn self_calibration_recovers_a_shifted_layout() {
             .all(|r| r.has_flag(flag::CALIBRATED)));
     }
 }
+
+/// The command line: filters, formats, `-o`, JSON when stdout is not a terminal, one-line errors.
+#[test]
+fn command_line_filters_formats_and_errors() {
+    let dir = work_dir("cli");
+    let Some(image) = synth("win10-19041-x64", "raw", 4, &[], &dir) else {
+        return;
+    };
+    let all = records(&scan(&image, &[])["endpoints"]);
+    let pid = all.iter().find_map(|r| r.pid).unwrap();
+    let by_pid = records(&scan(&image, &["--pid", &pid.to_string()])["endpoints"]);
+    assert!(!by_pid.is_empty() && by_pid.iter().all(|r| r.pid == Some(pid)));
+    let udp = records(&scan(&image, &["--proto", "udp"])["endpoints"]);
+    assert_eq!(
+        udp.len(),
+        all.iter()
+            .filter(|r| r.proto == netcarve::record::Proto::Udp)
+            .count()
+    );
+    let listening = records(&scan(&image, &["--state", "LISTEN,established"])["endpoints"]);
+    assert!(!listening.is_empty());
+    assert!(listening.iter().all(|r| matches!(
+        r.state,
+        Some(netcarve::record::TcpState::Listening | netcarve::record::TcpState::Established)
+    )));
+
+    // No --format and stdout a pipe: JSON. `-o FILE` with csv.
+    let csv_file = dir.join("out.csv");
+    let o = Command::new(BIN)
+        .args(["scan", "--quiet", "--format", "csv", "-o"])
+        .arg(&csv_file)
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(o.status.success() && o.stdout.is_empty());
+    let text = std::fs::read_to_string(&csv_file).unwrap();
+    assert_eq!(text.lines().count(), all.len() + 1);
+
+    let o = Command::new(BIN)
+        .args(["scan", "--state", "NOPE"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let missing = dir.join("no-such.raw");
+    let o = Command::new(BIN)
+        .args(["scan", "--quiet"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("no-such.raw"), "{err}");
+}

@@ -41,9 +41,13 @@ fn choose_profile(k: &KernelInfo, wanted: Option<&str>) -> Result<ProfileChoice>
     if let Some(name) = wanted {
         // A bad --profile is the user's error, not a fact about the image.
         let p = crate::profile::resolve(name)?;
+        let reason = match p.kernel_mismatch(k.pdb.as_ref()) {
+            Some(warning) => format!("chosen with --profile; warning: {warning}"),
+            None => "chosen with --profile".to_string(),
+        };
         return Ok(ProfileChoice {
             name: Some(p.name),
-            reason: "chosen with --profile".to_string(),
+            reason,
         });
     }
     let query = crate::profile::select::Query {

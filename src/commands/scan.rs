@@ -17,6 +17,14 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
         hash: args.hash,
     };
     let mut out = scan_image(&args.image.image, &opts)?;
+    if !args.quiet {
+        for warning in &out.image.warnings {
+            eprintln!(
+                "netcarve: warning: {}: {warning}",
+                args.image.image.display()
+            );
+        }
+    }
     out.endpoints.retain(|r| filter.keeps(r));
     out.corrupt.retain(|r| filter.keeps(r));
 

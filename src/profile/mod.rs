@@ -350,6 +350,28 @@ impl Profile {
     }
 }
 
+impl Profile {
+    /// A warning when a profile derived from one kernel's PDB is used on another kernel (offsets can
+    /// move between builds and patch levels, so its numbers may not apply).
+    pub fn kernel_mismatch(&self, image_pdb: Option<&crate::record::PdbId>) -> Option<String> {
+        let own = self.kernel_pdb.as_ref()?;
+        match image_pdb {
+            Some(img) if img.guid.eq_ignore_ascii_case(&own.guid) && img.age == own.age => None,
+            Some(img) => Some(format!(
+                "profile {} was derived from kernel PDB {} but the image's kernel is {}: offsets may not apply",
+                self.name,
+                own.guid_age(),
+                img.guid_age()
+            )),
+            None => Some(format!(
+                "profile {} was derived from kernel PDB {} but the image's kernel PDB id is unknown",
+                self.name,
+                own.guid_age()
+            )),
+        }
+    }
+}
+
 /// Every built-in profile, parsed once on first use (start-up stays light).
 pub fn builtin() -> &'static [Profile] {
     static PARSED: OnceLock<Vec<Profile>> = OnceLock::new();

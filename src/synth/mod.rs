@@ -99,6 +99,56 @@ pub struct Truth {
 pub const DEFAULT_SIZE: u64 = 32 << 20;
 pub const MIN_SIZE: u64 = 16 << 20;
 
+/// Refuses layouts the writer cannot lay out: an object that does not fit in one pool page, or
+/// structure offsets past the size the writer allocates for them.
+fn check_profile(p: &Profile) -> Result<()> {
+    use objects::Kind;
+    let unit = p.arch.pool_header_size();
+    for kind in [Kind::TcpE, Kind::TcpL, Kind::UdpA, Kind::TcTW] {
+        let body = objects::body_size(p, kind);
+        if body + 4 * unit > phys::PAGE {
+            return Err(Error::usage(format!(
+                "profile {}: a {kind:?} object needs {body:#x} bytes, more than one pool page",
+                p.name
+            )));
+        }
+    }
+    let t = &p.tcpip;
+    let small = [
+        t.inetaf_address_family.off(),
+        t.addrinfo_local.off(),
+        t.addrinfo_remote.off(),
+        t.local_address_p_data.off(),
+        t.win10_udp_p_data.as_ref().and_then(|f| f.off()),
+    ];
+    if small.iter().flatten().any(|&o| o > 0x400) {
+        return Err(Error::usage(format!(
+            "profile {}: an address-structure offset is larger than 0x400",
+            p.name
+        )));
+    }
+    let e = &p.nt.eprocess;
+    let fields = [
+        e.dispatcher_type.off(),
+        e.directory_table_base.off(),
+        e.unique_process_id.off(),
+        e.active_process_links.off(),
+        e.create_time.off(),
+        e.exit_time.off(),
+        e.image_file_name.off(),
+        e.inherited_from_unique_process_id.off(),
+        p.nt.object_header.body.off(),
+        p.nt.object_header.type_index.off(),
+    ];
+    if fields.iter().flatten().any(|&o| o > 0x2000) || e.size.is_some_and(|s| s.get() > 0x2000) {
+        return Err(Error::usage(format!(
+            "profile {}: an _EPROCESS offset is larger than 0x2000",
+            p.name
+        )));
+    }
+    Ok(())
+}
+
 /// Writes the image, `truth.json`, the captures (and the ISF with `isf_dir`) into `out`.
 pub fn synthesize(o: &SynthOptions) -> Result<Truth> {
     let size = o.size.unwrap_or(DEFAULT_SIZE) / phys::PAGE * phys::PAGE;
@@ -119,6 +169,17 @@ pub fn synthesize(o: &SynthOptions) -> Result<Truth> {
         return Err(Error::usage(
             "x86 PAE addresses at most 64 GiB of physical memory",
         ));
+    }
+    check_profile(&o.profile)?;
+    // Each extra endpoint takes about 2 KiB of pool (object, address structures, slack); keep
+    // the pool well inside physical memory so that frames stay scattered.
+    let need = (o.extra_endpoints as u64).saturating_mul(0x800) + (4 << 20);
+    if need > size / 2 {
+        return Err(Error::usage(format!(
+            "--size {size} is too small for {} extra endpoints (give at least {} bytes)",
+            o.extra_endpoints,
+            need.saturating_mul(2)
+        )));
     }
     std::fs::create_dir_all(&o.out).map_err(|e| io_error(&o.out, &e))?;
     let built = plan::build(o, size)?;

@@ -29,6 +29,7 @@ pub struct World<'a> {
     inetaf: [u64; 2],
     /// VA of the large-page region (the INETAF structures live there).
     pub large_va: u64,
+    tcpe_count: usize,
 }
 
 /// What kind of endpoint object.
@@ -89,6 +90,7 @@ impl<'a> World<'a> {
             addrs: PagePacker::new(),
             inetaf: [0, 0],
             large_va: 0,
+            tcpe_count: 0,
         }
     }
 
@@ -274,7 +276,7 @@ impl<'a> World<'a> {
         for (i, (pid, name, create)) in list.iter().enumerate() {
             // The third process starts mid-page so that it straddles onto a discontiguous frame.
             let start = if i == 2 {
-                0x800
+                (PAGE - size / 2) / self.unit * self.unit
             } else {
                 self.rng.below(PAGE / self.unit / 2) * self.unit
             };
@@ -353,55 +355,7 @@ impl<'a> World<'a> {
 
     /// Body bytes (from the pool body) an object of this kind needs.
     fn body_size(&self, kind: Kind) -> u64 {
-        let t = &self.p.tcpip;
-        let (min, base, fields): (u64, u64, Vec<Option<u64>>) = match kind {
-            Kind::TcpE => {
-                let l = &t.tcp_endpoint;
-                (
-                    l.min_size.get(),
-                    0,
-                    vec![
-                        l.owner.off().map(|o| o + self.ptr),
-                        l.create_time.off().map(|o| o + 8),
-                    ],
-                )
-            }
-            Kind::TcpL => {
-                let l = &t.tcp_listener;
-                (
-                    l.min_size.get(),
-                    0,
-                    vec![
-                        l.local_addr.off().map(|o| o + self.ptr),
-                        l.create_time.off().map(|o| o + 8),
-                    ],
-                )
-            }
-            Kind::UdpA => {
-                let l = &t.udp_endpoint;
-                (
-                    l.min_size.get(),
-                    0,
-                    vec![
-                        l.local_addr.off().map(|o| o + self.ptr),
-                        l.create_time.off().map(|o| o + 8),
-                    ],
-                )
-            }
-            Kind::TcTW => match &t.time_wait {
-                Some(l) => (
-                    l.min_size.get(),
-                    l.body_offset.get(),
-                    vec![
-                        l.remote_addr.off().map(|o| o + 16),
-                        l.create_time.off().map(|o| o + 8),
-                    ],
-                ),
-                None => (0x40, 0, vec![]),
-            },
-        };
-        let need = fields.into_iter().flatten().max().unwrap_or(0).max(min);
-        base + need
+        body_size(self.p, kind)
     }
 
     pub fn tag(&self, kind: Kind) -> [u8; 4] {
@@ -463,7 +417,21 @@ impl<'a> World<'a> {
         transition: bool,
         hdr_va: u64,
     ) -> EndpointRecord {
-        let tag = self.tag(s.kind);
+        let tag = if s.kind == Kind::TcpE {
+            // Builds whose TCP endpoints come in several tags (TcpE and TTcb) get both.
+            self.tcpe_count += 1;
+            let tags = &self.p.tcpip.tcp_endpoint.tags;
+            match tags.get(self.tcpe_count % tags.len().max(1)) {
+                Some(t) if t.len() == 4 => {
+                    let mut out = [0u8; 4];
+                    out.copy_from_slice(t.as_bytes());
+                    out
+                }
+                _ => self.tag(s.kind),
+            }
+        } else {
+            self.tag(s.kind)
+        };
         let units = (block.size - (hdr_va - block.va)) / self.unit;
         let h = self.pool_header(prev, units, pool_type, &tag);
         self.vm.write(&mut self.mem, hdr_va, &h);
@@ -602,6 +570,66 @@ impl<'a> World<'a> {
         let pa = self.vm.translate(hdr_va).expect("mapped");
         record(s, procs, &tag, pa, Some(hdr_va), time_field)
     }
+}
+
+/// Body bytes (from the pool body) an object of this kind needs: the layout's `min_size`, and at
+/// least the end of every field the writer fills.
+pub fn body_size(p: &Profile, kind: Kind) -> u64 {
+    let ptr = p.arch.pointer_size();
+    let t = &p.tcpip;
+    let end = |f: &Field, n: u64| f.off().map(|o| o + n);
+    let (min, base, fields): (u64, u64, Vec<Option<u64>>) = match kind {
+        Kind::TcpE => {
+            let l = &t.tcp_endpoint;
+            let f = vec![
+                end(&l.inet_af, ptr),
+                end(&l.addr_info, ptr),
+                end(&l.state, 4),
+                end(&l.local_port, 2),
+                end(&l.remote_port, 2),
+                end(&l.owner, ptr),
+                end(&l.create_time, 8),
+            ];
+            (l.min_size.get(), 0, f)
+        }
+        Kind::TcpL => {
+            let l = &t.tcp_listener;
+            let f = vec![
+                end(&l.inet_af, ptr),
+                end(&l.owner, ptr),
+                end(&l.create_time, 8),
+                end(&l.local_addr, ptr),
+                end(&l.port, 2),
+            ];
+            (l.min_size.get(), 0, f)
+        }
+        Kind::UdpA => {
+            let l = &t.udp_endpoint;
+            let f = vec![
+                end(&l.inet_af, ptr),
+                end(&l.owner, ptr),
+                end(&l.create_time, 8),
+                end(&l.local_addr, ptr),
+                end(&l.port, 2),
+            ];
+            (l.min_size.get(), 0, f)
+        }
+        Kind::TcTW => match &t.time_wait {
+            Some(l) => {
+                let f = vec![
+                    end(&l.inet_af, ptr),
+                    end(&l.local_port, 2),
+                    end(&l.remote_port, 2),
+                    end(&l.local_addr, ptr),
+                    end(&l.remote_addr, 16),
+                    end(&l.create_time, 8),
+                ];
+                (l.min_size.get(), l.body_offset.get(), f)
+            }
+            None => (0x40, 0, vec![]),
+        },
+    };
+    base + fields.into_iter().flatten().max().unwrap_or(0).max(min)
 }
 
 /// The record a correct reader produces for a planted object.
@@ -744,7 +772,8 @@ impl World<'_> {
         {
             let (b, prev) = self.endpoint_block(Kind::TcpE, 0);
             let mut r = self.write_object(sample, procs, b, prev, 2, false, b.va);
-            let tag = self.tag(Kind::TcpE);
+            let mut tag = [0u8; 4];
+            tag.copy_from_slice(&r.tag.as_bytes()[..4]);
             let h = self.pool_header(prev, 2, 2, &tag);
             self.vm.write(&mut self.mem, b.va, &h);
             r.reason = Some("block too small for the object".into());

@@ -4,7 +4,7 @@ use super::captures::{ApiRow, CaptureSet, FILES};
 use super::containers::{self, runs_of, DumpFacts, Runs};
 use super::isf::EprocessExtras;
 use super::kernel::*;
-use super::objects::{family_of, record, v4, v6, Kind, Proc, Spec, World};
+use super::objects::{family_of, v4, v6, Kind, Proc, Spec, World};
 use super::phys::{PhysMem, PAGE};
 use super::rng::{mix, Rng};
 use super::vmap::{Mode, Vmap};
@@ -479,15 +479,21 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
         create: t_after(&mut rng, listen_t),
         freed: false,
     });
-    let after_capture = specs.len();
+    // Created between capture and acquisition: informational for compare, which can only tell
+    // when the object carries a time (a UDP endpoint where TcpE has no time field).
     let port = next_port(&mut rng);
+    let late_kind = if p.tcpip.tcp_endpoint.create_time.off().is_some() {
+        Kind::TcpE
+    } else {
+        Kind::UdpA
+    };
     specs.push(Spec {
-        kind: Kind::TcpE,
+        kind: late_kind,
         family: Family::Ipv4,
         local: Some(host4),
         lport: port,
-        remote: Some((remotes4[0], 443)),
-        state: Some(TcpState::Established),
+        remote: (late_kind == Kind::TcpE).then_some((remotes4[0], 443)),
+        state: (late_kind == Kind::TcpE).then_some(TcpState::Established),
         owner: Some(11),
         create: capture
             + rng.range(
@@ -581,11 +587,6 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
     }
     let mut all_rows: Vec<ApiRow> = rows.iter().map(|(_, r)| r.clone()).collect();
     all_rows.push(closed.clone());
-    let line_of = |row: &ApiRow, all: &[ApiRow]| {
-        all.iter()
-            .position(|x| std::ptr::eq(x, row))
-            .map_or(0, |i| i as u64 + 1)
-    };
     discrepancies.push(Discrepancy {
         class: "hidden_from_api".into(),
         memory: Some(planted[hidden].clone()),
@@ -636,8 +637,6 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
             });
         }
     }
-    let _ = line_of;
-    let _ = after_capture;
 
     let captures = CaptureSet {
         host: format!("WIN-{:08X}", mix(o.seed) as u32),
@@ -776,7 +775,7 @@ pub fn write_outputs(o: &SynthOptions, b: Built) -> Result<Truth> {
     }
     truth.image.physical = PhysicalSummary {
         size: runs.iter().map(|r| r.1 * PAGE).sum(),
-        ranges: runs_of_merged(&runs),
+        ranges: runs.len() as u64,
         end: runs.last().map_or(0, |r| (r.0 + r.1) * PAGE),
     };
     for (name, bytes) in captures.render() {
@@ -796,14 +795,4 @@ pub fn write_outputs(o: &SynthOptions, b: Built) -> Result<Truth> {
         std::fs::write(&path, text).map_err(|e| io_error(&path, &e))?;
     }
     Ok(truth)
-}
-
-fn runs_of_merged(runs: &Runs) -> u64 {
-    runs.len() as u64
-}
-
-#[allow(dead_code)]
-fn unused(_: &[u8]) -> Option<EndpointRecord> {
-    let _ = record;
-    None
 }
