@@ -300,8 +300,11 @@ pub fn profile_json(data: &[u8]) {
     let _ = serde_json::to_string(&profile);
 }
 
-/// Every target by name (for the replay test and `scripts/fuzz.sh`).
-pub const TARGETS: [(&str, fn(&[u8])); 7] = [
+/// A fuzz target's body.
+pub type Target = fn(&[u8]);
+
+/// Every target by name (the replay test walks them all).
+pub const TARGETS: [(&str, Target); 7] = [
     ("container", container),
     ("paging", paging),
     ("kernel", kernel),
