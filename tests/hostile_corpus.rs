@@ -122,9 +122,10 @@ fn check(what: &str, path: &Path, o: &Outcome, expect: Expect, ok_codes: &[i32])
             "{what}: error is not one line: {}",
             o.stderr
         );
-        let name = path.file_name().unwrap().to_string_lossy();
+        // The image, or the file beside it that is at fault (a VMware `.vmss` has the same stem).
+        let name = format!("{}.", path.file_stem().unwrap().to_string_lossy());
         assert!(
-            lines[0].contains(name.as_ref()),
+            lines[0].contains(&name),
             "{what}: error does not name {name}: {}",
             lines[0]
         );
@@ -392,6 +393,50 @@ fn c14_lime_range_past_end_of_file() {
     image_case(
         "LiME last range cut",
         &file("cut.lime", &image),
+        Expect::Either,
+        &[],
+    );
+}
+
+#[test]
+fn c29_vmware_metadata_damaged() {
+    let (m, _) = machine();
+    let (vmem, vmss) = common::containers::vmware(&m.mem);
+    for (i, meta) in [
+        vmss[..vmss.len() / 2].to_vec(),
+        vmss[..12].to_vec(),
+        {
+            // Group count 0xFFFFFFFF: a group table far past the end of the file.
+            let mut v = vmss.clone();
+            put_u32(&mut v, 8, 0xFFFF_FFFF);
+            v
+        },
+        b"not a vmss".to_vec(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let vmem_path = file(&format!("vm{i}.vmem"), &vmem);
+        file(&format!("vm{i}.vmss"), &meta);
+        image_case(
+            &format!("vmem with damaged .vmss #{i}"),
+            &vmem_path,
+            Expect::Either,
+            &[],
+        );
+    }
+}
+
+#[test]
+fn c30_x86_crash_dump_with_hostile_runs() {
+    let (m, t) = windows(Mode::Pae, 0x14_0000, 6, 1, 7601);
+    let mut full = full_dump(&m.mem, false, t.dtb, t.build, true, t.kdbg_va);
+    // 32-bit header: NumberOfRuns at 0x64, NumberOfPages at 0x68.
+    put_u32(&mut full, 0x64, 0xFFFF_FFFF);
+    put_u32(&mut full, 0x68, 0xFFFF_FFFF);
+    image_case(
+        "x86 dump, NumberOfRuns and NumberOfPages 0xFFFFFFFF",
+        &file("runs32.dmp", &full),
         Expect::Either,
         &[],
     );
