@@ -411,9 +411,12 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
         ..base_env
     };
 
+    // Corrupt records are dropped as soon as they are decoded unless asked for: on a flood of
+    // tag-bearing garbage, holding one record per candidate would make the heap grow with the image.
     let decoded: Vec<Decoded> = candidates
         .par_iter()
         .map(|c| endpoint::decode(c, &env))
+        .filter(|d| p.include_corrupt || matches!(d, Decoded::Valid(..)))
         .collect();
     calibration.extend(calibrate::alternatives_used(&decoded, &env));
 
