@@ -30,6 +30,20 @@ pub struct SlotVote {
 /// Runs calibration on the candidates that passed the header checks. Returns the overrides to
 /// decode with and one report entry per calibrated field (`ProfileUse::calibration`).
 pub fn calibrate(candidates: &[Candidate], env: &DecodeEnv) -> (Overrides, Vec<Value>) {
+    let decoded: Vec<Decoded> = candidates
+        .par_iter()
+        .map(|c| endpoint::decode(c, env))
+        .collect();
+    calibrate_decoded(candidates, &decoded, env)
+}
+
+/// `calibrate` with each candidate already decoded with `env` (`decoded[i]` is `candidates[i]`),
+/// so that the scan decodes every object once when no offset moves.
+pub fn calibrate_decoded(
+    candidates: &[Candidate],
+    decoded: &[Decoded],
+    env: &DecodeEnv,
+) -> (Overrides, Vec<Value>) {
     let mut overrides = Overrides::default();
     let mut report = vec![];
     let inferred = env.profile.confidence == Confidence::Inferred;
@@ -38,10 +52,11 @@ pub fn calibrate(candidates: &[Candidate], env: &DecodeEnv) -> (Overrides, Vec<V
             continue;
         };
         // Only structurally valid objects vote: decoys and garbage would dilute the evidence.
-        let decoded: Vec<(&Candidate, crate::record::EndpointRecord)> = candidates
+        let decoded: Vec<(&Candidate, &crate::record::EndpointRecord)> = candidates
             .iter()
-            .filter(|c| c.kind == kind)
-            .filter_map(|c| match endpoint::decode(c, env) {
+            .zip(decoded)
+            .filter(|(c, _)| c.kind == kind)
+            .filter_map(|(c, d)| match d {
                 Decoded::Valid(r, _) => Some((c, r)),
                 Decoded::Corrupt(_) => None,
             })
