@@ -30,18 +30,20 @@ pub struct SlotVote {
 /// Runs calibration on the candidates that passed the header checks. Returns the overrides to
 /// decode with and one report entry per calibrated field (`ProfileUse::calibration`).
 pub fn calibrate(candidates: &[Candidate], env: &DecodeEnv) -> (Overrides, Vec<Value>) {
-    let decoded: Vec<Decoded> = candidates
+    let decoded: Vec<(usize, Decoded)> = candidates
         .par_iter()
         .map(|c| endpoint::decode(c, env))
+        .enumerate()
         .collect();
     calibrate_decoded(candidates, &decoded, env)
 }
 
-/// `calibrate` with each candidate already decoded with `env` (`decoded[i]` is `candidates[i]`),
-/// so that the scan decodes every object once when no offset moves.
+/// `calibrate` with candidates already decoded with `env` (`(i, d)`: `d` is `candidates[i]`
+/// decoded; corrupt ones may be left out, they do not vote), so that the scan decodes every object
+/// once when no offset moves.
 pub fn calibrate_decoded(
     candidates: &[Candidate],
-    decoded: &[Decoded],
+    decoded: &[(usize, Decoded)],
     env: &DecodeEnv,
 ) -> (Overrides, Vec<Value>) {
     let mut overrides = Overrides::default();
@@ -52,13 +54,11 @@ pub fn calibrate_decoded(
             continue;
         };
         // Only structurally valid objects vote: decoys and garbage would dilute the evidence.
-        let decoded: Vec<(&Candidate, &crate::record::EndpointRecord)> = candidates
+        let decoded: Vec<(&Candidate, &crate::record::EndpointRecord)> = decoded
             .iter()
-            .zip(decoded)
-            .filter(|(c, _)| c.kind == kind)
-            .filter_map(|(c, d)| match d {
-                Decoded::Valid(r, _) => Some((c, r)),
-                Decoded::Corrupt(_) => None,
+            .filter_map(|(i, d)| match (candidates.get(*i), d) {
+                (Some(c), Decoded::Valid(r, _)) if c.kind == kind => Some((c, r)),
+                _ => None,
             })
             .collect();
         let total = decoded.len();

@@ -471,9 +471,14 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
         dtb_align: dtb_alignment(p.mode),
         overrides: Overrides::default(),
     };
-    let first_pass: Vec<Decoded> = candidates
+    // Corrupt records are dropped as soon as they are decoded unless asked for: on a flood of
+    // tag-bearing garbage they would outnumber the real ones and make the heap grow with the image.
+    let keep = |d: &Decoded| p.include_corrupt || matches!(d, Decoded::Valid(..));
+    let first_pass: Vec<(usize, Decoded)> = candidates
         .par_iter()
-        .map(|c| endpoint::decode(c, &base_env))
+        .enumerate()
+        .map(|(i, c)| (i, endpoint::decode(c, &base_env)))
+        .filter(|(_, d)| keep(d))
         .collect();
     let (overrides, mut calibration) =
         calibrate::calibrate_decoded(&candidates, &first_pass, &base_env);
@@ -488,9 +493,10 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
         candidates
             .par_iter()
             .map(|c| endpoint::decode(c, &env))
+            .filter(keep)
             .collect()
     } else {
-        first_pass
+        first_pass.into_iter().map(|(_, d)| d).collect()
     };
     calibration.extend(calibrate::alternatives_used(&decoded, &env));
 

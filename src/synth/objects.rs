@@ -29,6 +29,7 @@ pub struct World<'a> {
     inetaf: [u64; 2],
     /// VA of the large-page region (the INETAF structures live there).
     pub large_va: u64,
+    tcpe_count: usize,
 }
 
 /// What kind of endpoint object.
@@ -89,6 +90,7 @@ impl<'a> World<'a> {
             addrs: PagePacker::new(),
             inetaf: [0, 0],
             large_va: 0,
+            tcpe_count: 0,
         }
     }
 
@@ -145,6 +147,13 @@ impl<'a> World<'a> {
             &vec![0u8; (size - self.unit) as usize],
         );
         b.va + self.unit
+    }
+
+    /// Where an orphaned endpoint's owner pointer leads: a zero-filled allocation, as when the
+    /// owning `_EPROCESS` was freed and its memory reused (dispatcher Type 0, no PID, no name), so
+    /// a reader must report no owner rather than follow the pointer blindly.
+    fn dangling_owner(&mut self) -> u64 {
+        self.small(0x100, b"ObRe")
     }
 
     /// An `_IN_ADDR` allocation: address bytes at the returned VA.
@@ -415,7 +424,21 @@ impl<'a> World<'a> {
         transition: bool,
         hdr_va: u64,
     ) -> EndpointRecord {
-        let tag = self.tag(s.kind);
+        let tag = if s.kind == Kind::TcpE {
+            // Builds whose TCP endpoints come in several tags (TcpE and TTcb) get both.
+            self.tcpe_count += 1;
+            let tags = &self.p.tcpip.tcp_endpoint.tags;
+            match tags.get(self.tcpe_count % tags.len().max(1)) {
+                Some(t) if t.len() == 4 => {
+                    let mut out = [0u8; 4];
+                    out.copy_from_slice(t.as_bytes());
+                    out
+                }
+                _ => self.tag(s.kind),
+            }
+        } else {
+            self.tag(s.kind)
+        };
         let units = (block.size - (hdr_va - block.va)) / self.unit;
         let h = self.pool_header(prev, units, pool_type, &tag);
         self.vm.write(&mut self.mem, hdr_va, &h);
@@ -423,7 +446,11 @@ impl<'a> World<'a> {
         let body_len = units * self.unit - self.unit;
         self.vm
             .write(&mut self.mem, body, &vec![0u8; body_len as usize]);
-        let owner_va = s.owner.map(|i| procs[i].va).unwrap_or(0);
+        let owner_va = match s.owner {
+            Some(i) => procs[i].va,
+            None if s.kind != Kind::TcTW => self.dangling_owner(),
+            None => 0,
+        };
         let t = self.p.tcpip.clone();
         let ps = self.ptr as usize;
         let mut time_field = false;
@@ -756,7 +783,8 @@ impl World<'_> {
         {
             let (b, prev) = self.endpoint_block(Kind::TcpE, 0);
             let mut r = self.write_object(sample, procs, b, prev, 2, false, b.va);
-            let tag = self.tag(Kind::TcpE);
+            let mut tag = [0u8; 4];
+            tag.copy_from_slice(&r.tag.as_bytes()[..4]);
             let h = self.pool_header(prev, 2, 2, &tag);
             self.vm.write(&mut self.mem, b.va, &h);
             r.reason = Some("block too small for the object".into());

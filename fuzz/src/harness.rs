@@ -1,0 +1,315 @@
+//! The bodies of the fuzz targets, one function per target. They use only netcarve's public API.
+//!
+//! This file is compiled twice: by the cargo-fuzz crate (`fuzz/`, one libFuzzer binary per target)
+//! and, through `#[path]`, by the ordinary test `tests/hostile_fuzz_replay.rs`, which replays every
+//! committed seed and crash input through exactly the code the fuzzer ran. Each function returns
+//! normally for every input; a panic is the finding.
+#![allow(dead_code)]
+
+use netcarve::capture::{self, CaptureFormat, TimeContext};
+use netcarve::container::{vmware, PhysicalSpace};
+use netcarve::kernel::{identify, image_facts};
+use netcarve::paging::{AddressSpace, PagingMode, VirtualMemory};
+use netcarve::profile::{self, Arch, Profile};
+use netcarve::scan::{self, CarveParams, PoolHeader, TimeWindow};
+use std::path::Path;
+
+/// Inputs larger than this are cut: the targets look for logic bugs, not for the cost of big copies.
+pub const MAX_INPUT: usize = 1 << 20;
+
+fn capped(data: &[u8]) -> &[u8] {
+    data.get(..MAX_INPUT).unwrap_or(data)
+}
+
+fn u64_at(data: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    for (i, slot) in b.iter_mut().enumerate() {
+        *slot = data.get(at + i).copied().unwrap_or(0);
+    }
+    u64::from_le_bytes(b)
+}
+
+/// Container detection and header parsing of every container, then reads through the runs.
+/// The first byte picks the file name, because a `.vmem` name switches to the VMware reader;
+/// for VMware the metadata parser (`.vmss`/`.vmsn` tag tree) gets the input as well.
+pub fn container(data: &[u8]) {
+    let data = capped(data);
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
+    let name = match selector % 4 {
+        0 => "fuzz.raw",
+        1 => "fuzz.dmp",
+        2 => "fuzz.vmem",
+        _ => "fuzz.lime",
+    };
+    if selector % 4 == 2 {
+        if let Ok(regions) = vmware::parse_regions(body) {
+            for (phys, file_offset, len) in regions {
+                let _ = phys.checked_add(len);
+                let _ = file_offset.checked_add(len);
+            }
+        }
+    }
+    let Ok(space) = PhysicalSpace::from_bytes(body.to_vec(), Path::new(name)) else {
+        return;
+    };
+    let runs = space.runs().to_vec();
+    let mut previous_end = 0u64;
+    for run in &runs {
+        // Runs are documented as sorted and non-overlapping; each maps to bytes inside the file.
+        assert!(run.phys >= previous_end, "runs overlap or are unsorted");
+        previous_end = run.phys_end();
+        let bytes = space.run_bytes(run);
+        assert_eq!(
+            bytes.len() as u64,
+            run.len,
+            "run bytes shorter than the run"
+        );
+        let mut probe = [0u8; 16];
+        let _ = space.read(run.phys, &mut probe);
+        let _ = space.read(run.phys_end().saturating_sub(8), &mut probe);
+        let _ = space.read_u64(run.phys_end().saturating_sub(4));
+    }
+    let _ = space.present_size();
+    let _ = space.slice(space.end().saturating_sub(1), 2);
+    let _ = space.read_u32(u64::MAX - 2);
+}
+
+/// Control bytes in front of the paging target's memory.
+pub const PAGING_HEADER: usize = 40;
+
+/// Page-table walking: bytes 0..8 choose the paging mode (byte 0) and the DTB (bytes 1..8), bytes
+/// 8..40 are four virtual addresses to translate and read, and the rest is physical memory (raw).
+pub fn paging(data: &[u8]) {
+    let data = capped(data);
+    let Some(memory) = data.get(PAGING_HEADER..) else {
+        return;
+    };
+    let control = u64_at(data, 0);
+    let mode = match (control & 0xFF) % 3 {
+        0 => PagingMode::X64,
+        1 => PagingMode::Pae,
+        _ => PagingMode::NonPae,
+    };
+    // The DTB mostly points into the memory (where tables can be), sometimes anywhere at all.
+    let dtb = if control & 0x80 != 0 {
+        control >> 8 << 12
+    } else {
+        (control >> 8) % (memory.len() as u64).max(1)
+    };
+    let mut memory = memory.to_vec();
+    // Raw images need a page; pad so that short inputs still reach the walker.
+    if memory.len() < 0x1000 {
+        memory.resize(0x1000, 0);
+    }
+    // Keep the container raw: magic bytes at the start would pick another reader.
+    if let Some(first) = memory.first_mut() {
+        *first = 0;
+    }
+    let Ok(space) = PhysicalSpace::from_bytes(memory, Path::new("fuzz.raw")) else {
+        return;
+    };
+    let walker = AddressSpace::new(&space, dtb, mode);
+    for i in 0..4 {
+        let va = u64_at(data, 8 + i * 8);
+        let _ = walker.translate(va);
+        let mut buf = [0u8; 64];
+        let _ = walker.read_virt(va, &mut buf);
+        let _ = walker.read_ptr(va.wrapping_add(0xFFC));
+    }
+    let mut mapped = 0u64;
+    walker.kernel_mappings(|_, _, size| mapped = mapped.saturating_add(size));
+}
+
+/// Kernel identification (DTB discovery, kernel image, KUSER_SHARED_DATA) on arbitrary bytes, in
+/// whatever container they parse as; the first byte can supply a DTB override.
+pub fn kernel(data: &[u8]) {
+    let data = capped(data);
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
+    let Ok(space) = PhysicalSpace::from_bytes(body.to_vec(), Path::new("fuzz.img")) else {
+        return;
+    };
+    let dtb = (selector & 1 == 1).then(|| u64::from(selector & 0xF0) << 8);
+    if let Ok(info) = identify(&space, dtb) {
+        let facts = image_facts(&space, &info);
+        let _ = serde_json::to_string(&facts);
+        let _ = info.boot_time();
+    }
+}
+
+/// Physical pages of the synthetic x64 page tables built by [`pe_codeview`].
+const PE_PML4: u64 = 0x1000;
+const PE_PDPT: u64 = 0x2000;
+const PE_PD: u64 = 0x3000;
+const PE_PT: u64 = 0x4000;
+const PE_DATA: u64 = 0x10000;
+/// Where kernels are loaded (inside the reader's preferred, 2 MiB-aligned window).
+pub const PE_KERNEL_VA: u64 = 0xFFFF_F800_0000_0000;
+const PE_MAX_PAGES: usize = 32;
+
+/// PE/CodeView parsing of the kernel module: the input is mapped page by page at a kernel-space
+/// address by hand-written x64 page tables, and `identify` is asked to find the kernel there
+/// (it parses the PE headers, the debug directory and the CodeView record).
+pub fn pe_codeview(data: &[u8]) {
+    let data = data.get(..PE_MAX_PAGES * 0x1000).unwrap_or(data);
+    let image = pe_image(data);
+    let Ok(space) = PhysicalSpace::from_bytes(image, Path::new("fuzz.raw")) else {
+        return;
+    };
+    if let Ok(info) = identify(&space, Some(PE_PML4)) {
+        if let Some(pdb) = &info.pdb {
+            let _ = serde_json::to_string(pdb);
+        }
+    }
+}
+
+/// A raw x64 image whose page tables map `pe` at [`PE_KERNEL_VA`] (used by the PE target and its
+/// seed test).
+pub fn pe_image(pe: &[u8]) -> Vec<u8> {
+    const PRESENT_RW: u64 = 0x3;
+    let pages = pe.len().div_ceil(0x1000).max(1);
+    let mut memory = vec![0u8; PE_DATA as usize + pages * 0x1000];
+    let mut put = |at: u64, value: u64| {
+        if let Some(slot) = memory.get_mut(at as usize..at as usize + 8) {
+            slot.copy_from_slice(&value.to_le_bytes());
+        }
+    };
+    let pml4_index = (PE_KERNEL_VA >> 39) & 0x1FF;
+    put(PE_PML4 + pml4_index * 8, PE_PDPT | PRESENT_RW);
+    // Self-reference entry, as real kernels have, so the walker's self-map skip is exercised too.
+    put(PE_PML4 + 0x1ED * 8, PE_PML4 | PRESENT_RW);
+    put(PE_PDPT, PE_PD | PRESENT_RW);
+    put(PE_PD, PE_PT | PRESENT_RW);
+    for page in 0..pages as u64 {
+        put(PE_PT + page * 8, (PE_DATA + page * 0x1000) | PRESENT_RW);
+    }
+    if let Some(slot) = memory.get_mut(PE_DATA as usize..PE_DATA as usize + pe.len()) {
+        slot.copy_from_slice(pe);
+    }
+    memory
+}
+
+/// Reads kernel virtual memory as physical memory (identity map), so that pointers in the
+/// input lead back into the input and the decoder's pointer chains get exercised.
+struct IdentityMemory<'a> {
+    phys: &'a PhysicalSpace,
+    pointer_size: u64,
+}
+
+impl VirtualMemory for IdentityMemory<'_> {
+    fn read_virt(&self, va: u64, buf: &mut [u8]) -> bool {
+        self.phys.read(va, buf)
+    }
+    fn pointer_size(&self) -> u64 {
+        self.pointer_size
+    }
+}
+
+/// Pool-candidate validation and endpoint decoding: the input is raw physical memory scanned with
+/// a built-in profile picked by the first byte; pool headers are also checked one by one.
+pub fn scan_endpoint(data: &[u8]) {
+    let data = capped(data);
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
+    let profiles = profile::builtin();
+    let Some(profile) = profiles.get(usize::from(selector) % profiles.len().max(1)) else {
+        return;
+    };
+    for (i, chunk) in body.chunks(16).take(256).enumerate() {
+        if let Some(header) = PoolHeader::parse(chunk, profile.arch) {
+            let _ = scan::check_header(&header, i as u64 * 16, profile.arch, 0x40);
+            let _ = header.is_freed();
+        }
+    }
+    let mut memory = body.to_vec();
+    if memory.len() < 0x1000 {
+        memory.resize(0x1000, 0);
+    }
+    if let Some(first) = memory.first_mut() {
+        *first = 0;
+    }
+    let Ok(space) = PhysicalSpace::from_bytes(memory, Path::new("fuzz.raw")) else {
+        return;
+    };
+    let mem = IdentityMemory {
+        phys: &space,
+        pointer_size: profile.arch.pointer_size(),
+    };
+    let mode = match profile.arch {
+        Arch::X64 => PagingMode::X64,
+        Arch::X86 => PagingMode::Pae,
+    };
+    let params = CarveParams {
+        profile,
+        mem: &mem,
+        mode,
+        // 2020-01-01 .. 2030-01-01: a plausible boot/acquisition window.
+        times: TimeWindow {
+            boot: Some(132_223_104_000_000_000),
+            acquisition: Some(135_379_296_000_000_000),
+        },
+        include_corrupt: selector & 0x80 != 0,
+        chunk_size: 0x1000,
+        progress: None,
+    };
+    let carved = scan::carve(&space, &params);
+    for record in carved.endpoints.iter().chain(&carved.corrupt) {
+        let _ = serde_json::to_string(record);
+    }
+}
+
+/// Each capture-format parser: the first byte forces a format (or auto-detection), the rest is
+/// the file's bytes, decoded (UTF-8/UTF-16) as `compare` decodes them.
+pub fn capture(data: &[u8]) {
+    let data = capped(data);
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
+    let forced = CaptureFormat::ALL
+        .get(usize::from(selector) % (CaptureFormat::ALL.len() + 1))
+        .copied();
+    let Ok(text) = capture::decode_text(body) else {
+        return;
+    };
+    let time = TimeContext {
+        capture_tz_minutes: (selector & 0x80 != 0).then_some(-300),
+        image_offset_minutes: Some(60),
+    };
+    if let Ok(parsed) = capture::parse_text(Path::new("fuzz.capture"), &text, forced, &time) {
+        for row in &parsed.rows {
+            let _ = serde_json::to_string(row);
+        }
+    }
+}
+
+/// Profile JSON loading (`--profile FILE`), then the lookups scanning does with a profile.
+pub fn profile_json(data: &[u8]) {
+    let data = capped(data);
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(profile) = Profile::from_json("fuzz.json", text) else {
+        return;
+    };
+    let _ = profile.pointer_size();
+    let _ = scan::TagSet::from_profile(&profile);
+    let _ = serde_json::to_string(&profile);
+}
+
+/// A fuzz target's body.
+pub type Target = fn(&[u8]);
+
+/// Every target by name (the replay test walks them all).
+pub const TARGETS: [(&str, Target); 7] = [
+    ("container", container),
+    ("paging", paging),
+    ("kernel", kernel),
+    ("pe_codeview", pe_codeview),
+    ("scan_endpoint", scan_endpoint),
+    ("capture", capture),
+    ("profile_json", profile_json),
+];

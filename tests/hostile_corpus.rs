@@ -1,0 +1,918 @@
+//! The malformed-image and malformed-capture corpus (issue 7), run through the real binary.
+//!
+//! Every case expects one of two outcomes, and never a panic or a hang:
+//! - `Error`: exit code 2 and exactly one stderr line that names the file;
+//! - `Partial`: exit code 0 (or 1 for `compare`, which reports discrepancies) with output, and
+//!   the problem visible as a warning.
+//!
+//! `Either` is used where both are honest answers (e.g. a header field that can be read around).
+//! Images are built by hand (`tests/common`) or by mutating what `netcarve synth` writes. Library-
+//! level mutation tests live in `foundation_hostile.rs` and `compare_capture.rs`; fuzz findings in
+//! `hostile_fuzz_replay.rs`.
+mod common;
+
+use common::containers::{bitmap_dump, elf_core, full_dump, lime, lime_header};
+use common::{put_u32, put_u64, windows, Mode};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// A hang is a failure: every case must finish well inside this.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+#[derive(Copy, Clone, Debug, PartialEq)]
+enum Expect {
+    Error,
+    Partial,
+    Either,
+}
+
+struct Outcome {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    elapsed: Duration,
+    /// Peak anonymous resident memory (heap) seen while polling, in KiB; 0 without /proc.
+    peak_anon_kib: u64,
+}
+
+fn rss_anon_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("RssAnon:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn run(args: &[&str]) -> Outcome {
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netcarve"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start netcarve");
+    // Read the pipes on threads so a chatty child cannot block on a full pipe.
+    let mut out_pipe = child.stdout.take().unwrap();
+    let mut err_pipe = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut out_pipe, &mut s).ok();
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut err_pipe, &mut s).ok();
+        s
+    });
+    let mut peak_anon_kib = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if let Some(kib) = rss_anon_kib(child.id()) {
+            peak_anon_kib = peak_anon_kib.max(kib);
+        }
+        if started.elapsed() > DEADLINE {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("netcarve {args:?} did not finish in {DEADLINE:?} (hang)");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Outcome {
+        code: status.code().unwrap_or(-1),
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+        elapsed: started.elapsed(),
+        peak_anon_kib,
+    }
+}
+
+fn dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hostile_corpus");
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    })
+}
+
+fn file(name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir().join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+/// Checks one outcome against the expectation; `what` names the case in failures.
+fn check(what: &str, path: &Path, o: &Outcome, expect: Expect, ok_codes: &[i32]) {
+    assert!(
+        !o.stderr.contains("panicked"),
+        "{what}: panicked\n{}",
+        o.stderr
+    );
+    let is_error = o.code == 2;
+    match expect {
+        Expect::Error => assert!(is_error, "{what}: expected exit 2, got {}", o.code),
+        Expect::Partial => assert!(
+            ok_codes.contains(&o.code),
+            "{what}: expected a result, got exit {}: {}",
+            o.code,
+            o.stderr
+        ),
+        Expect::Either => assert!(
+            is_error || ok_codes.contains(&o.code),
+            "{what}: exit {}",
+            o.code
+        ),
+    }
+    if is_error {
+        let lines: Vec<&str> = o.stderr.trim().lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "{what}: error is not one line: {}",
+            o.stderr
+        );
+        // The image, or the file beside it that is at fault (a VMware `.vmss` has the same stem).
+        let name = format!("{}.", path.file_stem().unwrap().to_string_lossy());
+        assert!(
+            lines[0].contains(&name),
+            "{what}: error does not name {name}: {}",
+            lines[0]
+        );
+    } else {
+        assert!(
+            !o.stdout.is_empty(),
+            "{what}: exit {} but no output",
+            o.code
+        );
+    }
+}
+
+/// `info` and `scan` (JSON) on one image; returns the scan JSON when there was one.
+fn image_case(what: &str, path: &Path, expect: Expect, extra: &[&str]) -> Option<Value> {
+    let p = path.to_str().unwrap();
+    let mut info = vec!["info", p, "--format", "json"];
+    info.extend_from_slice(extra);
+    let o = run(&info);
+    check(&format!("{what} (info)"), path, &o, expect, &[0]);
+    let mut scan = vec!["scan", p, "--format", "json", "--quiet"];
+    scan.extend_from_slice(extra);
+    let o = run(&scan);
+    check(&format!("{what} (scan)"), path, &o, expect, &[0]);
+    (o.code == 0).then(|| serde_json::from_str(&o.stdout).expect("scan JSON"))
+}
+
+fn warnings(scan: &Value) -> Vec<String> {
+    scan["image"]["warnings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|w| w.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A small hand-built x64 Windows machine (KUSER, kernel PE, KDBG) past the legacy hole.
+fn machine() -> &'static (common::Machine, common::Truth) {
+    static M: OnceLock<(common::Machine, common::Truth)> = OnceLock::new();
+    M.get_or_init(|| windows(Mode::X64, 0x14_0000, 10, 0, 19041))
+}
+
+/// A `netcarve synth` win7-x64 raw image (8 MiB) with its truth, written once.
+fn synth_raw() -> &'static (PathBuf, Value) {
+    static S: OnceLock<(PathBuf, Value)> = OnceLock::new();
+    S.get_or_init(|| {
+        let out = dir().join("synth");
+        let o = run(&[
+            "synth",
+            "--profile",
+            "win7-x64",
+            "--seed",
+            "7",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.code, 0, "synth failed: {}", o.stderr);
+        let truth: Value =
+            serde_json::from_slice(&std::fs::read(out.join("truth.json")).unwrap()).unwrap();
+        (out.join("memory.raw"), truth)
+    })
+}
+
+fn hex(v: &Value) -> u64 {
+    match v {
+        Value::String(s) => u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap(),
+        Value::Number(n) => n.as_u64().unwrap(),
+        _ => panic!("not a number: {v}"),
+    }
+}
+
+// ---- containers -------------------------------------------------------------------------------
+
+#[test]
+fn c01_empty_file() {
+    image_case("empty", &file("empty.raw", b""), Expect::Error, &[]);
+}
+
+#[test]
+fn c02_directory() {
+    let d = dir().join("a_directory.raw");
+    std::fs::create_dir_all(&d).unwrap();
+    image_case("directory", &d, Expect::Error, &[]);
+}
+
+#[test]
+fn c03_one_byte() {
+    image_case("1 byte", &file("one.raw", b"\x00"), Expect::Error, &[]);
+}
+
+#[test]
+fn c04_unknown_magic_small() {
+    image_case(
+        "unknown magic",
+        &file("magic.bin", b"XYZW not a memory image at all\n"),
+        Expect::Error,
+        &[],
+    );
+}
+
+#[test]
+fn c05_truncated_crash_header() {
+    let (m, t) = machine();
+    let full = full_dump(&m.mem, true, t.dtb, t.build, false, t.kdbg_va);
+    for len in [4usize, 8, 0x90, 0xFFF, 0x1FFF] {
+        image_case(
+            &format!("crash header cut at {len:#x}"),
+            &file(&format!("trunc{len}.dmp"), &full[..len]),
+            Expect::Error,
+            &[],
+        );
+    }
+}
+
+#[test]
+fn c06_number_of_runs_all_ones() {
+    let (m, t) = machine();
+    let mut full = full_dump(&m.mem, true, t.dtb, t.build, false, t.kdbg_va);
+    put_u32(&mut full, 0x88, 0xFFFF_FFFF);
+    image_case(
+        "NumberOfRuns 0xFFFFFFFF",
+        &file("runs_ffffffff.dmp", &full),
+        Expect::Either,
+        &[],
+    );
+}
+
+#[test]
+fn c07_runs_past_end_of_file() {
+    let (m, t) = machine();
+    let mut full = full_dump(&m.mem, true, t.dtb, t.build, false, t.kdbg_va);
+    // Second run: 2^40 pages.
+    put_u64(&mut full, 0x98 + 16 + 8, 1 << 40);
+    image_case(
+        "run past EOF",
+        &file("run_past_eof.dmp", &full),
+        Expect::Error,
+        &[],
+    );
+    let mut cut = full_dump(&m.mem, true, t.dtb, t.build, false, t.kdbg_va);
+    cut.truncate(cut.len() - 0x3000);
+    image_case(
+        "file cut inside the last run",
+        &file("cut_last_run.dmp", &cut),
+        Expect::Either,
+        &[],
+    );
+}
+
+#[test]
+fn c08_overlapping_runs() {
+    let (m, t) = machine();
+    let mut full = full_dump(&m.mem, true, t.dtb, t.build, false, t.kdbg_va);
+    // Second run starts inside the first (base page 0x10 instead of 0x100).
+    put_u64(&mut full, 0x98 + 16, 0x10);
+    let scan = image_case(
+        "overlapping runs",
+        &file("overlap.dmp", &full),
+        Expect::Either,
+        &[],
+    );
+    if let Some(scan) = scan {
+        assert!(
+            warnings(&scan).iter().any(|w| w.contains("overlap")),
+            "no overlap warning: {:?}",
+            warnings(&scan)
+        );
+    }
+}
+
+#[test]
+fn c09_bitmap_longer_than_file() {
+    let (m, t) = machine();
+    let mut dump = bitmap_dump(&m.mem, true, t.dtb, t.build, t.kdbg_va);
+    // Pages (bitmap bits) at SDMP+0x30: claim 2^40 pages, a bitmap of 128 GiB.
+    put_u64(&mut dump, 0x2000 + 0x30, 1 << 40);
+    image_case(
+        "bitmap longer than file",
+        &file("bitmap_long.dmp", &dump),
+        Expect::Error,
+        &[],
+    );
+}
+
+#[test]
+fn c10_bitmap_claims_more_pages_than_present() {
+    let (m, t) = machine();
+    let mut dump = bitmap_dump(&m.mem, true, t.dtb, t.build, t.kdbg_va);
+    let bitmap = 0x2000 + 0x38;
+    let pages = (m.mem.len() / 0x1000) / 8;
+    // Every bit set: more present pages than the file holds.
+    for b in &mut dump[bitmap..bitmap + pages] {
+        *b = 0xFF;
+    }
+    image_case(
+        "bitmap claims more pages than present",
+        &file("bitmap_more.dmp", &dump),
+        Expect::Either,
+        &[],
+    );
+}
+
+#[test]
+fn c11_elf_overlapping_pt_loads() {
+    let (m, _) = machine();
+    let mut elf = elf_core(&m.mem);
+    // Second PT_LOAD (header 2) starts at physical 0x2000, inside the first.
+    put_u64(&mut elf, 64 + 56 * 2 + 24, 0x2000);
+    image_case(
+        "ELF overlapping PT_LOADs",
+        &file("overlap.elf", &elf),
+        Expect::Either,
+        &[],
+    );
+}
+
+#[test]
+fn c12_elf_truncated_pt_load() {
+    let (m, _) = machine();
+    let mut elf = elf_core(&m.mem);
+    elf.truncate(elf.len() - 0x5000);
+    image_case(
+        "ELF truncated PT_LOAD",
+        &file("trunc_load.elf", &elf),
+        Expect::Either,
+        &[],
+    );
+    let mut elf = elf_core(&m.mem);
+    // 0xFFFF program headers: the table runs far past the end of the file.
+    elf[56] = 0xFF;
+    elf[57] = 0xFF;
+    image_case(
+        "ELF program header table past EOF",
+        &file("phnum.elf", &elf),
+        Expect::Either,
+        &[],
+    );
+    let elf = elf_core(&m.mem);
+    image_case(
+        "ELF cut inside its headers",
+        &file("trunc_hdr.elf", &elf[..100]),
+        Expect::Error,
+        &[],
+    );
+}
+
+#[test]
+fn c13_lime_end_before_start() {
+    let mut image = lime_header(0x10_0000, 0x0F_FFFF - 0x1000);
+    image.extend(vec![0u8; 0x2000]);
+    image_case(
+        "LiME end < start",
+        &file("backwards.lime", &image),
+        Expect::Error,
+        &[],
+    );
+}
+
+#[test]
+fn c14_lime_range_past_end_of_file() {
+    let (m, _) = machine();
+    let mut image = lime(&m.mem);
+    image.truncate(image.len() - 0x1800);
+    image_case(
+        "LiME last range cut",
+        &file("cut.lime", &image),
+        Expect::Either,
+        &[],
+    );
+}
+
+#[test]
+fn c29_vmware_metadata_damaged() {
+    let (m, _) = machine();
+    let (vmem, vmss) = common::containers::vmware(&m.mem);
+    for (i, meta) in [
+        vmss[..vmss.len() / 2].to_vec(),
+        vmss[..12].to_vec(),
+        {
+            // Group count 0xFFFFFFFF: a group table far past the end of the file.
+            let mut v = vmss.clone();
+            put_u32(&mut v, 8, 0xFFFF_FFFF);
+            v
+        },
+        b"not a vmss".to_vec(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let vmem_path = file(&format!("vm{i}.vmem"), &vmem);
+        file(&format!("vm{i}.vmss"), &meta);
+        image_case(
+            &format!("vmem with damaged .vmss #{i}"),
+            &vmem_path,
+            Expect::Either,
+            &[],
+        );
+    }
+}
+
+#[test]
+fn c30_x86_crash_dump_with_hostile_runs() {
+    let (m, t) = windows(Mode::Pae, 0x14_0000, 6, 1, 7601);
+    let mut full = full_dump(&m.mem, false, t.dtb, t.build, true, t.kdbg_va);
+    // 32-bit header: NumberOfRuns at 0x64, NumberOfPages at 0x68.
+    put_u32(&mut full, 0x64, 0xFFFF_FFFF);
+    put_u32(&mut full, 0x68, 0xFFFF_FFFF);
+    image_case(
+        "x86 dump, NumberOfRuns and NumberOfPages 0xFFFFFFFF",
+        &file("runs32.dmp", &full),
+        Expect::Either,
+        &[],
+    );
+}
+
+// ---- page tables ------------------------------------------------------------------------------
+
+/// x64 tables where every entry of every level points back at the one table (PML4 = PDPT = PD =
+/// PT): a walk that follows entries blindly never ends.
+#[test]
+fn c15_page_tables_loop_at_every_level() {
+    let mut mem = vec![0u8; 0x40_0000];
+    let table = 0x1000u64;
+    for i in 0..512 {
+        put_u64(&mut mem, (table + i * 8) as usize, table | 0x63);
+    }
+    let path = file("loop.raw", &mem);
+    let o = run(&["info", path.to_str().unwrap(), "--dtb", "0x1000"]);
+    check(
+        "looping tables (info --dtb)",
+        &path,
+        &o,
+        Expect::Either,
+        &[0],
+    );
+    image_case(
+        "looping tables",
+        &path,
+        Expect::Either,
+        &["--dtb", "0x1000"],
+    );
+    image_case("looping tables (discovery)", &path, Expect::Either, &[]);
+}
+
+#[test]
+fn c16_entries_point_beyond_physical_memory() {
+    let (m, t) = machine();
+    let mut mem = m.mem.clone();
+    let pml4 = t.dtb as usize;
+    // Every kernel-half PML4 entry except the self-map points at 1 TiB.
+    for i in 256..512 {
+        if i != 0x1ED {
+            put_u64(&mut mem, pml4 + i * 8, (1u64 << 40) | 0x63);
+        }
+    }
+    image_case(
+        "entries beyond physical memory",
+        &file("beyond.raw", &mem),
+        Expect::Either,
+        &[],
+    );
+}
+
+#[test]
+fn c17_pointer_chains_into_unmapped_memory() {
+    let (raw, truth) = synth_raw();
+    let mut mem = std::fs::read(raw).unwrap();
+    // win7-x64 body offsets (profiles/win7-x64.json) of the owner pointer and of the first pointer
+    // of the local-address chain; both now lead to an unmapped kernel address. `_INETAF` stays
+    // readable, so the family (and with it the object) can still be decoded.
+    let pointers = |tag: &str| -> &'static [usize] {
+        match tag {
+            "TcpE" => &[0x238, 0x20],
+            "TcpL" => &[0x28, 0x58],
+            "UdpA" => &[0x28, 0x60],
+            "TcTW" => &[0x50],
+            _ => &[],
+        }
+    };
+    let mut patched = 0;
+    for e in truth["endpoints"].as_array().unwrap() {
+        let body = hex(&e["physical_offset"]) as usize + 16;
+        for off in pointers(e["tag"].as_str().unwrap()) {
+            put_u64(&mut mem, body + off, 0xFFFF_FA80_DEAD_0000);
+            patched += 1;
+        }
+    }
+    assert!(patched > 0);
+    let scan = image_case(
+        "pointers into unmapped memory",
+        &file("unmapped.raw", &mem),
+        Expect::Partial,
+        &["--profile", "win7-x64"],
+    )
+    .unwrap();
+    // Partial records, not silence: the objects are still reported, without owners and with
+    // their unreadable addresses flagged.
+    let endpoints = scan["endpoints"].as_array().unwrap();
+    assert!(!endpoints.is_empty(), "every object lost");
+    assert!(endpoints.iter().all(|e| e["pid"].is_null()));
+    let flagged = |flag: &str| {
+        endpoints
+            .iter()
+            .filter(|e| e["flags"].as_array().unwrap().iter().any(|f| f == flag))
+            .count()
+    };
+    assert!(flagged("no_owner") > 0);
+    assert!(flagged("local_addr_unreadable") > 0);
+}
+
+#[test]
+fn c18_objects_at_the_very_end_of_the_image() {
+    let (raw, truth) = synth_raw();
+    let mem = std::fs::read(raw).unwrap();
+    // Cut the image right after the header of the last planted object, then 16 and 64 bytes in.
+    let last = truth["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| hex(&e["physical_offset"]) as usize)
+        .max()
+        .unwrap();
+    for extra in [8usize, 16, 64] {
+        let cut = &mem[..(last + extra).min(mem.len())];
+        image_case(
+            &format!("object cut {extra} bytes in"),
+            &file(&format!("end{extra}.raw"), cut),
+            Expect::Partial,
+            &["--profile", "win7-x64"],
+        );
+    }
+    // And a header in the last 16 bytes of an otherwise intact image.
+    let mut tail = mem.clone();
+    let n = tail.len();
+    tail[n - 16..n].copy_from_slice(b"\x00\x00\x30\x02TcpE\x00\x00\x00\x00\x00\x00\x00\x00");
+    image_case(
+        "pool header in the last 16 bytes",
+        &file("end_header.raw", &tail),
+        Expect::Partial,
+        &["--profile", "win7-x64"],
+    );
+}
+
+/// `TcpE` with a plausible non-paged pool header every 16 bytes of every free page: hundreds of
+/// thousands of candidates; the scan must stay fast and must not report them as endpoints.
+#[test]
+fn c19_tcpe_every_16_bytes() {
+    let (raw, truth) = synth_raw();
+    let mut mem = std::fs::read(raw).unwrap();
+    let mut flooded = 0;
+    for page in mem.chunks_exact_mut(0x1000) {
+        if page.iter().all(|&b| b == 0) {
+            for slot in page.chunks_exact_mut(16) {
+                slot[..8].copy_from_slice(b"\x00\x00\x30\x02TcpE");
+            }
+            flooded += 1;
+        }
+    }
+    assert!(flooded > 100, "only {flooded} free pages");
+    let path = file("flood.raw", &mem);
+    let o = run(&[
+        "scan",
+        path.to_str().unwrap(),
+        "--format",
+        "json",
+        "--quiet",
+    ]);
+    check("TcpE flood", &path, &o, Expect::Partial, &[0]);
+    assert!(
+        o.elapsed < Duration::from_secs(60),
+        "flood took {:?}",
+        o.elapsed
+    );
+    // Every flooded header is a candidate that the scan holds until decoding (about one byte of
+    // heap per image byte); keeping a decoded record per rejected candidate too was 2.75 bytes.
+    let image_kib = mem.len() as u64 / 1024;
+    assert!(
+        o.peak_anon_kib < 2 * image_kib,
+        "flood: heap peaked at {} KiB for a {image_kib} KiB image",
+        o.peak_anon_kib
+    );
+    eprintln!(
+        "flood: {} KiB image, heap peak {} KiB, {:?}",
+        image_kib, o.peak_anon_kib, o.elapsed
+    );
+    let scan: Value = serde_json::from_str(&o.stdout).unwrap();
+    let planted = truth["endpoints"].as_array().unwrap().len();
+    let found = scan["endpoints"].as_array().unwrap().len();
+    assert!(
+        found <= planted + 8,
+        "{found} rows from a flood (planted {planted}): garbage reported as endpoints"
+    );
+    // A flood with no kernel at all: a clean error, quickly.
+    let pure: Vec<u8> = b"\x00\x00\x30\x02TcpE\x00\x00\x00\x00\x00\x00\x00\x00"
+        .iter()
+        .copied()
+        .cycle()
+        .take(4 << 20)
+        .collect();
+    let o = run(&[
+        "scan",
+        file("pure_flood.raw", &pure).to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    check(
+        "pure flood",
+        &dir().join("pure_flood.raw"),
+        &o,
+        Expect::Either,
+        &[0],
+    );
+    assert!(o.elapsed < Duration::from_secs(60));
+}
+
+#[test]
+fn c20_random_noise_of_several_sizes() {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    for (i, size) in [0x1000usize, 0x1001, 0x10_0000, 0x40_0000 + 7]
+        .into_iter()
+        .enumerate()
+    {
+        let noise: Vec<u8> = (0..size)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        image_case(
+            &format!("noise {size:#x}"),
+            &file(&format!("noise{i}.raw"), &noise),
+            Expect::Either,
+            &[],
+        );
+        // The same noise read as a VMware .vmem without metadata, and with a forced profile.
+        image_case(
+            &format!("noise {size:#x} as vmem"),
+            &file(&format!("noise{i}.vmem"), &noise),
+            Expect::Either,
+            &["--dtb", "0x1000"],
+        );
+    }
+}
+
+#[test]
+fn c21_crash_dump_with_a_bad_dtb() {
+    let (m, t) = machine();
+    let full = full_dump(&m.mem, true, 0xFFFF_FFFF_F000, t.build, false, t.kdbg_va);
+    let scan = image_case(
+        "crash dump DTB outside memory",
+        &file("bad_dtb.dmp", &full),
+        Expect::Either,
+        &[],
+    );
+    if let Some(scan) = scan {
+        assert!(
+            !warnings(&scan).is_empty(),
+            "bad header DTB without warning"
+        );
+    }
+}
+
+// ---- captures (compare with a scan JSON memory side) ------------------------------------------
+
+/// A scan JSON of the synth image: the memory side of every capture case.
+fn scan_json() -> &'static PathBuf {
+    static J: OnceLock<PathBuf> = OnceLock::new();
+    J.get_or_init(|| {
+        let (raw, _) = synth_raw();
+        let out = dir().join("scan.json");
+        let o = run(&[
+            "scan",
+            raw.to_str().unwrap(),
+            "--format",
+            "json",
+            "--quiet",
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        out
+    })
+}
+
+fn capture_case(what: &str, name: &str, bytes: &[u8], expect: Expect) {
+    let path = file(name, bytes);
+    let o = run(&[
+        "compare",
+        scan_json().to_str().unwrap(),
+        "--live",
+        path.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    check(what, &path, &o, expect, &[0, 1]);
+}
+
+fn netcarve_capture(tcp: &str) -> String {
+    format!(
+        r#"{{"format": "netcarve-capture", "version": 1, "host": "H", "collected_raw": 133590404967890000,
+        "collected": "2024-05-01T12:34:56.7890000Z", "utc_offset_minutes": 0, "tcp": [{tcp}], "udp": []}}"#
+    )
+}
+
+const GOOD_ROW: &str = r#"{"family": "ipv4", "state": 5, "local_addr": "10.0.0.5", "local_port": 49723,
+    "remote_addr": "93.184.216.34", "remote_port": 443, "pid": 1236, "process": "evil.exe",
+    "create_time_raw": 133590404967890000}"#;
+
+#[test]
+fn c22_capture_wrong_json_types() {
+    capture_case(
+        "tcp is a string",
+        "types1.json",
+        netcarve_capture("")
+            .replace("\"tcp\": []", "\"tcp\": \"x\"")
+            .as_bytes(),
+        Expect::Either,
+    );
+    let bad = GOOD_ROW.replace("49723", "\"port\"").replace("1236", "[1]");
+    capture_case(
+        "port and pid of the wrong type",
+        "types2.json",
+        netcarve_capture(&format!("{bad},{GOOD_ROW}")).as_bytes(),
+        Expect::Partial,
+    );
+    capture_case("top-level number", "types3.json", b"42", Expect::Error);
+    capture_case(
+        "ps7 array of numbers",
+        "types4.json",
+        b"[1, 2, 3]",
+        Expect::Error,
+    );
+}
+
+#[test]
+fn c23_capture_truncated_json() {
+    let full = netcarve_capture(GOOD_ROW);
+    for cut in [1usize, 10, full.len() / 2, full.len() - 1] {
+        capture_case(
+            &format!("JSON cut at {cut}"),
+            &format!("trunc{cut}.json"),
+            &full.as_bytes()[..cut],
+            Expect::Error,
+        );
+    }
+}
+
+#[test]
+fn c24_capture_bad_dates() {
+    for (i, date) in [
+        "\"2024-13-45T99:99:99Z\"",
+        "\"yesterday\"",
+        "\"/Date(-99999999999999999)/\"",
+        "\"\"",
+        "\"9999-12-31T23:59:59.9999999Z\"",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let ps7 = format!(
+            r#"[{{"LocalAddress": "10.0.0.5", "LocalPort": 49723, "RemoteAddress": "93.184.216.34",
+            "RemotePort": 443, "State": "Established", "OwningProcess": 1236, "CreationTime": {date}}}]"#
+        );
+        capture_case(
+            &format!("ps7 date {date}"),
+            &format!("date{i}.json"),
+            ps7.as_bytes(),
+            Expect::Either,
+        );
+    }
+    capture_case(
+        "netcarve collected date garbage",
+        "date_collected.json",
+        netcarve_capture(GOOD_ROW)
+            .replace("2024-05-01T12:34:56.7890000Z", "not a date")
+            .as_bytes(),
+        Expect::Either,
+    );
+}
+
+fn utf16le(text: &str, bom: bool) -> Vec<u8> {
+    let mut v = if bom { vec![0xFF, 0xFE] } else { vec![] };
+    for unit in text.encode_utf16() {
+        v.extend(unit.to_le_bytes());
+    }
+    v
+}
+
+#[test]
+fn c25_capture_utf16_with_and_without_bom() {
+    let text = netcarve_capture(GOOD_ROW);
+    capture_case(
+        "UTF-16LE with BOM",
+        "u16bom.json",
+        &utf16le(&text, true),
+        Expect::Partial,
+    );
+    capture_case(
+        "UTF-16LE without BOM",
+        "u16.json",
+        &utf16le(&text, false),
+        Expect::Partial,
+    );
+    let mut odd = utf16le(&text, true);
+    odd.push(0x41);
+    capture_case(
+        "UTF-16LE with an odd byte count",
+        "u16odd.json",
+        &odd,
+        Expect::Either,
+    );
+    let mut be = vec![0xFE, 0xFF];
+    for unit in text.encode_utf16() {
+        be.extend(unit.to_be_bytes());
+    }
+    capture_case("UTF-16BE with BOM", "u16be.json", &be, Expect::Partial);
+}
+
+#[test]
+fn c26_capture_huge_numbers() {
+    let row = GOOD_ROW
+        .replace("49723", "99999999999999999999999")
+        .replace("1236", "1e300")
+        .replace("133590404967890000", "18446744073709551616");
+    capture_case(
+        "huge numbers",
+        "huge.json",
+        netcarve_capture(&format!("{row},{GOOD_ROW}")).as_bytes(),
+        Expect::Either,
+    );
+    capture_case(
+        "huge collected_raw",
+        "huge_collected.json",
+        netcarve_capture(GOOD_ROW)
+            .replace("133590404967890000,\n", "18446744073709551615,\n")
+            .as_bytes(),
+        Expect::Either,
+    );
+    let netstat =
+        "  TCP    10.0.0.5:99999999999    93.184.216.34:443    ESTABLISHED    99999999999999\n";
+    capture_case(
+        "netstat huge numbers",
+        "huge.txt",
+        netstat.as_bytes(),
+        Expect::Either,
+    );
+}
+
+#[test]
+fn c27_capture_empty_files() {
+    capture_case("empty capture", "empty.json", b"", Expect::Error);
+    capture_case("BOM only", "bom.json", b"\xEF\xBB\xBF", Expect::Error);
+    capture_case("whitespace only", "ws.txt", b" \r\n\t\n", Expect::Error);
+    capture_case("UTF-16 BOM only", "bom16.json", b"\xFF\xFE", Expect::Error);
+}
+
+#[test]
+fn c28_memory_side_malformed() {
+    let good = std::fs::read_to_string(scan_json()).unwrap();
+    let capture = file("ok_capture.json", netcarve_capture(GOOD_ROW).as_bytes());
+    for (name, text) in [
+        ("scan_trunc.json", &good[..good.len() / 2]),
+        ("scan_types.json", "{\"image\": 5, \"endpoints\": \"no\"}"),
+    ] {
+        let path = file(name, text.as_bytes());
+        let o = run(&[
+            "compare",
+            path.to_str().unwrap(),
+            "--live",
+            capture.to_str().unwrap(),
+        ]);
+        check(name, &path, &o, Expect::Error, &[0, 1]);
+    }
+}

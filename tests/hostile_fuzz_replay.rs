@@ -1,0 +1,165 @@
+//! Replays every committed fuzz input (`fuzz/corpus/<target>/`: seeds, minimised corpus and the
+//! inputs of every crash found, named `crash-*`) through the very harness the fuzzer runs
+//! (`fuzz/src/harness.rs`), so the ordinary test suite holds every finding as a regression test
+//! without needing a nightly toolchain or libFuzzer.
+//!
+//! `cargo test --test hostile_fuzz_replay -- --ignored write_fuzz_seeds` rewrites the seeds.
+mod common;
+
+#[path = "../fuzz/src/harness.rs"]
+mod harness;
+
+use common::containers::{bitmap_dump, elf_core, full_dump, lime, vmware};
+use common::{tiny_kernel_pe, windows, Mode, GUID_BYTES};
+use std::path::{Path, PathBuf};
+
+fn corpus_dir(target: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target)
+}
+
+#[test]
+fn every_committed_fuzz_input_replays_without_panic() {
+    for (target, run) in harness::TARGETS {
+        let dir = corpus_dir(target);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        assert!(
+            files.iter().any(|f| f
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("seed-"))),
+            "{target}: no seed committed"
+        );
+        for file in files {
+            let bytes = std::fs::read(&file).unwrap();
+            let outcome = std::panic::catch_unwind(|| run(&bytes));
+            assert!(
+                outcome.is_ok(),
+                "{target}: {} panicked (see the message above)",
+                file.display()
+            );
+        }
+    }
+}
+
+/// The seeds must reach deep code, or the fuzzer starts from nothing: the PE seed must be found
+/// as a kernel, the paging seed must translate, the scan seed must carve endpoints.
+#[test]
+fn seeds_reach_the_code_they_are_for() {
+    use netcarve::container::PhysicalSpace;
+    use netcarve::kernel::identify;
+    let pe = std::fs::read(corpus_dir("pe_codeview").join("seed-x64-kernel")).unwrap();
+    let space =
+        PhysicalSpace::from_bytes(harness::pe_image(&pe), Path::new("pe.raw")).expect("raw image");
+    let info = identify(&space, Some(0x1000)).expect("identify");
+    assert_eq!(info.kernel_base, Some(harness::PE_KERNEL_VA));
+    assert!(info.pdb.is_some(), "CodeView record not parsed");
+
+    let paging = std::fs::read(corpus_dir("paging").join("seed-x64")).unwrap();
+    let memory = paging[harness::PAGING_HEADER..].to_vec();
+    let dtb = u64::from_le_bytes(paging[0..8].try_into().unwrap()) >> 8;
+    let space = PhysicalSpace::from_bytes(memory, Path::new("p.raw")).unwrap();
+    let walker =
+        netcarve::paging::AddressSpace::new(&space, dtb, netcarve::paging::PagingMode::X64);
+    let va = u64::from_le_bytes(paging[8..16].try_into().unwrap());
+    assert!(walker.translate(va).is_some(), "paging seed maps nothing");
+}
+
+fn write(target: &str, name: &str, bytes: &[u8]) {
+    let dir = corpus_dir(target);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
+}
+
+fn with_selector(selector: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = vec![selector];
+    v.extend_from_slice(body);
+    v
+}
+
+/// Writes the seed corpora from the test image builders, the built-in profiles and the capture
+/// fixtures. Small on purpose: 256 KiB machines, except for the containers, whose test writers
+/// need memory past the legacy hole (1 MiB); those images are mostly zeros.
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let (m64, t64) = windows(Mode::X64, 0x4_0000, 10, 0, 19041);
+    let (m86, t86) = windows(Mode::Pae, 0x4_0000, 6, 1, 7601);
+    let (big64, big_t64) = windows(Mode::X64, 0x11_0000, 10, 0, 19041);
+    let (big86, big_t86) = windows(Mode::Pae, 0x11_0000, 6, 1, 7601);
+    let full = full_dump(
+        &big64.mem,
+        true,
+        big_t64.dtb,
+        big_t64.build,
+        false,
+        big_t64.kdbg_va,
+    );
+    let full86 = full_dump(
+        &big86.mem,
+        false,
+        big_t86.dtb,
+        big_t86.build,
+        true,
+        big_t86.kdbg_va,
+    );
+    let bitmap = bitmap_dump(
+        &big64.mem,
+        true,
+        big_t64.dtb,
+        big_t64.build,
+        big_t64.kdbg_va,
+    );
+    let elf = elf_core(&big64.mem);
+    let lime_image = lime(&big64.mem);
+    let (_vmem, vmss) = vmware(&big64.mem);
+
+    // Selector % 4: 0 raw name, 1 .dmp, 2 .vmem (+ metadata parser), 3 .lime.
+    write("container", "raw", &with_selector(0, &m64.mem));
+    write("container", "full64", &with_selector(1, &full));
+    write("container", "full32", &with_selector(1, &full86));
+    write("container", "bitmap64", &with_selector(1, &bitmap));
+    write("container", "elf", &with_selector(0, &elf));
+    write("container", "lime", &with_selector(3, &lime_image));
+    write("container", "vmss", &with_selector(2, &vmss));
+
+    write("kernel", "raw64", &with_selector(0, &m64.mem));
+    write("kernel", "raw-pae", &with_selector(0, &m86.mem));
+    write("kernel", "bitmap64", &with_selector(0, &bitmap));
+
+    let mut paging = Vec::new();
+    paging.extend_from_slice(&(t64.dtb << 8).to_le_bytes());
+    for va in [
+        t64.kernel_base,
+        common::KUSER_X64,
+        t64.kdbg_va,
+        0xFFFF_F6FB_7DBE_D000,
+    ] {
+        paging.extend_from_slice(&va.to_le_bytes());
+    }
+    paging.extend_from_slice(&m64.mem);
+    write("paging", "x64", &paging);
+    let mut paging = Vec::new();
+    paging.extend_from_slice(&((t86.dtb << 8) | 1).to_le_bytes());
+    for va in [t86.kernel_base, common::KUSER_X86, t86.kdbg_va, 0xC060_0000] {
+        paging.extend_from_slice(&va.to_le_bytes());
+    }
+    paging.extend_from_slice(&m86.mem);
+    write("paging", "pae", &paging);
+
+    let pe64 = tiny_kernel_pe(true, "ntkrnlmp.pdb", &GUID_BYTES, 3, (10, 0, 19041, 1));
+    write("pe_codeview", "x64-kernel", &pe64);
+    let pe86 = tiny_kernel_pe(false, "ntkrpamp.pdb", &GUID_BYTES, 1, (6, 1, 7601, 1));
+    write("pe_codeview", "x86-kernel", &pe86);
+
+    for name in ["win7-x64", "win10-19041-x64", "win7-x86"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("profiles")
+            .join(format!("{name}.json"));
+        write("profile_json", name, &std::fs::read(path).unwrap());
+    }
+}
