@@ -56,6 +56,8 @@ const VS_FIXEDFILEINFO_SIGNATURE: [u8; 4] = 0xFEEF_04BDu32.to_le_bytes();
 const MAX_KERNEL_CANDIDATES: usize = 1 << 16;
 const MAX_IMAGE_SIZE: u64 = 64 << 20;
 const MAX_TAG_HITS: usize = 256;
+/// Top-level page tables are looked for below this first (see `self_map_scan`).
+const LOW_TABLES_END: u64 = 16 << 20;
 /// `tcpip.sys` appears in many strings (driver lists, paths); the resource may come late.
 const MAX_TCPIP_NAME_HITS: usize = 1 << 14;
 
@@ -296,19 +298,51 @@ fn low_stub_dtb(phys: &PhysicalSpace) -> Option<Found> {
 /// VA 0xC0300000), PAE top page directory (index 3 of the PD for 0xC0000000, VA 0xC0600000).
 /// Each page gets a few compares before anything is walked; candidates are validated on the spot.
 fn self_map_scan(phys: &PhysicalSpace, modes: &[PagingMode]) -> Option<Found> {
+    // Windows allocates the top-level tables of the boot process low (about 0x180000-0x1C0000):
+    // looking there first keeps identification from reading the whole image.
+    self_map_scan_in(phys, modes, 0..LOW_TABLES_END)
+        .or_else(|| self_map_scan_in(phys, modes, 0..u64::MAX))
+}
+
+/// The present bytes of `run` that lie in `range`, with the physical address of the first.
+fn run_part<'a>(
+    phys: &'a PhysicalSpace,
+    run: &crate::container::Run,
+    range: &std::ops::Range<u64>,
+) -> Option<(u64, &'a [u8])> {
+    let start = run.phys.max(range.start);
+    let end = run.phys_end().min(range.end);
+    if start >= end {
+        return None;
+    }
+    let bytes = phys.run_bytes(run);
+    let from = usize::try_from(start - run.phys).ok()?;
+    let to = usize::try_from(end - run.phys).ok()?;
+    Some((start, bytes.get(from..to)?))
+}
+
+/// `self_map_scan` over the physical addresses in `range` (PAE: the PDPT is looked for in the same
+/// range).
+fn self_map_scan_in(
+    phys: &PhysicalSpace,
+    modes: &[PagingMode],
+    range: std::ops::Range<u64>,
+) -> Option<Found> {
     let want_x64 = modes.contains(&PagingMode::X64);
     let want_pae = modes.contains(&PagingMode::Pae);
     let want_nonpae = modes.contains(&PagingMode::NonPae);
     // PAE: PD3 pages found, keyed by the frame of the PD they map at index 0 (= PDPT entry 0).
     let mut pae_pd3: Vec<(u64, [u64; 4])> = vec![];
     for run in phys.runs() {
-        let bytes = phys.run_bytes(run);
-        let skip = ((0x1000 - (run.phys & 0xFFF)) & 0xFFF) as usize;
+        let Some((run_start, bytes)) = run_part(phys, run, &range) else {
+            continue;
+        };
+        let skip = ((0x1000 - (run_start & 0xFFF)) & 0xFFF) as usize;
         let Some(aligned) = bytes.get(skip..) else {
             continue;
         };
         for (i, page) in aligned.chunks_exact(0x1000).enumerate() {
-            let pa = run.phys + skip as u64 + (i as u64) * 0x1000;
+            let pa = run_start + skip as u64 + (i as u64) * 0x1000;
             let qword = |k: usize| {
                 page.get(k * 8..k * 8 + 8)
                     .and_then(|b| b.try_into().ok())
@@ -359,12 +393,16 @@ fn self_map_scan(phys: &PhysicalSpace, modes: &[PagingMode]) -> Option<Found> {
     if pae_pd3.is_empty() {
         return None;
     }
-    find_pae_pdpt(phys, &pae_pd3)
+    find_pae_pdpt(phys, &pae_pd3, &range)
 }
 
 /// The PDPT (32-byte aligned, below 4 GiB) whose four entries name the same page directories as a
 /// self-mapping PD3's first four entries.
-fn find_pae_pdpt(phys: &PhysicalSpace, pd3s: &[(u64, [u64; 4])]) -> Option<Found> {
+fn find_pae_pdpt(
+    phys: &PhysicalSpace,
+    pd3s: &[(u64, [u64; 4])],
+    range: &std::ops::Range<u64>,
+) -> Option<Found> {
     let frame = |e: u64| e & 0x000F_FFFF_FFFF_F000;
     let mut by_pd0: std::collections::HashMap<u64, Vec<[u64; 4]>> = Default::default();
     for (_, entries) in pd3s {
@@ -374,8 +412,10 @@ fn find_pae_pdpt(phys: &PhysicalSpace, pd3s: &[(u64, [u64; 4])]) -> Option<Found
         if run.phys >= 1 << 32 {
             break;
         }
-        let bytes = phys.run_bytes(run);
-        let skip = ((32 - (run.phys & 31)) & 31) as usize;
+        let Some((run_start, bytes)) = run_part(phys, run, range) else {
+            continue;
+        };
+        let skip = ((32 - (run_start & 31)) & 31) as usize;
         let Some(aligned) = bytes.get(skip..) else {
             continue;
         };
@@ -394,7 +434,7 @@ fn find_pae_pdpt(phys: &PhysicalSpace, pd3s: &[(u64, [u64; 4])]) -> Option<Found
             let Some(cands) = by_pd0.get(&frame(e0)) else {
                 continue;
             };
-            let pa = run.phys + skip as u64 + (i as u64) * 32;
+            let pa = run_start + skip as u64 + (i as u64) * 32;
             if pa > 0xFFFF_FFE0 {
                 break;
             }
