@@ -30,6 +30,22 @@ pub struct SlotVote {
 /// Runs calibration on the candidates that passed the header checks. Returns the overrides to
 /// decode with and one report entry per calibrated field (`ProfileUse::calibration`).
 pub fn calibrate(candidates: &[Candidate], env: &DecodeEnv) -> (Overrides, Vec<Value>) {
+    let decoded: Vec<(usize, Decoded)> = candidates
+        .par_iter()
+        .map(|c| endpoint::decode(c, env))
+        .enumerate()
+        .collect();
+    calibrate_decoded(candidates, &decoded, env)
+}
+
+/// `calibrate` with candidates already decoded with `env` (`(i, d)`: `d` is `candidates[i]`
+/// decoded; corrupt ones may be left out, they do not vote), so that the scan decodes every object
+/// once when no offset moves.
+pub fn calibrate_decoded(
+    candidates: &[Candidate],
+    decoded: &[(usize, Decoded)],
+    env: &DecodeEnv,
+) -> (Overrides, Vec<Value>) {
     let mut overrides = Overrides::default();
     let mut report = vec![];
     let inferred = env.profile.confidence == Confidence::Inferred;
@@ -38,12 +54,11 @@ pub fn calibrate(candidates: &[Candidate], env: &DecodeEnv) -> (Overrides, Vec<V
             continue;
         };
         // Only structurally valid objects vote: decoys and garbage would dilute the evidence.
-        let decoded: Vec<(&Candidate, crate::record::EndpointRecord)> = candidates
+        let decoded: Vec<(&Candidate, &crate::record::EndpointRecord)> = decoded
             .iter()
-            .filter(|c| c.kind == kind)
-            .filter_map(|c| match endpoint::decode(c, env) {
-                Decoded::Valid(r, _) => Some((c, r)),
-                Decoded::Corrupt(_) => None,
+            .filter_map(|(i, d)| match (candidates.get(*i), d) {
+                (Some(c), Decoded::Valid(r, _)) if c.kind == kind => Some((c, r)),
+                _ => None,
             })
             .collect();
         let total = decoded.len();

@@ -170,6 +170,10 @@ pub struct SynthArgs {
     /// x86 only: write non-PAE page tables instead of PAE.
     #[arg(long)]
     pub no_pae: bool,
+    /// NT build the kernel reports (inside the profile's range; default: its representative
+    /// release, e.g. 7601 for win7).
+    #[arg(long)]
+    pub build: Option<u32>,
     /// Number of extra endpoints to plant (benchmarks plant thousands).
     #[arg(long)]
     pub endpoints: Option<usize>,

@@ -203,7 +203,8 @@ pub struct ResearchCounts {
     pub no_time_field_paired: usize,
     pub no_time_field_api_zero: usize,
     pub no_time_field_api_nonzero: usize,
-    /// Zero API rows on objects that are not TCP connections (listeners, UDP).
+    /// Zero API rows on objects that are not TCP connections (listeners, UDP), leaving out those
+    /// whose kernel time is zero too.
     pub api_zero_not_tcp_connection: usize,
 }
 
@@ -713,6 +714,11 @@ fn summarise(rows: &[CompareRow], captures: &[CaptureInfo]) -> Summary {
     summary
 }
 
+/// `1 API row shows`, `3 API rows show`: counts read as sentences.
+fn rows(n: usize, singular: &str, plural: &str) -> String {
+    format!("{n} {}", if n == 1 { singular } else { plural })
+}
+
 /// (side, build, proto, tag, state, kind).
 type TallyKey = (
     &'static str,
@@ -782,8 +788,12 @@ impl ResearchAccumulator {
                     self.counts.api_zero_on_kernel_time += 1;
                 }
                 // TIME_WAIT objects (TcTW) are connections too; listeners and UDP endpoints are not.
+                // A zero the kernel itself holds says nothing about missing fields, whatever the
+                // object (counted in `api_zero_on_kernel_time_zero` alone).
                 let connection = matches!(m.tag.as_str(), "TcpE" | "TTcb" | "TcTW");
-                if !connection {
+                let kernel_zero =
+                    !m.has_flag(flag::NO_TIME_FIELD) && m.create_time_raw.unwrap_or(0) == 0;
+                if !connection && !kernel_zero {
                     self.counts.api_zero_not_tcp_connection += 1;
                 }
             }
@@ -799,47 +809,108 @@ impl ResearchAccumulator {
         *self.tally.entry(key).or_default() += 1;
     }
 
+    /// The verdict on [`HYPOTHESIS`]. Evidence against it: a zero API time on an object whose
+    /// kernel time is not zero (the API lost a time the kernel holds), a zero API time on a listener
+    /// or UDP endpoint without a time field, and an object without a time field whose API time is
+    /// not zero. A zero API time whose kernel time is zero as well is the API reporting faithfully:
+    /// it is neither for nor against a hypothesis about *missing fields*, so it is counted apart
+    /// (`api_zero_on_kernel_time_zero`) and named in the reasoning, never in the verdict.
     fn finish(self) -> Research {
         let c = &self.counts;
-        let counter_examples = c.api_zero_on_kernel_time
-            + c.api_zero_on_kernel_time_zero
-            + c.no_time_field_api_nonzero
-            + c.api_zero_not_tcp_connection;
-        let (verdict, reasoning) = if c.no_time_field_paired == 0 && c.api_zero_rows == 0 {
+        let faithful = if c.api_zero_on_kernel_time_zero > 0 {
+            format!(
+                "; {} the kernel's own zero time (not evidence either way)",
+                rows(
+                    c.api_zero_on_kernel_time_zero,
+                    "zero-time API row reports",
+                    "zero-time API rows report"
+                )
+            )
+        } else {
+            String::new()
+        };
+        let counter_examples =
+            c.api_zero_on_kernel_time + c.no_time_field_api_nonzero + c.api_zero_not_tcp_connection;
+        let (verdict, reasoning) = if counter_examples > 0 {
+            let mut against = vec![];
+            if c.api_zero_on_kernel_time > 0 {
+                against.push(format!(
+                    "{} zero although the kernel object holds a time",
+                    rows(c.api_zero_on_kernel_time, "API row shows", "API rows show")
+                ));
+            }
+            if c.api_zero_not_tcp_connection > 0 {
+                against.push(format!(
+                    "{} not a TCP connection (listener or UDP)",
+                    rows(
+                        c.api_zero_not_tcp_connection,
+                        "zero-time API row is",
+                        "zero-time API rows are"
+                    )
+                ));
+            }
+            if c.no_time_field_api_nonzero > 0 {
+                against.push(format!(
+                    "{} a non-zero time for an object without a time field",
+                    rows(
+                        c.no_time_field_api_nonzero,
+                        "API row shows",
+                        "API rows show"
+                    )
+                ));
+            }
+            ("refuted", format!("{}{faithful}", against.join("; ")))
+        } else if c.api_zero_on_no_time_field > 0 {
+            ("supported", {
+                let n = c.api_zero_on_no_time_field;
+                let of = if n == c.api_zero_rows {
+                    format!("all {n}")
+                } else {
+                    format!("{n} of {}", c.api_zero_rows)
+                };
+                let unpaired = if c.api_zero_unpaired > 0 {
+                    format!(
+                        "; {} no memory counterpart",
+                        rows(
+                            c.api_zero_unpaired,
+                            "zero-time API row has",
+                            "zero-time API rows have"
+                        )
+                    )
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{of} zero-time API {} TCP {} whose kernel object has no time field; all \
+                         {} of such objects show zero{unpaired}{faithful}",
+                    if c.api_zero_rows == 1 {
+                        "row is a"
+                    } else {
+                        "rows are"
+                    },
+                    if n == 1 { "connection" } else { "connections" },
+                    rows(c.no_time_field_paired, "timed API row", "timed API rows"),
+                )
+            })
+        } else if c.no_time_field_paired == 0 && c.api_zero_unpaired == 0 {
             (
                 "inconclusive",
-                "no zero API timestamps and no timed API rows for objects without a time field"
-                    .to_string(),
-            )
-        } else if counter_examples > 0 {
-            (
-                "refuted",
                 format!(
-                    "{} zero API rows on objects with a time field ({} non-zero, {} zero in the kernel), \
-                     {} on objects that are not TCP connections, and {} objects without a time field \
-                     whose API time is not zero",
-                    c.api_zero_on_kernel_time + c.api_zero_on_kernel_time_zero,
-                    c.api_zero_on_kernel_time,
-                    c.api_zero_on_kernel_time_zero,
-                    c.api_zero_not_tcp_connection,
-                    c.no_time_field_api_nonzero
-                ),
-            )
-        } else if c.api_zero_on_no_time_field > 0 {
-            (
-                "supported",
-                format!(
-                    "all {} paired zero API rows are TCP connections without a kernel time field, and all {} \
-                     such objects with a timed API row show zero ({} zero rows had no memory counterpart)",
-                    c.api_zero_on_no_time_field, c.no_time_field_paired, c.api_zero_unpaired
+                    "no object without a time field was listed by a capture with times, and no \
+                     zero-time API row points at one{faithful}"
                 ),
             )
         } else {
             (
                 "inconclusive",
                 format!(
-                    "{} zero API rows, none paired with a memory object",
-                    c.api_zero_unpaired
+                    "{} no memory counterpart, and no zero-time API row pairs with an object \
+                     without a time field{faithful}",
+                    rows(
+                        c.api_zero_unpaired,
+                        "zero-time API row has",
+                        "zero-time API rows have"
+                    )
                 ),
             )
         };
@@ -1130,6 +1201,77 @@ mod tests {
         assert_eq!(report.summary.by_class["match"], 3);
         assert_eq!(report.summary.discrepancies, 2);
         assert_eq!(report.research.verdict, "refuted");
+    }
+
+    /// A zero the kernel holds itself is counted apart: it neither supports nor refutes the
+    /// hypothesis about missing fields, and the verdict stays what the other rows say.
+    #[test]
+    fn kernel_zero_times_do_not_decide_the_verdict() {
+        let no_field = |offset: u64, port: u16| {
+            let mut m = mem(
+                offset,
+                "TcpE",
+                ("10.0.0.5", port),
+                Some(("1.2.3.4", 443)),
+                Some(8),
+            );
+            m.create_time = None;
+            m.create_time_raw = None;
+            m.flags = vec![flag::NO_TIME_FIELD.into()];
+            m
+        };
+        let mut udp_zero = mem(0x9000, "UdpA", ("10.0.0.5", 5000), None, Some(8));
+        udp_zero.create_time_raw = Some(0);
+        udp_zero.flags = vec![flag::ZERO_TIME.into()];
+        let connections = [no_field(0x1000, 50001), no_field(0x2000, 50002)];
+        let zero_rows = |ms: &[EndpointRecord]| -> Vec<CaptureRow> {
+            ms.iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    let mut c = cap(m, i as u64 + 1);
+                    c.create_time_raw = Some(0);
+                    c
+                })
+                .collect()
+        };
+        let mut memory = connections.to_vec();
+        memory.push(udp_zero.clone());
+        let report = run(memory.clone(), zero_rows(&memory), None);
+        let r = &report.research;
+        assert_eq!(r.verdict, "supported", "{}", r.reasoning);
+        assert_eq!(r.counts.api_zero_rows, 3);
+        assert_eq!(r.counts.api_zero_on_no_time_field, 2);
+        assert_eq!(r.counts.api_zero_on_kernel_time_zero, 1);
+        assert_eq!(r.counts.api_zero_not_tcp_connection, 0);
+        assert_eq!(
+            r.reasoning,
+            "2 of 3 zero-time API rows are TCP connections whose kernel object has no time \
+             field; all 2 timed API rows of such objects show zero; 1 zero-time API row reports \
+             the kernel's own zero time (not evidence either way)"
+        );
+
+        // Only kernel zeros: nothing to say about missing fields.
+        let report = run(vec![udp_zero.clone()], zero_rows(&[udp_zero.clone()]), None);
+        assert_eq!(report.research.verdict, "inconclusive");
+        assert!(report
+            .research
+            .reasoning
+            .contains("1 zero-time API row reports the kernel's own zero time"));
+
+        // A zero API time on a UDP endpoint whose kernel holds a time still refutes it.
+        let udp_timed = mem(0xA000, "UdpA", ("10.0.0.5", 5001), None, Some(8));
+        let mut memory = connections.to_vec();
+        memory.push(udp_timed);
+        let report = run(memory.clone(), zero_rows(&memory), None);
+        assert_eq!(report.research.verdict, "refuted");
+        assert!(
+            report.research.reasoning.starts_with(
+                "1 API row shows zero although the kernel object holds a time; 1 zero-time API \
+                 row is not a TCP connection"
+            ),
+            "{}",
+            report.research.reasoning
+        );
     }
 
     #[test]

@@ -422,48 +422,20 @@ struct KernelImage {
     pdb: PdbId,
 }
 
-/// Finds ntoskrnl in kernel space: first the KDBG route (header pointer, then `KDBG` tags in
-/// physical memory), then `MZ` pages among the kernel mappings, 2 MiB-aligned ones first.
+/// Finds ntoskrnl in kernel space, cheapest evidence first so that identification stays bounded
+/// on a well-formed image: the header's KDBG pointer, then `MZ` pages among the kernel mappings
+/// where kernels are loaded (2 MiB-aligned ones first). Only when those fail does it pay for a
+/// pass over all of physical memory (`KDBG` tags), and then the `MZ` pages elsewhere.
 fn find_kernel_image(space: &AddressSpace, phys: &PhysicalSpace) -> Option<KernelImage> {
-    let ptr = space.mode.pointer_size();
-    let mut kdbg_bases = vec![];
     if let Some(kdbg) = phys.hints.kd_debugger_data_block {
         let mut tag = [0u8; 4];
         if space.read_virt(kdbg + 0x10, &mut tag) && &tag == b"KDBG" {
-            kdbg_bases.extend(space.read_ptr(kdbg + 0x18));
-        }
-    }
-    let finder = memchr::memmem::Finder::new(b"KDBG");
-    'runs: for run in phys.runs() {
-        let bytes = phys.run_bytes(run);
-        for hit in finder.find_iter(bytes) {
-            if kdbg_bases.len() >= MAX_TAG_HITS {
-                break 'runs;
+            if let Some(k) = space
+                .read_ptr(kdbg + 0x18)
+                .and_then(|base| kernel_at(space, base))
+            {
+                return Some(k);
             }
-            // OwnerTag is at +0x10 of the block; KernBase at +0x18.
-            if hit % 8 != 0 {
-                continue;
-            }
-            let base_at = hit + 8;
-            let base = if ptr == 8 {
-                bytes
-                    .get(base_at..base_at + 8)
-                    .and_then(|b| b.try_into().ok())
-                    .map(u64::from_le_bytes)
-            } else {
-                bytes
-                    .get(base_at..base_at + 4)
-                    .and_then(|b| b.try_into().ok())
-                    .map(u32::from_le_bytes)
-                    .map(u64::from)
-            };
-            kdbg_bases.extend(base.filter(|b| b & 0xFFF == 0 && *b != 0));
-        }
-    }
-    kdbg_bases.dedup();
-    for base in kdbg_bases {
-        if let Some(k) = kernel_at(space, base) {
-            return Some(k);
         }
     }
     // Where kernels are loaded: checked first, so that MZ pages elsewhere (drivers, file cache)
@@ -489,11 +461,56 @@ fn find_kernel_image(space: &AddressSpace, phys: &PhysicalSpace) -> Option<Kerne
         }
     });
     // 2 MiB-aligned bases first: the kernel is loaded on a large-page boundary.
-    let mut candidates = preferred;
-    candidates.sort_by_key(|&va| (va & 0x1F_FFFF != 0, va));
+    preferred.sort_by_key(|&va| (va & 0x1F_FFFF != 0, va));
+    if let Some(k) = preferred.iter().find_map(|&va| kernel_at(space, va)) {
+        return Some(k);
+    }
+    if let Some(k) = kdbg_scan_bases(phys, space.mode.pointer_size())
+        .into_iter()
+        .find_map(|base| kernel_at(space, base))
+    {
+        return Some(k);
+    }
     others.sort_by_key(|&va| (va & 0x1F_FFFF != 0, va));
-    candidates.extend(others);
-    candidates.into_iter().find_map(|va| kernel_at(space, va))
+    others.into_iter().find_map(|va| kernel_at(space, va))
+}
+
+/// KernBase values of `KDBG` blocks found anywhere in physical memory (a whole-image pass: the
+/// last resort when the kernel is not where kernels are loaded).
+fn kdbg_scan_bases(phys: &PhysicalSpace, ptr: u64) -> Vec<u64> {
+    let mut bases = vec![];
+    let finder = memchr::memmem::Finder::new(b"KDBG");
+    for run in phys.runs() {
+        let bytes = phys.run_bytes(run);
+        for hit in finder.find_iter(bytes) {
+            if bases.len() >= MAX_TAG_HITS {
+                return bases;
+            }
+            // OwnerTag is at +0x10 of the block; KernBase at +0x18.
+            if hit % 8 != 0 {
+                continue;
+            }
+            let base_at = hit + 8;
+            let base = if ptr == 8 {
+                bytes
+                    .get(base_at..base_at + 8)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u64::from_le_bytes)
+            } else {
+                bytes
+                    .get(base_at..base_at + 4)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u32::from_le_bytes)
+                    .map(u64::from)
+            };
+            if let Some(b) = base.filter(|b| b & 0xFFF == 0 && *b != 0) {
+                if !bases.contains(&b) {
+                    bases.push(b);
+                }
+            }
+        }
+    }
+    bases
 }
 
 /// Reads `len` bytes at `va`, leaving absent pages as zeros (a kernel image has paged-out parts).

@@ -236,7 +236,13 @@ pub fn find_tags<'a>(
     }
     chunks
         .par_iter()
-        .map(|&(start, end)| {
+        .enumerate()
+        .map(|(i, &(start, end))| {
+            // Each worker walks its share of chunks in order: ask for the next one now, so
+            // that on a cold cache the disk reads it while this one is scanned.
+            if let Some(&(next_start, next_end)) = chunks.get(i + 1) {
+                phys.prefetch(next_start, next_end - next_start);
+            }
             let hits = scan_chunk(phys, arch, tags, align, start, end, keep_rejected);
             if let Some(bar) = progress {
                 bar.inc(end - start);
@@ -263,6 +269,7 @@ fn scan_chunk<'a>(
     if first >= end {
         return hits;
     }
+    phys.populate(first, end - first);
     // Chunks never span runs, so the whole chunk is one zero-copy slice.
     let Some(bytes) = phys.slice(first, (end - first) as usize) else {
         return hits;
@@ -405,19 +412,33 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
         dtb_align: dtb_alignment(p.mode),
         overrides: Overrides::default(),
     };
-    let (overrides, mut calibration) = calibrate::calibrate(&candidates, &base_env);
+    // Corrupt records are dropped as soon as they are decoded unless asked for: on a flood of
+    // tag-bearing garbage they would outnumber the real ones and make the heap grow with the image.
+    let keep = |d: &Decoded| p.include_corrupt || matches!(d, Decoded::Valid(..));
+    let first_pass: Vec<(usize, Decoded)> = candidates
+        .par_iter()
+        .enumerate()
+        .map(|(i, c)| (i, endpoint::decode(c, &base_env)))
+        .filter(|(_, d)| keep(d))
+        .collect();
+    let (overrides, mut calibration) =
+        calibrate::calibrate_decoded(&candidates, &first_pass, &base_env);
+    let recalibrated = overrides != Overrides::default();
     let env = DecodeEnv {
         overrides,
         ..base_env
     };
-
-    // Corrupt records are dropped as soon as they are decoded unless asked for: on a flood of
-    // tag-bearing garbage, holding one record per candidate would make the heap grow with the image.
-    let decoded: Vec<Decoded> = candidates
-        .par_iter()
-        .map(|c| endpoint::decode(c, &env))
-        .filter(|d| p.include_corrupt || matches!(d, Decoded::Valid(..)))
-        .collect();
+    // Decoding again is needed only when calibration moved an offset.
+    let decoded: Vec<Decoded> = if recalibrated {
+        drop(first_pass);
+        candidates
+            .par_iter()
+            .map(|c| endpoint::decode(c, &env))
+            .filter(keep)
+            .collect()
+    } else {
+        first_pass.into_iter().map(|(_, d)| d).collect()
+    };
     calibration.extend(calibrate::alternatives_used(&decoded, &env));
 
     let mut carved = Carved {

@@ -22,6 +22,7 @@ fn synth(p: &Profile, c: Container, seed: u64, pae: bool, out: &Path) -> Truth {
         seed,
         size: Some(16 << 20),
         pae,
+        build: None,
         extra_endpoints: 2,
         isf_dir: Some(out.join("isf")),
         out: out.to_path_buf(),
@@ -452,10 +453,82 @@ fn captures_have_the_producers_shapes() {
         assert!(tcp
             .iter()
             .any(|r| r["state"] == 2 && r["create_time_raw"].as_u64().unwrap() > 0));
-        assert!(nc["udp"]
+        // UDP rows carry real times, but for the one whose kernel time is zero as well.
+        let zero_udp = nc["udp"]
             .as_array()
             .unwrap()
             .iter()
-            .all(|r| r["create_time_raw"].as_u64().unwrap() > 0));
+            .filter(|r| r["create_time_raw"].as_u64().unwrap() == 0)
+            .count();
+        assert_eq!(zero_udp, 1);
     }
+    // The flags scan raises on live objects are planted, each on an allocated endpoint, and the
+    // zero kernel time is an `api_zero_time` discrepancy with cause `kernel_time_zero`.
+    for f in ["no_owner", "zero_time", "time_out_of_range"] {
+        let with: Vec<_> = truth
+            .endpoints
+            .iter()
+            .filter(|e| e.has_flag(f) && e.pool_status == PoolStatus::Allocated)
+            .collect();
+        assert_eq!(with.len(), 1, "{f} planted once");
+        if f == "no_owner" {
+            assert!(with[0].pid.is_none() && with[0].process.is_none());
+        }
+    }
+    assert!(truth
+        .discrepancies
+        .iter()
+        .any(|d| d.class == "api_zero_time"
+            && d.cause.as_deref() == Some("kernel_time_zero")
+            && d.memory.as_ref().is_some_and(|m| m.has_flag("zero_time"))));
+}
+
+/// The kernel reports the profile's representative release unless `--build` names another one
+/// inside the range; a build outside it is refused with exit code 2.
+#[test]
+fn representative_and_chosen_builds() {
+    use netcarve::synth::plan::representative_build;
+    let rep = |name: &str| representative_build(&netcarve::profile::resolve(name).unwrap());
+    assert_eq!(rep("win7-x64"), 7601);
+    assert_eq!(rep("win7-x86"), 7601);
+    assert_eq!(rep("vista-sp12-x64"), 6002);
+    assert_eq!(rep("vista-x64"), 6000);
+    assert_eq!(rep("win10-19041-x64"), 19041);
+    assert_eq!(rep("win81-x64"), 9600);
+
+    let bin = env!("CARGO_BIN_EXE_netcarve");
+    let dir = work("build-option");
+    let run = |build: &str| {
+        std::process::Command::new(bin)
+            .args([
+                "synth",
+                "--profile",
+                "win7-x64",
+                "--size",
+                "16M",
+                "--build",
+                build,
+            ])
+            .arg("--out")
+            .arg(&dir)
+            .output()
+            .unwrap()
+    };
+    let ok = run("7600");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let truth: Truth =
+        serde_json::from_slice(&std::fs::read(dir.join("truth.json")).unwrap()).unwrap();
+    assert_eq!(truth.image.nt.build, 7600);
+    let bad = run("9200");
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("--build 9200") && err.contains("7600-8400"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -22,6 +22,7 @@ fn scan_reports_exactly_the_truth() {
             seed: 21,
             size: Some(16 << 20),
             pae: true,
+            build: None,
             extra_endpoints: 3,
             isf_dir: None,
             out: dir.clone(),

@@ -46,6 +46,7 @@ fn committed_samples_match_synth() {
             seed: 1,
             size: None,
             pae: true,
+            build: None,
             extra_endpoints: 0,
             isf_dir: Some(out.join("isf")),
             out: out.clone(),

@@ -2,7 +2,9 @@
 //! must match `truth.json`, allowing only Volatility's documented habits (times truncated to whole
 //! seconds; an AF_INET6 wildcard printed as a v4 and a v6 row; no TcpE time before Windows 10; freed
 //! blocks reported; unaligned headers accepted, which netcarve rejects). Every planted endpoint of a
-//! tag Volatility scans must be found.
+//! tag Volatility scans must be found. Two planted cases need no habit: a zero create time is
+//! printed as null (expected for raw 0), and an owner pointer to no valid process as a null PID and owner
+//! (truth: `null`, flag `no_owner`).
 //!
 //! Installs volatility3 2.28.2 into `target/vol3-venv`. Without PyPI access the test fails when
 //! `CI` is set and skips with a note otherwise.
@@ -243,6 +245,7 @@ fn volatility_netscan_matches_truth() {
                 seed: 7,
                 size: None,
                 pae: true,
+                build: None,
                 extra_endpoints: 0,
                 isf_dir: Some(out.join("isf")),
                 out: out.clone(),

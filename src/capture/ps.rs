@@ -10,14 +10,47 @@ pub fn parse_row(
     obj: &Map<String, Value>,
 ) -> Result<CaptureRow, String> {
     let proto = parse_proto(field(obj, "Protocol"))?;
+    parse_cmdlet_row(ctx, line, obj, proto, &GET_NETWORK_CONNECTION)
+}
+
+/// The property names of one PowerShell cmdlet's output objects.
+pub struct CmdletFields {
+    pub pid: &'static str,
+    pub process: &'static str,
+    pub time: &'static str,
+}
+
+/// Get-NetworkConnection (both PowerShell editions).
+pub const GET_NETWORK_CONNECTION: CmdletFields = CmdletFields {
+    pid: "ProcessId",
+    process: "Process",
+    time: "Timestamp",
+};
+
+/// Get-NetTCPConnection / Get-NetUDPEndpoint.
+pub const GET_NET_TCP_CONNECTION: CmdletFields = CmdletFields {
+    pid: "OwningProcess",
+    process: "ProcessName",
+    time: "CreationTime",
+};
+
+/// One ConvertTo-Json object of a PowerShell cmdlet: the address, port and state properties are
+/// shared; `names` says where the PID, process and create time are.
+pub fn parse_cmdlet_row(
+    ctx: &mut ParseContext,
+    line: u64,
+    obj: &Map<String, Value>,
+    proto: Proto,
+    names: &CmdletFields,
+) -> Result<CaptureRow, String> {
     let local = json_text(field(obj, "LocalAddress").ok_or("missing \"LocalAddress\"")?)?;
     let local_port = json_u64(field(obj, "LocalPort").ok_or("missing \"LocalPort\"")?)?;
     let remote = field(obj, "RemoteAddress").map(json_text).transpose()?;
     let remote_port = field(obj, "RemotePort").map(json_u64).transpose()?;
     let state = parse_state(field(obj, "State"))?;
-    let pid = field(obj, "ProcessId").map(json_u64).transpose()?;
-    let process = field(obj, "Process").map(json_text).transpose()?;
-    let time = match field(obj, "Timestamp") {
+    let pid = field(obj, names.pid).map(json_u64).transpose()?;
+    let process = field(obj, names.process).map(json_text).transpose()?;
+    let time = match field(obj, names.time) {
         Some(v) => Some(ctx.parse_date(&date_text(v)?)?),
         None => None,
     };
@@ -34,7 +67,6 @@ pub fn parse_row(
     )
 }
 
-/// `TCP`/`UDP` (also `TCPv6`-style spellings); a missing protocol is an error, not a guess.
 pub fn parse_proto(v: Option<&Value>) -> Result<Proto, String> {
     let text = json_text(v.ok_or("missing \"Protocol\"")?)?;
     let upper = text.trim().to_ascii_uppercase();

@@ -19,6 +19,7 @@ pub fn run(args: &SynthArgs) -> Result<u8> {
         seed: args.seed,
         size: args.size,
         pae: !args.no_pae,
+        build: args.build,
         extra_endpoints: args.endpoints.unwrap_or(0),
         isf_dir: args.isf_dir.clone(),
         out: args.out.clone(),

@@ -206,6 +206,63 @@ impl PhysicalSpace {
         self.backing.bytes()
     }
 
+    /// Asks the kernel to map the stored bytes of `[pa, pa + len)` (clipped to one run) in one call
+    /// before they are read: mapping a whole chunk at once costs less than a page fault every few
+    /// pages. A hint only: failure (an old kernel, an owned buffer) changes nothing but speed.
+    pub fn populate(&self, pa: u64, len: u64) {
+        #[cfg(target_os = "linux")]
+        self.advise(pa, len, memmap2::Advice::PopulateRead);
+        #[cfg(not(target_os = "linux"))]
+        let _ = (pa, len);
+    }
+
+    /// Starts reading `[pa, pa + len)` (clipped to one run) from disk in the background when it is
+    /// not already cached, so that a cold scan finds the next chunk in the page cache. Only the
+    /// range's last page is checked: a hot cache then costs one `mincore` call, not a page-cache
+    /// lookup per page. A hint only.
+    pub fn prefetch(&self, pa: u64, len: u64) {
+        #[cfg(unix)]
+        if len > 0 && !self.page_cached(pa + len - 1) {
+            self.advise(pa, len, memmap2::Advice::WillNeed);
+        }
+        #[cfg(not(unix))]
+        let _ = (pa, len);
+    }
+
+    /// Whether the mapped page holding `pa` is in the page cache (true when unknown).
+    #[cfg(unix)]
+    fn page_cached(&self, pa: u64) -> bool {
+        let (Backing::Map(map), Some(i)) = (&self.backing, self.run_index(pa)) else {
+            return true;
+        };
+        let r = &self.runs[i];
+        let Ok(offset) = usize::try_from(r.file_offset + (pa - r.phys)) else {
+            return true;
+        };
+        // SAFETY: sysconf has no preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let addr = (map.as_ptr() as usize + offset) / page * page;
+        let mut resident = 0u8;
+        // SAFETY: `addr` is the page-aligned start of a page inside the live mapping, and the
+        // vector has room for the one page asked about.
+        let ok = unsafe { libc::mincore(addr as *mut libc::c_void, 1, &mut resident) } == 0;
+        !ok || resident & 1 != 0
+    }
+
+    #[cfg(unix)]
+    fn advise(&self, pa: u64, len: u64, advice: memmap2::Advice) {
+        if let (Backing::Map(map), Some(i)) = (&self.backing, self.run_index(pa)) {
+            let r = &self.runs[i];
+            let len = len.min(r.phys_end() - pa);
+            if let (Ok(offset), Ok(len)) = (
+                usize::try_from(r.file_offset + (pa - r.phys)),
+                usize::try_from(len),
+            ) {
+                let _ = map.advise_range(advice, offset, len);
+            }
+        }
+    }
+
     /// Bytes of present physical memory.
     pub fn present_size(&self) -> u64 {
         self.runs.iter().map(|r| r.len).sum()

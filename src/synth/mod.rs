@@ -69,6 +69,9 @@ pub struct SynthOptions {
     pub size: Option<u64>,
     /// x86: PAE page tables (the default) or classic 2-level ones.
     pub pae: bool,
+    /// The NT build the kernel reports; `None`: the profile's representative release
+    /// (`plan::representative_build`). Must lie inside the profile's build range.
+    pub build: Option<u32>,
     pub extra_endpoints: usize,
     pub isf_dir: Option<PathBuf>,
     pub out: PathBuf,
@@ -171,6 +174,15 @@ pub fn synthesize(o: &SynthOptions) -> Result<Truth> {
         ));
     }
     check_profile(&o.profile)?;
+    if let Some(build) = o.build {
+        let m = &o.profile.matches;
+        if !(m.build_min..=m.build_max).contains(&build) {
+            return Err(Error::usage(format!(
+                "--build {build} is outside profile {}'s build range {}-{}",
+                o.profile.name, m.build_min, m.build_max
+            )));
+        }
+    }
     // Each extra endpoint takes about 2 KiB of pool (object, address structures, slack); keep
     // the pool well inside physical memory so that frames stay scattered.
     let need = (o.extra_endpoints as u64).saturating_mul(0x800) + (4 << 20);

@@ -149,6 +149,13 @@ impl<'a> World<'a> {
         b.va + self.unit
     }
 
+    /// Where an orphaned endpoint's owner pointer leads: a zero-filled allocation, as when the
+    /// owning `_EPROCESS` was freed and its memory reused (dispatcher Type 0, no PID, no name), so
+    /// a reader must report no owner rather than follow the pointer blindly.
+    fn dangling_owner(&mut self) -> u64 {
+        self.small(0x100, b"ObRe")
+    }
+
     /// An `_IN_ADDR` allocation: address bytes at the returned VA.
     fn in_addr(&mut self, ip: &IpAddr) -> u64 {
         let va = self.small(16, b"IPAd");
@@ -439,7 +446,11 @@ impl<'a> World<'a> {
         let body_len = units * self.unit - self.unit;
         self.vm
             .write(&mut self.mem, body, &vec![0u8; body_len as usize]);
-        let owner_va = s.owner.map(|i| procs[i].va).unwrap_or(0);
+        let owner_va = match s.owner {
+            Some(i) => procs[i].va,
+            None if s.kind != Kind::TcTW => self.dangling_owner(),
+            None => 0,
+        };
         let t = self.p.tcpip.clone();
         let ps = self.ptr as usize;
         let mut time_field = false;

@@ -13,7 +13,8 @@ use crate::error::{io_error, Error, Result};
 use crate::filetime::{to_iso, TICKS_PER_SECOND, UNIX_EPOCH_TICKS};
 use crate::profile::Arch;
 use crate::record::{
-    EndpointRecord, Family, Hex, ImageFacts, NtVersion, PdbId, PhysicalSummary, Proto, TcpState,
+    flag, EndpointRecord, Family, Hex, ImageFacts, NtVersion, PdbId, PhysicalSummary, Proto,
+    TcpState,
 };
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -54,7 +55,7 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
         (Arch::X86, true) => Mode::Pae,
         (Arch::X86, false) => Mode::NonPae,
     };
-    let build = p.matches.build_min;
+    let build = o.build.unwrap_or_else(|| representative_build(p));
     let revision = rng.range(100, 5000) as u16;
     let nt_major = p.matches.nt_major;
     let nt_minor = p.matches.nt_minor;
@@ -518,6 +519,40 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
             });
         }
     }
+    // The record flags scan raises on live objects: an owner pointer that leads to no process
+    // (`no_owner`), a creation time of zero (`zero_time`: its API row shows zero too, the
+    // `kernel_time_zero` cause), and one before boot (`time_out_of_range`: a clock set back).
+    let port = next_port(&mut rng);
+    specs.push(Spec {
+        kind: Kind::TcpE,
+        family: Family::Ipv4,
+        local: Some(host4),
+        lport: port,
+        remote: Some((remotes4[4], 443)),
+        state: Some(TcpState::CloseWait),
+        owner: None,
+        create: t_after(&mut rng, listen_t),
+        freed: false,
+    });
+    let port = next_port(&mut rng);
+    specs.push(Spec {
+        kind: Kind::UdpA,
+        family: Family::Ipv4,
+        local: Some(host4),
+        lport: port,
+        remote: None,
+        state: None,
+        owner: Some(9),
+        create: 0,
+        freed: false,
+    });
+    specs.push(listener(
+        Family::Ipv4,
+        None,
+        5985,
+        5,
+        boot.saturating_sub(rng.range(2 * 24 * HOUR, 40 * 24 * HOUR)),
+    ));
     for kind in [Kind::TcpE, Kind::UdpA] {
         let port = next_port(&mut rng);
         specs.push(Spec {
@@ -539,7 +574,16 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
         .position(|s| s.kind == Kind::TcpE && s.family == Family::Ipv4);
     let mut planted: Vec<EndpointRecord> = vec![];
     for (i, s) in specs.iter().enumerate() {
-        planted.push(world.plant(s, &procs, Some(i) == transition_at));
+        let mut rec = world.plant(s, &procs, Some(i) == transition_at);
+        // The reader's window: boot (SystemTime − InterruptTime) to acquisition, inclusive.
+        if rec
+            .create_time_raw
+            .is_some_and(|t| t != 0 && (t < boot || t > acq))
+        {
+            rec.flags.push(flag::TIME_OUT_OF_RANGE.to_string());
+            rec.flags.sort();
+        }
+        planted.push(rec);
     }
     let sample = specs
         .iter()
@@ -626,16 +670,29 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
             cause: None,
         });
     }
+    // Every zero API time is a discrepancy; its cause is what the kernel object holds.
     for (k, (i, row)) in rows.iter().enumerate() {
-        if row.proto == Proto::Tcp && row.time == 0 && specs[*i].kind != Kind::TcpL {
-            discrepancies.push(Discrepancy {
-                class: "api_zero_time".into(),
-                memory: Some(planted[*i].clone()),
-                capture: Some(row.capture_row(k as u64 + 1)),
-                note: "the API reports 1601-01-01 for a connection whose kernel object has no creation time".into(),
-                cause: Some("no_time_field".into()),
-            });
+        if row.time != 0 {
+            continue;
         }
+        let (cause, note) = if planted[*i].has_flag(flag::NO_TIME_FIELD) {
+            (
+                "no_time_field",
+                "the API reports 1601-01-01 for an object whose kernel layout has no creation time",
+            )
+        } else {
+            (
+                "kernel_time_zero",
+                "the API reports 1601-01-01, faithfully: the kernel object's creation time is zero",
+            )
+        };
+        discrepancies.push(Discrepancy {
+            class: "api_zero_time".into(),
+            memory: Some(planted[*i].clone()),
+            capture: Some(row.capture_row(k as u64 + 1)),
+            note: note.into(),
+            cause: Some(cause.into()),
+        });
     }
 
     let captures = CaptureSet {
@@ -701,6 +758,20 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
         isf,
         pdb,
     })
+}
+
+/// The release a profile's range is best known by: the service pack that most machines ran
+/// (Windows 7 SP1 = 7601, Vista SP2 = 6002) where the range holds one, else its first build.
+pub fn representative_build(p: &crate::profile::Profile) -> u32 {
+    let m = &p.matches;
+    let service_pack = match (m.nt_major, m.nt_minor) {
+        (6, 1) => Some(7601),
+        (6, 0) => Some(6002),
+        _ => None,
+    };
+    service_pack
+        .filter(|b| (m.build_min..=m.build_max).contains(b))
+        .unwrap_or(m.build_min)
 }
 
 /// The API's view of one planted endpoint.
