@@ -222,6 +222,23 @@ pub fn find_tags<'a>(
     keep_rejected: bool,
     progress: Option<&indicatif::ProgressBar>,
 ) -> Vec<TagHit<'a>> {
+    find_tags_with(phys, arch, tags, chunk_size, keep_rejected, progress, &Some)
+}
+
+/// Turns each hit into what the caller keeps (or nothing), inside the scan, so that hits the
+/// caller would drop are never held: on a flood of tag-bearing garbage the heap stays flat.
+pub type HitFilter<'a, 'f, T> = dyn Fn(TagHit<'a>) -> Option<T> + Sync + 'f;
+
+/// [`find_tags`] with a per-hit filter applied as each hit is found.
+pub fn find_tags_with<'a, T: Send>(
+    phys: &'a PhysicalSpace,
+    arch: Arch,
+    tags: &TagSet,
+    chunk_size: u64,
+    keep_rejected: bool,
+    progress: Option<&indicatif::ProgressBar>,
+    filter: &HitFilter<'a, '_, T>,
+) -> Vec<T> {
     let align = arch.pool_header_size();
     let chunk_size = chunk_size.max(PAGE_SIZE) / PAGE_SIZE * PAGE_SIZE;
     // Pieces never span runs (so each is one zero-copy slice); a work unit is a run of pieces
@@ -275,6 +292,7 @@ pub fn find_tags<'a>(
                     start,
                     end,
                     keep_rejected,
+                    filter,
                 ));
                 if let Some(bar) = progress {
                     bar.inc(end - start);
@@ -315,7 +333,8 @@ fn file_spans(phys: &PhysicalSpace, pieces: &[(u64, u64)], chunk_size: u64) -> V
     }
 }
 
-fn scan_chunk<'a>(
+#[allow(clippy::too_many_arguments)]
+fn scan_chunk<'a, T>(
     phys: &'a PhysicalSpace,
     arch: Arch,
     tags: &TagSet,
@@ -323,7 +342,8 @@ fn scan_chunk<'a>(
     start: u64,
     end: u64,
     keep_rejected: bool,
-) -> Vec<TagHit<'a>> {
+    filter: &HitFilter<'a, '_, T>,
+) -> Vec<T> {
     let mut hits = vec![];
     let first = start.div_ceil(align) * align;
     if first >= end {
@@ -338,7 +358,7 @@ fn scan_chunk<'a>(
         if let Some((kind, needed)) = tags.lookup(tag) {
             if let Some(hit) = examine(phys, arch, pos, kind, needed) {
                 if keep_rejected || hit.rejected.is_none() {
-                    hits.push(hit);
+                    hits.extend(filter(hit));
                 }
             }
         }
@@ -452,18 +472,6 @@ pub struct CarveParams<'a> {
 /// (`scan_image`), which knows the page tables.
 pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
     let tags = TagSet::from_profile(p.profile);
-    let hits = find_tags(
-        phys,
-        p.profile.arch,
-        &tags,
-        p.chunk_size,
-        p.include_corrupt,
-        p.progress,
-    );
-    let (accepted, rejected): (Vec<TagHit>, Vec<TagHit>) =
-        hits.into_iter().partition(|h| h.rejected.is_none());
-    let candidates: Vec<Candidate> = accepted.into_iter().map(|h| h.candidate).collect();
-
     let base_env = DecodeEnv {
         profile: p.profile,
         mem: p.mem,
@@ -471,15 +479,39 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
         dtb_align: dtb_alignment(p.mode),
         overrides: Overrides::default(),
     };
-    // Corrupt records are dropped as soon as they are decoded unless asked for: on a flood of
-    // tag-bearing garbage they would outnumber the real ones and make the heap grow with the image.
+    // Each accepted candidate is decoded as soon as it is found, and dropped there when it is
+    // structurally invalid (unless asked for): on a flood of tag-bearing garbage, holding every
+    // candidate until a later pass would make the heap grow with the image. Validity does not
+    // depend on the owner and time offsets that calibration may move, so nothing dropped here
+    // could become valid on the second pass.
     let keep = |d: &Decoded| p.include_corrupt || matches!(d, Decoded::Valid(..));
-    let first_pass: Vec<(usize, Decoded)> = candidates
-        .par_iter()
-        .enumerate()
-        .map(|(i, c)| (i, endpoint::decode(c, &base_env)))
-        .filter(|(_, d)| keep(d))
-        .collect();
+    let hits: Vec<(TagHit, Option<Decoded>)> = find_tags_with(
+        phys,
+        p.profile.arch,
+        &tags,
+        p.chunk_size,
+        p.include_corrupt,
+        p.progress,
+        &|h: TagHit| {
+            if h.rejected.is_some() {
+                return Some((h, None));
+            }
+            let d = endpoint::decode(&h.candidate, &base_env);
+            keep(&d).then_some((h, Some(d)))
+        },
+    );
+    let mut candidates: Vec<Candidate> = Vec::new();
+    let mut first_pass: Vec<(usize, Decoded)> = Vec::new();
+    let mut rejected: Vec<TagHit> = Vec::new();
+    for (h, d) in hits {
+        match d {
+            Some(d) => {
+                first_pass.push((candidates.len(), d));
+                candidates.push(h.candidate);
+            }
+            None => rejected.push(h),
+        }
+    }
     let (overrides, mut calibration) =
         calibrate::calibrate_decoded(&candidates, &first_pass, &base_env);
     let recalibrated = overrides != Overrides::default();

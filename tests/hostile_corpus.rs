@@ -613,11 +613,12 @@ fn c19_tcpe_every_16_bytes() {
         "flood took {:?}",
         o.elapsed
     );
-    // Every flooded header is a candidate that the scan holds until decoding (about one byte of
-    // heap per image byte); keeping a decoded record per rejected candidate too was 2.75 bytes.
+    // Every flooded header passes the header checks; the scan decodes each as it is found and
+    // drops the invalid ones there, so the heap does not grow with the image (it held them all
+    // until decoding once: about one byte of heap per image byte).
     let image_kib = mem.len() as u64 / 1024;
     assert!(
-        o.peak_anon_kib < 2 * image_kib,
+        o.peak_anon_kib < 16 * 1024,
         "flood: heap peaked at {} KiB for a {image_kib} KiB image",
         o.peak_anon_kib
     );
