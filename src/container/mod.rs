@@ -212,12 +212,17 @@ impl PhysicalSpace {
         Some(r.file_offset + (pa - r.phys))
     }
 
-    /// Asks the kernel to map the file bytes `[offset, offset + len)` in one call before they are
-    /// read: mapping a whole chunk at once costs less than a page fault every few pages. A hint
-    /// only: failure (an old kernel, an owned buffer) changes nothing but speed.
+    /// When the file bytes `[offset, offset + len)` are not in the page cache, asks the kernel to
+    /// read and map them in one call before they are scanned (a cold scan then waits on one large
+    /// read instead of a fault every few pages). When they are cached, page faults with the
+    /// kernel's fault-around map them more cheaply than populating every page (measured on a hot
+    /// 4 GiB scan: 0.16-0.40 s against 0.52 s), so nothing is asked. Only the first and last pages
+    /// are checked. A hint only: failure (an old kernel, an owned buffer) changes nothing but speed.
     pub fn populate(&self, offset: u64, len: u64) {
         #[cfg(target_os = "linux")]
-        self.advise(offset, len, memmap2::Advice::PopulateRead);
+        if len > 0 && !(self.page_cached(offset) && self.page_cached(offset + len - 1)) {
+            self.advise(offset, len, memmap2::Advice::PopulateRead);
+        }
         #[cfg(not(target_os = "linux"))]
         let _ = (offset, len);
     }
