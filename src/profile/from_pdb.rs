@@ -407,21 +407,7 @@ fn pdb_name(nt: &PdbFacts, default: &str) -> String {
 
 /// The built-in profile whose nt offsets equal the PDB's (the PDB carries no build number).
 fn matching_base<'a>(nt: &PdbFacts, layout: &super::NtLayout) -> Result<&'a Profile> {
-    let key = |l: &super::NtLayout| {
-        let e = &l.eprocess;
-        [
-            e.dispatcher_type.off(),
-            e.directory_table_base.off(),
-            e.unique_process_id.off(),
-            e.active_process_links.off(),
-            e.create_time.off(),
-            e.exit_time.off(),
-            e.image_file_name.off(),
-            e.inherited_from_unique_process_id.off(),
-            l.object_header.body.off(),
-            l.object_header.type_index.off(),
-        ]
-    };
+    let key = |l: &super::NtLayout| l.process_offsets();
     let want = key(layout);
     let hits: Vec<&Profile> = builtin()
         .iter()

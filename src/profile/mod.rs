@@ -184,6 +184,26 @@ pub struct NtLayout {
     pub kuser_shared_data: KuserLayout,
 }
 
+impl NtLayout {
+    /// The `_EPROCESS` and `_OBJECT_HEADER` offsets, in a fixed order: what identifies a kernel
+    /// layout (from-pdb matches a base profile by it) and what synth must fit in its objects.
+    pub fn process_offsets(&self) -> [Option<u64>; 10] {
+        let e = &self.eprocess;
+        [
+            e.dispatcher_type.off(),
+            e.directory_table_base.off(),
+            e.unique_process_id.off(),
+            e.active_process_links.off(),
+            e.create_time.off(),
+            e.exit_time.off(),
+            e.image_file_name.off(),
+            e.inherited_from_unique_process_id.off(),
+            self.object_header.body.off(),
+            self.object_header.type_index.off(),
+        ]
+    }
+}
+
 /// `_EPROCESS`, offsets from the start of the structure (its `Pcb` is at 0).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EprocessLayout {

@@ -131,18 +131,7 @@ fn check_profile(p: &Profile) -> Result<()> {
         )));
     }
     let e = &p.nt.eprocess;
-    let fields = [
-        e.dispatcher_type.off(),
-        e.directory_table_base.off(),
-        e.unique_process_id.off(),
-        e.active_process_links.off(),
-        e.create_time.off(),
-        e.exit_time.off(),
-        e.image_file_name.off(),
-        e.inherited_from_unique_process_id.off(),
-        p.nt.object_header.body.off(),
-        p.nt.object_header.type_index.off(),
-    ];
+    let fields = p.nt.process_offsets();
     if fields.iter().flatten().any(|&o| o > 0x2000) || e.size.is_some_and(|s| s.get() > 0x2000) {
         return Err(Error::usage(format!(
             "profile {}: an _EPROCESS offset is larger than 0x2000",
