@@ -181,6 +181,55 @@ fn warm(path: &Path) {
     sequential_read(path);
 }
 
+/// The page-cache layouts a hot scan can meet. The kernel's cost of mapping cached file pages (and
+/// of unmapping them) is per folio, so the same hot file scans at very different speeds depending
+/// on how its pages came into the cache; each state is produced from an empty cache so that a run
+/// measures a known one.
+#[derive(Copy, Clone)]
+enum CacheState {
+    /// A sequential read with readahead, as after copying or acquiring the image: on kernels with
+    /// large-folio page caches (ext4 since 6.16, xfs) the pages arrive as large folios.
+    Sequential,
+    /// `POSIX_FADV_RANDOM` reads: readahead off, every page cached as its own 4 KiB folio (as after
+    /// scattered reads, or on older kernels).
+    Pages4K,
+}
+
+impl CacheState {
+    fn label(self) -> &'static str {
+        match self {
+            CacheState::Sequential => "sequential",
+            CacheState::Pages4K => "4k-pages",
+        }
+    }
+
+    /// Evicts `path` from the page cache and reads it back in this state.
+    fn prepare(self, path: &Path) {
+        use std::os::fd::AsRawFd;
+        evict(path);
+        match self {
+            CacheState::Sequential => {
+                sequential_read(path);
+            }
+            CacheState::Pages4K => {
+                let mut f = std::fs::File::open(path).unwrap();
+                // SAFETY: plain syscall on an open descriptor.
+                unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) };
+                let mut buf = vec![0u8; 1 << 20];
+                while f.read(&mut buf).unwrap() > 0 {}
+            }
+        }
+    }
+}
+
+/// Whether `NETCARVE_BENCH_ONLY` (a comma-separated list of sections) asks for `section`; all
+/// sections run when it is unset.
+fn wanted(section: &str) -> bool {
+    std::env::var("NETCARVE_BENCH_ONLY")
+        .map(|only| only.split(',').any(|s| s.trim() == section))
+        .unwrap_or(true)
+}
+
 /// Scans `image` and checks it against `truth_dir/truth.json` (the bitmap dump shares the raw
 /// image's physical content, hence its truth).
 fn recall(truth_dir: &Path, image: &Path) {
@@ -373,103 +422,127 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
     let raw = synth(&root.join("raw"), "raw", gib, endpoints);
     let bitmap = bitmap_of(&raw, &root.join("raw/truth.json"), &root.join("bitmap"));
-    recall(&root.join("raw"), &raw);
-    recall(&root.join("raw"), &bitmap);
+    if wanted("recall") {
+        recall(&root.join("raw"), &raw);
+        recall(&root.join("raw"), &bitmap);
+    }
 
     println!(
         "\nmachine: {} cores, load average {} (other processes compete for the cores)",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         load_average()
     );
-    println!("\nhot cache, median of {runs} interleaved runs, 2 threads");
-    println!(
-        "{:<10} {:>12} {:>10} {:>14} {:>10} {:>8} {:>14} {:>10}",
-        "container", "size", "memmem", "netcarve scan", "ratio", "target", "memmem+mmap", "ratio"
-    );
-    for (name, image) in [("raw", &raw), ("bitmap", &bitmap)] {
-        let size = std::fs::metadata(image).unwrap().len() as f64;
-        warm(image);
-        let (mut a, mut m, mut b) = (vec![], vec![], vec![]);
-        for _ in 0..runs {
-            let (search, with_mapping) = memmem_baseline(image, 2);
-            a.push(search);
-            m.push(with_mapping);
-            b.push(scan_process(image, 2, "/dev/null").0);
+    if wanted("hot") {
+        println!("\nhot cache, median of {runs} interleaved runs, 2 threads");
+        println!(
+            "{:<10} {:<11} {:>8} {:>11} {:>14} {:>8} {:>9} {:>14} {:>8}",
+            "container",
+            "page cache",
+            "size",
+            "memmem",
+            "netcarve scan",
+            "ratio",
+            "target",
+            "memmem+mmap",
+            "ratio"
+        );
+        for (name, image) in [("raw", &raw), ("bitmap", &bitmap)] {
+            for state in [CacheState::Sequential, CacheState::Pages4K] {
+                let size = std::fs::metadata(image).unwrap().len() as f64;
+                state.prepare(image);
+                let (mut a, mut m, mut b) = (vec![], vec![], vec![]);
+                for _ in 0..runs {
+                    let (search, with_mapping) = memmem_baseline(image, 2);
+                    a.push(search);
+                    m.push(with_mapping);
+                    b.push(scan_process(image, 2, "/dev/null").0);
+                }
+                let (a, m, b) = (median(a), median(m), median(b));
+                println!(
+                    "{:<10} {:<11} {:>5.2} GB {:>6.2} GB/s {:>9.2} GB/s {:>7.2}x {:>9} {:>9.2} GB/s {:>7.2}x",
+                    name,
+                    state.label(),
+                    size / 1e9,
+                    size / a / 1e9,
+                    size / b / 1e9,
+                    b / a,
+                    "<= 1.15x",
+                    size / m / 1e9,
+                    b / m
+                );
+            }
         }
-        let (a, m, b) = (median(a), median(m), median(b));
-        println!(
-            "{:<10} {:>9.2} GB {:>7.2} GB/s {:>11.2} GB/s {:>9.2}x {:>8} {:>9.2} GB/s {:>9.2}x",
-            name,
-            size / 1e9,
-            size / a / 1e9,
-            size / b / 1e9,
-            b / a,
-            "<= 1.15x",
-            size / m / 1e9,
-            b / m
-        );
     }
 
-    println!("\ncold cache (posix_fadvise DONTNEED before each run), median of {runs}");
-    for (name, image) in [("raw", &raw), ("bitmap", &bitmap)] {
-        let size = std::fs::metadata(image).unwrap().len() as f64;
-        let (mut a, mut b) = (vec![], vec![]);
-        for _ in 0..runs {
-            evict(image);
-            a.push(sequential_read(image));
-            evict(image);
-            b.push(scan_process(image, 2, "/dev/null").0);
+    if wanted("cold") {
+        println!("\ncold cache (posix_fadvise DONTNEED before each run), median of {runs}");
+        for (name, image) in [("raw", &raw), ("bitmap", &bitmap)] {
+            let size = std::fs::metadata(image).unwrap().len() as f64;
+            let (mut a, mut b) = (vec![], vec![]);
+            for _ in 0..runs {
+                evict(image);
+                a.push(sequential_read(image));
+                evict(image);
+                b.push(scan_process(image, 2, "/dev/null").0);
+            }
+            let (a, b) = (median(a), median(b));
+            println!(
+                "{:<10} read {:>7.2} GB/s   scan {:>7.2} GB/s   ratio {:>5.2}x (target <= 1.1x)",
+                name,
+                size / a / 1e9,
+                size / b / 1e9,
+                b / a
+            );
         }
-        let (a, b) = (median(a), median(b));
+    }
+
+    if wanted("scaling") {
+        CacheState::Sequential.prepare(&raw);
+        let (mut one, mut two) = (vec![], vec![]);
+        for _ in 0..runs {
+            one.push(scan_process(&raw, 1, "/dev/null").0);
+            two.push(scan_process(&raw, 2, "/dev/null").0);
+        }
         println!(
-            "{:<10} read {:>7.2} GB/s   scan {:>7.2} GB/s   ratio {:>5.2}x (target <= 1.1x)",
-            name,
-            size / a / 1e9,
-            size / b / 1e9,
-            b / a
+            "\nscaling: 1 thread {:.3} s, 2 threads {:.3} s: {:.2}x (target >= 1.7x)",
+            median(one.clone()),
+            median(two.clone()),
+            median(one) / median(two)
         );
     }
 
-    warm(&raw);
-    let (mut one, mut two) = (vec![], vec![]);
-    for _ in 0..runs {
-        one.push(scan_process(&raw, 1, "/dev/null").0);
-        two.push(scan_process(&raw, 2, "/dev/null").0);
-    }
-    println!(
-        "\nscaling: 1 thread {:.3} s, 2 threads {:.3} s: {:.2}x (target >= 1.7x)",
-        median(one.clone()),
-        median(two.clone()),
-        median(one) / median(two)
-    );
-
-    let (_, rss) = scan_process(&raw, 2, "/dev/null");
-    let big = sparse_copy(&raw, &root.join("big/memory.raw"), gib * 4);
-    let (_, rss_big) = scan_process(&big, 2, "/dev/null");
-    // 16 GiB of (mostly zero) cached pages would push everyone else's files out of the cache.
-    evict(&big);
-    println!(
-        "\npeak RssAnon: {} GiB image {:.1} MiB, {} GiB image {:.1} MiB (target < 64 MiB)",
-        gib,
-        rss as f64 / 1024.0,
-        gib * 4,
-        rss_big as f64 / 1024.0
-    );
-
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/win10-19041-x64/memory.dmp");
-    if sample.exists() {
-        let mut t: Vec<f64> = (0..runs).map(|_| time_to_first_row(&sample)).collect();
-        t.sort_by(|a, b| a.total_cmp(b));
+    if wanted("memory") {
+        let (_, rss) = scan_process(&raw, 2, "/dev/null");
+        let big = sparse_copy(&raw, &root.join("big/memory.raw"), gib * 4);
+        let (_, rss_big) = scan_process(&big, 2, "/dev/null");
+        // 16 GiB of (mostly zero) cached pages would push everyone else's files out of the cache.
+        evict(&big);
         println!(
-            "\ntime to first row on {}: median {:.3} s (target < 0.2 s)",
-            sample.display(),
-            median(t)
+            "\npeak RssAnon: {} GiB image {:.1} MiB, {} GiB image {:.1} MiB (target < 64 MiB)",
+            gib,
+            rss as f64 / 1024.0,
+            gib * 4,
+            rss_big as f64 / 1024.0
         );
+    }
+
+    if wanted("first-row") {
+        let sample =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/win10-19041-x64/memory.dmp");
+        if sample.exists() {
+            let mut t: Vec<f64> = (0..runs).map(|_| time_to_first_row(&sample)).collect();
+            t.sort_by(|a, b| a.total_cmp(b));
+            println!(
+                "\ntime to first row on {}: median {:.3} s (target < 0.2 s)",
+                sample.display(),
+                median(t)
+            );
+        }
     }
 
     println!("\nload average at the end: {}", load_average());
 
-    if let Ok(vol) = std::env::var("NETCARVE_BENCH_VOL") {
+    if let (Ok(vol), true) = (std::env::var("NETCARVE_BENCH_VOL"), wanted("vol")) {
         bench_vol(&vol, &root);
     }
 }

@@ -2,7 +2,7 @@
 //! then the pool-header checks of docs/internals.md, then decoding (`endpoint`) and, when the profile
 //! cannot be trusted, self-calibration (`calibrate`).
 use crate::calibrate::{self, Overrides};
-use crate::container::PhysicalSpace;
+use crate::container::{PhysicalSpace, Run};
 use crate::endpoint::{self, DecodeEnv, Decoded, ObjectKind};
 use crate::error::{Error, Result};
 use crate::paging::{AddressSpace, PagingMode, VirtualMemory};
@@ -146,7 +146,8 @@ impl Candidate<'_> {
 #[derive(Clone, Debug)]
 pub struct TagSet {
     entries: Vec<(u32, ObjectKind, u64)>,
-    /// Whether any tag starts with this byte (the cheap first test of the hot loop).
+    /// Whether any tag starts with this byte: the hot loop's first test (one load per slot; measured
+    /// faster than a two-byte bit set, which costs shifts per slot, though it lets more through).
     first_byte: [bool; 256],
 }
 
@@ -241,34 +242,29 @@ pub fn find_tags_with<'a, T: Send>(
 ) -> Vec<T> {
     let align = arch.pool_header_size();
     let chunk_size = chunk_size.max(PAGE_SIZE) / PAGE_SIZE * PAGE_SIZE;
-    // Pieces never span runs (so each is one zero-copy slice); a work unit is a run of pieces
-    // holding about `chunk_size` bytes, so that a dump of many small runs (bitmap dumps omit
-    // free pages) is not split into as many tiny tasks.
-    let mut pieces: Vec<(u64, u64)> = vec![];
+    let pieces = file_aligned_pieces(phys, chunk_size);
+    // A work unit is the pieces stored in one `chunk_size` window of the file, so that the memory
+    // map hints below cover whole, aligned windows: releasing part of a huge-page mapping would make
+    // the kernel split it, and a dump of many small runs (bitmap dumps omit free pages) is not split
+    // into as many tiny tasks.
     let mut units: Vec<std::ops::Range<usize>> = vec![];
-    let mut unit_start = 0;
-    let mut unit_bytes = 0;
-    for run in phys.runs() {
-        let mut start = run.phys;
-        while start < run.phys_end() {
-            let next = (start / chunk_size + 1).saturating_mul(chunk_size);
-            let end = next.min(run.phys_end());
-            pieces.push((start, end));
-            unit_bytes += end - start;
-            if unit_bytes >= chunk_size {
-                units.push(unit_start..pieces.len());
-                unit_start = pieces.len();
-                unit_bytes = 0;
+    for (i, piece) in pieces.iter().enumerate() {
+        match units.last_mut() {
+            Some(unit)
+                if pieces[unit.start].file_offset / chunk_size
+                    == piece.file_offset / chunk_size =>
+            {
+                unit.end = i + 1;
             }
-            start = end;
+            _ => units.push(i..i + 1),
         }
     }
-    if unit_start < pieces.len() {
-        units.push(unit_start..pieces.len());
-    }
-    let spans = |unit: &std::ops::Range<usize>| file_spans(phys, &pieces[unit.clone()], chunk_size);
+    let spans = |unit: &std::ops::Range<usize>| file_spans(&pieces[unit.clone()]);
     units
         .par_iter()
+        // One unit per task: rayon's default split leaves a quarter of the image as one
+        // unsplittable task on two threads, so one thread would finish the scan alone.
+        .with_max_len(1)
         .enumerate()
         .map(|(i, unit)| {
             // Each worker walks its share of units in order: ask for the next one now, so that
@@ -283,19 +279,19 @@ pub fn find_tags_with<'a, T: Send>(
                 phys.populate(offset, len);
             }
             let mut hits = vec![];
-            for &(start, end) in &pieces[unit.clone()] {
-                hits.extend(scan_chunk(
-                    phys,
-                    arch,
-                    tags,
-                    align,
-                    start,
-                    end,
-                    keep_rejected,
-                    filter,
-                ));
+            let mut visit = |pos: u64, tag: u32| {
+                if let Some((kind, needed)) = tags.lookup(tag) {
+                    if let Some(hit) = examine(phys, arch, pos, kind, needed) {
+                        if keep_rejected || hit.rejected.is_none() {
+                            hits.extend(filter(hit));
+                        }
+                    }
+                }
+            };
+            for run_of_pieces in contiguous_in_file(&pieces[unit.clone()]) {
+                scan_stored(phys, &tags.first_byte, align, run_of_pieces, &mut visit);
                 if let Some(bar) = progress {
-                    bar.inc(end - start);
+                    bar.inc(run_of_pieces.iter().map(|p| p.len).sum());
                 }
             }
             for (offset, len) in my_spans {
@@ -309,93 +305,171 @@ pub fn find_tags_with<'a, T: Send>(
         .collect()
 }
 
-/// The file ranges holding `pieces`, for the memory-map hints: one range when the pieces are
-/// stored back to back (raw images, bitmap dumps), else one per piece.
-fn file_spans(phys: &PhysicalSpace, pieces: &[(u64, u64)], chunk_size: u64) -> Vec<(u64, u64)> {
-    let offset_of = |pa: u64| phys.file_offset_of(pa);
-    let whole = match (pieces.first(), pieces.last()) {
-        (Some(&(first, _)), Some(&(_, last_end))) if last_end > 0 => {
-            match (offset_of(first), offset_of(last_end - 1)) {
-                (Some(from), Some(to)) if to >= from && to - from < 2 * chunk_size => {
-                    Some((from, to + 1 - from))
-                }
-                _ => None,
-            }
+/// The present ranges cut at every `chunk_size` boundary of the file: each piece is one zero-copy
+/// slice (it never spans runs) and lies in one window of the file. In physical order.
+fn file_aligned_pieces(phys: &PhysicalSpace, chunk_size: u64) -> Vec<Run> {
+    let mut pieces = vec![];
+    for run in phys.runs() {
+        let mut done = 0;
+        while done < run.len {
+            let file_offset = run.file_offset + done;
+            let window_end = (file_offset / chunk_size + 1).saturating_mul(chunk_size);
+            let len = (window_end - file_offset).min(run.len - done);
+            pieces.push(Run {
+                phys: run.phys + done,
+                len,
+                file_offset,
+            });
+            done += len;
         }
-        _ => None,
-    };
-    match whole {
-        Some(span) => vec![span],
-        None => pieces
-            .iter()
-            .filter_map(|&(start, end)| Some((offset_of(start)?, end - start)))
-            .collect(),
     }
+    pieces
 }
 
-#[allow(clippy::too_many_arguments)]
-fn scan_chunk<'a, T>(
-    phys: &'a PhysicalSpace,
-    arch: Arch,
-    tags: &TagSet,
+/// The file ranges holding `pieces`, merged where they continue each other, for the memory-map
+/// hints.
+fn file_spans(pieces: &[Run]) -> Vec<(u64, u64)> {
+    let mut spans: Vec<(u64, u64)> = vec![];
+    for piece in pieces {
+        match spans.last_mut() {
+            Some((offset, len)) if *offset + *len == piece.file_offset => *len += piece.len,
+            _ => spans.push((piece.file_offset, piece.len)),
+        }
+    }
+    spans
+}
+
+/// Splits `pieces` where the next piece does not continue the previous one in the file.
+fn contiguous_in_file(pieces: &[Run]) -> impl Iterator<Item = &[Run]> {
+    pieces.chunk_by(|a, b| a.file_offset + a.len == b.file_offset)
+}
+
+/// Calls `visit(physical address, tag)` for every header slot of `pieces` (stored back to back in
+/// the file) whose tag starts with a byte marked in `first_byte`.
+///
+/// When every piece keeps the slot alignment in both spaces (pages of a raw image or a crash dump),
+/// the stored bytes are searched in one pass, whatever the number of pieces: a bitmap dump stores
+/// a run every few pages. Otherwise each piece is searched on its own.
+fn scan_stored(
+    phys: &PhysicalSpace,
+    first_byte: &[bool; 256],
+    align: u64,
+    pieces: &[Run],
+    visit: &mut dyn FnMut(u64, u32),
+) {
+    let aligned = |p: &Run| {
+        p.phys.is_multiple_of(align)
+            && p.file_offset.is_multiple_of(align)
+            && p.len.is_multiple_of(align)
+    };
+    let (Some(first), Some(last)) = (pieces.first(), pieces.last()) else {
+        return;
+    };
+    let stored = usize::try_from(first.file_offset)
+        .ok()
+        .zip(usize::try_from(last.file_offset + last.len).ok())
+        .and_then(|(from, to)| phys.file_bytes().get(from..to));
+    let (Some(bytes), true) = (stored, pieces.iter().all(aligned)) else {
+        for piece in pieces {
+            scan_piece(phys, first_byte, align, piece.phys, piece.phys_end(), visit);
+        }
+        return;
+    };
+    // Slots are found in file order, so the piece holding each is found by walking forward.
+    let mut current = 0;
+    let mut found = |at: usize, tag: u32| {
+        let offset = first.file_offset + at as u64;
+        while pieces[current].file_offset + pieces[current].len <= offset {
+            current += 1;
+        }
+        let piece = &pieces[current];
+        visit(piece.phys + (offset - piece.file_offset), tag);
+    };
+    match align {
+        8 => tag_slots::<8, 32>(bytes, first_byte, &mut found),
+        _ => tag_slots::<16, 64>(bytes, first_byte, &mut found),
+    };
+}
+
+/// Calls `visit(physical address, tag)` for every header slot in the present range `start..end`
+/// (one run) whose tag starts with a marked byte, including a last slot that continues past `end`.
+fn scan_piece(
+    phys: &PhysicalSpace,
+    first_byte: &[bool; 256],
     align: u64,
     start: u64,
     end: u64,
-    keep_rejected: bool,
-    filter: &HitFilter<'a, '_, T>,
-) -> Vec<T> {
-    let mut hits = vec![];
+    visit: &mut dyn FnMut(u64, u32),
+) {
     let first = start.div_ceil(align) * align;
     if first >= end {
-        return hits;
+        return;
     }
-    // Chunks never span runs, so the whole chunk is one zero-copy slice.
+    // Pieces never span runs, so the whole piece is one zero-copy slice.
     let Some(bytes) = phys.slice(first, (end - first) as usize) else {
-        return hits;
+        return;
     };
-    let step = align as usize;
-    let mut check = |pos: u64, tag: u32| {
-        if let Some((kind, needed)) = tags.lookup(tag) {
-            if let Some(hit) = examine(phys, arch, pos, kind, needed) {
-                if keep_rejected || hit.rejected.is_none() {
-                    hits.extend(filter(hit));
-                }
-            }
-        }
+    let mut found = |at: usize, tag: u32| visit(first + at as u64, tag);
+    let covered = match align {
+        8 => tag_slots::<8, 32>(bytes, first_byte, &mut found),
+        _ => tag_slots::<16, 64>(bytes, first_byte, &mut found),
     };
-    // The hot loop: a 256-entry table on the tag's first byte rejects almost every header slot,
-    // four slots per test, so the common case costs one branch per 64 bytes (x64); only then
-    // are the tags compared.
-    let group = step * 4;
-    let groups = bytes.chunks_exact(group);
-    let mut tail_start = first + (groups.len() * group) as u64;
-    for (g, bytes) in groups.enumerate() {
-        let fb = &tags.first_byte;
-        if !(fb[bytes[4] as usize]
-            | fb[bytes[step + 4] as usize]
-            | fb[bytes[2 * step + 4] as usize]
-            | fb[bytes[3 * step + 4] as usize])
-        {
-            continue;
-        }
-        for (i, slot) in bytes.chunks_exact(step).enumerate() {
-            let tag = u32::from_le_bytes([slot[4], slot[5], slot[6], slot[7]]);
-            check(first + (g * group + i * step) as u64, tag);
-        }
-    }
-    let rest = bytes.get((tail_start - first) as usize..).unwrap_or(&[]);
-    for slot in rest.chunks_exact(step) {
-        let tag = u32::from_le_bytes([slot[4], slot[5], slot[6], slot[7]]);
-        check(tail_start, tag);
-        tail_start += align;
-    }
+    let tail_start = first + covered as u64;
     // A last slot shorter than a header: its tag may continue in the next run.
     if tail_start < end {
         if let Some(tag) = phys.read_u32(tail_start + 4) {
-            check(tail_start, tag);
+            visit(tail_start, tag);
         }
     }
-    hits
+}
+
+/// Calls `found(offset, tag)` for each `STEP`-byte slot of `bytes` whose tag (slot bytes 4..8)
+/// starts with a byte marked in `first_byte`, and returns how many bytes of whole slots it covered.
+///
+/// The hot loop of the tool. It tests the first tag byte of four slots (`GROUP` = 4 x `STEP`
+/// bytes) through the table with one branch per group; the slot size is a constant so that every
+/// offset is an immediate and the loop stays in registers. The rare group that passes goes to an
+/// out-of-line function.
+fn tag_slots<const STEP: usize, const GROUP: usize>(
+    bytes: &[u8],
+    first_byte: &[bool; 256],
+    found: &mut dyn FnMut(usize, u32),
+) -> usize {
+    debug_assert_eq!(GROUP, 4 * STEP);
+    let (groups, rest) = bytes.as_chunks::<GROUP>();
+    for (g, group) in groups.iter().enumerate() {
+        if first_byte[group[4] as usize]
+            | first_byte[group[STEP + 4] as usize]
+            | first_byte[group[2 * STEP + 4] as usize]
+            | first_byte[group[3 * STEP + 4] as usize]
+        {
+            each_slot::<STEP>(group, g * GROUP, first_byte, found);
+        }
+    }
+    let done = groups.len() * GROUP;
+    done + each_slot::<STEP>(rest, done, first_byte, found)
+}
+
+/// Calls `found` with the offset (from `base`) and tag of every whole slot whose tag starts with a
+/// marked byte; returns the bytes of whole slots covered.
+#[cold]
+#[inline(never)]
+fn each_slot<const STEP: usize>(
+    bytes: &[u8],
+    base: usize,
+    first_byte: &[bool; 256],
+    found: &mut dyn FnMut(usize, u32),
+) -> usize {
+    let (slots, _) = bytes.as_chunks::<STEP>();
+    for (i, slot) in slots.iter().enumerate() {
+        if first_byte[slot[4] as usize] {
+            found(
+                base + i * STEP,
+                u32::from_le_bytes([slot[4], slot[5], slot[6], slot[7]]),
+            );
+        }
+    }
+    slots.len() * STEP
 }
 
 fn examine(

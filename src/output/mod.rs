@@ -23,16 +23,20 @@ pub enum Format {
 
 /// Renders `out` in `format`. `dest` names the destination in write errors.
 pub fn render(out: &ScanOutput, format: Format, w: &mut dyn Write, dest: &str) -> Result<()> {
+    // Serializers write a few bytes at a time; buffering here, in a concrete type, keeps those
+    // writes inline instead of one dynamic call each (a third of JSON rendering time).
+    let mut buffered = std::io::BufWriter::with_capacity(1 << 16, w);
+    let b: &mut std::io::BufWriter<&mut dyn Write> = &mut buffered;
     let result = match format {
-        Format::Table => table::write_scan(out, w),
-        Format::Json => write_json(out, w),
-        Format::Jsonl => write_jsonl(out, w),
-        Format::Csv => csv::write_scan(out, w),
-        Format::Bodyfile => timeline::write_bodyfile(out, w),
-        Format::Timesketch => timeline::write_timesketch(out, w),
+        Format::Table => table::write_scan(out, b),
+        Format::Json => write_json(out, b),
+        Format::Jsonl => write_jsonl(out, b),
+        Format::Csv => csv::write_scan(out, b),
+        Format::Bodyfile => timeline::write_bodyfile(out, b),
+        Format::Timesketch => timeline::write_timesketch(out, b),
     };
     result
-        .and_then(|()| w.flush())
+        .and_then(|()| buffered.flush())
         .map_err(|e| write_error(dest, &e))
 }
 
@@ -41,14 +45,14 @@ pub fn write_error(dest: &str, e: &std::io::Error) -> Error {
     crate::error::io_error(dest, e)
 }
 
-fn write_json(out: &ScanOutput, w: &mut dyn Write) -> std::io::Result<()> {
+fn write_json(out: &ScanOutput, w: &mut impl Write) -> std::io::Result<()> {
     serde_json::to_writer_pretty(&mut *w, out)?;
     writeln!(w)
 }
 
 /// One record per line: the endpoints, then (with `--include-corrupt`) the rejected candidates,
 /// which carry a `reason`.
-fn write_jsonl(out: &ScanOutput, w: &mut dyn Write) -> std::io::Result<()> {
+fn write_jsonl(out: &ScanOutput, w: &mut impl Write) -> std::io::Result<()> {
     for r in out.endpoints.iter().chain(out.corrupt.iter()) {
         serde_json::to_writer(&mut *w, r)?;
         writeln!(w)?;
