@@ -480,38 +480,46 @@ fn find_kernel_image(space: &AddressSpace, phys: &PhysicalSpace) -> Option<Kerne
     }
     // Where kernels are loaded: checked first, so that MZ pages elsewhere (drivers, file cache)
     // cannot use up the candidate budget.
-    let usual = match space.mode {
+    let usual = match space.mode() {
         PagingMode::X64 => 0xFFFF_F800_0000_0000..0xFFFF_F808_0000_0000u64,
         _ => 0x8000_0000..0xC000_0000u64,
     };
-    let mut preferred = vec![];
-    let mut others = vec![];
-    space.kernel_mappings(|va, pa, size| {
-        let mut off = (0x1000 - (pa & 0xFFF)) & 0xFFF;
-        while off + 2 <= size {
-            let list = if usual.contains(&(va + off)) {
-                &mut preferred
-            } else {
-                &mut others
-            };
-            if list.len() < MAX_KERNEL_CANDIDATES && phys.slice(pa + off, 2) == Some(b"MZ") {
-                list.push(va + off);
+    // Pages starting with `MZ` in the mappings walked, split into those in the usual range and
+    // the others (each list capped).
+    let mz_pages = |near: Option<std::ops::Range<u64>>| {
+        let (mut preferred, mut others) = (vec![], vec![]);
+        space.kernel_mappings_near(near, |va, pa, size| {
+            let mut off = (0x1000 - (pa & 0xFFF)) & 0xFFF;
+            while off + 2 <= size {
+                let list = if usual.contains(&(va + off)) {
+                    &mut preferred
+                } else {
+                    &mut others
+                };
+                if list.len() < MAX_KERNEL_CANDIDATES && phys.slice(pa + off, 2) == Some(b"MZ") {
+                    list.push(va + off);
+                }
+                off += 0x1000;
             }
-            off += 0x1000;
-        }
-    });
-    // 2 MiB-aligned bases first: the kernel is loaded on a large-page boundary.
-    preferred.sort_by_key(|&va| (va & 0x1F_FFFF != 0, va));
+        });
+        // 2 MiB-aligned bases first: the kernel is loaded on a large-page boundary.
+        preferred.sort_by_key(|&va| (va & 0x1F_FFFF != 0, va));
+        others.sort_by_key(|&va| (va & 0x1F_FFFF != 0, va));
+        (preferred, others)
+    };
+    // The tables over the usual range first: walking every mapping reads a byte of every mapped
+    // page of the kernel half, which on a large image costs more than the rest of identification.
+    let (preferred, _) = mz_pages(Some(usual.clone()));
     if let Some(k) = preferred.iter().find_map(|&va| kernel_at(space, va)) {
         return Some(k);
     }
-    if let Some(k) = kdbg_scan_bases(phys, space.mode.pointer_size())
+    if let Some(k) = kdbg_scan_bases(phys, space.mode().pointer_size())
         .into_iter()
         .find_map(|base| kernel_at(space, base))
     {
         return Some(k);
     }
-    others.sort_by_key(|&va| (va & 0x1F_FFFF != 0, va));
+    let (_, others) = mz_pages(None);
     others.into_iter().find_map(|va| kernel_at(space, va))
 }
 

@@ -56,10 +56,32 @@ pub trait VirtualMemory: Sync {
 
 /// A kernel virtual address space: a physical space plus a directory table base.
 pub struct AddressSpace<'a> {
-    pub phys: &'a PhysicalSpace,
-    pub dtb: u64,
-    pub mode: PagingMode,
+    phys: &'a PhysicalSpace,
+    dtb: u64,
+    mode: PagingMode,
+    /// Names this space in the per-thread translation cache.
+    id: u64,
 }
+
+/// Recently translated pages, per thread and address space. Decoding one endpoint reads a dozen
+/// fields on a few pages (the object, its owner process, its address records), and each
+/// translation otherwise reads four page-table entries scattered over the image.
+struct RecentPages {
+    space: u64,
+    /// (virtual page number + 1, physical page address); 0 marks an empty slot.
+    slots: [(u64, u64); RECENT_PAGES],
+}
+
+const RECENT_PAGES: usize = 64;
+
+thread_local! {
+    static RECENT: std::cell::RefCell<RecentPages> = const {
+        std::cell::RefCell::new(RecentPages { space: 0, slots: [(0, 0); RECENT_PAGES] })
+    };
+}
+
+/// Source of [`AddressSpace`] ids (never 0, the id of no space).
+static NEXT_SPACE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 const PRESENT: u64 = 1;
 const LARGE: u64 = 1 << 7;
@@ -120,7 +142,43 @@ impl<F: FnMut(u64, u64, u64)> Coalescer<F> {
 
 impl<'a> AddressSpace<'a> {
     pub fn new(phys: &'a PhysicalSpace, dtb: u64, mode: PagingMode) -> Self {
-        AddressSpace { phys, dtb, mode }
+        let id = NEXT_SPACE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        AddressSpace {
+            phys,
+            dtb,
+            mode,
+            id,
+        }
+    }
+
+    pub fn dtb(&self) -> u64 {
+        self.dtb
+    }
+
+    pub fn mode(&self) -> PagingMode {
+        self.mode
+    }
+
+    /// [`translate`](Self::translate) through the per-thread cache of recent pages.
+    fn translate_cached(&self, va: u64) -> Option<u64> {
+        let page = va >> 12;
+        let slot = (page ^ (page >> 6)) as usize % RECENT_PAGES;
+        let hit = RECENT.with_borrow(|r| {
+            let (tag, pa) = r.slots[slot];
+            (r.space == self.id && tag == page.wrapping_add(1)).then_some(pa)
+        });
+        if let Some(pa) = hit {
+            return Some(pa | (va & 0xFFF));
+        }
+        let pa = self.translate(va)?;
+        RECENT.with_borrow_mut(|r| {
+            if r.space != self.id {
+                r.space = self.id;
+                r.slots = [(0, 0); RECENT_PAGES];
+            }
+            r.slots[slot] = (page.wrapping_add(1), pa & !0xFFF);
+        });
+        Some(pa)
     }
 
     fn entry(&self, table: u64, index: u64) -> Option<u64> {
@@ -226,13 +284,29 @@ impl<'a> AddressSpace<'a> {
     /// self-map, and visits each page table at most once, so a hostile image that points many
     /// entries at one table costs no more than its number of distinct tables.
     pub fn kernel_mappings(&self, f: impl FnMut(u64, u64, u64)) {
+        self.kernel_mappings_near(None, f)
+    }
+
+    /// [`kernel_mappings`](Self::kernel_mappings), on x64 limited to the top-level entries that
+    /// cover `va` (the walk then touches only the tables under them, not every mapped page of the
+    /// kernel half); other modes walk everything. Mappings may extend beyond `va`.
+    pub fn kernel_mappings_near(
+        &self,
+        va: Option<std::ops::Range<u64>>,
+        f: impl FnMut(u64, u64, u64),
+    ) {
         let mut out = Coalescer {
             pending: None,
             sink: f,
         };
         let mut seen = std::collections::HashSet::new();
         match self.mode {
-            PagingMode::X64 => self.x64_kernel_mappings(&mut out, &mut seen),
+            PagingMode::X64 => {
+                let slots = va.filter(|r| r.start < r.end).map_or(256..512, |r| {
+                    ((r.start >> 39) & 0x1FF).max(256)..((r.end - 1) >> 39 & 0x1FF) + 1
+                });
+                self.x64_kernel_mappings(slots, &mut out, &mut seen)
+            }
             PagingMode::Pae => {
                 for pdpt_index in 2..4u64 {
                     let Some(pdpte) = self.entry(self.top_table(), pdpt_index) else {
@@ -262,6 +336,7 @@ impl<'a> AddressSpace<'a> {
 
     fn x64_kernel_mappings<F: FnMut(u64, u64, u64)>(
         &self,
+        slots: std::ops::Range<u64>,
         out: &mut Coalescer<F>,
         seen: &mut std::collections::HashSet<u64>,
     ) {
@@ -272,7 +347,7 @@ impl<'a> AddressSpace<'a> {
                     .is_some_and(|e| e & PRESENT != 0 && e & PFN_MASK_X64 == pml4)
             })
             .map_or(NO_SELF_MAP_SLOT, |i| i as usize);
-        for i in 256..512u64 {
+        for i in slots {
             if i as usize == self_slot {
                 continue;
             }
@@ -418,7 +493,7 @@ impl VirtualMemory for AddressSpace<'_> {
         let mut done = 0usize;
         while done < buf.len() {
             let cur = va.wrapping_add(done as u64);
-            let Some(pa) = self.translate(cur) else {
+            let Some(pa) = self.translate_cached(cur) else {
                 return false;
             };
             let n = ((0x1000 - (cur & 0xfff)) as usize).min(buf.len() - done);

@@ -234,3 +234,37 @@ fn hostile_tables_terminate() {
     assert_eq!(a.translate(0xFFFF_F780_0000_0000), None);
     a.kernel_mappings(|_, _, _| panic!("nothing is mapped"));
 }
+
+/// Translations are cached per thread: spaces built one after another (often at the same stack
+/// address) or used in turn must never see each other's pages.
+#[test]
+fn translation_cache_keeps_address_spaces_apart() {
+    let va = 0xFFFF_F800_0040_0000;
+    let images: Vec<(Machine, u64)> = (0..3u64)
+        .map(|i| {
+            let mut m = Machine::new(Mode::X64, 4 * MIB, 0x1ED);
+            // A different number of pages before the mapping, so `va` lands on another frame.
+            m.map_fresh(va - (i + 1) * PAGE, (i + 1) * PAGE);
+            m.map_fresh(va, PAGE);
+            m.write_virt(va + 8, &(0xA0 + i).to_le_bytes());
+            let pa = m.pa_of(va);
+            (m, pa)
+        })
+        .collect();
+    let spaces: Vec<PhysicalSpace> = images.iter().map(|(m, _)| space_of(m)).collect();
+    for round in 0..3 {
+        for (i, ((m, pa), phys)) in images.iter().zip(&spaces).enumerate() {
+            // A fresh space each time, dropped at the end of the iteration.
+            let a = AddressSpace::new(phys, m.dtb, PagingMode::X64);
+            assert_eq!(a.read_u64(va + 8), Some(0xA0 + i as u64), "round {round}");
+            assert_eq!(a.translate(va), Some(*pa));
+        }
+    }
+    // Two live spaces used in turn.
+    let a = AddressSpace::new(&spaces[0], images[0].0.dtb, PagingMode::X64);
+    let b = AddressSpace::new(&spaces[1], images[1].0.dtb, PagingMode::X64);
+    for _ in 0..3 {
+        assert_eq!(a.read_u64(va + 8), Some(0xA0));
+        assert_eq!(b.read_u64(va + 8), Some(0xA1));
+    }
+}

@@ -272,25 +272,18 @@ fn bitmap_runs(bytes: &[u8], layout: &Layout, path: &Path) -> Result<Vec<Run>> {
     let mut runs: Vec<Run> = vec![];
     let mut file_offset = first_page;
     let mut pfn = 0u64;
-    // Skip zero bytes quickly; a multi-GiB dump has millions of bits.
-    while pfn < bits {
-        let byte = bitmap.get((pfn / 8) as usize).copied().unwrap_or(0);
-        if byte == 0 && pfn.is_multiple_of(8) {
-            pfn += 8;
-            continue;
-        }
-        if byte & (1 << (pfn % 8)) != 0 {
-            match runs.last_mut() {
-                Some(last) if last.phys + last.len == pfn * PAGE => last.len += PAGE,
-                _ => runs.push(Run {
-                    phys: pfn * PAGE,
-                    len: PAGE,
-                    file_offset,
-                }),
-            }
-            file_offset += PAGE;
-        }
-        pfn += 1;
+    // A run per stretch of set bits, found a 64-bit word at a time: a multi-GiB dump has
+    // millions of bits.
+    while let Some(start) = next_bit(bitmap, pfn, bits, true) {
+        let end = next_bit(bitmap, start, bits, false).unwrap_or(bits);
+        let len = (end - start) * PAGE;
+        runs.push(Run {
+            phys: start * PAGE,
+            len,
+            file_offset,
+        });
+        file_offset += len;
+        pfn = end;
     }
     if file_offset > bytes.len() as u64 {
         return Err(Error::file(
@@ -302,6 +295,28 @@ fn bitmap_runs(bytes: &[u8], layout: &Layout, path: &Path) -> Result<Vec<Run>> {
         ));
     }
     Ok(runs)
+}
+
+/// The first bit at or after `from` (and before `bits`) that is `set` (or clear, if not), in a
+/// bitmap whose bit `n` is bit `n % 8` of byte `n / 8`. Bits past the bitmap's bytes are clear.
+fn next_bit(bitmap: &[u8], from: u64, bits: u64, set: bool) -> Option<u64> {
+    let mut at = from;
+    while at < bits {
+        let word_index = usize::try_from(at / 64).ok()?;
+        let mut word = [0u8; 8];
+        if let Some(stored) = bitmap.get(word_index * 8..) {
+            let n = stored.len().min(8);
+            word[..n].copy_from_slice(&stored[..n]);
+        }
+        let word = u64::from_le_bytes(word);
+        let wanted = (if set { word } else { !word }) >> (at % 64);
+        if wanted != 0 {
+            let found = at + u64::from(wanted.trailing_zeros());
+            return (found < bits).then_some(found);
+        }
+        at = (at / 64 + 1) * 64;
+    }
+    None
 }
 
 /// DumpType 8/9/0xA (`RDMP`): {Pfn, Count} ranges packed from FirstPageOffset (crashdump-formats.md
@@ -349,4 +364,55 @@ fn rdmp_runs(bytes: &[u8], layout: &Layout, dump_type: u32, path: &Path) -> Resu
         at += 16;
     }
     Ok(runs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_bit;
+
+    /// The bit-at-a-time answer `next_bit` must agree with.
+    fn naive(bitmap: &[u8], from: u64, bits: u64, set: bool) -> Option<u64> {
+        (from..bits).find(|&n| {
+            let byte = bitmap.get((n / 8) as usize).copied().unwrap_or(0);
+            (byte >> (n % 8) & 1 == 1) == set
+        })
+    }
+
+    #[test]
+    fn next_bit_agrees_with_a_bit_by_bit_search() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        for len in [0usize, 1, 7, 8, 9, 31, 64, 65, 200] {
+            for density in [0u64, 1, 4, 8] {
+                let bitmap: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed = seed
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        match density {
+                            0 => 0,
+                            8 => 0xFF,
+                            d => (0..8)
+                                .fold(0u8, |b, i| b | u8::from((seed >> (i * 7)) % 8 < d) << i),
+                        }
+                    })
+                    .collect();
+                // `bits` past the stored bytes as well as inside them.
+                for bits in [
+                    len as u64 * 8,
+                    (len as u64 * 8).saturating_sub(3),
+                    len as u64 * 8 + 70,
+                ] {
+                    for from in 0..bits + 2 {
+                        for set in [true, false] {
+                            assert_eq!(
+                                next_bit(&bitmap, from, bits, set),
+                                naive(&bitmap, from, bits, set),
+                                "len {len} bits {bits} from {from} set {set}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

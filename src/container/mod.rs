@@ -61,10 +61,38 @@ impl Backing {
     }
 }
 
+/// The span of physical addresses one entry of the run index covers.
+const REGION_SIZE: u64 = 2 << 20;
+
+/// The run index of [`PhysicalSpace`]: an entry per `REGION_SIZE` up to the last present byte
+/// (4 bytes per 2 MiB: 32 KiB for 16 GiB). Images whose highest address would need more than
+/// 2^22 entries (8 TiB) get none, and lookups fall back to searching all runs.
+fn region_index(runs: &[Run]) -> Vec<u32> {
+    let end = runs.last().map_or(0, |r| r.phys_end());
+    let regions = end.div_ceil(REGION_SIZE);
+    if regions > 1 << 22 || u32::try_from(runs.len()).is_err() {
+        return vec![];
+    }
+    let mut index = Vec::with_capacity(regions as usize);
+    let mut i = 0;
+    for region in 0..regions {
+        let start = region * REGION_SIZE;
+        while i < runs.len() && runs[i].phys_end() <= start {
+            i += 1;
+        }
+        index.push(i as u32);
+    }
+    index
+}
+
 /// A physical address space over one image file.
 pub struct PhysicalSpace {
     backing: Backing,
     runs: Vec<Run>,
+    /// For each `REGION_SIZE` of physical addresses, the index of the first run ending after its
+    /// start: a lookup binary-searches only the runs of one region (a bitmap dump has a run every
+    /// few pages, and decoding looks up a run for every page-table entry it reads).
+    region_first_run: Vec<u32>,
     /// `raw`, `crashdump-full`, `crashdump-bitmap`, `crashdump-rdmp`, `elf`, `lime`, `vmware`.
     pub kind: &'static str,
     pub path: PathBuf,
@@ -96,11 +124,13 @@ impl PhysicalSpace {
             }
         }
         runs.retain(|r| r.len > 0);
-        runs.sort();
+        runs.sort_unstable();
+        // Merged in place (a bitmap dump has a run every few pages: no second copy of them).
         let mut warnings = vec![];
-        let mut kept: Vec<Run> = Vec::with_capacity(runs.len());
-        for r in runs {
-            match kept.last_mut() {
+        let mut kept = 0usize;
+        for i in 0..runs.len() {
+            let r = runs[i];
+            match kept.checked_sub(1).map(|last| &mut runs[last]) {
                 Some(last) if r.phys < last.phys_end() => {
                     warnings.push(format!(
                         "overlapping physical range at {:#x} ignored",
@@ -114,11 +144,18 @@ impl PhysicalSpace {
                 {
                     last.len += r.len;
                 }
-                _ => kept.push(r),
+                _ => {
+                    runs[kept] = r;
+                    kept += 1;
+                }
             }
         }
+        runs.truncate(kept);
+        let kept = runs;
+        let region_first_run = region_index(&kept);
         Ok(PhysicalSpace {
             backing,
+            region_first_run,
             runs: kept,
             kind,
             path: path.to_path_buf(),
@@ -303,7 +340,22 @@ impl PhysicalSpace {
     }
 
     fn run_index(&self, pa: u64) -> Option<usize> {
-        let i = self.runs.partition_point(|r| r.phys_end() <= pa);
+        let (from, to) = if self.region_first_run.is_empty() {
+            (0, self.runs.len())
+        } else {
+            let region = usize::try_from(pa / REGION_SIZE).ok()?;
+            let from = *self.region_first_run.get(region)? as usize;
+            let to = self
+                .region_first_run
+                .get(region + 1)
+                .map_or(self.runs.len(), |&i| i as usize + 1);
+            (from, to.min(self.runs.len()))
+        };
+        let i = from
+            + self
+                .runs
+                .get(from..to)?
+                .partition_point(|r| r.phys_end() <= pa);
         (i < self.runs.len() && self.runs[i].phys <= pa).then_some(i)
     }
 
@@ -343,12 +395,60 @@ impl PhysicalSpace {
     }
 
     pub fn read_u64(&self, pa: u64) -> Option<u64> {
-        let mut b = [0u8; 8];
-        self.read(pa, &mut b).then(|| u64::from_le_bytes(b))
+        self.read_array(pa).map(u64::from_le_bytes)
     }
 
     pub fn read_u32(&self, pa: u64) -> Option<u32> {
-        let mut b = [0u8; 4];
-        self.read(pa, &mut b).then(|| u32::from_le_bytes(b))
+        self.read_array(pa).map(u32::from_le_bytes)
+    }
+
+    /// `N` bytes at `pa`: a fixed-size copy when they are stored contiguously (page-table entries
+    /// always are), else through [`read`](Self::read).
+    fn read_array<const N: usize>(&self, pa: u64) -> Option<[u8; N]> {
+        if let Some(bytes) = self.slice(pa, N).and_then(|s| s.first_chunk::<N>()) {
+            return Some(*bytes);
+        }
+        let mut b = [0u8; N];
+        self.read(pa, &mut b).then_some(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_lookup_through_the_region_index_agrees_with_a_linear_search() {
+        // Runs of one page to several regions, with gaps, some touching region boundaries.
+        let page = 0x1000;
+        let mut runs = vec![];
+        let mut phys = 0x3000u64;
+        let mut file_offset = 0;
+        for (i, pages) in [1u64, 3, 512, 1, 2, 700, 1, 1, 1025, 5].iter().enumerate() {
+            let len = pages * page;
+            runs.push(Run {
+                phys,
+                len,
+                file_offset,
+            });
+            file_offset += len;
+            phys += len + (i as u64 % 3) * page + if i == 4 { REGION_SIZE * 3 } else { 0 };
+        }
+        let bytes = vec![0u8; file_offset as usize];
+        let space =
+            PhysicalSpace::new(Backing::Owned(bytes), runs.clone(), "raw", Path::new("t")).unwrap();
+        assert!(!space.region_first_run.is_empty());
+        let end = space.end() + REGION_SIZE;
+        let mut pa = 0;
+        while pa < end {
+            for probe in [pa, pa + 1, pa + page - 1] {
+                let linear = space
+                    .runs()
+                    .iter()
+                    .position(|r| r.phys <= probe && probe < r.phys_end());
+                assert_eq!(space.run_index(probe), linear, "pa {probe:#x}");
+            }
+            pa += page;
+        }
     }
 }
