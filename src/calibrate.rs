@@ -30,20 +30,19 @@ pub struct SlotVote {
 /// Runs calibration on the candidates that passed the header checks. Returns the overrides to
 /// decode with and one report entry per calibrated field (`ProfileUse::calibration`).
 pub fn calibrate(candidates: &[Candidate], env: &DecodeEnv) -> (Overrides, Vec<Value>) {
-    let decoded: Vec<(usize, Decoded)> = candidates
+    let decoded: Vec<Decoded> = candidates
         .par_iter()
         .map(|c| endpoint::decode(c, env))
-        .enumerate()
         .collect();
-    calibrate_decoded(candidates, &decoded, env)
+    let pairs: Vec<(&Candidate, &Decoded)> = candidates.iter().zip(&decoded).collect();
+    calibrate_decoded(&pairs, env)
 }
 
-/// `calibrate` with candidates already decoded with `env` (`(i, d)`: `d` is `candidates[i]`
-/// decoded; corrupt ones may be left out, they do not vote), so that the scan decodes every object
-/// once when no offset moves.
+/// `calibrate` with candidates already decoded with `env` (each beside its decode; corrupt ones
+/// may be left out, they do not vote), so that the scan decodes every object once when no offset
+/// moves.
 pub fn calibrate_decoded(
-    candidates: &[Candidate],
-    decoded: &[(usize, Decoded)],
+    decoded: &[(&Candidate, &Decoded)],
     env: &DecodeEnv,
 ) -> (Overrides, Vec<Value>) {
     let mut overrides = Overrides::default();
@@ -56,8 +55,8 @@ pub fn calibrate_decoded(
         // Only structurally valid objects vote: decoys and garbage would dilute the evidence.
         let decoded: Vec<(&Candidate, &crate::record::EndpointRecord)> = decoded
             .iter()
-            .filter_map(|(i, d)| match (candidates.get(*i), d) {
-                (Some(c), Decoded::Valid(r, _)) if c.kind == kind => Some((c, r)),
+            .filter_map(|&(c, d)| match d {
+                Decoded::Valid(r, _) if c.kind == kind => Some((c, r)),
                 _ => None,
             })
             .collect();
@@ -250,7 +249,10 @@ pub fn best_time_slot(
 
 /// Report entries for fields decoded through a profile `alternatives` offset instead of the
 /// primary one: which offset, for how many records of the kind.
-pub fn alternatives_used(decoded: &[Decoded], env: &DecodeEnv) -> Vec<Value> {
+pub fn alternatives_used<'d>(
+    decoded: impl IntoIterator<Item = &'d Decoded>,
+    env: &DecodeEnv,
+) -> Vec<Value> {
     // (kind, field, used offset) → records; kind → records of that kind.
     let mut used: BTreeMap<(ObjectKind, &'static str, u64), usize> = BTreeMap::new();
     let mut totals: BTreeMap<ObjectKind, usize> = BTreeMap::new();

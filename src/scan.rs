@@ -146,9 +146,8 @@ impl Candidate<'_> {
 #[derive(Clone, Debug)]
 pub struct TagSet {
     entries: Vec<(u32, ObjectKind, u64)>,
-    /// Whether any tag starts with this byte: the hot loop's first test (one load per slot; measured
-    /// faster than a two-byte bit set, which costs shifts per slot, though it lets more through).
-    first_byte: [bool; 256],
+    /// The hot loop's tests on the tag bytes.
+    filter: SlotFilter,
 }
 
 impl TagSet {
@@ -184,14 +183,8 @@ impl TagSet {
                 tw.min_size.get() + tw.body_offset.get(),
             );
         }
-        let mut first_byte = [false; 256];
-        for (tag, _, _) in &entries {
-            first_byte[(*tag & 0xff) as usize] = true;
-        }
-        TagSet {
-            entries,
-            first_byte,
-        }
+        let filter = SlotFilter::new(entries.iter().map(|(tag, _, _)| *tag));
+        TagSet { entries, filter }
     }
 
     #[inline]
@@ -289,7 +282,7 @@ pub fn find_tags_with<'a, T: Send>(
                 }
             };
             for run_of_pieces in contiguous_in_file(&pieces[unit.clone()]) {
-                scan_stored(phys, &tags.first_byte, align, run_of_pieces, &mut visit);
+                scan_stored(phys, &tags.filter, align, run_of_pieces, &mut visit);
                 if let Some(bar) = progress {
                     bar.inc(run_of_pieces.iter().map(|p| p.len).sum());
                 }
@@ -345,14 +338,14 @@ fn contiguous_in_file(pieces: &[Run]) -> impl Iterator<Item = &[Run]> {
 }
 
 /// Calls `visit(physical address, tag)` for every header slot of `pieces` (stored back to back in
-/// the file) whose tag starts with a byte marked in `first_byte`.
+/// the file) whose tag passes `filter`.
 ///
 /// When every piece keeps the slot alignment in both spaces (pages of a raw image or a crash dump),
 /// the stored bytes are searched in one pass, whatever the number of pieces: a bitmap dump stores
 /// a run every few pages. Otherwise each piece is searched on its own.
 fn scan_stored(
     phys: &PhysicalSpace,
-    first_byte: &[bool; 256],
+    filter: &SlotFilter,
     align: u64,
     pieces: &[Run],
     visit: &mut dyn FnMut(u64, u32),
@@ -371,7 +364,7 @@ fn scan_stored(
         .and_then(|(from, to)| phys.file_bytes().get(from..to));
     let (Some(bytes), true) = (stored, pieces.iter().all(aligned)) else {
         for piece in pieces {
-            scan_piece(phys, first_byte, align, piece.phys, piece.phys_end(), visit);
+            scan_piece(phys, filter, align, piece.phys, piece.phys_end(), visit);
         }
         return;
     };
@@ -386,8 +379,8 @@ fn scan_stored(
         visit(piece.phys + (offset - piece.file_offset), tag);
     };
     match align {
-        8 => tag_slots::<8, 32>(bytes, first_byte, &mut found),
-        _ => tag_slots::<16, 64>(bytes, first_byte, &mut found),
+        8 => tag_slots::<8, 32>(bytes, filter, &mut found),
+        _ => tag_slots::<16, 64>(bytes, filter, &mut found),
     };
 }
 
@@ -395,7 +388,7 @@ fn scan_stored(
 /// (one run) whose tag starts with a marked byte, including a last slot that continues past `end`.
 fn scan_piece(
     phys: &PhysicalSpace,
-    first_byte: &[bool; 256],
+    filter: &SlotFilter,
     align: u64,
     start: u64,
     end: u64,
@@ -411,8 +404,8 @@ fn scan_piece(
     };
     let mut found = |at: usize, tag: u32| visit(first + at as u64, tag);
     let covered = match align {
-        8 => tag_slots::<8, 32>(bytes, first_byte, &mut found),
-        _ => tag_slots::<16, 64>(bytes, first_byte, &mut found),
+        8 => tag_slots::<8, 32>(bytes, filter, &mut found),
+        _ => tag_slots::<16, 64>(bytes, filter, &mut found),
     };
     let tail_start = first + covered as u64;
     // A last slot shorter than a header: its tag may continue in the next run.
@@ -423,46 +416,83 @@ fn scan_piece(
     }
 }
 
-/// Calls `found(offset, tag)` for each `STEP`-byte slot of `bytes` whose tag (slot bytes 4..8)
-/// starts with a byte marked in `first_byte`, and returns how many bytes of whole slots it covered.
+/// Cheap tests that a slot's tag (bytes 4..8 of a pool header) may be one of the tags looked for.
+#[derive(Clone, Debug)]
+struct SlotFilter {
+    /// Whether some tag starts with this byte: the first test, one load per slot.
+    first_byte: [bool; 256],
+    /// Bit `p` is set when some tag starts with the two bytes `p` (little-endian): the second
+    /// test, on the few groups that pass the first (random bytes pass the first test once in 32
+    /// four-slot groups, the second once in 3,000).
+    prefixes: Box<[u64; 1024]>,
+}
+
+impl SlotFilter {
+    fn new(tags: impl Iterator<Item = u32>) -> SlotFilter {
+        let mut filter = SlotFilter {
+            first_byte: [false; 256],
+            prefixes: Box::new([0; 1024]),
+        };
+        for tag in tags {
+            filter.first_byte[(tag & 0xff) as usize] = true;
+            let prefix = (tag & 0xffff) as usize;
+            filter.prefixes[prefix / 64] |= 1 << (prefix % 64);
+        }
+        filter
+    }
+
+    #[inline(always)]
+    fn prefix_marked(&self, slot: &[u8]) -> bool {
+        let prefix = usize::from(u16::from_le_bytes([slot[4], slot[5]]));
+        self.prefixes[prefix / 64] >> (prefix % 64) & 1 != 0
+    }
+}
+
+/// Calls `found(offset, tag)` for each `STEP`-byte slot of `bytes` whose tag passes `filter`, and
+/// returns how many bytes of whole slots it covered.
 ///
 /// The hot loop of the tool. It tests the first tag byte of four slots (`GROUP` = 4 x `STEP`
-/// bytes) through the table with one branch per group; the slot size is a constant so that every
-/// offset is an immediate and the loop stays in registers. The rare group that passes goes to an
-/// out-of-line function.
+/// bytes) through a table with one branch per group; the slot size is a constant so that every
+/// offset is an immediate and the loop stays in registers. The few groups that pass get the
+/// two-byte test inline, and only a group that passes that too leaves the loop.
 fn tag_slots<const STEP: usize, const GROUP: usize>(
     bytes: &[u8],
-    first_byte: &[bool; 256],
+    filter: &SlotFilter,
     found: &mut dyn FnMut(usize, u32),
 ) -> usize {
     debug_assert_eq!(GROUP, 4 * STEP);
+    let first_byte = &filter.first_byte;
     let (groups, rest) = bytes.as_chunks::<GROUP>();
     for (g, group) in groups.iter().enumerate() {
-        if first_byte[group[4] as usize]
+        if (first_byte[group[4] as usize]
             | first_byte[group[STEP + 4] as usize]
             | first_byte[group[2 * STEP + 4] as usize]
-            | first_byte[group[3 * STEP + 4] as usize]
+            | first_byte[group[3 * STEP + 4] as usize])
+            && (filter.prefix_marked(&group[..])
+                | filter.prefix_marked(&group[STEP..])
+                | filter.prefix_marked(&group[2 * STEP..])
+                | filter.prefix_marked(&group[3 * STEP..]))
         {
-            each_slot::<STEP>(group, g * GROUP, first_byte, found);
+            each_slot::<STEP>(group, g * GROUP, filter, found);
         }
     }
     let done = groups.len() * GROUP;
-    done + each_slot::<STEP>(rest, done, first_byte, found)
+    done + each_slot::<STEP>(rest, done, filter, found)
 }
 
-/// Calls `found` with the offset (from `base`) and tag of every whole slot whose tag starts with a
-/// marked byte; returns the bytes of whole slots covered.
+/// Calls `found` with the offset (from `base`) and tag of every whole slot whose tag prefix is
+/// marked; returns the bytes of whole slots covered.
 #[cold]
 #[inline(never)]
 fn each_slot<const STEP: usize>(
     bytes: &[u8],
     base: usize,
-    first_byte: &[bool; 256],
+    filter: &SlotFilter,
     found: &mut dyn FnMut(usize, u32),
 ) -> usize {
     let (slots, _) = bytes.as_chunks::<STEP>();
     for (i, slot) in slots.iter().enumerate() {
-        if first_byte[slot[4] as usize] {
+        if filter.prefix_marked(slot) {
             found(
                 base + i * STEP,
                 u32::from_le_bytes([slot[4], slot[5], slot[6], slot[7]]),
@@ -574,51 +604,61 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
             keep(&d).then_some((h, Some(d)))
         },
     );
-    let mut candidates: Vec<Candidate> = Vec::new();
-    let mut first_pass: Vec<(usize, Decoded)> = Vec::new();
-    let mut rejected: Vec<TagHit> = Vec::new();
-    for (h, d) in hits {
-        match d {
-            Some(d) => {
-                first_pass.push((candidates.len(), d));
-                candidates.push(h.candidate);
-            }
-            None => rejected.push(h),
-        }
-    }
-    let (overrides, mut calibration) =
-        calibrate::calibrate_decoded(&candidates, &first_pass, &base_env);
+    // Calibration reads the valid decodes beside their objects; the hits stay where they are
+    // (moving thousands of records between vectors showed up in the profile).
+    let first_pass: Vec<(&Candidate, &Decoded)> = hits
+        .iter()
+        .filter_map(|(h, d)| Some((&h.candidate, d.as_ref()?)))
+        .collect();
+    let (overrides, calibration) = calibrate::calibrate_decoded(&first_pass, &base_env);
+    drop(first_pass);
     let recalibrated = overrides != Overrides::default();
     let env = DecodeEnv {
         overrides,
         ..base_env
     };
-    // Decoding again is needed only when calibration moved an offset.
-    let decoded: Vec<Decoded> = if recalibrated {
-        drop(first_pass);
-        candidates
-            .par_iter()
-            .map(|c| endpoint::decode(c, &env))
-            .filter(keep)
-            .collect()
-    } else {
-        first_pass.into_iter().map(|(_, d)| d).collect()
-    };
-    calibration.extend(calibrate::alternatives_used(&decoded, &env));
-
     let mut carved = Carved {
         calibration,
         ..Carved::default()
     };
-    for d in decoded {
-        match d {
-            Decoded::Valid(rec, _) => carved.endpoints.push(rec),
-            Decoded::Corrupt(rec) => {
-                if p.include_corrupt {
-                    carved.corrupt.push(rec)
-                }
+    carved.endpoints.reserve(hits.len());
+    let mut add = |d: Decoded| match d {
+        Decoded::Valid(rec, _) => carved.endpoints.push(rec),
+        Decoded::Corrupt(rec) => {
+            if p.include_corrupt {
+                carved.corrupt.push(rec)
             }
         }
+    };
+    // Decoding again is needed only when calibration moved an offset.
+    let (decoded, rejected): (Vec<Decoded>, Vec<TagHit>) = if recalibrated {
+        let decoded = hits
+            .par_iter()
+            .filter(|(_, d)| d.is_some())
+            .map(|(h, _)| endpoint::decode(&h.candidate, &env))
+            .filter(keep)
+            .collect();
+        let rejected = hits
+            .into_iter()
+            .filter_map(|(h, d)| d.is_none().then_some(h))
+            .collect();
+        (decoded, rejected)
+    } else {
+        let used = calibrate::alternatives_used(hits.iter().filter_map(|(_, d)| d.as_ref()), &env);
+        let mut rejected = vec![];
+        for (h, d) in hits {
+            match d {
+                Some(d) => add(d),
+                None => rejected.push(h),
+            }
+        }
+        carved.calibration.extend(used);
+        (vec![], rejected)
+    };
+    if !decoded.is_empty() {
+        let used = calibrate::alternatives_used(&decoded, &env);
+        decoded.into_iter().for_each(&mut add);
+        carved.calibration.extend(used);
     }
     if p.include_corrupt {
         for h in rejected {
