@@ -253,7 +253,7 @@ pub fn find_tags_with<'a, T: Send>(
         }
     }
     let spans = |unit: &std::ops::Range<usize>| file_spans(&pieces[unit.clone()]);
-    units
+    let per_unit: Vec<Vec<T>> = units
         .par_iter()
         // One unit per task: rayon's default split leaves a quarter of the image as one
         // unsplittable task on two threads, so one thread would finish the scan alone.
@@ -292,10 +292,11 @@ pub fn find_tags_with<'a, T: Send>(
             }
             hits
         })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .flatten()
-        .collect()
+        .collect::<Vec<_>>();
+    // Sized once: growing a vector of thousands of hits by doubling copies them again and again.
+    let mut all = Vec::with_capacity(per_unit.iter().map(Vec::len).sum());
+    per_unit.into_iter().for_each(|hits| all.extend(hits));
+    all
 }
 
 /// The present ranges cut at every `chunk_size` boundary of the file: each piece is one zero-copy
