@@ -119,6 +119,8 @@ fn canonical(va: u64) -> u64 {
 /// Collects mappings and hands them on merged when both VA and PA continue the previous one.
 struct Coalescer<F: FnMut(u64, u64, u64)> {
     pending: Option<(u64, u64, u64)>,
+    /// Whether mappings are cut to the physical ranges the image stores.
+    present_only: bool,
     sink: F,
 }
 
@@ -295,8 +297,22 @@ impl<'a> AddressSpace<'a> {
         va: Option<std::ops::Range<u64>>,
         f: impl FnMut(u64, u64, u64),
     ) {
+        self.walk_kernel(va, true, f)
+    }
+
+    /// The walk behind [`kernel_mappings_near`](Self::kernel_mappings_near); with
+    /// `present_only` false, mappings are not cut at the gaps between stored runs (a caller that
+    /// only asks about present pages saves a callback per run: a bitmap dump has one every few
+    /// pages).
+    fn walk_kernel(
+        &self,
+        va: Option<std::ops::Range<u64>>,
+        present_only: bool,
+        f: impl FnMut(u64, u64, u64),
+    ) {
         let mut out = Coalescer {
             pending: None,
+            present_only,
             sink: f,
         };
         let mut seen = std::collections::HashSet::new();
@@ -451,6 +467,10 @@ impl<'a> AddressSpace<'a> {
         let Some(end) = pa.checked_add(size) else {
             return;
         };
+        if !out.present_only {
+            out.push(va, pa, size);
+            return;
+        }
         let runs = self.phys.runs();
         let first = runs.partition_point(|r| r.phys_end() <= pa);
         for run in runs.get(first..).unwrap_or(&[]) {
@@ -474,7 +494,7 @@ impl<'a> AddressSpace<'a> {
         if pages.is_empty() {
             return found;
         }
-        self.kernel_mappings(|va, pa, size| {
+        self.walk_kernel(None, false, |va, pa, size| {
             let first = pa >> 12;
             let last = (pa + size - 1) >> 12;
             for &pfn in pages.range(first..=last) {

@@ -269,7 +269,7 @@ fn bitmap_runs(bytes: &[u8], layout: &Layout, path: &Path) -> Result<Vec<Run>> {
                 format!("bitmap of {bits} pages runs past the end of the file"),
             )
         })?;
-    let mut runs: Vec<Run> = vec![];
+    let mut runs: Vec<Run> = Vec::with_capacity(count_runs(bitmap, bits));
     let mut file_offset = first_page;
     let mut pfn = 0u64;
     // A run per stretch of set bits, found a 64-bit word at a time: a multi-GiB dump has
@@ -295,6 +295,29 @@ fn bitmap_runs(bytes: &[u8], layout: &Layout, path: &Path) -> Result<Vec<Run>> {
         ));
     }
     Ok(runs)
+}
+
+/// How many stretches of set bits the first `bits` bits of `bitmap` hold (the number of runs, so
+/// that their vector is allocated once: a dump can have a hundred thousand).
+fn count_runs(bitmap: &[u8], bits: u64) -> usize {
+    let mut runs = 0usize;
+    let mut previous_top = 0u64;
+    for (i, chunk) in bitmap.chunks(8).enumerate() {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        let mut word = u64::from_le_bytes(word);
+        let first_bit = i as u64 * 64;
+        if first_bit >= bits {
+            break;
+        }
+        if bits - first_bit < 64 {
+            word &= (1u64 << (bits - first_bit)) - 1;
+        }
+        // A run starts at each set bit whose lower neighbour is clear.
+        runs += (word & !((word << 1) | previous_top)).count_ones() as usize;
+        previous_top = word >> 63;
+    }
+    runs
 }
 
 /// The first bit at or after `from` (and before `bits`) that is `set` (or clear, if not), in a
@@ -376,6 +399,38 @@ mod tests {
             let byte = bitmap.get((n / 8) as usize).copied().unwrap_or(0);
             (byte >> (n % 8) & 1 == 1) == set
         })
+    }
+
+    #[test]
+    fn run_count_agrees_with_the_runs_found() {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        for len in [0usize, 1, 8, 9, 17, 100] {
+            let bitmap: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    (seed >> 24) as u8
+                })
+                .collect();
+            for bits in [
+                len as u64 * 8,
+                (len as u64 * 8).saturating_sub(5),
+                len as u64 * 8 + 9,
+            ] {
+                let mut runs = 0;
+                let mut at = 0;
+                while let Some(start) = next_bit(&bitmap, at, bits, true) {
+                    runs += 1;
+                    at = next_bit(&bitmap, start, bits, false).unwrap_or(bits);
+                }
+                assert_eq!(
+                    super::count_runs(&bitmap, bits),
+                    runs,
+                    "len {len} bits {bits}"
+                );
+            }
+        }
     }
 
     #[test]
