@@ -711,7 +711,15 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Scans an image end to end.
 pub fn scan_image(path: &Path, opts: &ScanOptions) -> Result<ScanOutput> {
-    match opts.threads {
+    with_threads(opts.threads, || scan_image_in_pool(path, opts))
+}
+
+/// Runs `work` with `threads` workers for its parallel parts (`None`: one per core).
+pub fn with_threads<T: Send>(
+    threads: Option<usize>,
+    work: impl FnOnce() -> Result<T> + Send,
+) -> Result<T> {
+    match threads {
         Some(n) => {
             if n == 0 {
                 return Err(Error::usage("--threads must be at least 1"));
@@ -720,13 +728,14 @@ pub fn scan_image(path: &Path, opts: &ScanOptions) -> Result<ScanOutput> {
                 .num_threads(n)
                 .build()
                 .map_err(|e| Error::usage(format!("cannot start {n} threads: {e}")))?;
-            pool.install(|| scan_image_in_pool(path, opts))
+            pool.install(work)
         }
-        None => scan_image_in_pool(path, opts),
+        None => work(),
     }
 }
 
-fn scan_image_in_pool(path: &Path, opts: &ScanOptions) -> Result<ScanOutput> {
+/// [`scan_image`] on the current thread pool (see [`with_threads`]).
+pub fn scan_image_in_pool(path: &Path, opts: &ScanOptions) -> Result<ScanOutput> {
     let phys = PhysicalSpace::open(path)?;
     let kernel = crate::kernel::identify(&phys, opts.dtb).map_err(|e| e.in_file(path))?;
     let (profile, reason) = match &opts.profile {

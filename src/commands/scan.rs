@@ -1,9 +1,9 @@
-//! `netcarve scan`: arguments → `scan::scan_image` → filters → renderer.
+//! `netcarve scan`: arguments → `scan::scan_image_in_pool` → filters → renderer.
 use crate::cli::{ProtoFilter, ScanArgs, ScanFormat};
 use crate::error::{Error, Result};
 use crate::output::{self, Format};
 use crate::record::{EndpointRecord, Proto, TcpState};
-use crate::scan::{scan_image, ScanOptions};
+use crate::scan::{scan_image_in_pool, with_threads, ScanOptions};
 use std::io::IsTerminal;
 
 pub fn run(args: &ScanArgs) -> Result<u8> {
@@ -16,7 +16,12 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
         progress: !args.quiet,
         hash: args.hash,
     };
-    let mut out = scan_image(&args.image.image, &opts)?;
+    // Rendering runs on the same workers as the scan: `--threads` bounds both.
+    with_threads(opts.threads, || scan_and_render(args, &opts, &filter))
+}
+
+fn scan_and_render(args: &ScanArgs, opts: &ScanOptions, filter: &Filter) -> Result<u8> {
+    let mut out = scan_image_in_pool(&args.image.image, opts)?;
     if !args.quiet {
         for warning in &out.image.warnings {
             eprintln!(
