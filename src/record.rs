@@ -14,9 +14,25 @@ impl fmt::Display for Hex {
     }
 }
 
+impl Hex {
+    /// `{:#x}` into a stack buffer: serializing thousands of records allocated a string per
+    /// address otherwise.
+    fn render(self, buf: &mut [u8; 18]) -> &str {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let digits = (16 - self.0.leading_zeros() as usize / 4).max(1);
+        buf[0] = b'0';
+        buf[1] = b'x';
+        for i in 0..digits {
+            buf[1 + digits - i] = DIGITS[(self.0 >> (4 * i)) as usize & 0xf];
+        }
+        // Only ASCII digits were written.
+        std::str::from_utf8(&buf[..2 + digits]).unwrap_or_default()
+    }
+}
+
 impl Serialize for Hex {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{:#x}", self.0))
+        s.serialize_str(self.render(&mut [0; 18]))
     }
 }
 
@@ -392,6 +408,26 @@ pub struct PhysicalSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_serializes_as_format_does() {
+        let mut v = 1u64;
+        for value in [0u64, 1, 0xf, 0x10, 0xdead_beef, u64::MAX, 1 << 63]
+            .into_iter()
+            .chain(
+                std::iter::from_fn(|| {
+                    v = v.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(7);
+                    Some(v >> (v % 64))
+                })
+                .take(1000),
+            )
+        {
+            assert_eq!(
+                serde_json::to_string(&Hex(value)).unwrap(),
+                format!("\"{value:#x}\"")
+            );
+        }
+    }
 
     #[test]
     fn state_numberings_agree() {

@@ -73,14 +73,15 @@ fn write_json(out: &ScanOutput, w: &mut impl Write) -> std::io::Result<()> {
 /// strings never hold a raw newline, so indenting after each newline byte is exact.
 fn pretty_nested<T: serde::Serialize>(value: &T, depth: usize) -> std::io::Result<Vec<u8>> {
     let flat = serde_json::to_vec_pretty(value)?;
-    let indent = depth * 2;
-    let mut nested = Vec::with_capacity(flat.len() + flat.len() / 8);
-    for &b in &flat {
-        nested.push(b);
-        if b == b'\n' {
-            nested.extend(std::iter::repeat_n(b' ', indent));
-        }
+    let indent = &b"                "[..(depth * 2).min(16)];
+    let mut nested = Vec::with_capacity(flat.len() + flat.len() / 4);
+    let mut line_start = 0;
+    for newline in memchr::memchr_iter(b'\n', &flat) {
+        nested.extend_from_slice(&flat[line_start..=newline]);
+        nested.extend_from_slice(indent);
+        line_start = newline + 1;
     }
+    nested.extend_from_slice(&flat[line_start..]);
     Ok(nested)
 }
 
