@@ -107,25 +107,22 @@ fn memmem_baseline(path: &Path, threads: usize) -> (f64, f64) {
     (secs, with_mapping)
 }
 
+/// `netcarve scan --format json` of `path` into `out` with `threads` workers, stderr captured.
+fn scan_command(path: &Path, threads: usize, out: &str) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["scan", "--quiet", "--format", "json", "--threads"])
+        .arg(threads.to_string())
+        .args(["-o", out])
+        .arg(path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
 /// Times a scan process (waiting on it, so the figure has no polling granularity).
 fn scan_time(path: &Path, threads: usize) -> f64 {
     let t = Instant::now();
-    let out = Command::new(BIN)
-        .args([
-            "scan",
-            "--quiet",
-            "--format",
-            "json",
-            "--threads",
-            &threads.to_string(),
-            "-o",
-            "/dev/null",
-        ])
-        .arg(path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
+    let out = scan_command(path, threads, "/dev/null").output().unwrap();
     let secs = t.elapsed().as_secs_f64();
     assert!(
         out.status.success(),
@@ -138,22 +135,7 @@ fn scan_time(path: &Path, threads: usize) -> f64 {
 /// Runs a scan process, polling its RssAnon; returns (seconds, peak RssAnon in KiB).
 fn scan_process(path: &Path, threads: usize, out: &str) -> (f64, u64) {
     let t = Instant::now();
-    let mut child = Command::new(BIN)
-        .args([
-            "scan",
-            "--quiet",
-            "--format",
-            "json",
-            "--threads",
-            &threads.to_string(),
-            "-o",
-            out,
-        ])
-        .arg(path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = scan_command(path, threads, out).spawn().unwrap();
     let status_path = format!("/proc/{}/status", child.id());
     let mut peak = 0u64;
     loop {
