@@ -61,38 +61,61 @@ impl Backing {
     }
 }
 
-/// The span of physical addresses one entry of the run index covers.
-const REGION_SIZE: u64 = 2 << 20;
+/// Which runs to search for a physical address: for each region of `1 << shift` bytes up to the last
+/// present byte, the index of the first run ending after the region's start. Regions are sized for
+/// about one run each (never below a page), so a lookup binary-searches a run or two instead of all
+/// of them; the index takes 4 bytes per region, about as many regions as runs (a bitmap dump has a
+/// run every few pages, and decoding looks one up for every page-table entry it reads).
+#[derive(Clone, Debug, Default)]
+struct RunIndex {
+    shift: u32,
+    first_run: Vec<u32>,
+}
 
-/// The run index of [`PhysicalSpace`]: an entry per `REGION_SIZE` up to the last present byte
-/// (4 bytes per 2 MiB: 32 KiB for 16 GiB). Images whose highest address would need more than
-/// 2^22 entries (8 TiB) get none, and lookups fall back to searching all runs.
-fn region_index(runs: &[Run]) -> Vec<u32> {
-    let end = runs.last().map_or(0, |r| r.phys_end());
-    let regions = end.div_ceil(REGION_SIZE);
-    if regions > 1 << 22 || u32::try_from(runs.len()).is_err() {
-        return vec![];
-    }
-    let mut index = Vec::with_capacity(regions as usize);
-    let mut i = 0;
-    for region in 0..regions {
-        let start = region * REGION_SIZE;
-        while i < runs.len() && runs[i].phys_end() <= start {
-            i += 1;
+impl RunIndex {
+    fn new(runs: &[Run]) -> RunIndex {
+        let end = runs.last().map_or(0, |r| r.phys_end());
+        if runs.is_empty() || u32::try_from(runs.len()).is_err() {
+            return RunIndex::default();
         }
-        index.push(i as u32);
+        let shift = (end / runs.len() as u64).max(0x1000).ilog2();
+        let regions = (end >> shift) + 1;
+        let mut first_run = Vec::with_capacity(regions as usize);
+        let mut i = 0;
+        for region in 0..regions {
+            let start = region << shift;
+            while i < runs.len() && runs[i].phys_end() <= start {
+                i += 1;
+            }
+            first_run.push(i as u32);
+        }
+        RunIndex { shift, first_run }
     }
-    index
+
+    /// The run indices that can hold `pa` (none when it lies past every run).
+    fn candidates(&self, pa: u64, runs: usize) -> std::ops::Range<usize> {
+        if self.first_run.is_empty() {
+            return 0..runs;
+        }
+        let Ok(region) = usize::try_from(pa >> self.shift) else {
+            return 0..0;
+        };
+        let Some(&from) = self.first_run.get(region) else {
+            return 0..0;
+        };
+        let to = self
+            .first_run
+            .get(region + 1)
+            .map_or(runs, |&i| i as usize + 1);
+        from as usize..to.min(runs)
+    }
 }
 
 /// A physical address space over one image file.
 pub struct PhysicalSpace {
     backing: Backing,
     runs: Vec<Run>,
-    /// For each `REGION_SIZE` of physical addresses, the index of the first run ending after its
-    /// start: a lookup binary-searches only the runs of one region (a bitmap dump has a run every
-    /// few pages, and decoding looks up a run for every page-table entry it reads).
-    region_first_run: Vec<u32>,
+    run_index: RunIndex,
     /// `raw`, `crashdump-full`, `crashdump-bitmap`, `crashdump-rdmp`, `elf`, `lime`, `vmware`.
     pub kind: &'static str,
     pub path: PathBuf,
@@ -152,10 +175,10 @@ impl PhysicalSpace {
         }
         runs.truncate(kept);
         let kept = runs;
-        let region_first_run = region_index(&kept);
+        let run_index = RunIndex::new(&kept);
         Ok(PhysicalSpace {
             backing,
-            region_first_run,
+            run_index,
             runs: kept,
             kind,
             path: path.to_path_buf(),
@@ -340,23 +363,17 @@ impl PhysicalSpace {
     }
 
     fn run_index(&self, pa: u64) -> Option<usize> {
-        let (from, to) = if self.region_first_run.is_empty() {
-            (0, self.runs.len())
-        } else {
-            let region = usize::try_from(pa / REGION_SIZE).ok()?;
-            let from = *self.region_first_run.get(region)? as usize;
-            let to = self
-                .region_first_run
-                .get(region + 1)
-                .map_or(self.runs.len(), |&i| i as usize + 1);
-            (from, to.min(self.runs.len()))
-        };
+        let std::ops::Range {
+            start: from,
+            end: to,
+        } = self.run_index.candidates(pa, self.runs.len());
         let i = from
             + self
                 .runs
                 .get(from..to)?
                 .partition_point(|r| r.phys_end() <= pa);
-        (i < self.runs.len() && self.runs[i].phys <= pa).then_some(i)
+        let run = self.runs.get(i)?;
+        (run.phys <= pa && pa < run.phys_end()).then_some(i)
     }
 
     /// Zero-copy slice of `len` bytes at `pa`, if they are present and stored contiguously.
@@ -418,6 +435,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn run_lookup_on_many_small_runs_and_a_far_one() {
+        // A page every other page (a bitmap dump's shape), then one run far away (a hostile
+        // header): the index sizes its regions from both.
+        let page = 0x1000u64;
+        let mut runs: Vec<Run> = (0..1000)
+            .map(|i| Run {
+                phys: 2 * i * page,
+                len: page,
+                file_offset: i * page,
+            })
+            .collect();
+        runs.push(Run {
+            phys: 1 << 40,
+            len: page,
+            file_offset: 1000 * page,
+        });
+        let bytes = vec![0u8; 1001 * page as usize];
+        let space = PhysicalSpace::new(Backing::Owned(bytes), runs, "raw", Path::new("t")).unwrap();
+        let mut probes: Vec<u64> = (0..2100 * page).step_by(0x800).collect();
+        probes.extend([
+            (1 << 40) - 1,
+            1 << 40,
+            (1 << 40) + page - 1,
+            (1 << 40) + page,
+            u64::MAX,
+        ]);
+        for pa in probes {
+            let linear = space
+                .runs()
+                .iter()
+                .position(|r| r.phys <= pa && pa < r.phys_end());
+            assert_eq!(space.run_index(pa), linear, "pa {pa:#x}");
+        }
+    }
+
+    #[test]
     fn run_lookup_through_the_region_index_agrees_with_a_linear_search() {
         // Runs of one page to several regions, with gaps, some touching region boundaries.
         let page = 0x1000;
@@ -432,13 +485,13 @@ mod tests {
                 file_offset,
             });
             file_offset += len;
-            phys += len + (i as u64 % 3) * page + if i == 4 { REGION_SIZE * 3 } else { 0 };
+            phys += len + (i as u64 % 3) * page + if i == 4 { 6 << 20 } else { 0 };
         }
         let bytes = vec![0u8; file_offset as usize];
         let space =
             PhysicalSpace::new(Backing::Owned(bytes), runs.clone(), "raw", Path::new("t")).unwrap();
-        assert!(!space.region_first_run.is_empty());
-        let end = space.end() + REGION_SIZE;
+        assert!(!space.run_index.first_run.is_empty());
+        let end = space.end() + (4 << 20);
         let mut pa = 0;
         while pa < end {
             for probe in [pa, pa + 1, pa + page - 1] {
