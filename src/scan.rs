@@ -240,7 +240,8 @@ pub fn find_tags_with<'a, T: Send>(
     // map hints below cover whole, aligned windows: releasing part of a huge-page mapping would make
     // the kernel split it, and a dump of many small runs (bitmap dumps omit free pages) is not split
     // into as many tiny tasks.
-    let mut units: Vec<std::ops::Range<usize>> = vec![];
+    let mut units: Vec<std::ops::Range<usize>> =
+        Vec::with_capacity(phys.file_bytes().len() / chunk_size as usize + 1);
     for (i, piece) in pieces.iter().enumerate() {
         match units.last_mut() {
             Some(unit)
@@ -302,7 +303,9 @@ pub fn find_tags_with<'a, T: Send>(
 /// The present ranges cut at every `chunk_size` boundary of the file: each piece is one zero-copy
 /// slice (it never spans runs) and lies in one window of the file. In physical order.
 fn file_aligned_pieces(phys: &PhysicalSpace, chunk_size: u64) -> Vec<Run> {
-    let mut pieces = vec![];
+    // A piece per run, plus one per window boundary a run crosses.
+    let windows = phys.file_bytes().len() as u64 / chunk_size + 1;
+    let mut pieces = Vec::with_capacity(phys.runs().len() + windows as usize);
     for run in phys.runs() {
         let mut done = 0;
         while done < run.len {
