@@ -226,6 +226,23 @@ fn c02_directory() {
 }
 
 #[test]
+fn c02b_named_pipe_and_device() {
+    // A FIFO with no writer must not block the tool, and a device is not an image file.
+    let fifo = dir().join("a_fifo.raw");
+    let _ = std::fs::remove_file(&fifo);
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: plain syscall with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    image_case("named pipe", &fifo, Expect::Error, &[]);
+    let o = run(&["info", "/dev/null"]);
+    assert_eq!(o.code, 2, "/dev/null: {}", o.stderr);
+    assert_eq!(
+        o.stderr.trim(),
+        "netcarve: /dev/null: is a character device, not a regular file: copy the image to a file first"
+    );
+}
+
+#[test]
 fn c03_one_byte() {
     image_case("1 byte", &file("one.raw", b"\x00"), Expect::Error, &[]);
 }

@@ -111,6 +111,30 @@ impl RunIndex {
     }
 }
 
+/// What a non-regular file is (`None` for a regular file or where the platform cannot tell).
+fn special_file_kind(meta: &std::fs::Metadata) -> Option<&'static str> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_fifo() {
+            return Some("named pipe");
+        }
+        if t.is_socket() {
+            return Some("socket");
+        }
+        if t.is_char_device() {
+            return Some("character device");
+        }
+        if t.is_block_device() {
+            return Some("block device");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = meta;
+    None
+}
+
 /// A physical address space over one image file.
 pub struct PhysicalSpace {
     backing: Backing,
@@ -192,6 +216,13 @@ impl PhysicalSpace {
         let meta = std::fs::metadata(path).map_err(|e| io_error(path, &e))?;
         if meta.is_dir() {
             return Err(Error::file(path, "is a directory, not a memory image"));
+        }
+        if let Some(kind) = special_file_kind(&meta) {
+            // A pipe cannot be mapped and a device reports no size: say so, not "empty file".
+            return Err(Error::file(
+                path,
+                format!("is a {kind}, not a regular file: copy the image to a file first"),
+            ));
         }
         if meta.len() == 0 {
             return Err(Error::file(path, "empty file"));
