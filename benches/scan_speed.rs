@@ -187,10 +187,6 @@ fn sequential_read(path: &Path) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
-fn warm(path: &Path) {
-    sequential_read(path);
-}
-
 /// The page-cache layouts a hot scan can meet. The kernel's cost of mapping cached file pages (and
 /// of unmapping them) is per folio, so the same hot file scans at very different speeds depending
 /// on how its pages came into the cache; each state is produced from an empty cache so that a run
@@ -592,7 +588,7 @@ fn bench_vol(vol: &str, root: &Path) {
             .arg(&dir),
     );
     let image = dir.join("memory.raw");
-    warm(&image);
+    CacheState::Sequential.prepare(&image);
     let t = Instant::now();
     run_ok(
         Command::new(vol)

@@ -480,7 +480,7 @@ fn find_kernel_image(space: &AddressSpace, phys: &PhysicalSpace) -> Option<Kerne
     }
     // Where kernels are loaded: checked first, so that MZ pages elsewhere (drivers, file cache)
     // cannot use up the candidate budget.
-    let usual = match space.mode() {
+    let usual = match space.mode {
         PagingMode::X64 => 0xFFFF_F800_0000_0000..0xFFFF_F808_0000_0000u64,
         _ => 0x8000_0000..0xC000_0000u64,
     };
@@ -513,7 +513,7 @@ fn find_kernel_image(space: &AddressSpace, phys: &PhysicalSpace) -> Option<Kerne
     if let Some(k) = preferred.iter().find_map(|&va| kernel_at(space, va)) {
         return Some(k);
     }
-    if let Some(k) = kdbg_scan_bases(phys, space.mode().pointer_size())
+    if let Some(k) = kdbg_scan_bases(phys, space.mode.pointer_size())
         .into_iter()
         .find_map(|base| kernel_at(space, base))
     {

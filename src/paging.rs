@@ -56,32 +56,10 @@ pub trait VirtualMemory: Sync {
 
 /// A kernel virtual address space: a physical space plus a directory table base.
 pub struct AddressSpace<'a> {
-    phys: &'a PhysicalSpace,
-    dtb: u64,
-    mode: PagingMode,
-    /// Names this space in the per-thread translation cache.
-    id: u64,
+    pub phys: &'a PhysicalSpace,
+    pub dtb: u64,
+    pub mode: PagingMode,
 }
-
-/// Recently translated pages, per thread and address space. Decoding one endpoint reads a dozen
-/// fields on a few pages (the object, its owner process, its address records), and each
-/// translation otherwise reads four page-table entries scattered over the image.
-struct RecentPages {
-    space: u64,
-    /// (virtual page number + 1, physical page address); 0 marks an empty slot.
-    slots: [(u64, u64); RECENT_PAGES],
-}
-
-const RECENT_PAGES: usize = 64;
-
-thread_local! {
-    static RECENT: std::cell::RefCell<RecentPages> = const {
-        std::cell::RefCell::new(RecentPages { space: 0, slots: [(0, 0); RECENT_PAGES] })
-    };
-}
-
-/// Source of [`AddressSpace`] ids (never 0, the id of no space).
-static NEXT_SPACE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 const PRESENT: u64 = 1;
 const LARGE: u64 = 1 << 7;
@@ -144,43 +122,7 @@ impl<F: FnMut(u64, u64, u64)> Coalescer<F> {
 
 impl<'a> AddressSpace<'a> {
     pub fn new(phys: &'a PhysicalSpace, dtb: u64, mode: PagingMode) -> Self {
-        let id = NEXT_SPACE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        AddressSpace {
-            phys,
-            dtb,
-            mode,
-            id,
-        }
-    }
-
-    pub fn dtb(&self) -> u64 {
-        self.dtb
-    }
-
-    pub fn mode(&self) -> PagingMode {
-        self.mode
-    }
-
-    /// [`translate`](Self::translate) through the per-thread cache of recent pages.
-    fn translate_cached(&self, va: u64) -> Option<u64> {
-        let page = va >> 12;
-        let slot = (page ^ (page >> 6)) as usize % RECENT_PAGES;
-        let hit = RECENT.with_borrow(|r| {
-            let (tag, pa) = r.slots[slot];
-            (r.space == self.id && tag == page.wrapping_add(1)).then_some(pa)
-        });
-        if let Some(pa) = hit {
-            return Some(pa | (va & 0xFFF));
-        }
-        let pa = self.translate(va)?;
-        RECENT.with_borrow_mut(|r| {
-            if r.space != self.id {
-                r.space = self.id;
-                r.slots = [(0, 0); RECENT_PAGES];
-            }
-            r.slots[slot] = (page.wrapping_add(1), pa & !0xFFF);
-        });
-        Some(pa)
+        AddressSpace { phys, dtb, mode }
     }
 
     fn entry(&self, table: u64, index: u64) -> Option<u64> {
@@ -513,7 +455,7 @@ impl VirtualMemory for AddressSpace<'_> {
         let mut done = 0usize;
         while done < buf.len() {
             let cur = va.wrapping_add(done as u64);
-            let Some(pa) = self.translate_cached(cur) else {
+            let Some(pa) = self.translate(cur) else {
                 return false;
             };
             let n = ((0x1000 - (cur & 0xfff)) as usize).min(buf.len() - done);

@@ -235,10 +235,10 @@ fn hostile_tables_terminate() {
     a.kernel_mappings(|_, _, _| panic!("nothing is mapped"));
 }
 
-/// Translations are cached per thread: spaces built one after another (often at the same stack
-/// address) or used in turn must never see each other's pages.
+/// Spaces built one after another (often at the same stack address) or used in turn never see
+/// each other's pages.
 #[test]
-fn translation_cache_keeps_address_spaces_apart() {
+fn address_spaces_stay_apart() {
     let va = 0xFFFF_F800_0040_0000;
     let images: Vec<(Machine, u64)> = (0..3u64)
         .map(|i| {

@@ -297,12 +297,6 @@ impl PhysicalSpace {
         self.backing.bytes()
     }
 
-    /// File offset of the stored byte at physical `pa`.
-    pub fn file_offset_of(&self, pa: u64) -> Option<u64> {
-        let r = self.runs.get(self.run_index(pa)?)?;
-        Some(r.file_offset + (pa - r.phys))
-    }
-
     /// When the file bytes `[offset, offset + len)` are not in the page cache, asks the kernel to
     /// read and map them in one call before they are scanned (a cold scan then waits on one large
     /// read instead of a fault every few pages). When they are cached, page faults with the

@@ -73,12 +73,12 @@ fn write_json(out: &ScanOutput, w: &mut impl Write) -> std::io::Result<()> {
 /// strings never hold a raw newline, so indenting after each newline byte is exact.
 fn pretty_nested<T: serde::Serialize>(value: &T, depth: usize) -> std::io::Result<Vec<u8>> {
     let flat = serde_json::to_vec_pretty(value)?;
-    let indent = &b"                "[..(depth * 2).min(16)];
+    let indent = vec![b' '; depth * 2];
     let mut nested = Vec::with_capacity(flat.len() + flat.len() / 4);
     let mut line_start = 0;
     for newline in memchr::memchr_iter(b'\n', &flat) {
         nested.extend_from_slice(&flat[line_start..=newline]);
-        nested.extend_from_slice(indent);
+        nested.extend_from_slice(&indent);
         line_start = newline + 1;
     }
     nested.extend_from_slice(&flat[line_start..]);
@@ -87,11 +87,39 @@ fn pretty_nested<T: serde::Serialize>(value: &T, depth: usize) -> std::io::Resul
 
 /// A pretty array of records two levels down, as serde_json nests it in the scan object.
 fn write_pretty_records(records: &[EndpointRecord], w: &mut impl Write) -> std::io::Result<()> {
-    use rayon::prelude::*;
     if records.is_empty() {
         return w.write_all(b"[]");
     }
     w.write_all(b"[")?;
+    write_in_parallel(records, w, |index, record, text| {
+        text.extend_from_slice(if index == 0 { b"\n    " } else { b",\n    " });
+        text.extend(pretty_nested(record, 2)?);
+        Ok(())
+    })?;
+    w.write_all(b"\n  ]")
+}
+
+/// One record per line: the endpoints, then (with `--include-corrupt`) the rejected candidates,
+/// which carry a `reason`. Rendered in parallel batches like the JSON document.
+fn write_jsonl(out: &ScanOutput, w: &mut impl Write) -> std::io::Result<()> {
+    for records in [&out.endpoints, &out.corrupt] {
+        write_in_parallel(records, w, |_, record, text| {
+            serde_json::to_writer(&mut *text, record)?;
+            text.push(b'\n');
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+/// Writes `render(index, record, text)` for every record, in order, rendering batches of
+/// `RENDER_BATCH` in parallel on the current thread pool.
+fn write_in_parallel(
+    records: &[EndpointRecord],
+    w: &mut impl Write,
+    render: impl Fn(usize, &EndpointRecord, &mut Vec<u8>) -> std::io::Result<()> + Sync,
+) -> std::io::Result<()> {
+    use rayon::prelude::*;
     for (batch_index, batch) in records.chunks(RENDER_BATCH).enumerate() {
         let rendered = batch
             .par_chunks(RENDER_TASK)
@@ -99,33 +127,8 @@ fn write_pretty_records(records: &[EndpointRecord], w: &mut impl Write) -> std::
             .map(|(task_index, task)| {
                 let mut text = Vec::new();
                 for (i, record) in task.iter().enumerate() {
-                    let first = batch_index == 0 && task_index == 0 && i == 0;
-                    text.extend_from_slice(if first { b"\n    " } else { b",\n    " });
-                    text.extend(pretty_nested(record, 2)?);
-                }
-                Ok(text)
-            })
-            .collect::<std::io::Result<Vec<Vec<u8>>>>()?;
-        for text in rendered {
-            w.write_all(&text)?;
-        }
-    }
-    w.write_all(b"\n  ]")
-}
-
-/// One record per line: the endpoints, then (with `--include-corrupt`) the rejected candidates,
-/// which carry a `reason`. Rendered in parallel batches like the JSON document.
-fn write_jsonl(out: &ScanOutput, w: &mut impl Write) -> std::io::Result<()> {
-    use rayon::prelude::*;
-    let records: Vec<&EndpointRecord> = out.endpoints.iter().chain(out.corrupt.iter()).collect();
-    for batch in records.chunks(RENDER_BATCH) {
-        let rendered = batch
-            .par_chunks(RENDER_TASK)
-            .map(|task| {
-                let mut text = Vec::new();
-                for record in task {
-                    serde_json::to_writer(&mut text, record)?;
-                    text.push(b'\n');
+                    let index = batch_index * RENDER_BATCH + task_index * RENDER_TASK + i;
+                    render(index, record, &mut text)?;
                 }
                 Ok(text)
             })
