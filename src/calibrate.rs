@@ -3,7 +3,9 @@
 //! drift with the tcpip.sys patch level inside one build, and no source covers every build, so the
 //! slot that most often points at a valid `_EPROCESS`, and the slot that most often holds a FILETIME
 //! between boot and acquisition, are better evidence than a table.
-use crate::endpoint::{self, kind_fields, DecodeEnv, Decoded, ObjectBytes, ObjectKind};
+use crate::endpoint::{
+    self, kind_fields, DecodeEnv, Decoded, FieldChoice, ObjectBytes, ObjectKind,
+};
 use crate::profile::Confidence;
 use crate::scan::Candidate;
 use rayon::prelude::*;
@@ -48,22 +50,20 @@ pub fn calibrate_decoded(
     let mut overrides = Overrides::default();
     let mut report = vec![];
     let inferred = env.profile.confidence == Confidence::Inferred;
-    for kind in ObjectKind::ALL {
+    // Only structurally valid objects vote: decoys and garbage would dilute the evidence. One pass
+    // sorts them by kind (the records are many and no longer in cache).
+    let mut by_kind: BTreeMap<ObjectKind, Vec<(&Candidate, &crate::record::EndpointRecord)>> =
+        BTreeMap::new();
+    for &(c, d) in decoded {
+        if let Decoded::Valid(r, _) = d {
+            by_kind.entry(c.kind).or_default().push((c, r));
+        }
+    }
+    for (kind, decoded) in by_kind {
         let Some(fields) = kind_fields(env.profile, kind) else {
             continue;
         };
-        // Only structurally valid objects vote: decoys and garbage would dilute the evidence.
-        let decoded: Vec<(&Candidate, &crate::record::EndpointRecord)> = decoded
-            .iter()
-            .filter_map(|&(c, d)| match d {
-                Decoded::Valid(r, _) if c.kind == kind => Some((c, r)),
-                _ => None,
-            })
-            .collect();
         let total = decoded.len();
-        if total == 0 {
-            continue;
-        }
         let objects: Vec<ObjectBytes> = decoded
             .iter()
             .map(|(c, _)| ObjectBytes {
@@ -74,12 +74,14 @@ pub fn calibrate_decoded(
                 pointer_size: env.profile.pointer_size(),
             })
             .collect();
-        let tags: Vec<String> = {
-            let mut t: Vec<String> = decoded.iter().map(|(_, r)| r.tag.clone()).collect();
-            t.sort();
-            t.dedup();
-            t
-        };
+        // A kind has one or two tags (TcpE, TTcb).
+        let mut tags: Vec<&str> = vec![];
+        for (_, r) in &decoded {
+            if !tags.contains(&r.tag.as_str()) {
+                tags.push(&r.tag);
+            }
+        }
+        tags.sort_unstable();
 
         let mut owner_offset = fields.owner.and_then(|f| f.off());
         let mut owner_moved = false;
@@ -152,7 +154,7 @@ pub fn calibrate_decoded(
 #[allow(clippy::too_many_arguments)]
 fn entry(
     kind: ObjectKind,
-    tags: &[String],
+    tags: &[&str],
     field: &str,
     profile_offset: Option<u64>,
     vote: SlotVote,
@@ -250,16 +252,13 @@ pub fn best_time_slot(
 /// Report entries for fields decoded through a profile `alternatives` offset instead of the
 /// primary one: which offset, for how many records of the kind.
 pub fn alternatives_used<'d>(
-    decoded: impl IntoIterator<Item = &'d Decoded>,
+    choices: impl IntoIterator<Item = &'d FieldChoice>,
     env: &DecodeEnv,
 ) -> Vec<Value> {
     // (kind, field, used offset) → records; kind → records of that kind.
     let mut used: BTreeMap<(ObjectKind, &'static str, u64), usize> = BTreeMap::new();
     let mut totals: BTreeMap<ObjectKind, usize> = BTreeMap::new();
-    for d in decoded {
-        let Decoded::Valid(_, choice) = d else {
-            continue;
-        };
+    for choice in choices {
         *totals.entry(choice.kind).or_default() += 1;
         let Some(fields) = kind_fields(env.profile, choice.kind) else {
             continue;

@@ -23,5 +23,6 @@ pub mod profile;
 pub mod record;
 pub mod scan;
 pub mod synth;
+pub mod timings;
 
 pub use error::{Error, Result};

@@ -2,6 +2,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    netcarve::timings::start();
     let cli = match netcarve::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -12,7 +13,10 @@ fn main() -> ExitCode {
         }
     };
     match netcarve::commands::run(cli) {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => {
+            netcarve::timings::mark("done");
+            ExitCode::from(code)
+        }
         Err(e) => {
             eprintln!("netcarve: {e}");
             ExitCode::from(2)

@@ -155,6 +155,13 @@ impl<'a> AddressSpace<'a> {
 
     /// Virtual → physical; `None` when not present, not canonical, or outside the image.
     pub fn translate(&self, va: u64) -> Option<u64> {
+        let pa = self.walk(va)?;
+        // An entry pointing beyond the image is as good as not present.
+        self.phys.slice(pa, 1).map(|_| pa)
+    }
+
+    /// Virtual → physical through the page tables, whether or not the image holds the page.
+    fn walk(&self, va: u64) -> Option<u64> {
         let mask = self.pfn_mask();
         let pa = match self.mode {
             PagingMode::X64 => {
@@ -193,8 +200,7 @@ impl<'a> AddressSpace<'a> {
                 self.walk_pd(self.top_table(), va, 10)?
             }
         };
-        // An entry pointing beyond the image is as good as not present.
-        self.phys.slice(pa, 1).map(|_| pa)
+        Some(pa)
     }
 
     /// PD → PT → page, with `bits` index bits per level (9 for 8-byte entries, 10 for non-PAE).
@@ -455,7 +461,8 @@ impl VirtualMemory for AddressSpace<'_> {
         let mut done = 0usize;
         while done < buf.len() {
             let cur = va.wrapping_add(done as u64);
-            let Some(pa) = self.translate(cur) else {
+            // The read below fails for a page the image does not hold.
+            let Some(pa) = self.walk(cur) else {
                 return false;
             };
             let n = ((0x1000 - (cur & 0xfff)) as usize).min(buf.len() - done);

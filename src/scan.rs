@@ -612,6 +612,7 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
             keep(&d).then_some((h, Some(d)))
         },
     );
+    crate::timings::mark("searched and decoded");
     // Calibration reads the valid decodes beside their objects; the hits stay where they are
     // (moving thousands of records between vectors showed up in the profile).
     let first_pass: Vec<(&Candidate, &Decoded)> = hits
@@ -621,6 +622,7 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
         .collect();
     let (overrides, calibration) = calibrate::calibrate_decoded(&first_pass, &base_env);
     drop(first_pass);
+    crate::timings::mark("calibrated");
     let recalibrated = overrides != Overrides::default();
     let env = DecodeEnv {
         overrides,
@@ -630,50 +632,53 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
         calibration,
         ..Carved::default()
     };
-    carved.endpoints.reserve(hits.iter().map(Vec::len).sum());
-    let mut add = |d: Decoded| match d {
-        Decoded::Valid(rec, _) => carved.endpoints.push(rec),
-        Decoded::Corrupt(rec) => {
-            if p.include_corrupt {
-                carved.corrupt.push(rec)
-            }
-        }
-    };
     // Decoding again is needed only when calibration moved an offset.
-    let (decoded, rejected): (Vec<Decoded>, Vec<TagHit>) = if recalibrated {
-        let decoded = hits
-            .par_iter()
+    let decoded: Vec<Decoded> = if recalibrated {
+        hits.par_iter()
             .flatten()
             .filter(|(_, d)| d.is_some())
             .map(|(h, _)| endpoint::decode(&h.candidate, &env))
             .filter(keep)
-            .collect();
-        let rejected = hits
-            .into_iter()
-            .flatten()
-            .filter_map(|(h, d)| d.is_none().then_some(h))
-            .collect();
-        (decoded, rejected)
+            .collect()
     } else {
-        let used = calibrate::alternatives_used(
-            hits.iter().flatten().filter_map(|(_, d)| d.as_ref()),
-            &env,
-        );
-        let mut rejected = vec![];
+        vec![]
+    };
+    // The valid records, with the offsets each was decoded with (for the report of profile
+    // alternatives used). Moved out in one pass: the records are thousands and long out of cache.
+    let mut endpoints = Vec::with_capacity(hits.iter().map(Vec::len).sum());
+    let mut choices = Vec::with_capacity(endpoints.capacity());
+    let mut keep_valid = |d: Decoded| match d {
+        Decoded::Valid(rec, choice) => {
+            endpoints.push(rec);
+            choices.push(choice);
+            None
+        }
+        Decoded::Corrupt(rec) => Some(rec),
+    };
+    let mut rejected = vec![];
+    if recalibrated {
+        for d in decoded {
+            carved.corrupt.extend(keep_valid(d));
+        }
+        if p.include_corrupt {
+            rejected.extend(
+                hits.into_iter()
+                    .flatten()
+                    .filter_map(|(h, d)| d.is_none().then_some(h)),
+            );
+        }
+    } else {
         for (h, d) in hits.into_iter().flatten() {
             match d {
-                Some(d) => add(d),
+                Some(d) => carved.corrupt.extend(keep_valid(d)),
                 None => rejected.push(h),
             }
         }
-        carved.calibration.extend(used);
-        (vec![], rejected)
-    };
-    if !decoded.is_empty() {
-        let used = calibrate::alternatives_used(&decoded, &env);
-        decoded.into_iter().for_each(&mut add);
-        carved.calibration.extend(used);
     }
+    carved.endpoints = endpoints;
+    carved
+        .calibration
+        .extend(calibrate::alternatives_used(&choices, &env));
     if p.include_corrupt {
         for h in rejected {
             carved
@@ -681,6 +686,7 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
                 .push(endpoint::header_only_record(&h.candidate, h.rejected));
         }
     }
+    crate::timings::mark("records gathered");
     carved
         .endpoints
         .sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
@@ -750,6 +756,7 @@ pub fn with_threads<T: Send>(
 /// [`scan_image`] on the current thread pool (see [`with_threads`]).
 pub fn scan_image_in_pool(path: &Path, opts: &ScanOptions) -> Result<ScanOutput> {
     let phys = PhysicalSpace::open(path)?;
+    crate::timings::mark("container opened");
     let kernel = crate::kernel::identify(&phys, opts.dtb).map_err(|e| e.in_file(path))?;
     let (profile, reason) = match &opts.profile {
         Some(name) => (crate::profile::resolve(name)?, format!("--profile {name}")),
@@ -776,6 +783,7 @@ pub fn scan_image_in_pool(path: &Path, opts: &ScanOptions) -> Result<ScanOutput>
             ),
         ));
     }
+    crate::timings::mark("kernel identified, profile chosen");
     let space = AddressSpace::new(&phys, kernel.dtb, kernel.mode);
     let mut image = crate::kernel::image_facts(&phys, &kernel);
     image
@@ -821,6 +829,7 @@ pub fn scan_image_in_pool(path: &Path, opts: &ScanOptions) -> Result<ScanOutput>
             .collect();
         attach_virtual_addresses(&space, &mut all);
     }
+    crate::timings::mark("virtual addresses attached");
     Ok(ScanOutput {
         image,
         profile: ProfileUse {

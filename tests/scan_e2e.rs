@@ -324,3 +324,50 @@ fn command_line_filters_formats_and_errors() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("no-such.raw"), "{err}");
 }
+
+/// `NETCARVE_TIMINGS=1` reports each phase on stderr, in order and in increasing time, and leaves
+/// the output unchanged; without it nothing is printed.
+#[test]
+fn timings_on_request_only() {
+    let image = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/win7-x64/memory.dmp");
+    let run = |timings: bool| {
+        let mut c = Command::new(BIN);
+        c.args(["scan", "--quiet", "--format", "json"]).arg(&image);
+        if timings {
+            c.env("NETCARVE_TIMINGS", "1");
+        } else {
+            c.env_remove("NETCARVE_TIMINGS");
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success());
+        (o.stdout, String::from_utf8(o.stderr).unwrap())
+    };
+    let (quiet_out, quiet_err) = run(false);
+    let (timed_out, timed_err) = run(true);
+    assert_eq!(quiet_err, "");
+    assert_eq!(quiet_out, timed_out);
+    let marks: Vec<(f64, &str)> = timed_err
+        .lines()
+        .map(|l| {
+            let rest = l.strip_prefix("netcarve: timing:").expect(l).trim_start();
+            let (ms, phase) = rest.split_once(" ms  ").expect(l);
+            (ms.trim().parse().unwrap(), phase)
+        })
+        .collect();
+    let phases: Vec<&str> = marks.iter().map(|m| m.1).collect();
+    assert_eq!(
+        phases,
+        [
+            "container opened",
+            "kernel identified, profile chosen",
+            "searched and decoded",
+            "calibrated",
+            "records gathered",
+            "virtual addresses attached",
+            "output written",
+            "records freed",
+            "done"
+        ]
+    );
+    assert!(marks.windows(2).all(|w| w[0].0 <= w[1].0), "{timed_err}");
+}

@@ -269,13 +269,12 @@ fn bitmap_runs(bytes: &[u8], layout: &Layout, path: &Path) -> Result<Vec<Run>> {
                 format!("bitmap of {bits} pages runs past the end of the file"),
             )
         })?;
-    let mut runs: Vec<Run> = Vec::with_capacity(count_runs(bitmap, bits));
+    // Counted first so that the vector is allocated once: a dump can have a hundred thousand runs.
+    let mut count = 0usize;
+    for_each_run(bitmap, bits, |_, _| count += 1);
+    let mut runs: Vec<Run> = Vec::with_capacity(count);
     let mut file_offset = first_page;
-    let mut pfn = 0u64;
-    // A run per stretch of set bits, found a 64-bit word at a time: a multi-GiB dump has
-    // millions of bits.
-    while let Some(start) = next_bit(bitmap, pfn, bits, true) {
-        let end = next_bit(bitmap, start, bits, false).unwrap_or(bits);
+    for_each_run(bitmap, bits, |start, end| {
         let len = (end - start) * PAGE;
         runs.push(Run {
             phys: start * PAGE,
@@ -283,8 +282,7 @@ fn bitmap_runs(bytes: &[u8], layout: &Layout, path: &Path) -> Result<Vec<Run>> {
             file_offset,
         });
         file_offset += len;
-        pfn = end;
-    }
+    });
     if file_offset > bytes.len() as u64 {
         return Err(Error::file(
             path,
@@ -297,49 +295,43 @@ fn bitmap_runs(bytes: &[u8], layout: &Layout, path: &Path) -> Result<Vec<Run>> {
     Ok(runs)
 }
 
-/// How many stretches of set bits the first `bits` bits of `bitmap` hold (the number of runs, so
-/// that their vector is allocated once: a dump can have a hundred thousand).
-fn count_runs(bitmap: &[u8], bits: u64) -> usize {
-    let mut runs = 0usize;
-    let mut previous_top = 0u64;
-    for (i, chunk) in bitmap.chunks(8).enumerate() {
-        let mut word = [0u8; 8];
-        word[..chunk.len()].copy_from_slice(chunk);
-        let mut word = u64::from_le_bytes(word);
-        let first_bit = i as u64 * 64;
-        if first_bit >= bits {
-            break;
-        }
+/// Calls `f(start, end)` for each stretch `start..end` of set bits among the first `bits` bits of
+/// `bitmap` (bit `n` is bit `n % 8` of byte `n / 8`; bits past its bytes are clear), in order.
+///
+/// A multi-GiB dump has millions of bits: they are read 64 at a time, and only the positions where
+/// a bit differs from the one below it (a run's start or end) are visited.
+fn for_each_run(bitmap: &[u8], bits: u64, mut f: impl FnMut(u64, u64)) {
+    let mut open: Option<u64> = None;
+    let mut below = 0u64; // the previous word's top bit
+    for first_bit in (0..bits).step_by(64) {
+        let at = usize::try_from(first_bit / 8).unwrap_or(usize::MAX);
+        let mut word = match bitmap.get(at..).and_then(|b| b.first_chunk::<8>()) {
+            Some(full) => u64::from_le_bytes(*full),
+            None => {
+                let mut padded = [0u8; 8];
+                let stored = bitmap.get(at..).unwrap_or(&[]);
+                padded[..stored.len()].copy_from_slice(stored);
+                u64::from_le_bytes(padded)
+            }
+        };
         if bits - first_bit < 64 {
             word &= (1u64 << (bits - first_bit)) - 1;
         }
-        // A run starts at each set bit whose lower neighbour is clear.
-        runs += (word & !((word << 1) | previous_top)).count_ones() as usize;
-        previous_top = word >> 63;
-    }
-    runs
-}
-
-/// The first bit at or after `from` (and before `bits`) that is `set` (or clear, if not), in a
-/// bitmap whose bit `n` is bit `n % 8` of byte `n / 8`. Bits past the bitmap's bytes are clear.
-fn next_bit(bitmap: &[u8], from: u64, bits: u64, set: bool) -> Option<u64> {
-    let mut at = from;
-    while at < bits {
-        let word_index = usize::try_from(at / 64).ok()?;
-        let mut word = [0u8; 8];
-        if let Some(stored) = bitmap.get(word_index * 8..) {
-            let n = stored.len().min(8);
-            word[..n].copy_from_slice(&stored[..n]);
+        let mut changes = word ^ ((word << 1) | below);
+        below = word >> 63;
+        while changes != 0 {
+            let bit = changes.trailing_zeros();
+            changes &= changes - 1;
+            let n = first_bit + u64::from(bit);
+            match open.take() {
+                Some(start) => f(start, n),
+                None => open = Some(n),
+            }
         }
-        let word = u64::from_le_bytes(word);
-        let wanted = (if set { word } else { !word }) >> (at % 64);
-        if wanted != 0 {
-            let found = at + u64::from(wanted.trailing_zeros());
-            return (found < bits).then_some(found);
-        }
-        at = (at / 64 + 1) * 64;
     }
-    None
+    if let Some(start) = open {
+        f(start, bits);
+    }
 }
 
 /// DumpType 8/9/0xA (`RDMP`): {Pfn, Count} ranges packed from FirstPageOffset (crashdump-formats.md
@@ -391,53 +383,30 @@ fn rdmp_runs(bytes: &[u8], layout: &Layout, dump_type: u32, path: &Path) -> Resu
 
 #[cfg(test)]
 mod tests {
-    use super::next_bit;
+    use super::for_each_run;
 
-    /// The bit-at-a-time answer `next_bit` must agree with.
-    fn naive(bitmap: &[u8], from: u64, bits: u64, set: bool) -> Option<u64> {
-        (from..bits).find(|&n| {
-            let byte = bitmap.get((n / 8) as usize).copied().unwrap_or(0);
-            (byte >> (n % 8) & 1 == 1) == set
-        })
-    }
-
-    #[test]
-    fn run_count_agrees_with_the_runs_found() {
-        let mut seed = 0x2545_F491_4F6C_DD1Du64;
-        for len in [0usize, 1, 8, 9, 17, 100] {
-            let bitmap: Vec<u8> = (0..len)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    (seed >> 24) as u8
-                })
-                .collect();
-            for bits in [
-                len as u64 * 8,
-                (len as u64 * 8).saturating_sub(5),
-                len as u64 * 8 + 9,
-            ] {
-                let mut runs = 0;
-                let mut at = 0;
-                while let Some(start) = next_bit(&bitmap, at, bits, true) {
-                    runs += 1;
-                    at = next_bit(&bitmap, start, bits, false).unwrap_or(bits);
-                }
-                assert_eq!(
-                    super::count_runs(&bitmap, bits),
-                    runs,
-                    "len {len} bits {bits}"
-                );
+    /// The bit-at-a-time answer `for_each_run` must agree with.
+    fn naive_runs(bitmap: &[u8], bits: u64) -> Vec<(u64, u64)> {
+        let set = |n: u64| {
+            bitmap
+                .get((n / 8) as usize)
+                .is_some_and(|b| b >> (n % 8) & 1 == 1)
+        };
+        let mut runs: Vec<(u64, u64)> = vec![];
+        for n in (0..bits).filter(|&n| set(n)) {
+            match runs.last_mut() {
+                Some(last) if last.1 == n => last.1 = n + 1,
+                _ => runs.push((n, n + 1)),
             }
         }
+        runs
     }
 
     #[test]
-    fn next_bit_agrees_with_a_bit_by_bit_search() {
+    fn runs_agree_with_a_bit_by_bit_search() {
         let mut seed = 0x9E37_79B9_7F4A_7C15u64;
         for len in [0usize, 1, 7, 8, 9, 31, 64, 65, 200] {
-            for density in [0u64, 1, 4, 8] {
+            for density in [0u64, 1, 4, 7, 8] {
                 let bitmap: Vec<u8> = (0..len)
                     .map(|_| {
                         seed = seed
@@ -451,21 +420,24 @@ mod tests {
                         }
                     })
                     .collect();
-                // `bits` past the stored bytes as well as inside them.
+                // `bits` past the stored bytes as well as inside them, and on word boundaries.
                 for bits in [
+                    0,
+                    1,
+                    63,
+                    64,
+                    65,
                     len as u64 * 8,
                     (len as u64 * 8).saturating_sub(3),
                     len as u64 * 8 + 70,
                 ] {
-                    for from in 0..bits + 2 {
-                        for set in [true, false] {
-                            assert_eq!(
-                                next_bit(&bitmap, from, bits, set),
-                                naive(&bitmap, from, bits, set),
-                                "len {len} bits {bits} from {from} set {set}"
-                            );
-                        }
-                    }
+                    let mut found = vec![];
+                    for_each_run(&bitmap, bits, |start, end| found.push((start, end)));
+                    assert_eq!(
+                        found,
+                        naive_runs(&bitmap, bits),
+                        "len {len} density {density} bits {bits}"
+                    );
                 }
             }
         }
