@@ -108,22 +108,31 @@ pub struct DecodeEnv<'a> {
 
 impl DecodeEnv<'_> {
     /// The offsets to try for the owner of `kind`, best first.
-    fn owner_offsets(&self, kind: ObjectKind, field: &Field) -> Vec<u64> {
-        match self.overrides.owner.get(&kind) {
-            Some(off) => vec![*off],
-            None => field.candidates().collect(),
-        }
+    fn owner_offsets<'f>(
+        &self,
+        kind: ObjectKind,
+        field: &'f Field,
+    ) -> impl Iterator<Item = u64> + 'f {
+        overridden_or(self.overrides.owner.get(&kind).copied(), field)
     }
-    fn time_offsets(&self, kind: ObjectKind, field: &Field) -> Vec<u64> {
-        match self.overrides.create_time.get(&kind) {
-            Some(off) => vec![*off],
-            None => field.candidates().collect(),
-        }
+    fn time_offsets<'f>(
+        &self,
+        kind: ObjectKind,
+        field: &'f Field,
+    ) -> impl Iterator<Item = u64> + 'f {
+        overridden_or(self.overrides.create_time.get(&kind).copied(), field)
     }
     /// Whether `t` lies in boot..=acquisition (true when the window is unknown on that side).
     pub fn time_in_window(&self, t: u64) -> bool {
         self.times.boot.is_none_or(|b| t >= b) && self.times.acquisition.is_none_or(|a| t <= a)
     }
+}
+
+/// The calibrated offset alone, or else the profile's candidates.
+fn overridden_or(calibrated: Option<u64>, field: &Field) -> impl Iterator<Item = u64> + '_ {
+    calibrated
+        .into_iter()
+        .chain(field.candidates().filter(move |_| calibrated.is_none()))
 }
 
 /// Little-endian reads from an object's bytes; `None` past the end.
@@ -471,13 +480,10 @@ pub fn decode(c: &Candidate, env: &DecodeEnv) -> Decoded {
     let mut calibrated = false;
     if let Some(owner_field) = fields.owner {
         calibrated |= env.overrides.owner.contains_key(&c.kind);
-        let found = env
-            .owner_offsets(c.kind, owner_field)
-            .into_iter()
-            .find_map(|off| {
-                let va = obj.ptr(off)?;
-                owner_at(env.mem, env.profile, env.dtb_align, va).map(|o| (off, o))
-            });
+        let found = env.owner_offsets(c.kind, owner_field).find_map(|off| {
+            let va = obj.ptr(off)?;
+            owner_at(env.mem, env.profile, env.dtb_align, va).map(|o| (off, o))
+        });
         match found {
             Some((off, owner)) => {
                 choice.owner_offset = Some(off);
@@ -488,21 +494,23 @@ pub fn decode(c: &Candidate, env: &DecodeEnv) -> Decoded {
         }
     }
 
-    let time_offsets = env.time_offsets(c.kind, fields.create_time);
     calibrated |= env.overrides.create_time.contains_key(&c.kind);
-    if time_offsets.is_empty() {
+    let mut readable = env
+        .time_offsets(c.kind, fields.create_time)
+        .map(|off| (off, obj.u64(off)))
+        .peekable();
+    if readable.peek().is_none() {
         r.flags.push(flag::NO_TIME_FIELD.into());
     } else {
-        let readable: Vec<(u64, u64)> = time_offsets
-            .iter()
-            .filter_map(|&off| obj.u64(off).map(|v| (off, v)))
-            .collect();
-        // The first offset whose value passes the window check; else the primary's value as found.
-        let chosen = readable
-            .iter()
-            .find(|(_, v)| *v != 0 && env.time_in_window(*v))
-            .or(readable.first());
-        if let Some(&(off, raw)) = chosen {
+        let mut readable = readable.filter_map(|(off, v)| Some((off, v?)));
+        // The first offset whose value passes the window check; else the first readable value.
+        let first = readable.next();
+        let chosen = first
+            .into_iter()
+            .chain(readable)
+            .find(|&(_, v)| v != 0 && env.time_in_window(v))
+            .or(first);
+        if let Some((off, raw)) = chosen {
             choice.time_offset = Some(off);
             r.create_time_raw = Some(raw);
             r.create_time = to_iso(raw);

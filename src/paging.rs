@@ -476,4 +476,25 @@ impl VirtualMemory for AddressSpace<'_> {
     fn pointer_size(&self) -> u64 {
         self.mode.pointer_size()
     }
+    // Decoding reads mostly small fields: a fixed-size copy instead of `read_virt`'s loop.
+    fn read_u16(&self, va: u64) -> Option<u16> {
+        self.read_fixed(va).map(u16::from_le_bytes)
+    }
+    fn read_u32(&self, va: u64) -> Option<u32> {
+        self.read_fixed(va).map(u32::from_le_bytes)
+    }
+    fn read_u64(&self, va: u64) -> Option<u64> {
+        self.read_fixed(va).map(u64::from_le_bytes)
+    }
+}
+
+impl AddressSpace<'_> {
+    /// `N` bytes at `va`: one walk and a fixed-size copy when they lie in one page.
+    fn read_fixed<const N: usize>(&self, va: u64) -> Option<[u8; N]> {
+        if (va & 0xfff) as usize + N <= 0x1000 {
+            return self.phys.read_array(self.walk(va)?);
+        }
+        let mut b = [0u8; N];
+        self.read_virt(va, &mut b).then_some(b)
+    }
 }

@@ -463,7 +463,7 @@ impl PhysicalSpace {
 
     /// `N` bytes at `pa`: a fixed-size copy when they are stored contiguously (page-table entries
     /// always are), else through [`read`](Self::read).
-    fn read_array<const N: usize>(&self, pa: u64) -> Option<[u8; N]> {
+    pub fn read_array<const N: usize>(&self, pa: u64) -> Option<[u8; N]> {
         if let Some(bytes) = self.slice(pa, N).and_then(|s| s.first_chunk::<N>()) {
             return Some(*bytes);
         }

@@ -69,20 +69,101 @@ fn write_json(out: &ScanOutput, w: &mut impl Write) -> std::io::Result<()> {
     w.write_all(b"\n}\n")
 }
 
-/// `value` pretty-printed as serde_json prints it `depth` levels down (two spaces a level). JSON
-/// strings never hold a raw newline, so indenting after each newline byte is exact.
+/// `value` pretty-printed as serde_json prints it `depth` levels down (two spaces a level).
 fn pretty_nested<T: serde::Serialize>(value: &T, depth: usize) -> std::io::Result<Vec<u8>> {
-    let flat = serde_json::to_vec_pretty(value)?;
-    let indent = vec![b' '; depth * 2];
-    let mut nested = Vec::with_capacity(flat.len() + flat.len() / 4);
-    let mut line_start = 0;
-    for newline in memchr::memchr_iter(b'\n', &flat) {
-        nested.extend_from_slice(&flat[line_start..=newline]);
-        nested.extend_from_slice(&indent);
-        line_start = newline + 1;
+    let mut text = Vec::new();
+    write_pretty_nested(value, depth, &mut text)?;
+    Ok(text)
+}
+
+/// [`pretty_nested`], appended to `text` (records render straight into their batch's buffer).
+fn write_pretty_nested<T: serde::Serialize>(
+    value: &T,
+    depth: usize,
+    text: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    let mut serializer = serde_json::Serializer::with_formatter(text, NestedPretty::at(depth));
+    value
+        .serialize(&mut serializer)
+        .map_err(std::io::Error::from)
+}
+
+/// serde_json's pretty layout (two-space indent, `": "`, empty containers as `[]`/`{}`), starting
+/// `depth` levels in, so that a part of a larger document needs no second pass to indent it.
+struct NestedPretty {
+    depth: usize,
+    has_value: bool,
+}
+
+impl NestedPretty {
+    fn at(depth: usize) -> NestedPretty {
+        NestedPretty {
+            depth,
+            has_value: false,
+        }
     }
-    nested.extend_from_slice(&flat[line_start..]);
-    Ok(nested)
+    fn newline<W: ?Sized + Write>(&self, w: &mut W, comma: bool) -> std::io::Result<()> {
+        const SPACES: &[u8] = &[b' '; 64];
+        w.write_all(if comma { b",\n" } else { b"\n" })?;
+        let mut left = self.depth * 2;
+        while left > 0 {
+            let n = left.min(SPACES.len());
+            w.write_all(&SPACES[..n])?;
+            left -= n;
+        }
+        Ok(())
+    }
+    fn close<W: ?Sized + Write>(&mut self, w: &mut W, bracket: &[u8]) -> std::io::Result<()> {
+        self.depth -= 1;
+        if self.has_value {
+            self.newline(w, false)?;
+        }
+        w.write_all(bracket)
+    }
+}
+
+impl serde_json::ser::Formatter for NestedPretty {
+    fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.depth += 1;
+        self.has_value = false;
+        w.write_all(b"[")
+    }
+    fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.close(w, b"]")
+    }
+    fn begin_array_value<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.newline(w, !first)
+    }
+    fn end_array_value<W: ?Sized + Write>(&mut self, _: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+    fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.depth += 1;
+        self.has_value = false;
+        w.write_all(b"{")
+    }
+    fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.close(w, b"}")
+    }
+    fn begin_object_key<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.newline(w, !first)
+    }
+    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(b": ")
+    }
+    fn end_object_value<W: ?Sized + Write>(&mut self, _: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
 }
 
 /// A pretty array of records two levels down, as serde_json nests it in the scan object.
@@ -93,8 +174,7 @@ fn write_pretty_records(records: &[EndpointRecord], w: &mut impl Write) -> std::
     w.write_all(b"[")?;
     write_in_parallel(records, w, |index, record, text| {
         text.extend_from_slice(if index == 0 { b"\n    " } else { b",\n    " });
-        text.extend(pretty_nested(record, 2)?);
-        Ok(())
+        write_pretty_nested(record, 2, text)
     })?;
     w.write_all(b"\n  ]")
 }
@@ -125,7 +205,8 @@ fn write_in_parallel(
             .par_chunks(RENDER_TASK)
             .enumerate()
             .map(|(task_index, task)| {
-                let mut text = Vec::new();
+                // About 600 bytes a pretty record: sized once rather than grown by doubling.
+                let mut text = Vec::with_capacity(task.len() * 640);
                 for (i, record) in task.iter().enumerate() {
                     let index = batch_index * RENDER_BATCH + task_index * RENDER_TASK + i;
                     render(index, record, &mut text)?;
@@ -238,6 +319,28 @@ mod tests {
             expected.push(b'\n');
         }
         assert_eq!(lines, expected);
+    }
+
+    #[test]
+    fn nested_layout_is_serde_json_pretty_indented() {
+        let value = serde_json::json!({
+            "a": [], "b": {}, "c": [1, [2, []], {"d": null, "e": {"f": [true, "x\ny"]}}],
+            "g": "", "h": 1.5
+        });
+        let flat = serde_json::to_vec_pretty(&value).unwrap();
+        assert_eq!(pretty_nested(&value, 0).unwrap(), flat);
+        // Deeper than the 64-space run the indent is written from.
+        for depth in [1, 2, 31, 32, 33, 70] {
+            let indent = " ".repeat(depth * 2);
+            let expected = String::from_utf8(flat.clone())
+                .unwrap()
+                .replace('\n', &format!("\n{indent}"));
+            assert_eq!(
+                String::from_utf8(pretty_nested(&value, depth).unwrap()).unwrap(),
+                expected,
+                "depth {depth}"
+            );
+        }
     }
 
     #[test]
