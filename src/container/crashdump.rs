@@ -270,9 +270,7 @@ fn bitmap_runs(bytes: &[u8], layout: &Layout, path: &Path) -> Result<Vec<Run>> {
             )
         })?;
     // Counted first so that the vector is allocated once: a dump can have a hundred thousand runs.
-    let mut count = 0usize;
-    for_each_run(bitmap, bits, |_, _| count += 1);
-    let mut runs: Vec<Run> = Vec::with_capacity(count);
+    let mut runs: Vec<Run> = Vec::with_capacity(count_runs(bitmap, bits));
     let mut file_offset = first_page;
     for_each_run(bitmap, bits, |start, end| {
         let len = (end - start) * PAGE;
@@ -295,21 +293,16 @@ fn bitmap_runs(bytes: &[u8], layout: &Layout, path: &Path) -> Result<Vec<Run>> {
     Ok(runs)
 }
 
-/// Calls `f(start, end)` for each stretch `start..end` of set bits among the first `bits` bits of
-/// `bitmap` (bit `n` is bit `n % 8` of byte `n / 8`; bits past its bytes are clear), in order.
-///
-/// A multi-GiB dump has millions of bits: they are read 64 at a time, and only the positions where
-/// a bit differs from the one below it (a run's start or end) are visited.
-fn for_each_run(bitmap: &[u8], bits: u64, mut f: impl FnMut(u64, u64)) {
-    let mut open: Option<u64> = None;
-    let mut below = 0u64; // the previous word's top bit
-    for first_bit in (0..bits).step_by(64) {
+/// The first `bits` bits of `bitmap`, 64 at a time: `(number of the first bit, word)`. Bit `n` is
+/// bit `n % 8` of byte `n / 8`; bits past the bitmap's bytes, and past `bits`, are clear.
+fn bitmap_words(bitmap: &[u8], bits: u64) -> impl Iterator<Item = (u64, u64)> + '_ {
+    (0..bits).step_by(64).map(move |first_bit| {
         let at = usize::try_from(first_bit / 8).unwrap_or(usize::MAX);
-        let mut word = match bitmap.get(at..).and_then(|b| b.first_chunk::<8>()) {
+        let stored = bitmap.get(at..).unwrap_or(&[]);
+        let mut word = match stored.first_chunk::<8>() {
             Some(full) => u64::from_le_bytes(*full),
             None => {
                 let mut padded = [0u8; 8];
-                let stored = bitmap.get(at..).unwrap_or(&[]);
                 padded[..stored.len()].copy_from_slice(stored);
                 u64::from_le_bytes(padded)
             }
@@ -317,6 +310,31 @@ fn for_each_run(bitmap: &[u8], bits: u64, mut f: impl FnMut(u64, u64)) {
         if bits - first_bit < 64 {
             word &= (1u64 << (bits - first_bit)) - 1;
         }
+        (first_bit, word)
+    })
+}
+
+/// How many stretches of set bits the first `bits` bits of `bitmap` hold: one starts at each set
+/// bit whose lower neighbour is clear.
+fn count_runs(bitmap: &[u8], bits: u64) -> usize {
+    let mut below = 0u64; // the previous word's top bit
+    let mut runs = 0usize;
+    for (_, word) in bitmap_words(bitmap, bits) {
+        runs += (word & !((word << 1) | below)).count_ones() as usize;
+        below = word >> 63;
+    }
+    runs
+}
+
+/// Calls `f(start, end)` for each stretch `start..end` of set bits among the first `bits` bits of
+/// `bitmap`, in order.
+///
+/// A multi-GiB dump has millions of bits: they are read 64 at a time, and only the positions where
+/// a bit differs from the one below it (a run's start or end) are visited.
+fn for_each_run(bitmap: &[u8], bits: u64, mut f: impl FnMut(u64, u64)) {
+    let mut open: Option<u64> = None;
+    let mut below = 0u64;
+    for (first_bit, word) in bitmap_words(bitmap, bits) {
         let mut changes = word ^ ((word << 1) | below);
         below = word >> 63;
         while changes != 0 {
@@ -383,7 +401,7 @@ fn rdmp_runs(bytes: &[u8], layout: &Layout, dump_type: u32, path: &Path) -> Resu
 
 #[cfg(test)]
 mod tests {
-    use super::for_each_run;
+    use super::{count_runs, for_each_run};
 
     /// The bit-at-a-time answer `for_each_run` must agree with.
     fn naive_runs(bitmap: &[u8], bits: u64) -> Vec<(u64, u64)> {
@@ -438,6 +456,7 @@ mod tests {
                         naive_runs(&bitmap, bits),
                         "len {len} density {density} bits {bits}"
                     );
+                    assert_eq!(count_runs(&bitmap, bits), found.len());
                 }
             }
         }

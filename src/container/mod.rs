@@ -80,16 +80,18 @@ impl RunIndex {
             return RunIndex::default();
         }
         let shift = (end / runs.len() as u64).max(0x1000).ilog2();
-        let regions = (end >> shift) + 1;
-        let mut first_run = Vec::with_capacity(regions as usize);
-        let mut i = 0;
-        for region in 0..regions {
-            let start = region << shift;
-            while i < runs.len() && runs[i].phys_end() <= start {
-                i += 1;
+        let regions = (end >> shift) as usize + 1;
+        let mut first_run: Vec<u32> = Vec::with_capacity(regions);
+        // Run `i` is the first to end after the start of every region that starts before its end
+        // and after the previous run's end (runs are sorted and apart).
+        for (i, run) in runs.iter().enumerate() {
+            let last_region = ((run.phys_end() - 1) >> shift) as usize;
+            if first_run.len() <= last_region {
+                first_run.resize(last_region + 1, i as u32);
             }
-            first_run.push(i as u32);
         }
+        // Regions past the last run's end.
+        first_run.resize(regions, runs.len() as u32);
         RunIndex { shift, first_run }
     }
 
