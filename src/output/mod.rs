@@ -46,8 +46,10 @@ pub fn write_error(dest: &str, e: &std::io::Error) -> Error {
 }
 
 /// Records rendered per parallel batch: bounds the memory the rendered text takes, however many
-/// records (`--include-corrupt` on a hostile image) there are.
-const RENDER_BATCH: usize = 4096;
+/// records (`--include-corrupt` on a hostile image) there are. Small enough that later batches
+/// reuse the memory of earlier ones (fresh pages cost a fault each: 4096 was ~0.3 ms slower on
+/// 5,000 records).
+const RENDER_BATCH: usize = 1024;
 /// Records per parallel task within a batch.
 const RENDER_TASK: usize = 128;
 
