@@ -36,20 +36,35 @@ impl Serialize for Hex {
     }
 }
 
+/// A number, or a string holding a `0x`-prefixed hex (or decimal) number. Read through a visitor,
+/// not an untagged enum: that buffers each value and builds an error message for every variant
+/// that does not match, and the embedded profiles hold hundreds of offsets (parsing them was most
+/// of a small scan's start-up).
 impl<'de> Deserialize<'de> for Hex {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Repr {
-            Num(u64),
-            Text(String),
+        struct HexVisitor;
+        impl serde::de::Visitor<'_> for HexVisitor {
+            type Value = Hex;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number or a 0x-prefixed hex string")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Hex, E> {
+                Ok(Hex(n))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Hex, E> {
+                u64::try_from(n).map(Hex).map_err(|_| {
+                    E::custom(format!(
+                        "negative number {n} where an address or offset belongs"
+                    ))
+                })
+            }
+            fn visit_str<E: serde::de::Error>(self, t: &str) -> Result<Hex, E> {
+                parse_hex(t)
+                    .map(Hex)
+                    .ok_or_else(|| E::custom(format!("not a 0x-prefixed hex number: {t:?}")))
+            }
         }
-        match Repr::deserialize(d)? {
-            Repr::Num(n) => Ok(Hex(n)),
-            Repr::Text(t) => parse_hex(&t).map(Hex).ok_or_else(|| {
-                serde::de::Error::custom(format!("not a 0x-prefixed hex number: {t:?}"))
-            }),
-        }
+        d.deserialize_any(HexVisitor)
     }
 }
 
