@@ -204,10 +204,9 @@ pub struct TagHit<'a> {
     pub rejected: Option<&'static str>,
 }
 
-/// Searches every present byte for endpoint pool tags. Work is split into `chunk_size` pieces aligned
-/// to the header alignment, so each header position is examined in exactly one chunk; reads that
-/// run past a chunk go through the physical space. The result is in physical order whatever the
-/// thread count.
+/// Searches every present byte for endpoint pool tags. Work is split into `chunk_size` windows of
+/// the file, and each header position is examined in exactly one of them; reads that run past a
+/// window go through the physical space. The result is in physical order whatever the thread count.
 pub fn find_tags<'a>(
     phys: &'a PhysicalSpace,
     arch: Arch,
@@ -216,10 +215,14 @@ pub fn find_tags<'a>(
     keep_rejected: bool,
     progress: Option<&indicatif::ProgressBar>,
 ) -> Vec<TagHit<'a>> {
-    find_tags_with(phys, arch, tags, chunk_size, keep_rejected, progress, &Some)
-        .into_iter()
-        .flatten()
-        .collect()
+    let mut hits: Vec<TagHit> =
+        find_tags_with(phys, arch, tags, chunk_size, keep_rejected, progress, &Some)
+            .into_iter()
+            .flatten()
+            .collect();
+    // File order is physical order unless the container stores runs out of order.
+    hits.sort_by_key(|h| h.candidate.offset);
+    hits
 }
 
 /// Turns each hit into what the caller keeps (or nothing), inside the scan, so that hits the
@@ -227,8 +230,9 @@ pub fn find_tags<'a>(
 pub type HitFilter<'a, 'f, T> = dyn Fn(TagHit<'a>) -> Option<T> + Sync + 'f;
 
 /// [`find_tags`] with a per-hit filter applied as each hit is found. The hits come as one vector
-/// per work unit, in physical order: callers walk them where they lie (moving thousands of decoded
-/// records into one vector took a millisecond or two on one thread after the parallel pass).
+/// per work unit, in file order (physical order unless the container stores runs out of order):
+/// callers walk them where they lie (moving thousands of decoded records into one vector took a
+/// millisecond or two on one thread after the parallel pass).
 pub fn find_tags_with<'a, T: Send>(
     phys: &'a PhysicalSpace,
     arch: Arch,
@@ -240,40 +244,30 @@ pub fn find_tags_with<'a, T: Send>(
 ) -> Vec<Vec<T>> {
     let align = arch.pool_header_size();
     let chunk_size = chunk_size.max(PAGE_SIZE) / PAGE_SIZE * PAGE_SIZE;
-    let pieces = file_aligned_pieces(phys, chunk_size);
-    // A work unit is the pieces stored in one `chunk_size` window of the file, so that the memory
-    // map hints below cover whole, aligned windows: releasing part of a huge-page mapping would make
-    // the kernel split it, and a dump of many small runs (bitmap dumps omit free pages) is not split
-    // into as many tiny tasks.
-    let mut units: Vec<std::ops::Range<usize>> =
-        Vec::with_capacity(phys.file_bytes().len() / chunk_size as usize + 1);
-    for (i, piece) in pieces.iter().enumerate() {
-        match units.last_mut() {
-            Some(unit)
-                if pieces[unit.start].file_offset / chunk_size
-                    == piece.file_offset / chunk_size =>
-            {
-                unit.end = i + 1;
-            }
-            _ => units.push(i..i + 1),
-        }
-    }
-    let spans = |unit: &std::ops::Range<usize>| file_spans(&pieces[unit.clone()]);
-    units
-        .par_iter()
+    // A work unit is one `chunk_size` window of the file: the pieces of the runs stored in it, so
+    // that the memory-map hints below cover whole, aligned windows (releasing part of a huge-page
+    // mapping would make the kernel split it), and a dump of many small runs (bitmap dumps omit
+    // free pages) is not split into as many tiny tasks. Each worker cuts its own windows' pieces:
+    // listing them all first took 2 ms on one thread for a bitmap dump's hundred thousand runs.
+    let file_order = FileOrder::new(phys.runs());
+    let windows = phys.file_bytes().len().div_ceil(chunk_size as usize);
+    let window_start = |window: usize| window as u64 * chunk_size;
+    let spans = |window: usize| file_spans(&file_order.pieces(window_start(window), chunk_size));
+    (0..windows)
+        .into_par_iter()
         // One unit per task: rayon's default split leaves a quarter of the image as one
         // unsplittable task on two threads, so one thread would finish the scan alone.
         .with_max_len(1)
-        .enumerate()
-        .map(|(i, unit)| {
+        .map(|window| {
             // Each worker walks its share of units in order: ask for the next one now, so that
             // on a cold cache the disk reads it while this one is scanned.
-            if let Some(next) = units.get(i + 1) {
-                for (offset, len) in spans(next) {
+            if window + 1 < windows {
+                for (offset, len) in spans(window + 1) {
                     phys.prefetch(offset, len);
                 }
             }
-            let my_spans = spans(unit);
+            let pieces = file_order.pieces(window_start(window), chunk_size);
+            let my_spans = file_spans(&pieces);
             for &(offset, len) in &my_spans {
                 phys.populate(offset, len);
             }
@@ -287,7 +281,7 @@ pub fn find_tags_with<'a, T: Send>(
                     }
                 }
             };
-            for run_of_pieces in contiguous_in_file(&pieces[unit.clone()]) {
+            for run_of_pieces in contiguous_in_file(&pieces) {
                 scan_stored(phys, &tags.filter, align, run_of_pieces, &mut visit);
                 if let Some(bar) = progress {
                     bar.inc(run_of_pieces.iter().map(|p| p.len).sum());
@@ -301,27 +295,67 @@ pub fn find_tags_with<'a, T: Send>(
         .collect()
 }
 
-/// The present ranges cut at every `chunk_size` boundary of the file: each piece is one zero-copy
-/// slice (it never spans runs) and lies in one window of the file. In physical order.
-fn file_aligned_pieces(phys: &PhysicalSpace, chunk_size: u64) -> Vec<Run> {
-    // A piece per run, plus one per window boundary a run crosses.
-    let windows = phys.file_bytes().len() as u64 / chunk_size + 1;
-    let mut pieces = Vec::with_capacity(phys.runs().len() + windows as usize);
-    for run in phys.runs() {
-        let mut done = 0;
-        while done < run.len {
-            let file_offset = run.file_offset + done;
-            let window_end = (file_offset / chunk_size + 1).saturating_mul(chunk_size);
-            let len = (window_end - file_offset).min(run.len - done);
-            pieces.push(Run {
-                phys: run.phys + done,
-                len,
-                file_offset,
-            });
-            done += len;
+/// The runs of an image in file order, to cut windows of the file into pieces.
+struct FileOrder<'a> {
+    runs: Cow<'a, [Run]>,
+    /// For each run, the furthest file byte it or any run before it reaches; `None` when that is
+    /// always the run's own end (runs stored one after another, the usual case).
+    reach: Option<Vec<u64>>,
+}
+
+impl<'a> FileOrder<'a> {
+    fn new(runs: &'a [Run]) -> FileOrder<'a> {
+        let file_end = |r: &Run| r.file_offset + r.len;
+        let apart = runs.windows(2).all(|w| file_end(&w[0]) <= w[1].file_offset);
+        if apart {
+            return FileOrder {
+                runs: Cow::Borrowed(runs),
+                reach: None,
+            };
+        }
+        // Stored out of order, or sharing file bytes (a hostile header can say so).
+        let mut sorted = runs.to_vec();
+        sorted.sort_by_key(|r| (r.file_offset, r.phys));
+        let reach = sorted
+            .iter()
+            .scan(0, |furthest, r| {
+                *furthest = file_end(r).max(*furthest);
+                Some(*furthest)
+            })
+            .collect();
+        FileOrder {
+            runs: Cow::Owned(sorted),
+            reach: Some(reach),
         }
     }
-    pieces
+
+    /// The parts of the runs stored in the file bytes `[start, start + len)`, each a zero-copy
+    /// slice that never spans runs, in file order.
+    fn pieces(&self, start: u64, len: u64) -> Vec<Run> {
+        let end = start.saturating_add(len);
+        let first = match &self.reach {
+            None => self
+                .runs
+                .partition_point(|r| r.file_offset + r.len <= start),
+            Some(reach) => reach.partition_point(|&furthest| furthest <= start),
+        };
+        let mut pieces = vec![];
+        for r in self.runs.get(first..).unwrap_or(&[]) {
+            if r.file_offset >= end {
+                break;
+            }
+            let from = r.file_offset.max(start);
+            let to = (r.file_offset + r.len).min(end);
+            if from < to {
+                pieces.push(Run {
+                    phys: r.phys + (from - r.file_offset),
+                    len: to - from,
+                    file_offset: from,
+                });
+            }
+        }
+        pieces
+    }
 }
 
 /// The file ranges holding `pieces`, merged where they continue each other, for the memory-map
@@ -900,5 +934,62 @@ mod tests {
         assert!(check_header(&p, 0x2008, Arch::X86, 0x100).is_ok());
         assert!(check_header(&p, 0x2004, Arch::X86, 0x100).is_err());
         assert!(PoolHeader::parse(&h[..6], Arch::X86).is_none());
+    }
+
+    /// Cutting the file into windows covers every byte of every run exactly once, with the
+    /// mapping from file to physical address kept, whether the runs are stored in order, out of
+    /// order, or sharing file bytes.
+    #[test]
+    fn windows_cover_every_run_once() {
+        let run = |phys: u64, len: u64, file_offset: u64| Run {
+            phys,
+            len,
+            file_offset,
+        };
+        let in_order = vec![
+            run(0, 0x3000, 0x1000),
+            run(0x8000, 0x1000, 0x4000),
+            run(0x10000, 0x9000, 0x5000),
+        ];
+        let out_of_order = vec![
+            run(0, 0x2000, 0x9000),
+            run(0x4000, 0x5000, 0x1000),
+            run(0x20000, 0x1000, 0x6000),
+        ];
+        let sharing = vec![
+            run(0, 0x4000, 0x1000),
+            run(0x10000, 0x2000, 0x2000),
+            run(0x30000, 0x6000, 0),
+        ];
+        for runs in [in_order, out_of_order, sharing] {
+            let order = FileOrder::new(&runs);
+            for window in [0x1000u64, 0x3000, 0x8000, 0x100000] {
+                let file_end = runs.iter().map(|r| r.file_offset + r.len).max().unwrap();
+                let mut covered: Vec<Run> = vec![];
+                for start in (0..file_end).step_by(window as usize) {
+                    for piece in order.pieces(start, window) {
+                        assert!(
+                            piece.file_offset >= start
+                                && piece.file_offset + piece.len <= start + window
+                        );
+                        covered.push(piece);
+                    }
+                }
+                for r in &runs {
+                    let mut mine: Vec<&Run> = covered
+                        .iter()
+                        .filter(|p| p.phys >= r.phys && p.phys < r.phys_end())
+                        .collect();
+                    mine.sort_by_key(|p| p.phys);
+                    let mut at = r.phys;
+                    for p in mine {
+                        assert_eq!(p.phys, at, "{runs:?} window {window:#x}");
+                        assert_eq!(p.file_offset, r.file_offset + (p.phys - r.phys));
+                        at += p.len;
+                    }
+                    assert_eq!(at, r.phys_end(), "{runs:?} window {window:#x}");
+                }
+            }
+        }
     }
 }
