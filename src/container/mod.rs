@@ -333,8 +333,8 @@ impl PhysicalSpace {
     /// it again, but the page-table teardown (a step per page) is then done by the worker that
     /// scanned the chunk, in parallel, rather than by one thread when the whole map is unmapped at
     /// exit. A range mapped by huge pages is left to the exit, which unmaps it in a few steps:
-    /// releasing it here would only interrupt the other cores to flush their TLBs (a hot 4 GiB scan
-    /// spent 5 ms on that). A hint only.
+    /// releasing it here would only interrupt the other cores to flush their TLBs (2-5 ms of a hot
+    /// 4 GiB scan). A hint only.
     pub fn release(&self, offset: u64, len: u64) {
         /// Below this many small pages, leaving them to the exit costs less than the interrupt.
         const WORTH_RELEASING: u64 = 64;
