@@ -14,6 +14,9 @@ use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
+mod slots;
+use slots::{search_slots, SlotFilter};
+
 /// Options of one scan (the library form of `netcarve scan`'s flags).
 #[derive(Clone, Debug, Default)]
 pub struct ScanOptions {
@@ -442,106 +445,6 @@ fn scan_piece(
             visit(tail_start, tag);
         }
     }
-}
-
-/// [`tag_slots`] for the pool-header size of the architecture (8 or 16 bytes).
-fn search_slots(
-    bytes: &[u8],
-    align: u64,
-    filter: &SlotFilter,
-    found: &mut dyn FnMut(usize, u32),
-) -> usize {
-    match align {
-        8 => tag_slots::<8, 32>(bytes, filter, found),
-        _ => tag_slots::<16, 64>(bytes, filter, found),
-    }
-}
-
-/// Cheap tests that a slot's tag (bytes 4..8 of a pool header) may be one of the tags looked for.
-#[derive(Clone, Debug)]
-struct SlotFilter {
-    /// Whether some tag starts with this byte: the first test, one load per slot.
-    first_byte: [bool; 256],
-    /// Bit `p` is set when some tag starts with the two bytes `p` (little-endian): the second
-    /// test, on the few groups that pass the first. For uniformly random bytes and the five x64
-    /// tags (first bytes `T`, `U`; prefixes `Tc`, `TT`, `Ud`), a four-slot group passes the first
-    /// test about once in 32 and the second about once in 5,500.
-    prefixes: Box<[u64; 1024]>,
-}
-
-impl SlotFilter {
-    fn new(tags: impl Iterator<Item = u32>) -> SlotFilter {
-        let mut filter = SlotFilter {
-            first_byte: [false; 256],
-            prefixes: Box::new([0; 1024]),
-        };
-        for tag in tags {
-            filter.first_byte[(tag & 0xff) as usize] = true;
-            let prefix = (tag & 0xffff) as usize;
-            filter.prefixes[prefix / 64] |= 1 << (prefix % 64);
-        }
-        filter
-    }
-
-    #[inline(always)]
-    fn prefix_marked(&self, slot: &[u8]) -> bool {
-        let prefix = usize::from(u16::from_le_bytes([slot[4], slot[5]]));
-        self.prefixes[prefix / 64] >> (prefix % 64) & 1 != 0
-    }
-}
-
-/// Calls `found(offset, tag)` for each `STEP`-byte slot of `bytes` whose tag passes `filter`, and
-/// returns how many bytes of whole slots it covered.
-///
-/// The hot loop of the tool. It tests the first tag byte of four slots (`GROUP` = 4 x `STEP`
-/// bytes) through a table with one branch per group; the slot size is a constant so that every
-/// offset is an immediate and the loop stays in registers. The few groups that pass get the
-/// two-byte test inline, and only a group that passes that too leaves the loop.
-fn tag_slots<const STEP: usize, const GROUP: usize>(
-    bytes: &[u8],
-    filter: &SlotFilter,
-    found: &mut dyn FnMut(usize, u32),
-) -> usize {
-    debug_assert_eq!(GROUP, 4 * STEP);
-    let first_byte = &filter.first_byte;
-    let (groups, rest) = bytes.as_chunks::<GROUP>();
-    for (g, group) in groups.iter().enumerate() {
-        if (first_byte[group[4] as usize]
-            | first_byte[group[STEP + 4] as usize]
-            | first_byte[group[2 * STEP + 4] as usize]
-            | first_byte[group[3 * STEP + 4] as usize])
-            && (filter.prefix_marked(&group[..])
-                | filter.prefix_marked(&group[STEP..])
-                | filter.prefix_marked(&group[2 * STEP..])
-                | filter.prefix_marked(&group[3 * STEP..]))
-        {
-            each_slot::<STEP>(group, g * GROUP, filter, found);
-        }
-    }
-    let done = groups.len() * GROUP;
-    done + each_slot::<STEP>(rest, done, filter, found)
-}
-
-/// Calls `found` with the offset (from `base`) and tag of every whole slot whose tag prefix is
-/// marked; returns the bytes of whole slots covered.
-#[cold]
-#[inline(never)]
-fn each_slot<const STEP: usize>(
-    bytes: &[u8],
-    base: usize,
-    filter: &SlotFilter,
-    found: &mut dyn FnMut(usize, u32),
-) -> usize {
-    let (slots, _) = bytes.as_chunks::<STEP>();
-    for (i, slot) in slots.iter().enumerate() {
-        if filter.prefix_marked(slot) {
-            found(
-                base + i * STEP,
-                u32::from_le_bytes([slot[4], slot[5], slot[6], slot[7]]),
-            );
-        }
-    }
-    slots.len() * STEP
 }
 
 fn examine(
