@@ -255,7 +255,6 @@ pub fn find_tags_with<'a, T: Send>(
     let file_order = FileOrder::new(phys.runs());
     let windows = phys.file_bytes().len().div_ceil(chunk_size as usize);
     let window_start = |window: usize| window as u64 * chunk_size;
-    let spans = |window: usize| file_spans(&file_order.pieces(window_start(window), chunk_size));
     (0..windows)
         .into_par_iter()
         // One unit per task: rayon's default split leaves a quarter of the image as one
@@ -265,7 +264,9 @@ pub fn find_tags_with<'a, T: Send>(
             // Each worker walks its share of units in order: ask for the next one now, so that
             // on a cold cache the disk reads it while this one is scanned.
             if window + 1 < windows {
-                for (offset, len) in spans(window + 1) {
+                if let Some((offset, len)) =
+                    file_order.stored_span(window_start(window + 1), chunk_size)
+                {
                     phys.prefetch(offset, len);
                 }
             }
@@ -330,6 +331,26 @@ impl<'a> FileOrder<'a> {
             runs: Cow::Owned(sorted),
             reach: Some(reach),
         }
+    }
+
+    /// The file bytes from the first to the last byte of `[start, start + len)` that some run
+    /// stores, without cutting the pieces (for the read-ahead hint of the next window: cutting a
+    /// bitmap dump's window into its ~250 pieces twice was 1-2% of a scan's CPU time).
+    fn stored_span(&self, start: u64, len: u64) -> Option<(u64, u64)> {
+        let end = start.saturating_add(len);
+        let file_end = |r: &Run| r.file_offset + r.len;
+        if self.reach.is_some() {
+            let pieces = self.pieces(start, len);
+            let from = pieces.iter().map(|p| p.file_offset).min()?;
+            let to = pieces.iter().map(file_end).max()?;
+            return Some((from, to - from));
+        }
+        let first = self.runs.partition_point(|r| file_end(r) <= start);
+        let past = self.runs.partition_point(|r| r.file_offset < end);
+        let (first, last) = (self.runs.get(first)?, self.runs.get(past.checked_sub(1)?)?);
+        let from = first.file_offset.max(start);
+        let to = file_end(last).min(end);
+        (from < to).then_some((from, to - from))
     }
 
     /// The parts of the runs stored in the file bytes `[start, start + len)`, each a zero-copy
@@ -870,7 +891,17 @@ mod tests {
                 let file_end = runs.iter().map(|r| r.file_offset + r.len).max().unwrap();
                 let mut covered: Vec<Run> = vec![];
                 for start in (0..file_end).step_by(window as usize) {
-                    for piece in order.pieces(start, window) {
+                    let pieces = order.pieces(start, window);
+                    let span = pieces.iter().map(|p| p.file_offset).min().map(|from| {
+                        let to = pieces.iter().map(|p| p.file_offset + p.len).max().unwrap();
+                        (from, to - from)
+                    });
+                    assert_eq!(
+                        order.stored_span(start, window),
+                        span,
+                        "{runs:?} {start:#x}"
+                    );
+                    for piece in pieces {
                         assert!(
                             piece.file_offset >= start
                                 && piece.file_offset + piece.len <= start + window
