@@ -756,7 +756,7 @@ pub fn image_facts(phys: &PhysicalSpace, k: &KernelInfo) -> crate::record::Image
         timezone_bias_minutes: k.timezone_bias_minutes,
         physical: crate::record::PhysicalSummary {
             size: phys.present_size(),
-            ranges: phys.runs().len() as u64,
+            ranges: phys.run_count(),
             end: phys.end(),
         },
         sha256: None,

@@ -419,18 +419,9 @@ impl<'a> AddressSpace<'a> {
             out.push(va, pa, size);
             return;
         }
-        let runs = self.phys.runs();
-        let first = runs.partition_point(|r| r.phys_end() <= pa);
-        for run in runs.get(first..).unwrap_or(&[]) {
-            if run.phys >= end {
-                break;
-            }
-            let lo = run.phys.max(pa);
-            let hi = run.phys_end().min(end);
-            if lo < hi {
-                out.push(va + (lo - pa), lo, hi - lo);
-            }
-        }
+        self.phys.for_each_run_between(pa, end, |run| {
+            out.push(va + (run.phys - pa), run.phys, run.len);
+        });
     }
 
     /// For a set of physical page numbers, the lowest kernel VA mapping each.

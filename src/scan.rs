@@ -2,7 +2,7 @@
 //! then the pool-header checks of docs/internals.md, then decoding (`endpoint`) and, when the profile
 //! cannot be trusted, self-calibration (`calibrate`).
 use crate::calibrate::{self, Overrides};
-use crate::container::{PhysicalSpace, Run};
+use crate::container::{PageBitmap, PhysicalSpace, Run};
 use crate::endpoint::{self, DecodeEnv, Decoded, ObjectKind};
 use crate::error::{Error, Result};
 use crate::paging::{AddressSpace, PagingMode, VirtualMemory};
@@ -252,7 +252,7 @@ pub fn find_tags_with<'a, T: Send>(
     // mapping would make the kernel split it), and a dump of many small runs (bitmap dumps omit
     // free pages) is not split into as many tiny tasks. Each worker cuts its own windows' pieces:
     // listing them all first took 2 ms on one thread for a bitmap dump's hundred thousand runs.
-    let file_order = FileOrder::new(phys.runs());
+    let file_order = FileOrder::of(phys);
     let windows = phys.file_bytes().len().div_ceil(chunk_size as usize);
     let window_start = |window: usize| window as u64 * chunk_size;
     (0..windows)
@@ -299,20 +299,60 @@ pub fn find_tags_with<'a, T: Send>(
         .collect()
 }
 
-/// The runs of an image in file order, to cut windows of the file into pieces.
-struct FileOrder<'a> {
+/// How an image's present ranges lie in its file, to cut windows of the file into pieces.
+enum FileOrder<'a> {
+    /// A run list, in file order.
+    Listed(ListedOrder<'a>),
+    /// A bitmap dump's pages: stored in page order, cut from the bitmap itself.
+    Pages(&'a PageBitmap, &'a [u8]),
+}
+
+impl<'a> FileOrder<'a> {
+    fn of(phys: &'a PhysicalSpace) -> FileOrder<'a> {
+        match phys.page_storage() {
+            Some((pages, file)) => FileOrder::Pages(pages, file),
+            None => FileOrder::Listed(ListedOrder::new(phys.runs())),
+        }
+    }
+
+    /// The parts of the present ranges stored in the file bytes `[start, start + len)`, each a
+    /// zero-copy slice that never spans runs, in file order.
+    fn pieces(&self, start: u64, len: u64) -> Vec<Run> {
+        match self {
+            FileOrder::Listed(listed) => listed.pieces(start, len),
+            FileOrder::Pages(pages, file) => pages.pieces(file, start, len),
+        }
+    }
+
+    /// The file bytes from the first to the last byte of `[start, start + len)` that hold present
+    /// memory, without cutting the pieces (for the read-ahead hint of the next window: cutting a
+    /// bitmap dump's window into its ~250 pieces twice was 1-2% of a scan's CPU time).
+    fn stored_span(&self, start: u64, len: u64) -> Option<(u64, u64)> {
+        match self {
+            FileOrder::Listed(listed) => listed.stored_span(start, len),
+            FileOrder::Pages(pages, _) => {
+                let from = start.max(pages.first_page());
+                let to = start.saturating_add(len).min(pages.stored_end());
+                (from < to).then_some((from, to - from))
+            }
+        }
+    }
+}
+
+/// A run list in file order.
+struct ListedOrder<'a> {
     runs: Cow<'a, [Run]>,
     /// For each run, the furthest file byte it or any run before it reaches; `None` when that is
     /// always the run's own end (runs stored one after another, the usual case).
     reach: Option<Vec<u64>>,
 }
 
-impl<'a> FileOrder<'a> {
-    fn new(runs: &'a [Run]) -> FileOrder<'a> {
+impl<'a> ListedOrder<'a> {
+    fn new(runs: &'a [Run]) -> ListedOrder<'a> {
         let file_end = |r: &Run| r.file_offset + r.len;
         let apart = runs.windows(2).all(|w| file_end(&w[0]) <= w[1].file_offset);
         if apart {
-            return FileOrder {
+            return ListedOrder {
                 runs: Cow::Borrowed(runs),
                 reach: None,
             };
@@ -327,15 +367,13 @@ impl<'a> FileOrder<'a> {
                 Some(*furthest)
             })
             .collect();
-        FileOrder {
+        ListedOrder {
             runs: Cow::Owned(sorted),
             reach: Some(reach),
         }
     }
 
-    /// The file bytes from the first to the last byte of `[start, start + len)` that some run
-    /// stores, without cutting the pieces (for the read-ahead hint of the next window: cutting a
-    /// bitmap dump's window into its ~250 pieces twice was 1-2% of a scan's CPU time).
+    /// See [`FileOrder::stored_span`].
     fn stored_span(&self, start: u64, len: u64) -> Option<(u64, u64)> {
         let end = start.saturating_add(len);
         let file_end = |r: &Run| r.file_offset + r.len;
@@ -353,8 +391,7 @@ impl<'a> FileOrder<'a> {
         (from < to).then_some((from, to - from))
     }
 
-    /// The parts of the runs stored in the file bytes `[start, start + len)`, each a zero-copy
-    /// slice that never spans runs, in file order.
+    /// See [`FileOrder::pieces`].
     fn pieces(&self, start: u64, len: u64) -> Vec<Run> {
         let end = start.saturating_add(len);
         let first = match &self.reach {
@@ -886,7 +923,7 @@ mod tests {
             run(0x30000, 0x6000, 0),
         ];
         for runs in [in_order, out_of_order, sharing] {
-            let order = FileOrder::new(&runs);
+            let order = ListedOrder::new(&runs);
             for window in [0x1000u64, 0x3000, 0x8000, 0x100000] {
                 let file_end = runs.iter().map(|r| r.file_offset + r.len).max().unwrap();
                 let mut covered: Vec<Run> = vec![];

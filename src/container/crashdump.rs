@@ -2,7 +2,8 @@
 //! dumps (`SDMP`/`FDMP`) and the newer `RDMP` range dumps. Triage/mini dumps carry no physical
 //! memory map and are refused with a clear message.
 use super::le::{u32_at, u64_at};
-use super::{Backing, ContainerHints, PhysicalSpace, Run};
+use super::pages::{self, PageBitmap};
+use super::{Backing, ContainerHints, PhysicalSpace, Run, Storage};
 use crate::error::{Error, Result};
 use crate::profile::Arch;
 use std::path::Path;
@@ -113,10 +114,16 @@ pub fn open(backing: Backing, path: &Path) -> Result<PhysicalSpace> {
     }
     let dump_type = u32f(layout.dump_type);
     let mut warnings = vec![];
-    let (runs, kind) = match dump_type {
-        1 => (full_runs(bytes, layout, path, &mut warnings)?, "crashdump-full"),
-        5 | 6 => (bitmap_runs(bytes, layout, path)?, "crashdump-bitmap"),
-        8..=0xA => (rdmp_runs(bytes, layout, dump_type, path)?, "crashdump-rdmp"),
+    let (storage, kind) = match dump_type {
+        1 => (
+            Storage::Runs(full_runs(bytes, layout, path, &mut warnings)?),
+            "crashdump-full",
+        ),
+        5 | 6 => (bitmap_storage(bytes, layout, path)?, "crashdump-bitmap"),
+        8..=0xA => (
+            Storage::Runs(rdmp_runs(bytes, layout, dump_type, path)?),
+            "crashdump-rdmp",
+        ),
         2 => {
             return Err(Error::file(
                 path,
@@ -151,7 +158,7 @@ pub fn open(backing: Backing, path: &Path) -> Result<PhysicalSpace> {
         ps_loaded_module_list: set(ptr(layout.ps_loaded_module_list)),
         kd_debugger_data_block: set(ptr(layout.kdbg)),
     };
-    let mut space = PhysicalSpace::new(backing, runs, kind, path)?;
+    let mut space = PhysicalSpace::from_storage(backing, storage, kind, path)?;
     space.hints = hints;
     space.warnings.extend(warnings);
     Ok(space)
@@ -239,8 +246,9 @@ fn full_runs(
 }
 
 /// DumpType 5/6: an `SDMP`/`FDMP` bitmap; present pages stored in ascending PFN order from
-/// FirstPage. Consecutive set bits become one run.
-fn bitmap_runs(bytes: &[u8], layout: &Layout, path: &Path) -> Result<Vec<Run>> {
+/// FirstPage. Looked up through the bitmap itself (`pages`), unless the bitmap is so sparse that
+/// its running totals would take more memory than a list of its runs.
+fn bitmap_storage(bytes: &[u8], layout: &Layout, path: &Path) -> Result<Storage> {
     let hdr = layout.header_size as usize;
     let sig = bytes.get(hdr..hdr + 4);
     if sig != Some(b"SDMP") && sig != Some(b"FDMP") {
@@ -269,87 +277,42 @@ fn bitmap_runs(bytes: &[u8], layout: &Layout, path: &Path) -> Result<Vec<Run>> {
                 format!("bitmap of {bits} pages runs past the end of the file"),
             )
         })?;
-    // Counted first so that the vector is allocated once: a dump can have a hundred thousand runs.
-    let mut runs: Vec<Run> = Vec::with_capacity(count_runs(bitmap, bits));
+    // Checked before anything is allocated: a hostile bitmap can claim more pages than the file
+    // holds.
+    let (present, runs) = pages::census(bitmap, bits);
+    let needed = present
+        .checked_mul(PAGE)
+        .and_then(|n| n.checked_add(first_page));
+    if needed.is_none_or(|n| n > bytes.len() as u64) {
+        return Err(Error::file(
+            path,
+            format!(
+                "bitmap crash dump pages need {:#x} bytes but the file has {:#x} (truncated dump)",
+                u128::from(present) * u128::from(PAGE) + u128::from(first_page),
+                bytes.len()
+            ),
+        ));
+    }
+    if pages::index_bytes(bits) <= runs.saturating_mul(std::mem::size_of::<Run>() as u64) {
+        return Ok(Storage::Pages(PageBitmap::new(
+            bytes,
+            bitmap_start,
+            bits,
+            first_page,
+        )));
+    }
+    let mut list: Vec<Run> = Vec::with_capacity(usize::try_from(runs).unwrap_or(0));
     let mut file_offset = first_page;
-    for_each_run(bitmap, bits, |start, end| {
+    pages::for_each_run(bitmap, 0, bits, |start, end| {
         let len = (end - start) * PAGE;
-        runs.push(Run {
+        list.push(Run {
             phys: start * PAGE,
             len,
             file_offset,
         });
         file_offset += len;
     });
-    if file_offset > bytes.len() as u64 {
-        return Err(Error::file(
-            path,
-            format!(
-                "bitmap crash dump pages need {file_offset:#x} bytes but the file has {:#x} (truncated dump)",
-                bytes.len()
-            ),
-        ));
-    }
-    Ok(runs)
-}
-
-/// The first `bits` bits of `bitmap`, 64 at a time: `(number of the first bit, word)`. Bit `n` is
-/// bit `n % 8` of byte `n / 8`; bits past the bitmap's bytes, and past `bits`, are clear.
-fn bitmap_words(bitmap: &[u8], bits: u64) -> impl Iterator<Item = (u64, u64)> + '_ {
-    (0..bits).step_by(64).map(move |first_bit| {
-        let at = usize::try_from(first_bit / 8).unwrap_or(usize::MAX);
-        let stored = bitmap.get(at..).unwrap_or(&[]);
-        let mut word = match stored.first_chunk::<8>() {
-            Some(full) => u64::from_le_bytes(*full),
-            None => {
-                let mut padded = [0u8; 8];
-                padded[..stored.len()].copy_from_slice(stored);
-                u64::from_le_bytes(padded)
-            }
-        };
-        if bits - first_bit < 64 {
-            word &= (1u64 << (bits - first_bit)) - 1;
-        }
-        (first_bit, word)
-    })
-}
-
-/// How many stretches of set bits the first `bits` bits of `bitmap` hold: one starts at each set
-/// bit whose lower neighbour is clear.
-fn count_runs(bitmap: &[u8], bits: u64) -> usize {
-    let mut below = 0u64; // the previous word's top bit
-    let mut runs = 0usize;
-    for (_, word) in bitmap_words(bitmap, bits) {
-        runs += (word & !((word << 1) | below)).count_ones() as usize;
-        below = word >> 63;
-    }
-    runs
-}
-
-/// Calls `f(start, end)` for each stretch `start..end` of set bits among the first `bits` bits of
-/// `bitmap`, in order.
-///
-/// A multi-GiB dump has millions of bits: they are read 64 at a time, and only the positions where
-/// a bit differs from the one below it (a run's start or end) are visited.
-fn for_each_run(bitmap: &[u8], bits: u64, mut f: impl FnMut(u64, u64)) {
-    let mut open: Option<u64> = None;
-    let mut below = 0u64;
-    for (first_bit, word) in bitmap_words(bitmap, bits) {
-        let mut changes = word ^ ((word << 1) | below);
-        below = word >> 63;
-        while changes != 0 {
-            let bit = changes.trailing_zeros();
-            changes &= changes - 1;
-            let n = first_bit + u64::from(bit);
-            match open.take() {
-                Some(start) => f(start, n),
-                None => open = Some(n),
-            }
-        }
-    }
-    if let Some(start) = open {
-        f(start, bits);
-    }
+    Ok(Storage::Runs(list))
 }
 
 /// DumpType 8/9/0xA (`RDMP`): {Pfn, Count} ranges packed from FirstPageOffset (crashdump-formats.md
@@ -397,68 +360,4 @@ fn rdmp_runs(bytes: &[u8], layout: &Layout, dump_type: u32, path: &Path) -> Resu
         at += 16;
     }
     Ok(runs)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{count_runs, for_each_run};
-
-    /// The bit-at-a-time answer `for_each_run` must agree with.
-    fn naive_runs(bitmap: &[u8], bits: u64) -> Vec<(u64, u64)> {
-        let set = |n: u64| {
-            bitmap
-                .get((n / 8) as usize)
-                .is_some_and(|b| b >> (n % 8) & 1 == 1)
-        };
-        let mut runs: Vec<(u64, u64)> = vec![];
-        for n in (0..bits).filter(|&n| set(n)) {
-            match runs.last_mut() {
-                Some(last) if last.1 == n => last.1 = n + 1,
-                _ => runs.push((n, n + 1)),
-            }
-        }
-        runs
-    }
-
-    #[test]
-    fn runs_agree_with_a_bit_by_bit_search() {
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        for len in [0usize, 1, 7, 8, 9, 31, 64, 65, 200] {
-            for density in [0u64, 1, 4, 7, 8] {
-                let bitmap: Vec<u8> = (0..len)
-                    .map(|_| {
-                        seed = seed
-                            .wrapping_mul(6364136223846793005)
-                            .wrapping_add(1442695040888963407);
-                        match density {
-                            0 => 0,
-                            8 => 0xFF,
-                            d => (0..8)
-                                .fold(0u8, |b, i| b | u8::from((seed >> (i * 7)) % 8 < d) << i),
-                        }
-                    })
-                    .collect();
-                // `bits` past the stored bytes as well as inside them, and on word boundaries.
-                for bits in [
-                    0,
-                    1,
-                    63,
-                    64,
-                    65,
-                    len as u64 * 8,
-                    (len as u64 * 8).saturating_sub(3),
-                    len as u64 * 8 + 70,
-                ] {
-                    let mut found = vec![];
-                    for_each_run(&bitmap, bits, |start, end| found.push((start, end)));
-                    assert_eq!(
-                        found,
-                        naive_runs(&bitmap, bits),
-                        "len {len} density {density} bits {bits}"
-                    );
-                    assert_eq!(count_runs(&bitmap, bits), found.len());
-                }
-            }
-        }
-    }
 }

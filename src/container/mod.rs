@@ -1,7 +1,8 @@
 //! Containers: turning an image file into a physical address space.
 //!
 //! Every format reduces to a sorted list of [`Run`]s mapping present physical ranges onto file
-//! offsets of one read-only memory map. Gaps between runs are *absent*, not zeros, so a scan touches
+//! offsets of one read-only memory map (a bitmap crash dump's runs are found from its page bitmap
+//! as needed, see `pages`). Gaps between runs are *absent*, not zeros, so a scan touches
 //! only real pages. Reads inside one run are zero-copy slices of the map. The format is detected
 //! from the content, never from the file extension.
 use crate::error::{io_error, Error, Result};
@@ -13,6 +14,7 @@ pub mod elf;
 mod le;
 pub mod lime;
 mod mapping;
+mod pages;
 pub mod raw;
 pub mod vmware;
 
@@ -28,6 +30,18 @@ impl Run {
     pub fn phys_end(&self) -> u64 {
         self.phys + self.len
     }
+}
+
+pub use pages::PageBitmap;
+
+const PAGE: u64 = 0x1000;
+
+/// Where a container's physical pages are stored in its file.
+pub enum Storage {
+    /// Ranges the container lists (most formats).
+    Runs(Vec<Run>),
+    /// A bitmap crash dump's page bitmap.
+    Pages(PageBitmap),
 }
 
 /// Facts a container header may carry about the machine (crash-dump headers, ELF notes).
@@ -141,8 +155,12 @@ fn special_file_kind(meta: &std::fs::Metadata) -> Option<&'static str> {
 /// A physical address space over one image file.
 pub struct PhysicalSpace {
     backing: Backing,
+    /// Sorted, apart; empty when `pages` holds the layout.
     runs: Vec<Run>,
     run_index: RunIndex,
+    pages: Option<PageBitmap>,
+    /// `pages`' runs, listed the first time a whole-image pass asks for them.
+    listed_pages: std::sync::OnceLock<Vec<Run>>,
     /// `raw`, `crashdump-full`, `crashdump-bitmap`, `crashdump-rdmp`, `elf`, `lime`, `vmware`.
     pub kind: &'static str,
     pub path: PathBuf,
@@ -207,10 +225,47 @@ impl PhysicalSpace {
             backing,
             run_index,
             runs: kept,
+            pages: None,
+            listed_pages: std::sync::OnceLock::new(),
             kind,
             path: path.to_path_buf(),
             hints: ContainerHints::default(),
             warnings,
+        })
+    }
+
+    /// [`PhysicalSpace::new`] for either kind of [`Storage`]. A page bitmap's pages must lie inside
+    /// the backing bytes.
+    pub fn from_storage(
+        backing: Backing,
+        storage: Storage,
+        kind: &'static str,
+        path: &Path,
+    ) -> Result<PhysicalSpace> {
+        let pages = match storage {
+            Storage::Runs(runs) => return PhysicalSpace::new(backing, runs, kind, path),
+            Storage::Pages(pages) => pages,
+        };
+        if pages.stored_end() > backing.bytes().len() as u64 {
+            return Err(Error::file(
+                path,
+                format!(
+                    "{kind}: pages stored up to file offset {:#x} but the file has {:#x} bytes",
+                    pages.stored_end(),
+                    backing.bytes().len()
+                ),
+            ));
+        }
+        Ok(PhysicalSpace {
+            backing,
+            runs: vec![],
+            run_index: RunIndex::default(),
+            pages: Some(pages),
+            listed_pages: std::sync::OnceLock::new(),
+            kind,
+            path: path.to_path_buf(),
+            hints: ContainerHints::default(),
+            warnings: vec![],
         })
     }
 
@@ -285,8 +340,50 @@ impl PhysicalSpace {
         raw::open(backing, path)
     }
 
+    /// The present ranges, sorted. A bitmap dump's are listed on the first call (a whole-image
+    /// pass); lookups and the scan do without.
     pub fn runs(&self) -> &[Run] {
-        &self.runs
+        match &self.pages {
+            Some(pages) => self
+                .listed_pages
+                .get_or_init(|| pages.runs(self.backing.bytes())),
+            None => &self.runs,
+        }
+    }
+
+    /// How many runs [`runs`](Self::runs) holds, without listing them.
+    pub fn run_count(&self) -> u64 {
+        match &self.pages {
+            Some(pages) => pages.run_count(),
+            None => self.runs.len() as u64,
+        }
+    }
+
+    /// A bitmap dump's page bitmap, with the bytes it indexes.
+    pub fn page_storage(&self) -> Option<(&PageBitmap, &[u8])> {
+        self.pages.as_ref().map(|p| (p, self.backing.bytes()))
+    }
+
+    /// Calls `f` with each present range inside the physical range `[lo, hi)`, clipped to it.
+    pub fn for_each_run_between(&self, lo: u64, hi: u64, mut f: impl FnMut(Run)) {
+        if let Some(pages) = &self.pages {
+            return pages.for_each_run_between(self.backing.bytes(), lo, hi, f);
+        }
+        let first = self.runs.partition_point(|r| r.phys_end() <= lo);
+        for run in self.runs.get(first..).unwrap_or(&[]) {
+            if run.phys >= hi {
+                break;
+            }
+            let from = run.phys.max(lo);
+            let to = run.phys_end().min(hi);
+            if from < to {
+                f(Run {
+                    phys: from,
+                    len: to - from,
+                    file_offset: run.file_offset + (from - run.phys),
+                });
+            }
+        }
     }
 
     /// The stored bytes of one run.
@@ -391,12 +488,29 @@ impl PhysicalSpace {
 
     /// Bytes of present physical memory.
     pub fn present_size(&self) -> u64 {
-        self.runs.iter().map(|r| r.len).sum()
+        match &self.pages {
+            Some(pages) => pages.present_pages() * PAGE,
+            None => self.runs.iter().map(|r| r.len).sum(),
+        }
     }
 
     /// Highest present physical address + 1.
     pub fn end(&self) -> u64 {
-        self.runs.last().map_or(0, |r| r.phys_end())
+        match &self.pages {
+            Some(pages) => pages.end(),
+            None => self.runs.last().map_or(0, |r| r.phys_end()),
+        }
+    }
+
+    /// File offset of `pa`, and how many bytes from it are stored contiguously (to the end of its
+    /// run, or of its page in a bitmap dump).
+    fn locate(&self, pa: u64) -> Option<(u64, u64)> {
+        if let Some(pages) = &self.pages {
+            let offset = pages.page_offset(self.backing.bytes(), pa / PAGE)?;
+            return Some((offset + pa % PAGE, PAGE - pa % PAGE));
+        }
+        let r = &self.runs[self.run_index(pa)?];
+        Some((r.file_offset + (pa - r.phys), r.phys_end() - pa))
     }
 
     fn run_index(&self, pa: u64) -> Option<usize> {
@@ -422,13 +536,18 @@ impl PhysicalSpace {
 
     /// Zero-copy slice of `len` bytes at `pa`, if they are present and stored contiguously.
     pub fn slice(&self, pa: u64, len: usize) -> Option<&[u8]> {
-        let r = &self.runs[self.run_index(pa)?];
-        let off = pa - r.phys;
-        if off.checked_add(len as u64)? > r.len {
-            return None;
+        let (offset, mut stored) = self.locate(pa)?;
+        // A bitmap dump's consecutive present pages are stored back to back (runs are merged
+        // when they continue each other, so for them this loop ends at the first step).
+        while stored < len as u64 {
+            let (next, more) = self.locate(pa.checked_add(stored)?)?;
+            if next != offset + stored {
+                return None;
+            }
+            stored += more;
         }
-        let start = (r.file_offset + off) as usize;
-        self.backing.bytes().get(start..start + len)
+        let start = usize::try_from(offset).ok()?;
+        self.backing.bytes().get(start..start.checked_add(len)?)
     }
 
     /// Copies `buf.len()` bytes at `pa` into `buf`, across runs if needed. False if any byte is absent.
@@ -439,17 +558,19 @@ impl PhysicalSpace {
         }
         let mut done = 0usize;
         while done < buf.len() {
-            let cur = match pa.checked_add(done as u64) {
-                Some(c) => c,
-                None => return false,
-            };
-            let Some(i) = self.run_index(cur) else {
+            let Some((offset, stored)) =
+                pa.checked_add(done as u64).and_then(|cur| self.locate(cur))
+            else {
                 return false;
             };
-            let r = &self.runs[i];
-            let avail = (r.phys_end() - cur).min((buf.len() - done) as u64) as usize;
-            let start = (r.file_offset + (cur - r.phys)) as usize;
-            buf[done..done + avail].copy_from_slice(&self.backing.bytes()[start..start + avail]);
+            let avail = stored.min((buf.len() - done) as u64) as usize;
+            let Some(bytes) = usize::try_from(offset)
+                .ok()
+                .and_then(|start| self.backing.bytes().get(start..start.checked_add(avail)?))
+            else {
+                return false;
+            };
+            buf[done..done + avail].copy_from_slice(bytes);
             done += avail;
         }
         true
@@ -547,5 +668,74 @@ mod tests {
             }
             pa += page;
         }
+    }
+
+    /// A bitmap dump's space answers every read as the same space built from its run list does:
+    /// inside pages, across page and run boundaries, into absent pages and past the end.
+    #[test]
+    fn page_bitmap_space_reads_as_its_run_list() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let bits = 3000u64;
+        let bitmap: Vec<u8> = (0..bits / 8).map(|_| (next() | next()) as u8).collect();
+        let (present, _) = pages::census(&bitmap, bits);
+        let first_page = 0x2000u64;
+        let mut file = vec![0u8; 0x40];
+        file.extend(&bitmap);
+        file.resize(first_page as usize, 0);
+        file.extend((0..present * PAGE).map(|_| next() as u8));
+        let index = PageBitmap::new(&file, 0x40, bits, first_page);
+        let listed = index.runs(&file);
+        let by_pages = PhysicalSpace::from_storage(
+            Backing::Owned(file.clone()),
+            Storage::Pages(index),
+            "crashdump-bitmap",
+            Path::new("t"),
+        )
+        .unwrap();
+        let by_runs =
+            PhysicalSpace::new(Backing::Owned(file), listed, "raw", Path::new("t")).unwrap();
+        assert!(by_pages.page_storage().is_some() && by_runs.page_storage().is_none());
+        assert_eq!(by_pages.runs(), by_runs.runs());
+        assert_eq!(by_pages.run_count(), by_runs.run_count());
+        assert_eq!(by_pages.present_size(), by_runs.present_size());
+        assert_eq!(by_pages.end(), by_runs.end());
+        let mut reads = 0;
+        for _ in 0..20_000 {
+            let pa = next() % ((bits + 4) * PAGE);
+            let len = [1, 8, 16, 0x100, 0x1000, 0x1800, 0x3000][(next() % 7) as usize];
+            assert_eq!(
+                by_pages.slice(pa, len),
+                by_runs.slice(pa, len),
+                "{pa:#x}+{len:#x}"
+            );
+            let (mut a, mut b) = (vec![0u8; len], vec![0u8; len]);
+            let read = by_pages.read(pa, &mut a);
+            assert_eq!(read, by_runs.read(pa, &mut b), "{pa:#x}+{len:#x}");
+            assert_eq!(a, b);
+            reads += usize::from(read);
+            let (lo, hi) = (pa, pa + next() % (64 * PAGE));
+            let (mut ra, mut rb) = (vec![], vec![]);
+            by_pages.for_each_run_between(lo, hi, |r| ra.push(r));
+            by_runs.for_each_run_between(lo, hi, |r| rb.push(r));
+            assert_eq!(ra, rb, "{lo:#x}..{hi:#x}");
+        }
+        assert!(reads > 5_000, "only {reads} reads found their bytes");
+        // Pages said to lie past the end of the file are refused.
+        let mut short = vec![0u8; first_page as usize];
+        short[..8].fill(0xFF);
+        let index = PageBitmap::new(&short, 0, 64, 0x100);
+        assert!(PhysicalSpace::from_storage(
+            Backing::Owned(short),
+            Storage::Pages(index),
+            "crashdump-bitmap",
+            Path::new("t")
+        )
+        .is_err());
     }
 }
