@@ -11,7 +11,7 @@ use crate::record::{EndpointRecord, Hex, ImageFacts};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 mod slots;
@@ -573,6 +573,9 @@ pub struct CarveParams<'a> {
     pub include_corrupt: bool,
     pub chunk_size: u64,
     pub progress: Option<&'a indicatif::ProgressBar>,
+    /// The kernel's page tables, to give each record the virtual address of its object: a walk
+    /// of every kernel mapping, run beside calibration. `None` leaves the addresses unset.
+    pub kernel_space: Option<&'a AddressSpace<'a>>,
 }
 
 /// Tag search, header checks, calibration, decoding. Virtual addresses are filled in by the caller
@@ -608,6 +611,38 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
         },
     );
     crate::timings::mark("searched and decoded");
+    // The pages holding hits, for the virtual-address walk beside the rest of the work.
+    let pages: BTreeSet<u64> = hits
+        .iter()
+        .flatten()
+        .map(|(h, _)| h.candidate.offset / PAGE_SIZE)
+        .collect();
+    let (mut carved, virtual_of_page) = rayon::join(
+        || settle(hits, p, base_env, &keep),
+        || {
+            p.kernel_space
+                .map(|space| space.phys_to_virt(&pages))
+                .unwrap_or_default()
+        },
+    );
+    for r in carved.endpoints.iter_mut().chain(carved.corrupt.iter_mut()) {
+        let pa = r.physical_offset.0;
+        r.virtual_address = virtual_of_page
+            .get(&(pa / PAGE_SIZE))
+            .map(|va| Hex(va.wrapping_add(pa % PAGE_SIZE)));
+    }
+    crate::timings::mark("virtual addresses attached");
+    carved
+}
+
+/// After the search: calibration, a second decoding if it moved an offset, and the records
+/// gathered and sorted.
+fn settle(
+    hits: Vec<Vec<(TagHit, Option<Decoded>)>>,
+    p: &CarveParams,
+    base_env: DecodeEnv,
+    keep: &(dyn Fn(&Decoded) -> bool + Sync),
+) -> Carved {
     // Calibration reads the valid decodes beside their objects; the hits stay where they are
     // (moving thousands of records between vectors showed up in the profile).
     let first_pass: Vec<(&Candidate, &Decoded)> = hits
@@ -633,7 +668,7 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
             .flatten()
             .filter(|(_, d)| d.is_some())
             .map(|(h, _)| endpoint::decode(&h.candidate, &env))
-            .filter(keep)
+            .filter(|d| keep(d))
             .collect()
     } else {
         vec![]
@@ -696,24 +731,6 @@ pub fn dtb_alignment(mode: PagingMode) -> u64 {
     match mode {
         PagingMode::Pae => 0x20,
         _ => PAGE_SIZE,
-    }
-}
-
-/// Fills `virtual_address` from the kernel mapping of each record's page (one walk for all pages).
-pub fn attach_virtual_addresses(space: &AddressSpace, records: &mut [&mut EndpointRecord]) {
-    let pages: BTreeSet<u64> = records
-        .iter()
-        .map(|r| r.physical_offset.0 / PAGE_SIZE)
-        .collect();
-    if pages.is_empty() {
-        return;
-    }
-    let map: HashMap<u64, u64> = space.phys_to_virt(&pages);
-    for r in records.iter_mut() {
-        let pa = r.physical_offset.0;
-        r.virtual_address = map
-            .get(&(pa / PAGE_SIZE))
-            .map(|va| Hex(va.wrapping_add(pa % PAGE_SIZE)));
     }
 }
 
@@ -806,9 +823,10 @@ pub fn scan_image_in_pool(path: &Path, opts: &ScanOptions) -> Result<ScanOutput>
         include_corrupt: opts.include_corrupt,
         chunk_size: CHUNK_SIZE,
         progress: progress.as_ref(),
+        kernel_space: Some(&space),
     };
     // Hashing reads the same file; running it beside the scan hides most of its cost.
-    let (mut carved, sha) = rayon::join(
+    let (carved, sha) = rayon::join(
         || carve(&phys, &params),
         || opts.hash.then(|| sha256_hex(phys.file_bytes())),
     );
@@ -816,15 +834,6 @@ pub fn scan_image_in_pool(path: &Path, opts: &ScanOptions) -> Result<ScanOutput>
         bar.finish_and_clear();
     }
     image.sha256 = sha;
-    {
-        let mut all: Vec<&mut EndpointRecord> = carved
-            .endpoints
-            .iter_mut()
-            .chain(carved.corrupt.iter_mut())
-            .collect();
-        attach_virtual_addresses(&space, &mut all);
-    }
-    crate::timings::mark("virtual addresses attached");
     Ok(ScanOutput {
         image,
         profile: ProfileUse {

@@ -399,6 +399,7 @@ fn header_split_across_runs_is_found() {
                 include_corrupt: false,
                 chunk_size: chunk,
                 progress: None,
+                kernel_space: None,
             },
         );
         assert_eq!(carved.endpoints, w.expected_sorted(), "chunk {chunk:#x}");

@@ -255,6 +255,7 @@ pub fn scan_endpoint(data: &[u8]) {
         include_corrupt: selector & 0x80 != 0,
         chunk_size: 0x1000,
         progress: None,
+        kernel_space: None,
     };
     let carved = scan::carve(&space, &params);
     for record in carved.endpoints.iter().chain(&carved.corrupt) {

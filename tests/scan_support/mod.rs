@@ -589,6 +589,7 @@ impl World {
             include_corrupt,
             chunk_size,
             progress: None,
+            kernel_space: None,
         };
         carve(&phys, &params)
     }
