@@ -196,11 +196,7 @@ pub fn best_owner_slot(
             offset,
             hits: objects
                 .iter()
-                .filter(|o| {
-                    o.ptr(offset).is_some_and(|va| {
-                        endpoint::owner_at(env.mem, env.profile, env.dtb_align, va).is_some()
-                    })
-                })
+                .filter(|o| o.ptr(offset).is_some_and(|va| env.owner(va).is_some()))
                 .count(),
         })
         .collect();

@@ -104,9 +104,48 @@ pub struct DecodeEnv<'a> {
     pub dtb_align: u64,
     /// Offsets found by self-calibration; they replace the profile's for their kind.
     pub overrides: Overrides,
+    /// Owners found so far (shared by the workers decoding with this memory and profile).
+    pub owners: &'a OwnerCache,
+}
+
+/// Valid owners already read, by `_EPROCESS` address. A busy process owns many endpoints (12
+/// processes own the bench image's 5,039), and each check reads four fields through the page
+/// tables. Only valid owners are kept, and at most `CAPACITY`: garbage candidates point anywhere,
+/// and the heap must not grow with the image.
+#[derive(Debug, Default)]
+pub struct OwnerCache(std::sync::Mutex<std::collections::HashMap<u64, Owner>>);
+
+impl OwnerCache {
+    const CAPACITY: usize = 4096;
 }
 
 impl DecodeEnv<'_> {
+    /// [`owner_at`] through the cache of owners found so far.
+    pub fn owner(&self, va: u64) -> Option<Owner> {
+        // A poisoned lock only means another worker panicked; the map is still consistent.
+        let cached = |owners: &OwnerCache| {
+            owners
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&va)
+                .cloned()
+        };
+        if let Some(owner) = cached(self.owners) {
+            return Some(owner);
+        }
+        let owner = owner_at(self.mem, self.profile, self.dtb_align, va)?;
+        let mut owners = self
+            .owners
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if owners.len() < OwnerCache::CAPACITY {
+            owners.insert(va, owner.clone());
+        }
+        Some(owner)
+    }
+
     /// The offsets to try for the owner of `kind`, best first.
     fn owner_offsets<'f>(
         &self,
@@ -482,7 +521,7 @@ pub fn decode(c: &Candidate, env: &DecodeEnv) -> Decoded {
         calibrated |= env.overrides.owner.contains_key(&c.kind);
         let found = env.owner_offsets(c.kind, owner_field).find_map(|off| {
             let va = obj.ptr(off)?;
-            owner_at(env.mem, env.profile, env.dtb_align, va).map(|o| (off, o))
+            env.owner(va).map(|o| (off, o))
         });
         match found {
             Some((off, owner)) => {
@@ -560,5 +599,98 @@ fn remote_by_chain(
                 .read_ptr(ai.checked_add(env.profile.tcpip.addrinfo_remote.off()?)?)?;
             read_addr(env.mem, r, family)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// The same `_EPROCESS` bytes repeated every `len` bytes from `base`; counts its reads.
+    struct RepeatedProcess {
+        base: u64,
+        bytes: Vec<u8>,
+        reads: AtomicUsize,
+    }
+
+    impl VirtualMemory for RepeatedProcess {
+        fn read_virt(&self, va: u64, buf: &mut [u8]) -> bool {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            let Some(at) = va.checked_sub(self.base) else {
+                return false;
+            };
+            let at = (at % self.bytes.len() as u64) as usize;
+            match self.bytes.get(at..at + buf.len()) {
+                Some(b) => {
+                    buf.copy_from_slice(b);
+                    true
+                }
+                None => false,
+            }
+        }
+        fn pointer_size(&self) -> u64 {
+            8
+        }
+    }
+
+    /// Valid owners are read once and then served from the cache, up to its capacity; invalid
+    /// ones are read again each time (they are not kept).
+    #[test]
+    fn owner_cache_keeps_valid_owners_only_and_is_bounded() {
+        let profile = crate::profile::by_name("win10-19041-x64").unwrap();
+        let e = &profile.nt.eprocess;
+        let mut bytes = vec![0u8; 0x1000];
+        let mut put = |field: &Field, value: &[u8]| {
+            let at = field.off().unwrap() as usize;
+            bytes[at..at + value.len()].copy_from_slice(value);
+        };
+        put(&e.dispatcher_type, &[3]);
+        put(&e.unique_process_id, &1236u64.to_le_bytes());
+        put(&e.directory_table_base, &0x1a_b000u64.to_le_bytes());
+        put(&e.image_file_name, b"svchost.exe\0");
+        let base = 0xffff_c000_0000_0000u64;
+        let mem = RepeatedProcess {
+            base,
+            bytes,
+            reads: AtomicUsize::new(0),
+        };
+        let owners = OwnerCache::default();
+        let env = DecodeEnv {
+            profile,
+            mem: &mem,
+            times: TimeWindow::default(),
+            dtb_align: 0x1000,
+            overrides: Overrides::default(),
+            owners: &owners,
+        };
+        let want = Owner {
+            pid: 1236,
+            name: "svchost.exe".into(),
+        };
+        assert_eq!(env.owner(base), Some(want.clone()));
+        let reads = mem.reads.load(Ordering::Relaxed);
+        assert!(reads >= 4, "{reads} reads for the first look");
+        assert_eq!(env.owner(base), Some(want.clone()));
+        assert_eq!(
+            mem.reads.load(Ordering::Relaxed),
+            reads,
+            "served from the cache"
+        );
+
+        // One byte in: Pcb.Header.Type reads as 0, not a process; not kept.
+        assert_eq!(env.owner(base + 1), None);
+        let after_miss = mem.reads.load(Ordering::Relaxed);
+        assert_eq!(env.owner(base + 1), None);
+        assert!(mem.reads.load(Ordering::Relaxed) > after_miss);
+
+        for i in 0..OwnerCache::CAPACITY as u64 + 100 {
+            assert_eq!(env.owner(base + i * 0x1000), Some(want.clone()));
+        }
+        assert_eq!(owners.0.lock().unwrap().len(), OwnerCache::CAPACITY);
+        // Past the capacity owners are still found, by reading them.
+        let before = mem.reads.load(Ordering::Relaxed);
+        assert_eq!(env.owner(base + 0x1000 * 10_000), Some(want));
+        assert!(mem.reads.load(Ordering::Relaxed) > before);
     }
 }

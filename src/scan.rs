@@ -3,7 +3,7 @@
 //! cannot be trusted, self-calibration (`calibrate`).
 use crate::calibrate::{self, Overrides};
 use crate::container::{PageBitmap, PhysicalSpace, Run};
-use crate::endpoint::{self, DecodeEnv, Decoded, ObjectKind};
+use crate::endpoint::{self, DecodeEnv, Decoded, ObjectKind, OwnerCache};
 use crate::error::{Error, Result};
 use crate::paging::{AddressSpace, PagingMode, VirtualMemory};
 use crate::profile::{Arch, Profile};
@@ -582,12 +582,14 @@ pub struct CarveParams<'a> {
 /// (`scan_image`), which knows the page tables.
 pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
     let tags = TagSet::from_profile(p.profile);
+    let owners = OwnerCache::default();
     let base_env = DecodeEnv {
         profile: p.profile,
         mem: p.mem,
         times: p.times,
         dtb_align: dtb_alignment(p.mode),
         overrides: Overrides::default(),
+        owners: &owners,
     };
     // Each accepted candidate is decoded as soon as it is found, and dropped there when it is
     // structurally invalid (unless asked for): on a flood of tag-bearing garbage, holding every
