@@ -365,7 +365,6 @@ fn timings_on_request_only() {
             "records gathered",
             "virtual addresses attached",
             "output written",
-            "records freed",
             "done"
         ]
     );
