@@ -255,6 +255,7 @@ pub fn find_tags_with<'a, T: Send>(
     let file_order = FileOrder::of(phys);
     let windows = phys.file_bytes().len().div_ceil(chunk_size as usize);
     let window_start = |window: usize| window as u64 * chunk_size;
+    let cached = phys.looks_cached();
     (0..windows)
         .into_par_iter()
         // One unit per task: rayon's default split leaves a quarter of the image as one
@@ -262,8 +263,9 @@ pub fn find_tags_with<'a, T: Send>(
         .with_max_len(1)
         .map(|window| {
             // Each worker walks its share of units in order: ask for the next one now, so that
-            // on a cold cache the disk reads it while this one is scanned.
-            if window + 1 < windows {
+            // on a cold cache the disk reads it while this one is scanned (a file that looks
+            // wholly cached skips these hints and their checks).
+            if window + 1 < windows && !cached {
                 if let Some((offset, len)) =
                     file_order.stored_span(window_start(window + 1), chunk_size)
                 {
@@ -272,8 +274,10 @@ pub fn find_tags_with<'a, T: Send>(
             }
             let pieces = file_order.pieces(window_start(window), chunk_size);
             let my_spans = file_spans(&pieces);
-            for &(offset, len) in &my_spans {
-                phys.populate(offset, len);
+            if !cached {
+                for &(offset, len) in &my_spans {
+                    phys.populate(offset, len);
+                }
             }
             let mut hits = vec![];
             let mut visit = |pos: u64, tag: u32| {
