@@ -91,6 +91,22 @@ fn bitmap_dump_packs_present_pages_in_pfn_order() {
         .count() as u64;
     assert_eq!(pages, expected);
     assert!(space.runs().len() > 10, "a sparse bitmap gives many runs");
+    // Many runs: pages are looked up in the bitmap itself, and the counts agree with the runs.
+    assert!(space.page_storage().is_some());
+    assert_eq!(space.run_count(), space.runs().len() as u64);
+    assert_eq!(space.present_size(), pages * PAGE);
+
+    // Every page but page 0 and the legacy hole present: two runs over 32 MiB. Running totals
+    // for the bitmap would take more memory than the two runs, so the run list is kept.
+    let (mut m, t) = windows(Mode::X64, 32 * MIB, 10, 0, 19041);
+    for page in m.mem.chunks_mut(PAGE as usize) {
+        page[PAGE as usize - 1] |= 1;
+    }
+    let space = open(bitmap_dump(&m.mem, true, t.dtb, t.build, 0));
+    assert_eq!(space.kind, "crashdump-bitmap");
+    assert!(space.page_storage().is_none());
+    assert_eq!(space.runs().len(), 2);
+    same_memory(&space, &m.mem);
 }
 
 #[test]
