@@ -409,15 +409,7 @@ impl<'a> ListedOrder<'a> {
             if r.file_offset >= end {
                 break;
             }
-            let from = r.file_offset.max(start);
-            let to = (r.file_offset + r.len).min(end);
-            if from < to {
-                pieces.push(Run {
-                    phys: r.phys + (from - r.file_offset),
-                    len: to - from,
-                    file_offset: from,
-                });
-            }
+            pieces.extend(r.clip_file(start, end));
         }
         pieces
     }

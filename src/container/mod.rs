@@ -30,6 +30,28 @@ impl Run {
     pub fn phys_end(&self) -> u64 {
         self.phys + self.len
     }
+
+    /// The part of this run inside the physical range `[lo, hi)`, if any.
+    pub fn clip_phys(&self, lo: u64, hi: u64) -> Option<Run> {
+        let from = self.phys.max(lo);
+        let to = self.phys_end().min(hi);
+        (from < to).then(|| Run {
+            phys: from,
+            len: to - from,
+            file_offset: self.file_offset + (from - self.phys),
+        })
+    }
+
+    /// The part of this run stored in the file bytes `[start, end)`, if any.
+    pub fn clip_file(&self, start: u64, end: u64) -> Option<Run> {
+        let from = self.file_offset.max(start);
+        let to = (self.file_offset + self.len).min(end);
+        (from < to).then(|| Run {
+            phys: self.phys + (from - self.file_offset),
+            len: to - from,
+            file_offset: from,
+        })
+    }
 }
 
 pub use pages::PageBitmap;
@@ -374,14 +396,8 @@ impl PhysicalSpace {
             if run.phys >= hi {
                 break;
             }
-            let from = run.phys.max(lo);
-            let to = run.phys_end().min(hi);
-            if from < to {
-                f(Run {
-                    phys: from,
-                    len: to - from,
-                    file_offset: run.file_offset + (from - run.phys),
-                });
+            if let Some(part) = run.clip_phys(lo, hi) {
+                f(part);
             }
         }
     }

@@ -165,14 +165,8 @@ impl PageBitmap {
                 file_offset: stored,
             };
             stored += run.len;
-            let from = run.phys.max(lo);
-            let to = run.phys_end().min(hi);
-            if from < to {
-                f(Run {
-                    phys: from,
-                    len: to - from,
-                    file_offset: run.file_offset + (from - run.phys),
-                });
+            if let Some(part) = run.clip_phys(lo, hi) {
+                f(part);
             }
         });
     }
@@ -196,15 +190,7 @@ impl PageBitmap {
         };
         let mut pieces = vec![];
         self.for_each_run_between(file, first * PAGE, (last + 1) * PAGE, |run| {
-            let from = run.file_offset.max(start);
-            let to = (run.file_offset + run.len).min(end);
-            if from < to {
-                pieces.push(Run {
-                    phys: run.phys + (from - run.file_offset),
-                    len: to - from,
-                    file_offset: from,
-                });
-            }
+            pieces.extend(run.clip_file(start, end));
         });
         pieces
     }
