@@ -930,43 +930,70 @@ mod tests {
             run(0x30000, 0x6000, 0),
         ];
         for runs in [in_order, out_of_order, sharing] {
-            let order = ListedOrder::new(&runs);
-            for window in [0x1000u64, 0x3000, 0x8000, 0x100000] {
-                let file_end = runs.iter().map(|r| r.file_offset + r.len).max().unwrap();
-                let mut covered: Vec<Run> = vec![];
-                for start in (0..file_end).step_by(window as usize) {
-                    let pieces = order.pieces(start, window);
-                    let span = pieces.iter().map(|p| p.file_offset).min().map(|from| {
-                        let to = pieces.iter().map(|p| p.file_offset + p.len).max().unwrap();
-                        (from, to - from)
-                    });
-                    assert_eq!(
-                        order.stored_span(start, window),
-                        span,
-                        "{runs:?} {start:#x}"
+            let order = FileOrder::Listed(ListedOrder::new(&runs));
+            check_windows(&order, &runs);
+        }
+        // A bitmap dump's pages, stored from an offset that is not page-aligned so that windows
+        // cut pages in two: pages 1-3, 8, 16-24, 100-101 and 199 of 200.
+        let mut bitmap = vec![0u8; 25];
+        for page in [1, 2, 3, 8, 100, 101, 199].into_iter().chain(16..=24) {
+            bitmap[page / 8] |= 1 << (page % 8);
+        }
+        let first_page = 0x1010u64;
+        let mut file = vec![0u8; 0x10];
+        file.extend(&bitmap);
+        file.resize(first_page as usize + 16 * 0x1000, 0xAA);
+        let pages = PageBitmap::new(&file, 0x10, 200, first_page);
+        let space = PhysicalSpace::from_storage(
+            crate::container::Backing::Owned(file),
+            crate::container::Storage::Pages(pages),
+            "crashdump-bitmap",
+            Path::new("t"),
+        )
+        .unwrap();
+        let order = FileOrder::of(&space);
+        assert!(matches!(order, FileOrder::Pages(..)));
+        check_windows(&order, space.runs());
+    }
+
+    /// Windows of several sizes cut `order` into pieces inside each window, with the stored span
+    /// of each window, that together cover every run once with its file mapping kept.
+    fn check_windows(order: &FileOrder, runs: &[Run]) {
+        for window in [0x1000u64, 0x3000, 0x8000, 0x100000] {
+            let file_end = runs.iter().map(|r| r.file_offset + r.len).max().unwrap();
+            let mut covered: Vec<Run> = vec![];
+            for start in (0..file_end).step_by(window as usize) {
+                let pieces = order.pieces(start, window);
+                let span = pieces.iter().map(|p| p.file_offset).min().map(|from| {
+                    let to = pieces.iter().map(|p| p.file_offset + p.len).max().unwrap();
+                    (from, to - from)
+                });
+                assert_eq!(
+                    order.stored_span(start, window),
+                    span,
+                    "{runs:?} {start:#x}"
+                );
+                for piece in pieces {
+                    assert!(
+                        piece.file_offset >= start
+                            && piece.file_offset + piece.len <= start + window
                     );
-                    for piece in pieces {
-                        assert!(
-                            piece.file_offset >= start
-                                && piece.file_offset + piece.len <= start + window
-                        );
-                        covered.push(piece);
-                    }
+                    covered.push(piece);
                 }
-                for r in &runs {
-                    let mut mine: Vec<&Run> = covered
-                        .iter()
-                        .filter(|p| p.phys >= r.phys && p.phys < r.phys_end())
-                        .collect();
-                    mine.sort_by_key(|p| p.phys);
-                    let mut at = r.phys;
-                    for p in mine {
-                        assert_eq!(p.phys, at, "{runs:?} window {window:#x}");
-                        assert_eq!(p.file_offset, r.file_offset + (p.phys - r.phys));
-                        at += p.len;
-                    }
-                    assert_eq!(at, r.phys_end(), "{runs:?} window {window:#x}");
+            }
+            for r in runs {
+                let mut mine: Vec<&Run> = covered
+                    .iter()
+                    .filter(|p| p.phys >= r.phys && p.phys < r.phys_end())
+                    .collect();
+                mine.sort_by_key(|p| p.phys);
+                let mut at = r.phys;
+                for p in mine {
+                    assert_eq!(p.phys, at, "{runs:?} window {window:#x}");
+                    assert_eq!(p.file_offset, r.file_offset + (p.phys - r.phys));
+                    at += p.len;
                 }
+                assert_eq!(at, r.phys_end(), "{runs:?} window {window:#x}");
             }
         }
     }

@@ -205,7 +205,7 @@ impl PageBitmap {
 
 /// Bits `first_bit..` of `bitmap` (`first_bit` a multiple of 64) as one word; bit `n` is bit
 /// `n % 8` of byte `n / 8`, and bits past the bitmap's bytes or past `bits` are clear.
-pub fn word_at(bitmap: &[u8], bits: u64, first_bit: u64) -> u64 {
+fn word_at(bitmap: &[u8], bits: u64, first_bit: u64) -> u64 {
     if bits <= first_bit {
         return 0;
     }
