@@ -289,3 +289,39 @@ fn header_dtb_without_the_kernel_gives_way_to_the_scanned_one() {
         .iter()
         .any(|w| w.contains("does not map the kernel image")));
 }
+
+/// A file just written is in the page cache, and the scan may skip its per-window checks; once
+/// part of it is evicted (where the filesystem honours `POSIX_FADV_DONTNEED`), it may not.
+#[cfg(target_os = "linux")]
+#[test]
+fn looks_cached_follows_the_page_cache() {
+    use std::os::fd::AsRawFd;
+    let path = scratch("looks_cached").join("memory.raw");
+    let bytes: Vec<u8> = (0..32 << 20).map(|i: u32| (i % 251) as u8).collect();
+    std::fs::write(&path, &bytes).unwrap();
+    let space = PhysicalSpace::open(&path).unwrap();
+    assert!(space.looks_cached(), "a file just written is cached");
+
+    let file = std::fs::File::open(&path).unwrap();
+    file.sync_all().unwrap();
+    // SAFETY: a plain advice call on an open descriptor.
+    unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    // Whether a sampled page in the middle of the file (far from the header pages that opening
+    // mapped, which stay cached) left the cache, asked of the kernel directly: tmpfs, for one,
+    // keeps every page.
+    let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
+    let page = 4096usize;
+    let sample = (bytes.len() / 32 * 16 + bytes.len() / 32 / 2) / page * page;
+    let mut resident = 0u8;
+    // SAFETY: a page-aligned address inside the live map, and room for one page's answer.
+    let ok = unsafe {
+        libc::mincore(
+            map.as_ptr().add(sample) as *mut libc::c_void,
+            1,
+            &mut resident,
+        )
+    } == 0;
+    if ok && resident & 1 == 0 {
+        assert!(!space.looks_cached(), "an evicted page was not noticed");
+    }
+}
