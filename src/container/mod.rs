@@ -705,13 +705,8 @@ mod tests {
     /// inside pages, across page and run boundaries, into absent pages and past the end.
     #[test]
     fn page_bitmap_space_reads_as_its_run_list() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = crate::synth::rng::Rng::new(0x2545_f491_4f6c_dd1d);
+        let mut next = move || rng.next_u64();
         let bits = 3000u64;
         let bitmap: Vec<u8> = (0..bits / 8).map(|_| (next() | next()) as u8).collect();
         let (present, _) = pages::census(&bitmap, bits);

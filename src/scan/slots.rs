@@ -262,13 +262,8 @@ mod tests {
                 tag(b"Eeee"),
             ],
         ];
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = crate::synth::rng::Rng::new(0x2545_f491_4f6c_dd1d);
+        let mut next = move || rng.next_u64();
         let mut planted_hits = 0;
         for tags in tag_sets {
             let filter = SlotFilter::new(tags.iter().copied());
