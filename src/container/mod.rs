@@ -101,8 +101,9 @@ impl Backing {
 /// Which runs to search for a physical address: for each region of `1 << shift` bytes up to the last
 /// present byte, the index of the first run ending after the region's start. Regions are sized for
 /// about one run each (never below a page), so a lookup binary-searches a run or two instead of all
-/// of them; the index takes 4 bytes per region, about as many regions as runs (a bitmap dump has a
-/// run every few pages, and decoding looks one up for every page-table entry it reads).
+/// of them; the index takes 4 bytes per region, about as many regions as runs (a container can list
+/// a run every few pages, and decoding looks one up for every page-table entry it reads; bitmap
+/// dumps are usually looked up in their bitmap instead, see `pages`).
 #[derive(Clone, Debug, Default)]
 struct RunIndex {
     shift: u32,
@@ -215,7 +216,7 @@ impl PhysicalSpace {
         }
         runs.retain(|r| r.len > 0);
         runs.sort_unstable();
-        // Merged in place (a bitmap dump has a run every few pages: no second copy of them).
+        // Merged in place (a list can hold a run every few pages: no second copy of them).
         let mut warnings = vec![];
         let mut kept = 0usize;
         for i in 0..runs.len() {
@@ -227,7 +228,7 @@ impl PhysicalSpace {
                         r.phys
                     ));
                 }
-                // Merge runs that continue each other in both spaces (bitmap dumps produce many).
+                // Merge runs that continue each other in both spaces.
                 Some(last)
                     if r.phys == last.phys_end()
                         && r.file_offset == last.file_offset + last.len =>

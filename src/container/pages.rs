@@ -52,7 +52,7 @@ impl PageBitmap {
                 index.set_before_block.push(index.present_pages);
             }
             index.present_pages += u64::from(word.count_ones());
-            index.runs += u64::from((word & !((word << 1) | below)).count_ones());
+            index.runs += run_starts(word, below);
             below = word >> 63;
             if word != 0 {
                 index.end_page = first_bit + 64 - u64::from(word.leading_zeros());
@@ -214,8 +214,9 @@ fn word_at(bitmap: &[u8], bits: u64, first_bit: u64) -> u64 {
     let mut word = match stored.first_chunk::<8>() {
         Some(full) => u64::from_le_bytes(*full),
         None => {
+            // Fewer than 8 bytes left (else `first_chunk` would have given them).
             let mut padded = [0u8; 8];
-            padded[..stored.len().min(8)].copy_from_slice(&stored[..stored.len().min(8)]);
+            padded[..stored.len()].copy_from_slice(stored);
             u64::from_le_bytes(padded)
         }
     };
@@ -244,11 +245,16 @@ pub fn census(bitmap: &[u8], bits: u64) -> (u64, u64) {
     let mut below = 0u64; // the previous word's top bit
     for (_, word) in bitmap_words(bitmap, bits, 0, bits) {
         set += u64::from(word.count_ones());
-        // A stretch starts at each set bit whose lower neighbour is clear.
-        runs += u64::from((word & !((word << 1) | below)).count_ones());
+        runs += run_starts(word, below);
         below = word >> 63;
     }
     (set, runs)
+}
+
+/// Stretches of set bits that start in `word`, given `below`, the top bit of the word before: one
+/// starts at each set bit whose lower neighbour is clear.
+fn run_starts(word: u64, below: u64) -> u64 {
+    u64::from((word & !((word << 1) | below)).count_ones())
 }
 
 /// Bytes of running totals a [`PageBitmap`] of `bits` bits keeps.
