@@ -609,17 +609,20 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
         },
     );
     crate::timings::mark("searched and decoded");
-    // The pages holding hits, for the virtual-address walk beside the rest of the work.
-    let pages: BTreeSet<u64> = hits
-        .iter()
-        .flatten()
-        .map(|(h, _)| h.candidate.offset / PAGE_SIZE)
-        .collect();
+    // The pages holding hits, for the virtual-address walk beside the rest of the work (collected
+    // first: `settle` consumes the hits).
+    let walk = p.kernel_space.map(|space| {
+        let pages: BTreeSet<u64> = hits
+            .iter()
+            .flatten()
+            .map(|(h, _)| h.candidate.offset / PAGE_SIZE)
+            .collect();
+        (space, pages)
+    });
     let (mut carved, virtual_of_page) = rayon::join(
         || settle(hits, p, base_env, &keep),
         || {
-            p.kernel_space
-                .map(|space| space.phys_to_virt(&pages))
+            walk.map(|(space, pages)| space.phys_to_virt(&pages))
                 .unwrap_or_default()
         },
     );
