@@ -1,5 +1,7 @@
 //! Address translation (x64 4-level, x86 PAE, x86 non-PAE) over any physical space.
 use crate::container::PhysicalSpace;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PagingMode {
@@ -59,6 +61,29 @@ pub struct AddressSpace<'a> {
     pub phys: &'a PhysicalSpace,
     pub dtb: u64,
     pub mode: PagingMode,
+    /// Names this space in the threads' translation caches; never reused within a process.
+    id: u64,
+}
+
+static NEXT_SPACE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// One remembered translation: page `vpage` of space `space` is physical page `ppage`.
+#[derive(Copy, Clone)]
+struct Translation {
+    space: u64,
+    vpage: u64,
+    ppage: u64,
+}
+
+/// Translations per thread, direct-mapped by virtual page. Decoding an endpoint follows a chain of
+/// small objects that often share a page (the pool packs small blocks; Windows shares an address's
+/// objects among its endpoints), and each walk of the page tables is four dependent reads, most of
+/// them cache misses once the search has streamed the image through the caches.
+const RECENT_TRANSLATIONS: usize = 16;
+
+thread_local! {
+    static RECENT: [Cell<Translation>; RECENT_TRANSLATIONS] =
+        const { [const { Cell::new(Translation { space: 0, vpage: 0, ppage: 0 }) }; RECENT_TRANSLATIONS] };
 }
 
 const PRESENT: u64 = 1;
@@ -122,7 +147,13 @@ impl<F: FnMut(u64, u64, u64)> Coalescer<F> {
 
 impl<'a> AddressSpace<'a> {
     pub fn new(phys: &'a PhysicalSpace, dtb: u64, mode: PagingMode) -> Self {
-        AddressSpace { phys, dtb, mode }
+        let id = NEXT_SPACE_ID.fetch_add(1, Ordering::Relaxed);
+        AddressSpace {
+            phys,
+            dtb,
+            mode,
+            id,
+        }
     }
 
     fn entry(&self, table: u64, index: u64) -> Option<u64> {
@@ -155,9 +186,29 @@ impl<'a> AddressSpace<'a> {
 
     /// Virtual → physical; `None` when not present, not canonical, or outside the image.
     pub fn translate(&self, va: u64) -> Option<u64> {
-        let pa = self.walk(va)?;
+        let pa = self.walk_cached(va)?;
         // An entry pointing beyond the image is as good as not present.
         self.phys.slice(pa, 1).map(|_| pa)
+    }
+
+    /// [`Self::walk`] through this thread's recent translations (the space and the image never
+    /// change, so a remembered translation stays true; failures are not remembered).
+    fn walk_cached(&self, va: u64) -> Option<u64> {
+        let vpage = va >> 12;
+        let slot = vpage as usize % RECENT_TRANSLATIONS;
+        let remembered = RECENT.with(|recent| recent[slot].get());
+        if remembered.space == self.id && remembered.vpage == vpage {
+            return Some(remembered.ppage << 12 | (va & 0xfff));
+        }
+        let pa = self.walk(va)?;
+        RECENT.with(|recent| {
+            recent[slot].set(Translation {
+                space: self.id,
+                vpage,
+                ppage: pa >> 12,
+            })
+        });
+        Some(pa)
     }
 
     /// Virtual → physical through the page tables, whether or not the image holds the page.
@@ -453,7 +504,7 @@ impl VirtualMemory for AddressSpace<'_> {
         while done < buf.len() {
             let cur = va.wrapping_add(done as u64);
             // The read below fails for a page the image does not hold.
-            let Some(pa) = self.walk(cur) else {
+            let Some(pa) = self.walk_cached(cur) else {
                 return false;
             };
             let n = ((0x1000 - (cur & 0xfff)) as usize).min(buf.len() - done);
@@ -483,7 +534,7 @@ impl AddressSpace<'_> {
     /// `N` bytes at `va`: one walk and a fixed-size copy when they lie in one page.
     fn read_fixed<const N: usize>(&self, va: u64) -> Option<[u8; N]> {
         if (va & 0xfff) as usize + N <= 0x1000 {
-            return self.phys.read_array(self.walk(va)?);
+            return self.phys.read_array(self.walk_cached(va)?);
         }
         let mut b = [0u8; N];
         self.read_virt(va, &mut b).then_some(b)

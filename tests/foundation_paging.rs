@@ -268,3 +268,46 @@ fn address_spaces_stay_apart() {
         assert_eq!(b.read_u64(va + 8), Some(0xA1));
     }
 }
+
+/// Translations are remembered per thread: two spaces mapping the same virtual pages to different
+/// frames, read in turn on one thread, each still read their own bytes; so does a space built at
+/// the same place after the first is dropped (remembered translations name the space, not where
+/// it lives).
+#[test]
+fn remembered_translations_stay_with_their_space() {
+    let va = 0xFFFF_F800_0040_0000u64;
+    let machine = |frames_before: u64, text: &[u8]| {
+        let mut m = Machine::new(Mode::X64, 4 * MIB, 0x1ED);
+        for _ in 0..frames_before {
+            m.alloc();
+        }
+        let frames = m.map_fresh(va, 2 * PAGE);
+        m.write_virt(va + 0x10, text);
+        m.write_virt(va + PAGE + 0x10, text);
+        (m, frames)
+    };
+    let ((m1, f1), (m2, f2)) = (machine(0, b"first"), machine(5, b"other"));
+    assert!(
+        f1.iter().all(|f| !f2.contains(f)),
+        "the spaces must use other frames"
+    );
+    let (p1, p2) = (space_of(&m1), space_of(&m2));
+    let read = |a: &AddressSpace, at: u64| {
+        let mut buf = [0u8; 5];
+        assert!(a.read_virt(at, &mut buf));
+        buf
+    };
+    for _ in 0..3 {
+        let a1 = AddressSpace::new(&p1, m1.dtb, PagingMode::X64);
+        let a2 = AddressSpace::new(&p2, m2.dtb, PagingMode::X64);
+        for at in [va + 0x10, va + PAGE + 0x10] {
+            assert_eq!(&read(&a1, at), b"first");
+            assert_eq!(&read(&a2, at), b"other");
+            assert_eq!(&read(&a1, at), b"first");
+        }
+        assert_eq!(
+            a1.translate(va + 0x10),
+            Some(a1.translate(va).unwrap() + 0x10)
+        );
+    }
+}
