@@ -7,7 +7,8 @@ use crate::endpoint::{
     self, kind_fields, DecodeEnv, Decoded, FieldChoice, ObjectBytes, ObjectKind,
 };
 use crate::profile::Confidence;
-use crate::scan::Candidate;
+use crate::record::EndpointRecord;
+use crate::scan::{Candidate, TimeWindow};
 use rayon::prelude::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -29,6 +30,95 @@ pub struct SlotVote {
     pub hits: usize,
 }
 
+/// What calibration's decisions rest on, per object kind, counted over the structurally valid
+/// records. The scan keeps it as it decodes, while each record is in cache: a profile whose offsets
+/// hold (the usual case) is then confirmed without walking thousands of records again.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tally([KindTally; ObjectKind::ALL.len()]);
+
+/// [`Tally`] for one object kind.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct KindTally {
+    /// Valid records of the kind.
+    pub total: usize,
+    /// ... whose owner resolved to a process.
+    pub owned: usize,
+    /// ... with a non-zero create time.
+    pub timed: usize,
+    /// ... with a create time between boot and acquisition (zero when either is unknown).
+    pub in_window: usize,
+}
+
+impl Tally {
+    /// Counts one valid record of `kind`.
+    pub fn add(&mut self, kind: ObjectKind, record: &EndpointRecord, times: &TimeWindow) {
+        let k = &mut self.0[kind as usize];
+        k.total += 1;
+        k.owned += usize::from(record.pid.is_some());
+        if let Some(t) = record.create_time_raw.filter(|&t| t != 0) {
+            k.timed += 1;
+            k.in_window += usize::from(in_window(times, t));
+        }
+    }
+
+    pub fn merge(&mut self, other: &Tally) {
+        for (k, o) in self.0.iter_mut().zip(&other.0) {
+            k.total += o.total;
+            k.owned += o.owned;
+            k.timed += o.timed;
+            k.in_window += o.in_window;
+        }
+    }
+
+    pub fn kind(&self, kind: ObjectKind) -> KindTally {
+        self.0[kind as usize]
+    }
+
+    /// The kinds with at least one valid record.
+    fn kinds(&self) -> impl Iterator<Item = (ObjectKind, KindTally)> + '_ {
+        ObjectKind::ALL
+            .into_iter()
+            .map(|kind| (kind, self.kind(kind)))
+            .filter(|(_, k)| k.total > 0)
+    }
+}
+
+/// A FILETIME after boot and before acquisition (both known).
+fn in_window(times: &TimeWindow, t: u64) -> bool {
+    match (times.boot, times.acquisition) {
+        (Some(boot), Some(acquisition)) => t != 0 && t >= boot && t <= acquisition,
+        _ => false,
+    }
+}
+
+/// The owner slot is searched when the profile is inferred or fewer than half the owners resolve.
+fn owner_vote_needed(k: KindTally, inferred: bool) -> bool {
+    inferred || k.owned * 2 < k.total
+}
+
+/// The time slot is searched when the profile is inferred, the owner slot moved (the time slot is
+/// found relative to it), or fewer than half the non-zero times fall between boot and acquisition.
+fn time_vote_needed(k: KindTally, inferred: bool, owner_moved: bool) -> bool {
+    inferred || owner_moved || k.in_window * 2 < k.timed
+}
+
+/// Whether [`calibrate_decoded`] would search any slot for records counted in `tally`; when not,
+/// it returns no overrides and no report, and the records need not be walked.
+pub fn votes_needed(tally: &Tally, env: &DecodeEnv) -> bool {
+    let inferred = env.profile.confidence == Confidence::Inferred;
+    let times_known = env.times.boot.is_some() && env.times.acquisition.is_some();
+    tally.kinds().any(|(kind, k)| {
+        let Some(fields) = kind_fields(env.profile, kind) else {
+            return false;
+        };
+        inferred
+            || (fields.owner.is_some() && owner_vote_needed(k, false))
+            || (times_known
+                && fields.create_time.off().is_some()
+                && time_vote_needed(k, false, false))
+    })
+}
+
 /// Runs calibration on the candidates that passed the header checks. Returns the overrides to
 /// decode with and one report entry per calibrated field (`ProfileUse::calibration`).
 pub fn calibrate(candidates: &[Candidate], env: &DecodeEnv) -> (Overrides, Vec<Value>) {
@@ -36,34 +126,43 @@ pub fn calibrate(candidates: &[Candidate], env: &DecodeEnv) -> (Overrides, Vec<V
         .par_iter()
         .map(|c| endpoint::decode(c, env))
         .collect();
-    let pairs: Vec<(&Candidate, &Decoded)> = candidates.iter().zip(&decoded).collect();
-    calibrate_decoded(&pairs, env)
+    let mut tally = Tally::default();
+    let valid: Vec<(&Candidate, &EndpointRecord)> = candidates
+        .iter()
+        .zip(&decoded)
+        .filter_map(|(c, d)| match d {
+            Decoded::Valid(r, _) => {
+                tally.add(c.kind, r, &env.times);
+                Some((c, r))
+            }
+            Decoded::Corrupt(_) => None,
+        })
+        .collect();
+    calibrate_decoded(&valid, &tally, env)
 }
 
-/// `calibrate` with candidates already decoded with `env` (each beside its decode; corrupt ones
-/// may be left out, they do not vote), so that the scan decodes every object once when no offset
-/// moves.
+/// `calibrate` with the structurally valid candidates already decoded with `env` (each beside its
+/// record) and counted in `tally`, so that the scan decodes every object once when no offset moves.
+/// Only valid objects vote: decoys and garbage would dilute the evidence.
 pub fn calibrate_decoded(
-    decoded: &[(&Candidate, &Decoded)],
+    valid: &[(&Candidate, &EndpointRecord)],
+    tally: &Tally,
     env: &DecodeEnv,
 ) -> (Overrides, Vec<Value>) {
     let mut overrides = Overrides::default();
     let mut report = vec![];
     let inferred = env.profile.confidence == Confidence::Inferred;
-    // Only structurally valid objects vote: decoys and garbage would dilute the evidence. One pass
-    // sorts them by kind (the records are many and no longer in cache).
-    let mut by_kind: BTreeMap<ObjectKind, Vec<(&Candidate, &crate::record::EndpointRecord)>> =
-        BTreeMap::new();
-    for &(c, d) in decoded {
-        if let Decoded::Valid(r, _) = d {
-            by_kind.entry(c.kind).or_default().push((c, r));
-        }
+    // One pass sorts them by kind (the records are many and no longer in cache).
+    let mut by_kind: BTreeMap<ObjectKind, Vec<(&Candidate, &EndpointRecord)>> = BTreeMap::new();
+    for &(c, r) in valid {
+        by_kind.entry(c.kind).or_default().push((c, r));
     }
     for (kind, decoded) in by_kind {
         let Some(fields) = kind_fields(env.profile, kind) else {
             continue;
         };
-        let total = decoded.len();
+        let counts = tally.kind(kind);
+        let total = counts.total;
         let objects: Vec<ObjectBytes> = decoded
             .iter()
             .map(|(c, _)| ObjectBytes {
@@ -86,8 +185,8 @@ pub fn calibrate_decoded(
         let mut owner_offset = fields.owner.and_then(|f| f.off());
         let mut owner_moved = false;
         if let Some(owner_field) = fields.owner {
-            let owned = decoded.iter().filter(|(_, r)| r.pid.is_some()).count();
-            if inferred || owned * 2 < total {
+            let owned = counts.owned;
+            if owner_vote_needed(counts, inferred) {
                 if let Some(vote) = best_owner_slot(&objects, env, owner_field.off()) {
                     let moved = Some(vote.offset) != owner_field.off() && vote.hits > owned;
                     if moved {
@@ -112,22 +211,17 @@ pub fn calibrate_decoded(
         }
 
         let time_field = fields.create_time;
-        let (Some(boot), Some(acquisition)) = (env.times.boot, env.times.acquisition) else {
+        let (Some(_), Some(_)) = (env.times.boot, env.times.acquisition) else {
             continue;
         };
         // A layout without a time field (Vista to 8.1 TcpE) has nothing to calibrate.
         let Some(profile_time) = time_field.off() else {
             continue;
         };
-        let in_window = |v: u64| v != 0 && v >= boot && v <= acquisition;
+        let in_window = |v: u64| in_window(&env.times, v);
         // Judged on the decoded records, so a profile alternative that works counts as working.
-        let times: Vec<u64> = decoded
-            .iter()
-            .filter_map(|(_, r)| r.create_time_raw)
-            .collect();
-        let nonzero = times.iter().filter(|&&v| v != 0).count();
-        let good = times.iter().filter(|&&v| in_window(v)).count();
-        if inferred || owner_moved || good * 2 < nonzero {
+        let good = counts.in_window;
+        if time_vote_needed(counts, inferred, owner_moved) {
             if let Some(vote) = best_time_slot(&objects, &in_window, owner_offset, profile_time) {
                 let moved = vote.offset != profile_time && vote.hits > good;
                 if moved {
@@ -292,4 +386,143 @@ pub fn alternatives_used<'d>(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::OwnerCache;
+    use crate::paging::VirtualMemory;
+    use crate::record::{Family, Hex, PoolStatus, Proto};
+
+    struct NoMemory;
+    impl VirtualMemory for NoMemory {
+        fn read_virt(&self, _: u64, _: &mut [u8]) -> bool {
+            false
+        }
+        fn pointer_size(&self) -> u64 {
+            8
+        }
+    }
+
+    fn record(pid: Option<u32>, create_time_raw: Option<u64>) -> EndpointRecord {
+        EndpointRecord {
+            proto: Proto::Tcp,
+            family: Family::Ipv4,
+            local_addr: "10.0.0.1".into(),
+            local_port: 1,
+            remote_addr: None,
+            remote_port: None,
+            state: None,
+            dual_stack: false,
+            pid,
+            process: None,
+            create_time: None,
+            create_time_raw,
+            tag: "TcpE".into(),
+            pool_status: PoolStatus::Allocated,
+            physical_offset: Hex(0),
+            virtual_address: None,
+            flags: vec![],
+            reason: None,
+        }
+    }
+
+    const BOOT: u64 = 1_000;
+    const ACQUIRED: u64 = 2_000;
+
+    /// `(pid, time)` records of one kind, counted; `times_known` sets the boot/acquisition window.
+    fn tally_of(records: &[(Option<u32>, Option<u64>)], times_known: bool) -> (Tally, TimeWindow) {
+        let times = match times_known {
+            true => TimeWindow {
+                boot: Some(BOOT),
+                acquisition: Some(ACQUIRED),
+            },
+            false => TimeWindow::default(),
+        };
+        let mut tally = Tally::default();
+        for &(pid, t) in records {
+            tally.add(ObjectKind::TcpListener, &record(pid, t), &times);
+        }
+        (tally, times)
+    }
+
+    fn needed(profile: &str, tally: &Tally, times: TimeWindow) -> bool {
+        let owners = OwnerCache::default();
+        let env = DecodeEnv {
+            profile: crate::profile::by_name(profile).unwrap(),
+            mem: &NoMemory,
+            times,
+            dtb_align: 0x1000,
+            overrides: Overrides::default(),
+            owners: &owners,
+        };
+        votes_needed(tally, &env)
+    }
+
+    #[test]
+    fn tally_counts_owners_and_times_in_the_window() {
+        let (tally, _) = tally_of(
+            &[
+                (Some(4), Some(BOOT)),
+                (None, Some(ACQUIRED)),
+                (Some(8), Some(ACQUIRED + 1)),
+                (Some(8), Some(0)),
+                (None, None),
+            ],
+            true,
+        );
+        let want = KindTally {
+            total: 5,
+            owned: 3,
+            timed: 3,
+            in_window: 2,
+        };
+        assert_eq!(tally.kind(ObjectKind::TcpListener), want);
+        assert_eq!(tally.kind(ObjectKind::UdpEndpoint), KindTally::default());
+        let mut twice = tally;
+        twice.merge(&tally);
+        assert_eq!(twice.kind(ObjectKind::TcpListener).total, 10);
+        assert_eq!(twice.kind(ObjectKind::TcpListener).in_window, 4);
+        // Without a known window no time counts as inside it.
+        let (unknown, _) = tally_of(&[(Some(4), Some(BOOT + 1))], false);
+        assert_eq!(unknown.kind(ObjectKind::TcpListener).in_window, 0);
+    }
+
+    /// The walk over the records is skipped exactly when no slot would be searched: a trusted
+    /// profile whose owners and times mostly hold.
+    #[test]
+    fn votes_are_needed_when_owners_or_times_mostly_fail_or_the_profile_is_inferred() {
+        let trusted = "win10-19041-x64";
+        let good = Some(BOOT + 1);
+        let bad = Some(ACQUIRED + 1);
+        let case = |records: &[(Option<u32>, Option<u64>)], times_known: bool| {
+            let (tally, times) = tally_of(records, times_known);
+            needed(trusted, &tally, times)
+        };
+        assert!(!case(&[(Some(4), good), (Some(4), good)], true));
+        // Half the owners resolve: enough. Fewer: search.
+        assert!(!case(&[(Some(4), good), (None, good)], true));
+        assert!(case(&[(Some(4), good), (None, good), (None, good)], true));
+        // Half the non-zero times in the window: enough; fewer: search; zero times do not count.
+        assert!(!case(&[(Some(4), good), (Some(4), bad)], true));
+        assert!(case(
+            &[(Some(4), good), (Some(4), bad), (Some(4), bad)],
+            true
+        ));
+        assert!(!case(
+            &[(Some(4), good), (Some(4), Some(0)), (Some(4), Some(0))],
+            true
+        ));
+        // Times are judged only against a known window.
+        assert!(!case(&[(Some(4), bad), (Some(4), bad)], false));
+        // An inferred profile always searches; an empty tally never does.
+        let inferred = crate::profile::builtin()
+            .iter()
+            .find(|p| p.confidence == Confidence::Inferred)
+            .expect("an inferred built-in profile");
+        let (tally, times) = tally_of(&[(Some(4), good)], true);
+        assert!(needed(&inferred.name, &tally, times));
+        assert!(!needed(trusted, &Tally::default(), times));
+    }
 }

@@ -3,7 +3,7 @@
 //! cannot be trusted, self-calibration (`calibrate`).
 use crate::calibrate::{self, Overrides};
 use crate::container::{PageBitmap, PhysicalSpace, Run};
-use crate::endpoint::{self, DecodeEnv, Decoded, ObjectKind, OwnerCache};
+use crate::endpoint::{self, DecodeEnv, Decoded, FieldChoice, ObjectKind, OwnerCache};
 use crate::error::{Error, Result};
 use crate::paging::{AddressSpace, PagingMode, VirtualMemory};
 use crate::profile::{Arch, Profile};
@@ -11,7 +11,6 @@ use crate::record::{EndpointRecord, Hex, ImageFacts};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use std::collections::BTreeSet;
 use std::path::Path;
 
 mod slots;
@@ -245,6 +244,32 @@ pub fn find_tags_with<'a, T: Send>(
     progress: Option<&indicatif::ProgressBar>,
     filter: &HitFilter<'a, '_, T>,
 ) -> Vec<Vec<T>> {
+    find_tags_finished(
+        phys,
+        arch,
+        tags,
+        chunk_size,
+        keep_rejected,
+        progress,
+        filter,
+        &|hits| hits,
+    )
+}
+
+/// [`find_tags_with`], with `finish` applied to each work unit's hits by the worker that found
+/// them, right after the unit, while they are still in its cache (after the whole search they are
+/// not: it streams the image through every cache level).
+#[allow(clippy::too_many_arguments)]
+pub fn find_tags_finished<'a, T: Send, U: Send>(
+    phys: &'a PhysicalSpace,
+    arch: Arch,
+    tags: &TagSet,
+    chunk_size: u64,
+    keep_rejected: bool,
+    progress: Option<&indicatif::ProgressBar>,
+    filter: &HitFilter<'a, '_, T>,
+    finish: &(dyn Fn(Vec<T>) -> U + Sync),
+) -> Vec<U> {
     let align = arch.pool_header_size();
     let chunk_size = chunk_size.max(PAGE_SIZE) / PAGE_SIZE * PAGE_SIZE;
     // A work unit is one `chunk_size` window of the file: the pieces of the runs stored in it, so
@@ -298,7 +323,7 @@ pub fn find_tags_with<'a, T: Send>(
             for (offset, len) in my_spans {
                 phys.release(offset, len);
             }
-            hits
+            finish(hits)
         })
         .collect()
 }
@@ -593,7 +618,7 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
     // depend on the owner and time offsets that calibration may move, so nothing dropped here
     // could become valid on the second pass.
     let keep = |d: &Decoded| p.include_corrupt || matches!(d, Decoded::Valid(..));
-    let hits: Vec<Vec<(TagHit, Option<Decoded>)>> = find_tags_with(
+    let mut units: Vec<UnitFinds> = find_tags_finished(
         phys,
         p.profile.arch,
         &tags,
@@ -607,22 +632,21 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
             let d = endpoint::decode(&h.candidate, &base_env);
             keep(&d).then_some((h, Some(d)))
         },
+        &|hits| UnitFinds::sort(hits, &p.times),
     );
     crate::timings::mark("searched and decoded");
-    // The pages holding hits, for the virtual-address walk beside the rest of the work (collected
-    // first: `settle` consumes the hits).
+    // The pages holding the hits, for the virtual-address walk beside the rest of the work.
     let walk = p.kernel_space.map(|space| {
-        let pages: BTreeSet<u64> = hits
-            .iter()
-            .flatten()
-            .map(|(h, _)| h.candidate.offset / PAGE_SIZE)
+        let pages: Vec<Vec<u64>> = units
+            .iter_mut()
+            .map(|u| std::mem::take(&mut u.pages))
             .collect();
         (space, pages)
     });
     let (mut carved, virtual_of_page) = rayon::join(
-        || settle(hits, p, base_env, &keep),
+        || settle(units, p, base_env, &keep),
         || {
-            walk.map(|(space, pages)| space.phys_to_virt(&pages))
+            walk.map(|(space, pages)| space.phys_to_virt(&pages.into_iter().flatten().collect()))
                 .unwrap_or_default()
         },
     );
@@ -636,23 +660,83 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
     carved
 }
 
+/// One work unit's finds, sorted out by the worker that found them while they were in its cache:
+/// after the search they are not, and walking thousands of records again (to count them for
+/// calibration, to move them into one vector) was the longest serial step after the search.
+#[derive(Default)]
+struct UnitFinds<'a> {
+    /// Structurally valid records, beside their candidates (calibration may read the objects
+    /// again) and the offsets each was decoded with.
+    valid: Vec<EndpointRecord>,
+    valid_candidates: Vec<Candidate<'a>>,
+    choices: Vec<FieldChoice>,
+    /// Invalid records (kept only with `--include-corrupt`), beside their candidates.
+    corrupt: Vec<EndpointRecord>,
+    corrupt_candidates: Vec<Candidate<'a>>,
+    /// Headers that failed the checks (passed on only with `--include-corrupt`).
+    rejected: Vec<TagHit<'a>>,
+    /// The valid records counted for calibration.
+    tally: calibrate::Tally,
+    /// The pages holding the kept candidates, ascending, each once.
+    pages: Vec<u64>,
+}
+
+impl<'a> UnitFinds<'a> {
+    fn sort(hits: Vec<(TagHit<'a>, Option<Decoded>)>, times: &TimeWindow) -> UnitFinds<'a> {
+        let mut unit = UnitFinds::default();
+        for (h, d) in hits {
+            match d {
+                Some(Decoded::Valid(record, choice)) => {
+                    unit.tally.add(h.candidate.kind, &record, times);
+                    unit.valid.push(record);
+                    unit.valid_candidates.push(h.candidate);
+                    unit.choices.push(choice);
+                }
+                Some(Decoded::Corrupt(record)) => {
+                    unit.corrupt.push(record);
+                    unit.corrupt_candidates.push(h.candidate);
+                }
+                None => unit.rejected.push(h),
+            }
+        }
+        let mut pages: Vec<u64> = unit.candidates().map(|c| c.offset / PAGE_SIZE).collect();
+        pages.sort_unstable();
+        pages.dedup();
+        unit.pages = pages;
+        unit
+    }
+
+    /// Every candidate the unit kept.
+    fn candidates(&self) -> impl Iterator<Item = &Candidate<'a>> {
+        self.valid_candidates
+            .iter()
+            .chain(&self.corrupt_candidates)
+            .chain(self.rejected.iter().map(|h| &h.candidate))
+    }
+}
+
 /// After the search: calibration, a second decoding if it moved an offset, and the records
 /// gathered and sorted.
 fn settle(
-    hits: Vec<Vec<(TagHit, Option<Decoded>)>>,
+    mut units: Vec<UnitFinds>,
     p: &CarveParams,
     base_env: DecodeEnv,
     keep: &(dyn Fn(&Decoded) -> bool + Sync),
 ) -> Carved {
-    // Calibration reads the valid decodes beside their objects; the hits stay where they are
-    // (moving thousands of records between vectors showed up in the profile).
-    let first_pass: Vec<(&Candidate, &Decoded)> = hits
-        .iter()
-        .flatten()
-        .filter_map(|(h, d)| Some((&h.candidate, d.as_ref()?)))
-        .collect();
-    let (overrides, calibration) = calibrate::calibrate_decoded(&first_pass, &base_env);
-    drop(first_pass);
+    let mut tally = calibrate::Tally::default();
+    for unit in &units {
+        tally.merge(&unit.tally);
+    }
+    // The records are walked again only when some slot has to be searched.
+    let (overrides, calibration) = if calibrate::votes_needed(&tally, &base_env) {
+        let valid: Vec<(&Candidate, &EndpointRecord)> = units
+            .iter()
+            .flat_map(|u| u.valid_candidates.iter().zip(&u.valid))
+            .collect();
+        calibrate::calibrate_decoded(&valid, &tally, &base_env)
+    } else {
+        (Overrides::default(), vec![])
+    };
     crate::timings::mark("calibrated");
     let recalibrated = overrides != Overrides::default();
     let env = DecodeEnv {
@@ -663,55 +747,39 @@ fn settle(
         calibration,
         ..Carved::default()
     };
-    // Decoding again is needed only when calibration moved an offset.
-    let decoded: Vec<Decoded> = if recalibrated {
-        hits.par_iter()
-            .flatten()
-            .filter(|(_, d)| d.is_some())
-            .map(|(h, _)| endpoint::decode(&h.candidate, &env))
-            .filter(|d| keep(d))
-            .collect()
-    } else {
-        vec![]
-    };
-    // The valid records, with the offsets each was decoded with (for the report of profile
-    // alternatives used). Moved out in one pass: the records are thousands and long out of cache.
-    let mut endpoints = Vec::with_capacity(hits.iter().map(Vec::len).sum());
-    let mut choices = Vec::with_capacity(endpoints.capacity());
-    let mut keep_valid = |d: Decoded| match d {
-        Decoded::Valid(rec, choice) => {
-            endpoints.push(rec);
-            choices.push(choice);
-            None
-        }
-        Decoded::Corrupt(rec) => Some(rec),
-    };
-    let mut rejected = vec![];
+    let mut choices = vec![];
     if recalibrated {
+        // Every object decoded the first time is decoded again with the calibrated offsets.
+        let decoded: Vec<Decoded> = units
+            .par_iter()
+            .flat_map_iter(|u| u.valid_candidates.iter().chain(&u.corrupt_candidates))
+            .map(|c| endpoint::decode(c, &env))
+            .filter(|d| keep(d))
+            .collect();
         for d in decoded {
-            carved.corrupt.extend(keep_valid(d));
-        }
-        if p.include_corrupt {
-            rejected.extend(
-                hits.into_iter()
-                    .flatten()
-                    .filter_map(|(h, d)| d.is_none().then_some(h)),
-            );
-        }
-    } else {
-        for (h, d) in hits.into_iter().flatten() {
             match d {
-                Some(d) => carved.corrupt.extend(keep_valid(d)),
-                None => rejected.push(h),
+                Decoded::Valid(record, choice) => {
+                    carved.endpoints.push(record);
+                    choices.push(choice);
+                }
+                Decoded::Corrupt(record) => carved.corrupt.push(record),
             }
         }
+    } else {
+        let valid = units.iter().map(|u| u.valid.len()).sum();
+        carved.endpoints.reserve_exact(valid);
+        choices.reserve_exact(valid);
+        for unit in &mut units {
+            carved.endpoints.append(&mut unit.valid);
+            choices.append(&mut unit.choices);
+            carved.corrupt.append(&mut unit.corrupt);
+        }
     }
-    carved.endpoints = endpoints;
     carved
         .calibration
         .extend(calibrate::alternatives_used(&choices, &env));
     if p.include_corrupt {
-        for h in rejected {
+        for h in units.iter().flat_map(|u| &u.rejected) {
             carved
                 .corrupt
                 .push(endpoint::header_only_record(&h.candidate, h.rejected));
