@@ -475,23 +475,24 @@ impl<'a> AddressSpace<'a> {
         });
     }
 
-    /// For a set of physical page numbers, the lowest kernel VA mapping each.
-    pub fn phys_to_virt(
-        &self,
-        pages: &std::collections::BTreeSet<u64>,
-    ) -> std::collections::HashMap<u64, u64> {
-        let mut found = std::collections::HashMap::new();
+    /// For physical page numbers (ascending, each once), the lowest kernel VA mapping each, in the
+    /// same order (`None`: no kernel mapping).
+    pub fn phys_to_virt(&self, pages: &[u64]) -> Vec<Option<u64>> {
+        let mut found = vec![None; pages.len()];
         if pages.is_empty() {
             return found;
         }
         self.walk_kernel(None, false, |va, pa, size| {
             let first = pa >> 12;
             let last = (pa + size - 1) >> 12;
-            for &pfn in pages.range(first..=last) {
+            let from = pages.partition_point(|&p| p < first);
+            for (at, &pfn) in pages[from..].iter().enumerate() {
+                if pfn > last {
+                    break;
+                }
                 // Mappings arrive in ascending VA order: the first one seen is the lowest.
-                found
-                    .entry(pfn)
-                    .or_insert_with(|| va.wrapping_add((pfn << 12).wrapping_sub(pa)));
+                found[from + at]
+                    .get_or_insert_with(|| va.wrapping_add((pfn << 12).wrapping_sub(pa)));
             }
         });
         found

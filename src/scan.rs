@@ -643,21 +643,40 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
             .collect();
         (space, pages)
     });
-    let (mut carved, virtual_of_page) = rayon::join(
+    let (mut carved, (pages, virtual_of_page)) = rayon::join(
         || settle(units, p, base_env, &keep),
         || {
-            walk.map(|(space, pages)| space.phys_to_virt(&pages.into_iter().flatten().collect()))
-                .unwrap_or_default()
+            walk.map(|(space, pages)| {
+                let mut pages = pages.concat();
+                pages.sort_unstable();
+                pages.dedup();
+                let vas = space.phys_to_virt(&pages);
+                (pages, vas)
+            })
+            .unwrap_or_default()
         },
     );
-    for r in carved.endpoints.iter_mut().chain(carved.corrupt.iter_mut()) {
-        let pa = r.physical_offset.0;
-        r.virtual_address = virtual_of_page
-            .get(&(pa / PAGE_SIZE))
-            .map(|va| Hex(va.wrapping_add(pa % PAGE_SIZE)));
-    }
+    attach_virtual(&mut carved.endpoints, &pages, &virtual_of_page);
+    attach_virtual(&mut carved.corrupt, &pages, &virtual_of_page);
     crate::timings::mark("virtual addresses attached");
     carved
+}
+
+/// Gives each record the virtual address of its object, from the VA of each page (`vas[i]` is
+/// `pages[i]`'s); both are in ascending physical order, so one forward pass pairs them.
+fn attach_virtual(records: &mut [EndpointRecord], pages: &[u64], vas: &[Option<u64>]) {
+    let mut at = 0;
+    for r in records {
+        let pa = r.physical_offset.0;
+        let page = pa / PAGE_SIZE;
+        while pages.get(at).is_some_and(|&p| p < page) {
+            at += 1;
+        }
+        r.virtual_address = (pages.get(at) == Some(&page))
+            .then(|| vas.get(at).copied().flatten())
+            .flatten()
+            .map(|va| Hex(va.wrapping_add(pa % PAGE_SIZE)));
+    }
 }
 
 /// One work unit's finds, sorted out by the worker that found them while they were in its cache:
