@@ -393,7 +393,6 @@ mod tests {
     use super::*;
     use crate::endpoint::OwnerCache;
     use crate::paging::VirtualMemory;
-    use crate::record::{Family, Hex, PoolStatus, Proto};
 
     struct NoMemory;
     impl VirtualMemory for NoMemory {
@@ -407,24 +406,9 @@ mod tests {
 
     fn record(pid: Option<u32>, create_time_raw: Option<u64>) -> EndpointRecord {
         EndpointRecord {
-            proto: Proto::Tcp,
-            family: Family::Ipv4,
-            local_addr: "10.0.0.1".into(),
-            local_port: 1,
-            remote_addr: None,
-            remote_port: None,
-            state: None,
-            dual_stack: false,
             pid,
-            process: None,
-            create_time: None,
             create_time_raw,
-            tag: "TcpE".into(),
-            pool_status: PoolStatus::Allocated,
-            physical_offset: Hex(0),
-            virtual_address: None,
-            flags: vec![],
-            reason: None,
+            ..EndpointRecord::sample()
         }
     }
 

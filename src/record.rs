@@ -313,6 +313,31 @@ pub struct EndpointRecord {
 }
 
 impl EndpointRecord {
+    /// A TCP IPv4 record with nothing decoded, for tests to fill in with struct-update syntax.
+    #[cfg(test)]
+    pub(crate) fn sample() -> EndpointRecord {
+        EndpointRecord {
+            proto: Proto::Tcp,
+            family: Family::Ipv4,
+            local_addr: "10.0.0.1".into(),
+            local_port: 1,
+            remote_addr: None,
+            remote_port: None,
+            state: None,
+            dual_stack: false,
+            pid: None,
+            process: None,
+            create_time: None,
+            create_time_raw: None,
+            tag: "TcpE".into(),
+            pool_status: PoolStatus::Allocated,
+            physical_offset: Hex(0),
+            virtual_address: None,
+            flags: vec![],
+            reason: None,
+        }
+    }
+
     /// The deterministic output order: by physical offset of the pool header, then by tag.
     pub fn sort_key(&self) -> (u64, &str) {
         (self.physical_offset.0, self.tag.as_str())

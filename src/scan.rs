@@ -217,11 +217,19 @@ pub fn find_tags<'a>(
     keep_rejected: bool,
     progress: Option<&indicatif::ProgressBar>,
 ) -> Vec<TagHit<'a>> {
-    let mut hits: Vec<TagHit> =
-        find_tags_with(phys, arch, tags, chunk_size, keep_rejected, progress, &Some)
-            .into_iter()
-            .flatten()
-            .collect();
+    let mut hits: Vec<TagHit> = find_tags_with(
+        phys,
+        arch,
+        tags,
+        chunk_size,
+        keep_rejected,
+        progress,
+        &Some,
+        &|hits| hits,
+    )
+    .into_iter()
+    .flatten()
+    .collect();
     // File order is physical order unless the container stores runs out of order.
     hits.sort_by_key(|h| h.candidate.offset);
     hits
@@ -231,36 +239,12 @@ pub fn find_tags<'a>(
 /// caller would drop are never held: on a flood of tag-bearing garbage the heap stays flat.
 pub type HitFilter<'a, 'f, T> = dyn Fn(TagHit<'a>) -> Option<T> + Sync + 'f;
 
-/// [`find_tags`] with a per-hit filter applied as each hit is found. The hits come as one vector
-/// per work unit, in file order (physical order unless the container stores runs out of order):
-/// callers walk them where they lie (moving thousands of decoded records into one vector took a
-/// millisecond or two on one thread after the parallel pass).
-pub fn find_tags_with<'a, T: Send>(
-    phys: &'a PhysicalSpace,
-    arch: Arch,
-    tags: &TagSet,
-    chunk_size: u64,
-    keep_rejected: bool,
-    progress: Option<&indicatif::ProgressBar>,
-    filter: &HitFilter<'a, '_, T>,
-) -> Vec<Vec<T>> {
-    find_tags_finished(
-        phys,
-        arch,
-        tags,
-        chunk_size,
-        keep_rejected,
-        progress,
-        filter,
-        &|hits| hits,
-    )
-}
-
-/// [`find_tags_with`], with `finish` applied to each work unit's hits by the worker that found
-/// them, right after the unit, while they are still in its cache (after the whole search they are
-/// not: it streams the image through every cache level).
+/// [`find_tags`] with a per-hit filter applied as each hit is found, and `finish` applied to each
+/// work unit's kept hits (in file order: physical order unless the container stores runs out of
+/// order) by the worker that found them, right after the unit, while they are still in its cache
+/// (after the whole search they are not: it streams the image through every cache level).
 #[allow(clippy::too_many_arguments)]
-pub fn find_tags_finished<'a, T: Send, U: Send>(
+pub fn find_tags_with<'a, T: Send, U: Send>(
     phys: &'a PhysicalSpace,
     arch: Arch,
     tags: &TagSet,
@@ -618,7 +602,7 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
     // depend on the owner and time offsets that calibration may move, so nothing dropped here
     // could become valid on the second pass.
     let keep = |d: &Decoded| p.include_corrupt || matches!(d, Decoded::Valid(..));
-    let mut units: Vec<UnitFinds> = find_tags_finished(
+    let mut units: Vec<UnitFinds> = find_tags_with(
         phys,
         p.profile.arch,
         &tags,

@@ -105,28 +105,13 @@ impl Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{Family, Hex, PoolStatus};
 
     fn rec(proto: Proto, pid: Option<u32>, state: Option<TcpState>) -> EndpointRecord {
         EndpointRecord {
             proto,
-            family: Family::Ipv4,
-            local_addr: "0.0.0.0".into(),
-            local_port: 1,
-            remote_addr: None,
-            remote_port: None,
-            state,
-            dual_stack: false,
             pid,
-            process: None,
-            create_time: None,
-            create_time_raw: None,
-            tag: "TcpE".into(),
-            pool_status: PoolStatus::Allocated,
-            physical_offset: Hex(0),
-            virtual_address: None,
-            flags: vec![],
-            reason: None,
+            state,
+            ..EndpointRecord::sample()
         }
     }
 
