@@ -616,7 +616,7 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
             let d = endpoint::decode(&h.candidate, &base_env);
             keep(&d).then_some((h, Some(d)))
         },
-        &|hits| UnitFinds::sort(hits, &p.times),
+        &|hits| UnitFinds::from_hits(hits, &p.times),
     );
     crate::timings::mark("searched and decoded");
     // The pages holding the hits, for the virtual-address walk beside the rest of the work.
@@ -685,7 +685,7 @@ struct UnitFinds<'a> {
 }
 
 impl<'a> UnitFinds<'a> {
-    fn sort(hits: Vec<(TagHit<'a>, Option<Decoded>)>, times: &TimeWindow) -> UnitFinds<'a> {
+    fn from_hits(hits: Vec<(TagHit<'a>, Option<Decoded>)>, times: &TimeWindow) -> UnitFinds<'a> {
         let mut unit = UnitFinds::default();
         for (h, d) in hits {
             match d {
