@@ -3,9 +3,7 @@
 //! drift with the tcpip.sys patch level inside one build, and no source covers every build, so the
 //! slot that most often points at a valid `_EPROCESS`, and the slot that most often holds a FILETIME
 //! between boot and acquisition, are better evidence than a table.
-use crate::endpoint::{
-    self, kind_fields, DecodeEnv, Decoded, FieldChoice, ObjectBytes, ObjectKind,
-};
+use crate::endpoint::{kind_fields, DecodeEnv, FieldChoice, ObjectBytes, ObjectKind};
 use crate::profile::Confidence;
 use crate::record::EndpointRecord;
 use crate::scan::{Candidate, TimeWindow};
@@ -119,34 +117,12 @@ pub fn votes_needed(tally: &Tally, env: &DecodeEnv) -> bool {
     })
 }
 
-/// Runs calibration on the candidates that passed the header checks. Returns the overrides to
-/// decode with and one report entry per calibrated field (`ProfileUse::calibration`).
-pub fn calibrate(candidates: &[Candidate], env: &DecodeEnv) -> (Overrides, Vec<Value>) {
-    let decoded: Vec<Decoded> = candidates
-        .par_iter()
-        .map(|c| endpoint::decode(c, env))
-        .collect();
-    let mut tally = Tally::default();
-    let valid: Vec<(&Candidate, &EndpointRecord)> = candidates
-        .iter()
-        .zip(&decoded)
-        .filter_map(|(c, d)| match d {
-            Decoded::Valid(r, _) => {
-                tally.add(c.kind, r, &env.times);
-                Some((c, r))
-            }
-            Decoded::Corrupt(_) => None,
-        })
-        .collect();
-    calibrate_decoded(&valid, &tally, env)
-}
-
-/// `calibrate` with the structurally valid candidates already decoded with `env` (each beside its
-/// record) and counted in `tally`, so that the scan decodes every object once when no offset moves.
-/// Only valid objects vote: decoys and garbage would dilute the evidence.
+/// Runs calibration on the structurally valid candidates, each beside its record decoded with
+/// `env` (so that the scan decodes every object once when no offset moves). Returns the overrides
+/// to decode with and one report entry per calibrated field (`ProfileUse::calibration`). Only valid
+/// objects vote: decoys and garbage would dilute the evidence.
 pub fn calibrate_decoded(
     valid: &[(&Candidate, &EndpointRecord)],
-    tally: &Tally,
     env: &DecodeEnv,
 ) -> (Overrides, Vec<Value>) {
     let mut overrides = Overrides::default();
@@ -154,7 +130,9 @@ pub fn calibrate_decoded(
     let inferred = env.profile.confidence == Confidence::Inferred;
     // One pass sorts them by kind (the records are many and no longer in cache).
     let mut by_kind: BTreeMap<ObjectKind, Vec<(&Candidate, &EndpointRecord)>> = BTreeMap::new();
+    let mut tally = Tally::default();
     for &(c, r) in valid {
+        tally.add(c.kind, r, &env.times);
         by_kind.entry(c.kind).or_default().push((c, r));
     }
     for (kind, decoded) in by_kind {

@@ -736,7 +736,7 @@ fn settle(
             .iter()
             .flat_map(|u| u.valid_candidates.iter().zip(&u.valid))
             .collect();
-        calibrate::calibrate_decoded(&valid, &tally, &base_env)
+        calibrate::calibrate_decoded(&valid, &base_env)
     } else {
         (Overrides::default(), vec![])
     };
