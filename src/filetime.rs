@@ -92,6 +92,26 @@ pub fn delta_seconds(a: u64, b: u64) -> f64 {
     (a as i128 - b as i128) as f64 / TICKS_PER_SECOND as f64
 }
 
+/// Boot and acquisition time (FILETIMEs), the window a create time must fall in.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct TimeWindow {
+    pub boot: Option<u64>,
+    pub acquisition: Option<u64>,
+}
+
+impl TimeWindow {
+    /// Whether `t` lies in boot..=acquisition: `Some(false)` when a known bound excludes it,
+    /// `Some(true)` when both bounds are known and include it, `None` when an unknown bound
+    /// decides. Flagging a time as out of range needs `Some(false)`; counting it as evidence of a
+    /// time field needs `Some(true)`: an unknown bound is neither an accusation nor a proof.
+    pub fn contains(&self, t: u64) -> Option<bool> {
+        if self.boot.is_some_and(|b| t < b) || self.acquisition.is_some_and(|a| t > a) {
+            return Some(false);
+        }
+        (self.boot.is_some() && self.acquisition.is_some()).then_some(true)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +192,24 @@ mod tests {
         assert!(to_iso(u64::MAX).is_none());
         assert!(from_iso("not a date").is_none());
         assert!(from_iso("1500-01-01T00:00:00Z").is_none());
+    }
+
+    #[test]
+    fn time_window_unknown_bounds_decide_nothing() {
+        let both = TimeWindow {
+            boot: Some(100),
+            acquisition: Some(200),
+        };
+        assert_eq!(both.contains(99), Some(false));
+        assert_eq!(both.contains(100), Some(true));
+        assert_eq!(both.contains(200), Some(true));
+        assert_eq!(both.contains(201), Some(false));
+        let boot_only = TimeWindow {
+            boot: Some(100),
+            acquisition: None,
+        };
+        assert_eq!(boot_only.contains(99), Some(false));
+        assert_eq!(boot_only.contains(u64::MAX), None);
+        assert_eq!(TimeWindow::default().contains(0), None);
     }
 }

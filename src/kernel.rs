@@ -1,9 +1,9 @@
 //! Kernel identification: DTB discovery, the kernel image and its CodeView id, NT version and build,
 //! KUSER_SHARED_DATA facts (acquisition time, boot time, time-zone bias).
+use crate::arch::Arch;
 use crate::container::{ContainerHints, PhysicalSpace};
 use crate::error::{Error, Result};
 use crate::paging::{AddressSpace, PagingMode, VirtualMemory};
-use crate::profile::Arch;
 use crate::record::{NtVersion, PdbId};
 
 /// What `identify` learned about the kernel in an image.

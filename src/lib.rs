@@ -7,18 +7,19 @@
 //! Captures flow through [`capture`] into [`compare`]. [`synth`] writes images with known ground truth
 //! from the profile numbers alone, never through the reader's code.
 
-pub mod calibrate;
+pub mod arch;
 pub mod capture;
+pub mod carve;
 pub mod cli;
 pub mod commands;
 pub mod compare;
 pub mod container;
-pub mod endpoint;
 pub mod error;
 pub mod filetime;
 pub mod kernel;
 pub mod output;
 pub mod paging;
+pub mod pipeline;
 pub mod profile;
 pub mod record;
 pub mod scan;

@@ -354,9 +354,10 @@ fn profile_alternatives_are_tried_and_reported() {
 /// file) is still found once, through the physical space.
 #[test]
 fn header_split_across_runs_is_found() {
+    use netcarve::carve::{carve, CarveParams};
     use netcarve::container::{Backing, PhysicalSpace, Run};
+    use netcarve::filetime::TimeWindow;
     use netcarve::paging::PagingMode;
-    use netcarve::scan::{carve, CarveParams, TimeWindow};
     let mut w = World::new(win10(), 0x10000);
     w.plant(0x2000, &Spec::udp(Family::Ipv4, None, 7));
     w.plant(0x5000, &Spec::udp(Family::Ipv4, None, 8));

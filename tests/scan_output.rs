@@ -54,7 +54,7 @@ fn sample() -> ScanOutput {
 
 fn rendered(out: &ScanOutput, f: Format) -> String {
     let mut buf = vec![];
-    render(out, f, &mut buf, "test").unwrap();
+    render(out, f, &mut buf).unwrap();
     String::from_utf8(buf).unwrap()
 }
 

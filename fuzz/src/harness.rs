@@ -7,11 +7,13 @@
 #![allow(dead_code)]
 
 use netcarve::capture::{self, CaptureFormat, TimeContext};
+use netcarve::carve::pool::{self, PoolHeader};
+use netcarve::carve::{self, search, CarveParams};
 use netcarve::container::{vmware, PhysicalSpace};
+use netcarve::filetime::TimeWindow;
 use netcarve::kernel::{identify, image_facts};
 use netcarve::paging::{AddressSpace, PagingMode, VirtualMemory};
 use netcarve::profile::{self, Arch, Profile};
-use netcarve::scan::{self, CarveParams, PoolHeader, TimeWindow};
 use std::path::Path;
 
 /// Inputs larger than this are cut: the targets look for logic bugs, not for the cost of big copies.
@@ -221,7 +223,7 @@ pub fn scan_endpoint(data: &[u8]) {
     };
     for (i, chunk) in body.chunks(16).take(256).enumerate() {
         if let Some(header) = PoolHeader::parse(chunk, profile.arch) {
-            let _ = scan::check_header(&header, i as u64 * 16, profile.arch, 0x40);
+            let _ = pool::check_header(&header, i as u64 * 16, profile.arch, 0x40);
             let _ = header.is_freed();
         }
     }
@@ -257,7 +259,7 @@ pub fn scan_endpoint(data: &[u8]) {
         progress: None,
         kernel_space: None,
     };
-    let carved = scan::carve(&space, &params);
+    let carved = carve::carve(&space, &params);
     for record in carved.endpoints.iter().chain(&carved.corrupt) {
         let _ = serde_json::to_string(record);
     }
@@ -297,7 +299,7 @@ pub fn profile_json(data: &[u8]) {
         return;
     };
     let _ = profile.pointer_size();
-    let _ = scan::TagSet::from_profile(&profile);
+    let _ = search::TagSet::from_profile(&profile);
     let _ = serde_json::to_string(&profile);
 }
 

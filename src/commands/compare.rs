@@ -4,7 +4,8 @@ use crate::cli::{CompareArgs, CompareFormat};
 use crate::compare::{
     compare, load_memory_json, parse_tolerance, parse_utc_offset, CompareOptions, MemorySide,
 };
-use crate::error::{io_error, Error, Result};
+use crate::error::{Error, Result};
+use crate::output::Sink;
 use crate::scan::{scan_image, ScanOptions};
 use std::io::IsTerminal;
 
@@ -77,22 +78,12 @@ pub fn run(args: &CompareArgs) -> Result<u8> {
         },
     );
 
-    let mut out = super::output_writer(args.output.as_deref())?;
+    let mut sink = Sink::open(args.output.as_deref())?;
+    let out = sink.writer();
     let written = match args.format {
-        CompareFormat::Table => crate::output::compare::table(&report, &mut *out),
-        CompareFormat::Json => crate::output::compare::json(&report, &mut *out),
-        CompareFormat::Csv => crate::output::compare::csv(&report, &mut *out),
-    }
-    .and_then(|()| out.flush());
-    if let Err(e) = written {
-        // A closed pipe (`| head`) is not an error worth exit code 2.
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            let target = args
-                .output
-                .clone()
-                .unwrap_or_else(|| std::path::PathBuf::from("<stdout>"));
-            return Err(io_error(target, &e));
-        }
-    }
-    Ok(report.exit_code())
+        CompareFormat::Table => crate::output::compare::table(&report, out),
+        CompareFormat::Json => crate::output::compare::json(&report, out),
+        CompareFormat::Csv => crate::output::compare::csv(&report, out),
+    };
+    sink.finish(written, report.exit_code())
 }

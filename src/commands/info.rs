@@ -1,10 +1,10 @@
 //! `netcarve info`: what the image is and which kernel it holds.
 use crate::cli::{InfoArgs, InfoFormat};
-use crate::container::PhysicalSpace;
-use crate::error::{io_error, Error, Result};
-use crate::kernel::{identify, image_facts, KernelInfo};
+use crate::error::{Error, Result};
+use crate::kernel::{image_facts, KernelInfo};
+use crate::output::Sink;
+use crate::pipeline::{choose_profile, ChosenBy, Opened};
 use crate::record::ImageFacts;
-use std::io::Write;
 
 /// The profile `info` would use, or why there is none.
 struct ProfileChoice {
@@ -14,58 +14,44 @@ struct ProfileChoice {
 
 pub fn run(args: &InfoArgs) -> Result<u8> {
     let path = &args.image.image;
-    let phys = PhysicalSpace::open(path)?;
-    let kernel = identify(&phys, args.image.dtb).map_err(|e| e.in_file(path))?;
+    let Opened { phys, kernel } = crate::pipeline::open(path, args.image.dtb)?;
     let mut facts = image_facts(&phys, &kernel);
     if args.hash {
-        facts.sha256 = Some(sha256_hex(phys.file_bytes()));
+        facts.sha256 = Some(crate::pipeline::sha256_hex(phys.file_bytes()));
     }
-    let choice = choose_profile(&kernel, args.image.profile.as_deref())?;
+    let choice = profile_for_info(&kernel, args.image.profile.as_deref())?;
     let text = match args.format {
         InfoFormat::Json => render_json(&facts, &kernel, &choice)?,
         InfoFormat::Table => render_table(&facts, &kernel, &choice),
     };
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .map_err(|e| io_error("<stdout>", &e))?;
-    Ok(0)
+    let mut sink = Sink::open(None)?;
+    let written = sink.writer().write_all(text.as_bytes());
+    sink.finish(written, 0)
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn choose_profile(k: &KernelInfo, wanted: Option<&str>) -> Result<ProfileChoice> {
-    if let Some(name) = wanted {
+/// The profile the other commands would use; no fitting profile is a fact to show, not an error.
+fn profile_for_info(k: &KernelInfo, wanted: Option<&str>) -> Result<ProfileChoice> {
+    let chosen = match choose_profile(k, wanted) {
+        Ok(chosen) => chosen,
         // A bad --profile is the user's error, not a fact about the image.
-        let p = crate::profile::resolve(name)?;
-        let reason = match p.kernel_mismatch(k.pdb.as_ref()) {
+        Err(e) if wanted.is_some() => return Err(e),
+        Err(e) => {
+            return Ok(ProfileChoice {
+                name: None,
+                reason: e.to_string(),
+            })
+        }
+    };
+    let reason = match chosen.how {
+        ChosenBy::Flag(_) => match chosen.profile.kernel_mismatch(k.pdb.as_ref()) {
             Some(warning) => format!("chosen with --profile; warning: {warning}"),
             None => "chosen with --profile".to_string(),
-        };
-        return Ok(ProfileChoice {
-            name: Some(p.name),
-            reason,
-        });
-    }
-    let query = crate::profile::select::Query {
-        arch: k.arch,
-        nt_major: k.nt.major,
-        nt_minor: k.nt.minor,
-        build: k.nt.build,
-        tcpip_version: k.tcpip_version.clone(),
+        },
+        ChosenBy::Selection(reason) => reason,
     };
-    Ok(match crate::profile::select::select(&query) {
-        Ok(sel) => ProfileChoice {
-            name: Some(sel.profile.name.clone()),
-            reason: sel.reason,
-        },
-        Err(e) => ProfileChoice {
-            name: None,
-            reason: e.to_string(),
-        },
+    Ok(ProfileChoice {
+        name: Some(chosen.profile.name),
+        reason,
     })
 }
 

@@ -19,14 +19,3 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Profile(a) => profile::run(&a),
     }
 }
-
-/// Opens `-o FILE` (never next to the evidence unless asked) or stdout.
-pub fn output_writer(path: Option<&std::path::Path>) -> Result<Box<dyn std::io::Write>> {
-    match path {
-        Some(p) => {
-            let f = std::fs::File::create(p).map_err(|e| crate::error::io_error(p, &e))?;
-            Ok(Box::new(std::io::BufWriter::new(f)))
-        }
-        None => Ok(Box::new(std::io::BufWriter::new(std::io::stdout().lock()))),
-    }
-}

@@ -1,6 +1,7 @@
 //! `netcarve profile list | show NAME | from-pdb`.
 use crate::cli::{InfoFormat, ProfileArgs, ProfileCommand};
 use crate::error::{io_error, Error, Result};
+use crate::output::Sink;
 use crate::profile::{builtin, by_name, Field, Profile};
 use serde::Serialize;
 use std::io::Write;
@@ -8,8 +9,9 @@ use std::io::Write;
 pub fn run(args: &ProfileArgs) -> Result<u8> {
     match &args.command {
         ProfileCommand::List { format } => {
-            let mut out = std::io::stdout().lock();
-            ignore_broken_pipe(write_list(&mut out, builtin(), *format))?;
+            let mut sink = Sink::open(None)?;
+            let written = write_list(sink.writer(), builtin(), *format);
+            return sink.finish(written, 0);
         }
         ProfileCommand::Show { name, format } => {
             let p = by_name(name).ok_or_else(|| {
@@ -17,8 +19,9 @@ pub fn run(args: &ProfileArgs) -> Result<u8> {
                     "unknown profile {name:?}; see `netcarve profile list`"
                 ))
             })?;
-            let mut out = std::io::stdout().lock();
-            ignore_broken_pipe(write_show(&mut out, p, *format))?;
+            let mut sink = Sink::open(None)?;
+            let written = write_show(sink.writer(), p, *format);
+            return sink.finish(written, 0);
         }
         ProfileCommand::FromPdb {
             nt,
@@ -40,16 +43,6 @@ pub fn run(args: &ProfileArgs) -> Result<u8> {
         }
     }
     Ok(0)
-}
-
-/// A closed pipe (`| head`) is the reader's choice, not an error.
-fn ignore_broken_pipe(r: std::io::Result<()>) -> Result<()> {
-    match r {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Error::usage(format!("cannot write to stdout: {e}")))
-        }
-        _ => Ok(()),
-    }
 }
 
 /// One row of `profile list --format json`.

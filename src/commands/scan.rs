@@ -1,7 +1,7 @@
 //! `netcarve scan`: arguments → `scan::scan_image_in_pool` → filters → renderer.
 use crate::cli::{ProtoFilter, ScanArgs, ScanFormat};
 use crate::error::{Error, Result};
-use crate::output::{self, Format};
+use crate::output::{self, Format, Sink};
 use crate::record::{EndpointRecord, Proto, TcpState};
 use crate::scan::{scan_image_in_pool, with_threads, ScanOptions};
 use std::io::IsTerminal;
@@ -39,18 +39,11 @@ fn scan_and_render(args: &ScanArgs, opts: &ScanOptions, filter: &Filter) -> Resu
         None if args.output.is_none() && std::io::stdout().is_terminal() => Format::Table,
         None => Format::Json,
     };
-    let dest = args
-        .output
-        .as_ref()
-        .map_or_else(|| "<stdout>".to_string(), |p| p.display().to_string());
-    let mut w = super::output_writer(args.output.as_deref())?;
-    output::render(&out, format, &mut w, &dest)?;
+    let mut sink = Sink::open(args.output.as_deref())?;
+    let written = output::render(&out, format, sink.writer());
+    let code = sink.finish(written, 0)?;
     crate::timings::mark("output written");
-    // The command ends here and the process with it: returning tens of thousands of small
-    // strings to the allocator one by one took 0.4-1 ms for 5,000 endpoints, which the exit
-    // does at once.
-    std::mem::forget(out);
-    Ok(0)
+    Ok(code)
 }
 
 fn convert(f: ScanFormat) -> Format {

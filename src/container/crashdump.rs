@@ -4,8 +4,8 @@
 use super::le::{u32_at, u64_at};
 use super::pages::{self, PageBitmap};
 use super::{Backing, ContainerHints, PhysicalSpace, Run, Storage};
+use crate::arch::Arch;
 use crate::error::{Error, Result};
-use crate::profile::Arch;
 use std::path::Path;
 
 const PAGE: u64 = 0x1000;

@@ -5,8 +5,8 @@
 //! as needed, see `pages`). Gaps between runs are *absent*, not zeros, so a scan touches
 //! only real pages. Reads inside one run are zero-copy slices of the map. The format is detected
 //! from the content, never from the file extension.
+use crate::arch::Arch;
 use crate::error::{io_error, Error, Result};
-use crate::profile::Arch;
 use std::path::{Path, PathBuf};
 
 pub mod crashdump;

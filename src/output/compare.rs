@@ -4,7 +4,7 @@ use crate::record::{CaptureRow, EndpointRecord, Proto};
 use std::io::Write;
 
 pub fn json(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, report).map_err(std::io::Error::other)?;
+    serde_json::to_writer_pretty(&mut *out, report).map_err(super::json_io)?;
     writeln!(out)
 }
 
@@ -37,7 +37,7 @@ pub const CSV_HEADER: [&str; 24] = [
 
 pub fn csv(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     let mut w = csv::Writer::from_writer(out);
-    w.write_record(CSV_HEADER).map_err(std::io::Error::other)?;
+    w.write_record(CSV_HEADER).map_err(super::csv_io)?;
     for r in &report.rows {
         let m = r.memory.as_ref();
         let c = r.capture.as_ref();
@@ -80,7 +80,7 @@ pub fn csv(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             opt(m.map(|m| m.physical_offset.to_string())),
             r.note.clone(),
         ];
-        w.write_record(&record).map_err(std::io::Error::other)?;
+        w.write_record(&record).map_err(super::csv_io)?;
     }
     w.flush()
 }

@@ -60,9 +60,9 @@ fn cells(r: &EndpointRecord) -> [String; 18] {
 
 pub fn write_scan(out: &ScanOutput, w: &mut dyn Write) -> std::io::Result<()> {
     let mut writer = ::csv::Writer::from_writer(w);
-    writer.write_record(COLUMNS)?;
+    writer.write_record(COLUMNS).map_err(super::csv_io)?;
     for r in out.endpoints.iter().chain(out.corrupt.iter()) {
-        writer.write_record(cells(r))?;
+        writer.write_record(cells(r)).map_err(super::csv_io)?;
     }
     writer.flush()
 }

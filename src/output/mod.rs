@@ -1,14 +1,16 @@
 //! Renderers for scan output: table, json, jsonl, csv, bodyfile, timesketch. Each writes the records
 //! in the order it is given (the scan's sorted order), so output is deterministic.
-use crate::error::{Error, Result};
 use crate::record::{EndpointRecord, Family, Proto};
 use crate::scan::ScanOutput;
 use std::io::Write;
 
 pub mod compare;
 pub mod csv;
+mod sink;
 pub mod table;
 pub mod timeline;
+
+pub use sink::{csv_io, json_io, Sink};
 
 /// The output formats of `netcarve scan`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -21,8 +23,8 @@ pub enum Format {
     Timesketch,
 }
 
-/// Renders `out` in `format`. `dest` names the destination in write errors.
-pub fn render(out: &ScanOutput, format: Format, w: &mut dyn Write, dest: &str) -> Result<()> {
+/// Renders `out` in `format`; the caller's [`Sink`] decides what a write error means.
+pub fn render(out: &ScanOutput, format: Format, w: &mut dyn Write) -> std::io::Result<()> {
     // Serializers write a few bytes at a time; buffering here, in a concrete type, keeps those
     // writes inline instead of one dynamic call each (a third of JSON rendering time).
     let mut buffered = std::io::BufWriter::with_capacity(1 << 16, w);
@@ -35,14 +37,7 @@ pub fn render(out: &ScanOutput, format: Format, w: &mut dyn Write, dest: &str) -
         Format::Bodyfile => timeline::write_bodyfile(out, b),
         Format::Timesketch => timeline::write_timesketch(out, b),
     };
-    result
-        .and_then(|()| buffered.flush())
-        .map_err(|e| write_error(dest, &e))
-}
-
-/// A write error, naming the destination; a closed pipe (`| head`) is reported like any other.
-pub fn write_error(dest: &str, e: &std::io::Error) -> Error {
-    crate::error::io_error(dest, e)
+    result.and_then(|()| buffered.flush())
 }
 
 /// Records rendered per parallel batch: bounds the memory the rendered text takes, however many

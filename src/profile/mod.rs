@@ -12,6 +12,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 pub mod from_pdb;
+mod kind;
 pub mod select;
 
 include!(concat!(env!("OUT_DIR"), "/embedded_profiles.rs"));
@@ -47,31 +48,16 @@ impl<'de> Deserialize<'de> for Off {
     }
 }
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Arch {
-    X86,
-    X64,
-}
+pub use crate::arch::Arch;
+pub use kind::{kind_fields, KindFields, ObjectKind};
 
+// The pool header is a Windows fact, so it lives with the profiles, not in the neutral `arch`.
 impl Arch {
-    pub fn pointer_size(self) -> u64 {
-        match self {
-            Arch::X86 => 4,
-            Arch::X64 => 8,
-        }
-    }
     /// `_POOL_HEADER` size; also the block unit and the header alignment.
     pub fn pool_header_size(self) -> u64 {
         match self {
             Arch::X86 => 8,
             Arch::X64 => 16,
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::X86 => "x86",
-            Arch::X64 => "x64",
         }
     }
 }

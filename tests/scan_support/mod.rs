@@ -2,11 +2,12 @@
 //! physical image holding pool blocks, and a planter that writes endpoint objects from a profile's
 //! offsets and says what the scanner must report for each (docs/internals.md "Endpoint records").
 #![allow(dead_code)]
+use netcarve::carve::{carve, CarveParams, Carved};
 use netcarve::container::PhysicalSpace;
+use netcarve::filetime::TimeWindow;
 use netcarve::paging::{PagingMode, VirtualMemory};
 use netcarve::profile::{Arch, Confidence, Field, LocalAddrChain, Off, Profile, RemoteAddrChain};
 use netcarve::record::{flag, EndpointRecord, Family, Hex, PoolStatus, Proto, TcpState};
-use netcarve::scan::{carve, CarveParams, Carved, TimeWindow};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -3,23 +3,17 @@
 //! drift with the tcpip.sys patch level inside one build, and no source covers every build, so the
 //! slot that most often points at a valid `_EPROCESS`, and the slot that most often holds a FILETIME
 //! between boot and acquisition, are better evidence than a table.
-use crate::endpoint::{kind_fields, DecodeEnv, FieldChoice, ObjectBytes, ObjectKind};
-use crate::profile::Confidence;
+use crate::carve::decode::{DecodeEnv, FieldChoice, ObjectBytes, Overrides};
+use crate::carve::pool::Candidate;
+use crate::filetime::TimeWindow;
+use crate::profile::{kind_fields, Confidence, ObjectKind};
 use crate::record::EndpointRecord;
-use crate::scan::{Candidate, TimeWindow};
 use rayon::prelude::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 /// Slots past this are not searched: every known owner/time offset is below it.
 pub const SEARCH_LIMIT: u64 = 0x400;
-
-/// Calibrated offsets, per object kind; they replace the profile's offsets for that kind.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Overrides {
-    pub owner: BTreeMap<ObjectKind, u64>,
-    pub create_time: BTreeMap<ObjectKind, u64>,
-}
 
 /// The best slot of a search and its evidence.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -81,12 +75,10 @@ impl Tally {
     }
 }
 
-/// A FILETIME after boot and before acquisition (both known).
+/// A non-zero FILETIME that both known bounds place between boot and acquisition: evidence of a
+/// time field.
 fn in_window(times: &TimeWindow, t: u64) -> bool {
-    match (times.boot, times.acquisition) {
-        (Some(boot), Some(acquisition)) => t != 0 && t >= boot && t <= acquisition,
-        _ => false,
-    }
+    t != 0 && times.contains(t) == Some(true)
 }
 
 /// The owner slot is searched when the profile is inferred or fewer than half the owners resolve.
@@ -369,7 +361,7 @@ pub fn alternatives_used<'d>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::endpoint::OwnerCache;
+    use crate::carve::decode::OwnerCache;
     use crate::paging::VirtualMemory;
 
     struct NoMemory;

@@ -1,12 +1,12 @@
 //! Decoding: a pool-block candidate → an [`EndpointRecord`], following the rules of docs/internals.md
 //! "Endpoint records". Inline fields come from the block's bytes; pointers are followed through the
 //! kernel address space, and a failed read loses only the field it was for.
-use crate::calibrate::Overrides;
-use crate::filetime::to_iso;
+use crate::carve::pool::Candidate;
+use crate::filetime::{to_iso, TimeWindow};
 use crate::paging::VirtualMemory;
-use crate::profile::{Field, LocalAddrChain, Profile, RemoteAddrChain};
-use crate::record::{flag, EndpointRecord, Family, Hex, PoolStatus, Proto, TcpState};
-use crate::scan::{Candidate, TimeWindow};
+use crate::profile::{kind_fields, Field, LocalAddrChain, ObjectKind, Profile, RemoteAddrChain};
+use crate::record::{flag, EndpointRecord, Family, Hex, PoolStatus, TcpState};
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// The local address could not be read (a pointer in its chain leads nowhere); `local_addr` is "".
@@ -14,85 +14,11 @@ pub const FLAG_LOCAL_ADDR_UNREADABLE: &str = "local_addr_unreadable";
 /// The remote address could not be read; `remote_addr` is null.
 pub const FLAG_REMOTE_ADDR_UNREADABLE: &str = "remote_addr_unreadable";
 
-/// Which endpoint structure a pool tag stands for.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ObjectKind {
-    /// `_TCP_ENDPOINT` (TcpE, TTcb).
-    TcpEndpoint,
-    /// `_TCP_LISTENER` (TcpL).
-    TcpListener,
-    /// `_UDP_ENDPOINT` (UdpA).
-    UdpEndpoint,
-    /// TIME_WAIT endpoint (TcTW).
-    TimeWait,
-}
-
-impl ObjectKind {
-    pub const ALL: [ObjectKind; 4] = [
-        ObjectKind::TcpEndpoint,
-        ObjectKind::TcpListener,
-        ObjectKind::UdpEndpoint,
-        ObjectKind::TimeWait,
-    ];
-    /// The profile's name for the layout (`tcp_endpoint`, ...).
-    pub fn name(self) -> &'static str {
-        match self {
-            ObjectKind::TcpEndpoint => "tcp_endpoint",
-            ObjectKind::TcpListener => "tcp_listener",
-            ObjectKind::UdpEndpoint => "udp_endpoint",
-            ObjectKind::TimeWait => "time_wait",
-        }
-    }
-    pub fn proto(self) -> Proto {
-        match self {
-            ObjectKind::UdpEndpoint => Proto::Udp,
-            _ => Proto::Tcp,
-        }
-    }
-}
-
-/// The fields every kind shares, looked up in the profile.
-pub struct KindFields<'a> {
-    pub inet_af: &'a Field,
-    /// `None` for TcTW, which has no owner.
-    pub owner: Option<&'a Field>,
-    pub create_time: &'a Field,
-    /// Where the object starts, counted from the pool body.
-    pub body_offset: u64,
-}
-
-/// The profile fields of `kind`; `None` when the profile has no layout for it (TcTW on old builds).
-pub fn kind_fields(profile: &Profile, kind: ObjectKind) -> Option<KindFields<'_>> {
-    let t = &profile.tcpip;
-    Some(match kind {
-        ObjectKind::TcpEndpoint => KindFields {
-            inet_af: &t.tcp_endpoint.inet_af,
-            owner: Some(&t.tcp_endpoint.owner),
-            create_time: &t.tcp_endpoint.create_time,
-            body_offset: 0,
-        },
-        ObjectKind::TcpListener => KindFields {
-            inet_af: &t.tcp_listener.inet_af,
-            owner: Some(&t.tcp_listener.owner),
-            create_time: &t.tcp_listener.create_time,
-            body_offset: 0,
-        },
-        ObjectKind::UdpEndpoint => KindFields {
-            inet_af: &t.udp_endpoint.inet_af,
-            owner: Some(&t.udp_endpoint.owner),
-            create_time: &t.udp_endpoint.create_time,
-            body_offset: 0,
-        },
-        ObjectKind::TimeWait => {
-            let tw = t.time_wait.as_ref()?;
-            KindFields {
-                inet_af: &tw.inet_af,
-                owner: None,
-                create_time: &tw.create_time,
-                body_offset: tw.body_offset.get(),
-            }
-        }
-    })
+/// Calibrated offsets, per object kind; they replace the profile's offsets for that kind.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Overrides {
+    pub owner: BTreeMap<ObjectKind, u64>,
+    pub create_time: BTreeMap<ObjectKind, u64>,
 }
 
 /// Everything decoding needs besides the candidate.
@@ -160,10 +86,6 @@ impl DecodeEnv<'_> {
         field: &'f Field,
     ) -> impl Iterator<Item = u64> + 'f {
         overridden_or(self.overrides.create_time.get(&kind).copied(), field)
-    }
-    /// Whether `t` lies in boot..=acquisition (true when the window is unknown on that side).
-    pub fn time_in_window(&self, t: u64) -> bool {
-        self.times.boot.is_none_or(|b| t >= b) && self.times.acquisition.is_none_or(|a| t <= a)
     }
 }
 
@@ -542,12 +464,12 @@ pub fn decode(c: &Candidate, env: &DecodeEnv) -> Decoded {
         r.flags.push(flag::NO_TIME_FIELD.into());
     } else {
         let mut readable = readable.filter_map(|(off, v)| Some((off, v?)));
-        // The first offset whose value passes the window check; else the first readable value.
+        // The first offset whose value no known bound excludes; else the first readable value.
         let first = readable.next();
         let chosen = first
             .into_iter()
             .chain(readable)
-            .find(|&(_, v)| v != 0 && env.time_in_window(v))
+            .find(|&(_, v)| v != 0 && env.times.contains(v) != Some(false))
             .or(first);
         if let Some((off, raw)) = chosen {
             choice.time_offset = Some(off);
@@ -555,7 +477,7 @@ pub fn decode(c: &Candidate, env: &DecodeEnv) -> Decoded {
             r.create_time = to_iso(raw);
             if raw == 0 {
                 r.flags.push(flag::ZERO_TIME.into());
-            } else if !env.time_in_window(raw) {
+            } else if env.times.contains(raw) == Some(false) {
                 r.flags.push(flag::TIME_OUT_OF_RANGE.into());
             }
         }

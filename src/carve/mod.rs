@@ -1,0 +1,267 @@
+//! The carve: pool-tag search → header checks → decoding → calibration → records, one way.
+//!
+//! Steps, bottom to top: [`pool`] (pool headers and candidates), [`slots`] and [`search`] (the tag
+//! search over the file's windows), [`decode`] (candidate → record), [`calibrate`] (offsets found
+//! from the objects themselves); this file runs them over one image. Each step imports only the
+//! steps below it.
+use crate::carve::calibrate::Tally;
+use crate::carve::decode::{DecodeEnv, Decoded, FieldChoice, Overrides, OwnerCache};
+use crate::carve::pool::{Candidate, PAGE_SIZE};
+use crate::carve::search::{find_tags_with, TagHit, TagSet};
+use crate::container::PhysicalSpace;
+use crate::filetime::TimeWindow;
+use crate::paging::{AddressSpace, PagingMode, VirtualMemory};
+use crate::profile::Profile;
+use crate::record::{EndpointRecord, Hex};
+use rayon::prelude::*;
+
+pub mod calibrate;
+pub mod decode;
+pub mod pool;
+pub mod search;
+mod slots;
+
+/// What carving produced before image facts are attached.
+#[derive(Clone, Debug, Default)]
+pub struct Carved {
+    pub endpoints: Vec<EndpointRecord>,
+    pub corrupt: Vec<EndpointRecord>,
+    pub calibration: Vec<serde_json::Value>,
+}
+
+/// Everything the carving pass needs besides the physical space.
+pub struct CarveParams<'a> {
+    pub profile: &'a Profile,
+    pub mem: &'a dyn VirtualMemory,
+    pub mode: PagingMode,
+    pub times: TimeWindow,
+    pub include_corrupt: bool,
+    pub chunk_size: u64,
+    pub progress: Option<&'a indicatif::ProgressBar>,
+    /// The kernel's page tables, to give each record the virtual address of its object: a walk
+    /// of every kernel mapping, run beside calibration. `None` leaves the addresses unset.
+    pub kernel_space: Option<&'a AddressSpace<'a>>,
+}
+
+/// Tag search, header checks, calibration, decoding. Virtual addresses are filled in by the caller
+/// (`scan_image`), which knows the page tables.
+pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
+    let tags = TagSet::from_profile(p.profile);
+    let owners = OwnerCache::default();
+    let base_env = DecodeEnv {
+        profile: p.profile,
+        mem: p.mem,
+        times: p.times,
+        dtb_align: dtb_alignment(p.mode),
+        overrides: Overrides::default(),
+        owners: &owners,
+    };
+    // Each accepted candidate is decoded as soon as it is found, and dropped there when it is
+    // structurally invalid (unless asked for): on a flood of tag-bearing garbage, holding every
+    // candidate until a later pass would make the heap grow with the image. Validity does not
+    // depend on the owner and time offsets that calibration may move, so nothing dropped here
+    // could become valid on the second pass.
+    let keep = |d: &Decoded| p.include_corrupt || matches!(d, Decoded::Valid(..));
+    let mut units: Vec<UnitFinds> = find_tags_with(
+        phys,
+        p.profile.arch,
+        &tags,
+        p.chunk_size,
+        p.include_corrupt,
+        p.progress,
+        &|h: TagHit| {
+            if h.rejected.is_some() {
+                return Some((h, None));
+            }
+            let d = decode::decode(&h.candidate, &base_env);
+            keep(&d).then_some((h, Some(d)))
+        },
+        &|hits| UnitFinds::from_hits(hits, &p.times),
+    );
+    crate::timings::mark("searched and decoded");
+    // The pages holding the hits, for the virtual-address walk beside the rest of the work.
+    let walk = p.kernel_space.map(|space| {
+        let pages: Vec<Vec<u64>> = units
+            .iter_mut()
+            .map(|u| std::mem::take(&mut u.pages))
+            .collect();
+        (space, pages)
+    });
+    let (mut carved, (pages, virtual_of_page)) = rayon::join(
+        || settle(units, p, base_env, &keep),
+        || {
+            walk.map(|(space, pages)| {
+                let mut pages = pages.concat();
+                pages.sort_unstable();
+                pages.dedup();
+                let vas = space.phys_to_virt(&pages);
+                (pages, vas)
+            })
+            .unwrap_or_default()
+        },
+    );
+    attach_virtual(&mut carved.endpoints, &pages, &virtual_of_page);
+    attach_virtual(&mut carved.corrupt, &pages, &virtual_of_page);
+    crate::timings::mark("virtual addresses attached");
+    carved
+}
+
+/// Gives each record the virtual address of its object, from the VA of each page (`vas[i]` is
+/// `pages[i]`'s); both are in ascending physical order, so one forward pass pairs them.
+fn attach_virtual(records: &mut [EndpointRecord], pages: &[u64], vas: &[Option<u64>]) {
+    let mut at = 0;
+    for r in records {
+        let pa = r.physical_offset.0;
+        let page = pa / PAGE_SIZE;
+        while pages.get(at).is_some_and(|&p| p < page) {
+            at += 1;
+        }
+        r.virtual_address = (pages.get(at) == Some(&page))
+            .then(|| vas.get(at).copied().flatten())
+            .flatten()
+            .map(|va| Hex(va.wrapping_add(pa % PAGE_SIZE)));
+    }
+}
+
+/// One work unit's finds, sorted out by the worker that found them while they were in its cache:
+/// after the search they are not, and walking thousands of records again (to count them for
+/// calibration, to move them into one vector) was the longest serial step after the search.
+#[derive(Default)]
+struct UnitFinds<'a> {
+    /// Structurally valid records, beside their candidates (calibration may read the objects
+    /// again) and the offsets each was decoded with.
+    valid: Vec<EndpointRecord>,
+    valid_candidates: Vec<Candidate<'a>>,
+    choices: Vec<FieldChoice>,
+    /// Invalid records (kept only with `--include-corrupt`), beside their candidates.
+    corrupt: Vec<EndpointRecord>,
+    corrupt_candidates: Vec<Candidate<'a>>,
+    /// Headers that failed the checks (passed on only with `--include-corrupt`).
+    rejected: Vec<TagHit<'a>>,
+    /// The valid records counted for calibration.
+    tally: Tally,
+    /// The pages holding the kept candidates, ascending, each once.
+    pages: Vec<u64>,
+}
+
+impl<'a> UnitFinds<'a> {
+    fn from_hits(hits: Vec<(TagHit<'a>, Option<Decoded>)>, times: &TimeWindow) -> UnitFinds<'a> {
+        let mut unit = UnitFinds::default();
+        for (h, d) in hits {
+            match d {
+                Some(Decoded::Valid(record, choice)) => {
+                    unit.tally.add(h.candidate.kind, &record, times);
+                    unit.valid.push(record);
+                    unit.valid_candidates.push(h.candidate);
+                    unit.choices.push(choice);
+                }
+                Some(Decoded::Corrupt(record)) => {
+                    unit.corrupt.push(record);
+                    unit.corrupt_candidates.push(h.candidate);
+                }
+                None => unit.rejected.push(h),
+            }
+        }
+        let mut pages: Vec<u64> = unit.candidates().map(|c| c.offset / PAGE_SIZE).collect();
+        pages.sort_unstable();
+        pages.dedup();
+        unit.pages = pages;
+        unit
+    }
+
+    /// Every candidate the unit kept.
+    fn candidates(&self) -> impl Iterator<Item = &Candidate<'a>> {
+        self.valid_candidates
+            .iter()
+            .chain(&self.corrupt_candidates)
+            .chain(self.rejected.iter().map(|h| &h.candidate))
+    }
+}
+
+/// After the search: calibration, a second decoding if it moved an offset, and the records
+/// gathered and sorted.
+fn settle(
+    mut units: Vec<UnitFinds>,
+    p: &CarveParams,
+    base_env: DecodeEnv,
+    keep: &(dyn Fn(&Decoded) -> bool + Sync),
+) -> Carved {
+    let mut tally = Tally::default();
+    for unit in &units {
+        tally.merge(&unit.tally);
+    }
+    // The records are walked again only when some slot has to be searched.
+    let (overrides, calibration) = if calibrate::votes_needed(&tally, &base_env) {
+        let valid: Vec<(&Candidate, &EndpointRecord)> = units
+            .iter()
+            .flat_map(|u| u.valid_candidates.iter().zip(&u.valid))
+            .collect();
+        calibrate::calibrate_decoded(&valid, &base_env)
+    } else {
+        (Overrides::default(), vec![])
+    };
+    crate::timings::mark("calibrated");
+    let recalibrated = overrides != Overrides::default();
+    let env = DecodeEnv {
+        overrides,
+        ..base_env
+    };
+    let mut carved = Carved {
+        calibration,
+        ..Carved::default()
+    };
+    let mut choices = vec![];
+    if recalibrated {
+        // Every object decoded the first time is decoded again with the calibrated offsets.
+        let decoded: Vec<Decoded> = units
+            .par_iter()
+            .flat_map_iter(|u| u.valid_candidates.iter().chain(&u.corrupt_candidates))
+            .map(|c| decode::decode(c, &env))
+            .filter(|d| keep(d))
+            .collect();
+        for d in decoded {
+            match d {
+                Decoded::Valid(record, choice) => {
+                    carved.endpoints.push(record);
+                    choices.push(choice);
+                }
+                Decoded::Corrupt(record) => carved.corrupt.push(record),
+            }
+        }
+    } else {
+        let valid = units.iter().map(|u| u.valid.len()).sum();
+        carved.endpoints.reserve_exact(valid);
+        choices.reserve_exact(valid);
+        for unit in &mut units {
+            carved.endpoints.append(&mut unit.valid);
+            choices.append(&mut unit.choices);
+            carved.corrupt.append(&mut unit.corrupt);
+        }
+    }
+    carved
+        .calibration
+        .extend(calibrate::alternatives_used(&choices, &env));
+    if p.include_corrupt {
+        for h in units.iter().flat_map(|u| &u.rejected) {
+            carved
+                .corrupt
+                .push(decode::header_only_record(&h.candidate, h.rejected));
+        }
+    }
+    crate::timings::mark("records gathered");
+    carved
+        .endpoints
+        .sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    carved
+        .corrupt
+        .sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    carved
+}
+
+/// Owner DTB alignment: page-aligned, except PAE's 32-byte-aligned PDPT.
+pub fn dtb_alignment(mode: PagingMode) -> u64 {
+    match mode {
+        PagingMode::Pae => 0x20,
+        _ => PAGE_SIZE,
+    }
+}
