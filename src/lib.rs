@@ -3,7 +3,8 @@
 //!
 //! Data flows one way:
 //! image file → [`container`] (physical memory) → [`paging`] (VA→PA) → [`kernel`] (DTB, base, PDB id,
-//! KUSER facts) → [`profile`] (offsets) → [`scan`] (pool headers) → [`endpoint`] (records) → [`output`].
+//! KUSER facts) → [`pipeline`] (open, identify, choose the [`profile`]) → [`carve`] (pool headers,
+//! tag search, decoding, calibration) → [`scan`] (the whole run, its result) → [`output`].
 //! Captures flow through [`capture`] into [`compare`]. [`synth`] writes images with known ground truth
 //! from the profile numbers alone, never through the reader's code.
 
