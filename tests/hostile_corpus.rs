@@ -1,4 +1,6 @@
-//! The malformed-image and malformed-capture corpus (issue 7), run through the real binary.
+//! Malformed images and captures, run through the real binary: evidence arrives damaged
+//! (truncated copies, overwritten headers, wrong files), and the tool must then fail cleanly or
+//! say what it could not read, never crash, hang or report garbage as endpoints.
 //!
 //! Every case expects one of two outcomes, and never a panic or a hang:
 //! - `Error`: exit code 2 and exactly one stderr line that names the file;
@@ -6,7 +8,7 @@
 //!   the problem visible as a warning.
 //!
 //! `Either` is used where both are honest answers (e.g. a header field that can be read around).
-//! Images are built by hand (`tests/common`) or by mutating what `netcarve synth` writes. Library-
+//! Images are built by hand (`tests/support`) or by mutating what `netcarve synth` writes. Library-
 //! level mutation tests live in `foundation_hostile.rs` and `compare_capture.rs`; fuzz findings in
 //! `hostile_fuzz_replay.rs`.
 mod support;
@@ -572,9 +574,9 @@ fn c19_tcpe_every_16_bytes() {
         "flood took {:?}",
         o.elapsed
     );
-    // Every flooded header passes the header checks; the scan decodes each as it is found and
-    // drops the invalid ones there, so the heap does not grow with the image (it held them all
-    // until decoding once: about one byte of heap per image byte).
+    // Every flooded header passes the header checks, so a scan that kept its candidates until
+    // decoding would need about one byte of heap per image byte; decoding each as it is found and
+    // dropping the invalid ones keeps the heap independent of the image.
     let image_kib = mem.len() as u64 / 1024;
     assert!(
         o.peak_anon_kib < 16 * 1024,

@@ -1,6 +1,7 @@
-//! Evidence integrity and determinism (issue 7): the commands never change the image or write
-//! beside it, `--hash` reports the image's SHA-256, output does not depend on the thread count,
-//! and scanning keeps its heap independent of the image size (the image is mapped, not read).
+//! Evidence integrity and determinism, which a forensic tool owes its users: the commands never
+//! change the image or write beside it, `--hash` reports the image's SHA-256, output does not
+//! depend on the thread count, and scanning keeps its heap independent of the image size (the
+//! image is mapped, not read).
 mod support;
 
 use serde_json::Value;
