@@ -497,6 +497,7 @@ fn pair_rows(
                 .into_iter()
                 .flatten()
                 .filter_map(|&mi| memory.get(mi).map(|m| (mi, m)))
+                .inspect(|_| count_weighed())
                 .filter(|(mi, m)| {
                     // A dual-stack object may serve both the `::` and the `0.0.0.0` row.
                     let available = if dual {
@@ -531,6 +532,17 @@ fn pair_rows(
         }
     }
     (pair_of_row, memory_used)
+}
+
+// Test builds count the memory records pairing weighs, so a test can hold pairing to linear work:
+// wall time cannot tell, since a quadratic pairing of 20,000 rows also ends in seconds in release.
+#[cfg(test)]
+thread_local!(static WEIGHED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) });
+
+#[inline]
+fn count_weighed() {
+    #[cfg(test)]
+    WEIGHED.with(|w| w.set(w.get() + 1));
 }
 
 /// Compares the memory side with every capture (each separately).
@@ -1282,9 +1294,9 @@ mod tests {
         assert_eq!(report.research.verdict, "inconclusive");
     }
 
-    #[test]
-    fn thousands_of_endpoints_pair_by_index() {
-        let memory: Vec<EndpointRecord> = (0..20_000u32)
+    /// `n` connections on distinct 4-tuples, and their capture rows in reverse order.
+    fn distinct_connections(n: u32) -> (Vec<EndpointRecord>, Vec<CaptureRow>) {
+        let memory: Vec<EndpointRecord> = (0..n)
             .map(|i| {
                 let port = (i % 60_000) as u16 + 1;
                 let remote = format!("10.{}.{}.1", i / 256 % 256, i % 256);
@@ -1303,10 +1315,26 @@ mod tests {
             .enumerate()
             .map(|(i, m)| cap(m, i as u64 + 1))
             .collect();
-        let started = std::time::Instant::now();
-        let report = run(memory, rows, None);
-        assert_eq!(report.summary.by_class["match"], 20_000);
-        assert!(started.elapsed().as_secs() < 10, "pairing is not quadratic");
+        (memory, rows)
+    }
+
+    /// Pairing weighs only the records that share a row's key, so the work per row stays
+    /// constant as the image grows: one record per row here, at n and at 4n. A pairing that
+    /// scanned every record for every row would weigh about n²/2 and fail at either size.
+    #[test]
+    fn thousands_of_endpoints_pair_by_index() {
+        for n in [5_000u32, 20_000] {
+            let (memory, rows) = distinct_connections(n);
+            WEIGHED.with(|w| w.set(0));
+            let report = run(memory, rows, None);
+            let weighed = WEIGHED.with(|w| w.get());
+            assert_eq!(report.summary.by_class["match"], n as usize);
+            let n = u64::from(n);
+            assert!(
+                (n..=2 * n).contains(&weighed),
+                "pairing {n} rows weighed {weighed} memory records (linear work is {n})"
+            );
+        }
     }
 
     #[test]

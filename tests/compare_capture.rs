@@ -1,21 +1,14 @@
 //! Every capture parser on the fixtures (testdata/captures) and on hostile input: no panic, a
 //! one-line error naming the file and line, or the bad row skipped with a warning.
+mod support;
+
 use netcarve::capture::{parse_text, read_capture, CaptureFormat, TimeContext};
 use netcarve::record::{Family, Proto, TcpState};
 use std::path::{Path, PathBuf};
+use support::{scratch, write, Rng};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata/captures")
-        .join(name)
-}
-
-fn scratch(name: &str, bytes: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("netcarve-compare-capture-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
+    support::testdata("captures").join(name)
 }
 
 /// The image's zone (UTC+1) as the nettcpip fixture's naive local times need it.
@@ -135,8 +128,9 @@ fn utf16_without_bom_and_big_endian() {
     let mut be = vec![0xFE, 0xFF];
     be.extend(text.encode_utf16().flat_map(|u| u.to_be_bytes()));
     let reference = read_capture(&fixture("ps7.json"), None, &image_tz()).unwrap();
+    let dir = scratch("compare_capture_utf16");
     for (name, bytes) in [("le-nobom.json", le), ("be-bom.json", be)] {
-        let c = read_capture(&scratch(name, &bytes), None, &image_tz()).unwrap();
+        let c = read_capture(&write(&dir, name, &bytes), None, &image_tz()).unwrap();
         assert_eq!(c.rows, reference.rows, "{name}");
     }
 }
@@ -264,8 +258,9 @@ fn hostile_files_are_one_line_errors() {
         ("huge-date.json", b"[{\"ProcessId\":4,\"LocalAddress\":\"0.0.0.0\",\"LocalPort\":1,\"Protocol\":\"TCP\",\"Timestamp\":\"\\/Date(999999999999999999)\\/\"}]", "row 1: date out of range"),
         ("netstat-bad.txt", b"  TCP    0.0.0.0:135   0.0.0.0:0   LISTENING   pid\n", "line 1: bad PID"),
     ];
+    let dir = scratch("compare_capture_hostile");
     for (name, bytes, needle) in cases {
-        let path = scratch(name, bytes);
+        let path = write(&dir, name, bytes);
         let err = read_capture(&path, None, &tz)
             .err()
             .unwrap_or_else(|| panic!("{name} parsed"));
@@ -323,13 +318,7 @@ fn velociraptor_array_and_nested_form() {
 #[test]
 fn mutated_fixtures_never_panic() {
     let tz = image_tz();
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = Rng::new(1);
     for file in [
         "netcarve.json",
         "ps51.json",
@@ -361,10 +350,10 @@ fn mutated_fixtures_never_panic() {
         }
         for _ in 0..300 {
             let mut bytes = original.clone();
-            for _ in 0..1 + next() % 4 {
-                let at = (next() % bytes.len() as u64) as usize;
+            for _ in 0..1 + rng.below(4) {
+                let at = rng.below(bytes.len() as u64) as usize;
                 let replacement = [b'"', b'{', b']', b':', b'9', b'-', 0, 0xFF, b'\n', b'x'];
-                bytes[at] = replacement[(next() % replacement.len() as u64) as usize];
+                bytes[at] = *rng.pick(&replacement);
             }
             check(&bytes);
         }

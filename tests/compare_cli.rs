@@ -1,27 +1,14 @@
 //! `netcarve compare` end to end on the fixtures in testdata/captures (see make_fixtures.py): every
 //! planted discrepancy gets its class, nothing else is flagged, and the exit codes are 0/1/2.
+mod support;
+
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use support::{netcarve, scratch, write};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata/captures")
-        .join(name)
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("netcarve-compare-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-fn netcarve(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_netcarve"))
-        .args(args)
-        .output()
-        .expect("run netcarve")
+    support::testdata("captures").join(name)
 }
 
 fn compare_json(live: &[&Path], extra: &[&str]) -> (i32, Value) {
@@ -213,16 +200,19 @@ fn agreement_exits_zero_and_table_and_csv_render() {
         .as_array_mut()
         .unwrap()
         .retain(|e| keep.contains(&e["local_port"].as_u64().unwrap()));
-    let memory_path = scratch("agree-memory.json");
-    std::fs::write(&memory_path, serde_json::to_vec(&memory).unwrap()).unwrap();
+    let dir = scratch("compare_cli_agree");
+    let memory_path = write(
+        &dir,
+        "agree-memory.json",
+        &serde_json::to_vec(&memory).unwrap(),
+    );
     let netstat = std::fs::read_to_string(fixture("netstat.txt")).unwrap();
     let filtered: String = netstat
         .lines()
         .filter(|l| !(l.contains(":445") || l.contains(":49750") || l.contains(":49900")))
         .map(|l| format!("{l}\n"))
         .collect();
-    let capture_path = scratch("agree-netstat.txt");
-    std::fs::write(&capture_path, filtered).unwrap();
+    let capture_path = write(&dir, "agree-netstat.txt", filtered.as_bytes());
     let m = memory_path.to_str().unwrap();
     let c = capture_path.to_str().unwrap();
     let out = netcarve(&["compare", m, "--live", c]);
@@ -236,7 +226,7 @@ fn agreement_exits_zero_and_table_and_csv_render() {
     assert!(table.contains("summary: 0 discrepancies"), "{table}");
     assert!(!table.contains("HIDDEN"), "{table}");
 
-    let csv_path = scratch("agree.csv");
+    let csv_path = dir.join("agree.csv");
     let out = netcarve(&[
         "compare",
         m,
@@ -278,19 +268,22 @@ fn hidden_connection_is_loud_in_the_table() {
 fn errors_exit_two_with_one_line_naming_the_file() {
     let memory = fixture("memory-win7.json");
     let m = memory.to_str().unwrap();
-    let truncated = scratch("truncated.json");
-    std::fs::write(&truncated, "[{\"ProcessId\": 4,\n \"LocalAddress\": \"0.0").unwrap();
-    let empty = scratch("empty.json");
-    std::fs::write(&empty, "").unwrap();
-    let garbage = scratch("garbage.bin");
-    std::fs::write(&garbage, [0x80u8, 0x81, 0xfe, 0x00, 0x41]).unwrap();
-    let no_endpoints = scratch("no-endpoints.json");
-    std::fs::write(&no_endpoints, "{\"image\": {}}").unwrap();
-    let memory_truncated = scratch("memory-truncated.json");
-    let full = std::fs::read_to_string(&memory).unwrap();
-    std::fs::write(&memory_truncated, &full[..full.len() / 2]).unwrap();
-    let memory_wrong = scratch("memory-wrong.json");
-    std::fs::write(&memory_wrong, "{\"image\": {}, \"endpoints\": 5}").unwrap();
+    let dir = scratch("compare_cli_errors");
+    let truncated = write(
+        &dir,
+        "truncated.json",
+        b"[{\"ProcessId\": 4,\n \"LocalAddress\": \"0.0",
+    );
+    let empty = write(&dir, "empty.json", b"");
+    let garbage = write(&dir, "garbage.bin", &[0x80u8, 0x81, 0xfe, 0x00, 0x41]);
+    let no_endpoints = write(&dir, "no-endpoints.json", b"{\"image\": {}}");
+    let full = std::fs::read(&memory).unwrap();
+    let memory_truncated = write(&dir, "memory-truncated.json", &full[..full.len() / 2]);
+    let memory_wrong = write(
+        &dir,
+        "memory-wrong.json",
+        b"{\"image\": {}, \"endpoints\": 5}",
+    );
     let live = fixture("ps7.json");
     let l = live.to_str().unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
@@ -313,6 +306,14 @@ fn errors_exit_two_with_one_line_naming_the_file() {
         (
             vec!["compare", no_endpoints.to_str().unwrap(), "--live", l],
             "no-endpoints.json: JSON without",
+        ),
+        (
+            vec!["compare", memory_truncated.to_str().unwrap(), "--live", l],
+            "memory-truncated.json: line ",
+        ),
+        (
+            vec!["compare", memory_wrong.to_str().unwrap(), "--live", l],
+            "memory-wrong.json: not a scan output",
         ),
         (
             vec!["compare", m, "--live", l, "--tolerance", "soon"],

@@ -5,35 +5,18 @@
 //! it; formats without create times cannot show time differences, so `time_mismatch` and
 //! `api_zero_time` are not expected from them. Without `--capture-time` such a format reports the
 //! endpoint opened after the capture as `hidden_from_api`, saying the capture time was assumed.
+mod support;
+
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_netcarve")
-}
+use support::read_json;
 
 /// Synthesizes `profile` into a directory of its own per test (`purpose`): tests run in parallel.
 fn synth(profile: &str, purpose: &str) -> PathBuf {
-    let dir = std::env::temp_dir()
-        .join(format!("netcarve-compare-synth-{}", std::process::id()))
-        .join(format!("{profile}-{purpose}"));
-    let out = Command::new(bin())
-        .args(["synth", "--profile", profile, "--seed", "7", "--out"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "synth {profile}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let dir = support::scratch(&format!("compare_synth/{profile}-{purpose}"));
+    support::synth(&dir, &["--profile", profile, "--seed", "7"]);
     dir
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
 /// (class, cause, endpoint identity) of a discrepancy or report row. The identity is the memory
@@ -68,7 +51,7 @@ fn key(class: &Value, cause: &Value, memory: &Value, capture: &Value) -> Key {
 }
 
 fn compare(memory: &Path, capture: &Path, capture_time: Option<&str>) -> (i32, Value) {
-    let mut cmd = Command::new(bin());
+    let mut cmd = support::command();
     cmd.arg("compare")
         .arg(memory)
         .arg("--live")

@@ -1,16 +1,18 @@
 //! Containers and kernel identification through the library: runs, absent gaps, header hints,
 //! overlaps, RDMP, VMware region tables, and the kernel search without shortcuts.
-mod common;
+mod support;
 
-use common::containers::{
-    bitmap_dump, elf_core, full_dump, header, lime, lime_header, ranges, vmware,
-};
-use common::{put_u32, put_u64, scratch, windows, Mode, PAGE};
 use netcarve::container::PhysicalSpace;
 use netcarve::kernel::identify;
 use netcarve::paging::PagingMode;
 use netcarve::profile::Arch;
+use netcarve::synth::builder::{le32, le64};
 use std::path::Path;
+use support::containers::{
+    bitmap_dump, elf_core, full_dump, header, lime, lime_header, ranges, vmware,
+};
+use support::machine::{windows, Mode, PAGE};
+use support::scratch;
 
 const MIB: u64 = 1 << 20;
 
@@ -52,7 +54,7 @@ fn full_dump_runs_and_hints() {
     assert!(space.warnings.is_empty(), "{:?}", space.warnings);
     // NumberOfPages (u64 at 0x90) disagreeing with the runs: the runs win, with a warning.
     let mut dump = full_dump(&m.mem, true, t.dtb, t.build, false, t.kdbg_va);
-    put_u64(&mut dump, 0x90, 5);
+    le64(&mut dump, 0x90, 5);
     let space = open(dump);
     assert_eq!(space.runs().len(), 2);
     assert!(space
@@ -173,7 +175,7 @@ fn overlapping_ranges_keep_the_first_and_warn() {
     // ELF: the second PT_LOAD overlaps the first.
     let mut elf = elf_core(&vec![1u8; 2 * MIB as usize]);
     let ph2 = 64 + 56 * 2;
-    put_u64(&mut elf, ph2 + 24, 0x2000);
+    le64(&mut elf, ph2 + 24, 0x2000);
     let space = open(elf);
     assert!(space.warnings.iter().any(|w| w.contains("overlapping")));
     assert_eq!(space.runs()[0].phys, PAGE);
@@ -186,17 +188,17 @@ fn rdmp_complete_memory_dump() {
     let mut f = header(true, t.dtb, t.build, false, 0, 0xA);
     let first_page = 0x3000u64;
     let mut r = vec![0u8; (first_page - 0x2000) as usize];
-    put_u32(&mut r, 0, 0x40);
+    le32(&mut r, 0, 0x40);
     r[4..8].copy_from_slice(b"RDMP");
     r[8..12].copy_from_slice(b"DUMP");
-    put_u64(&mut r, 0x10, first_page - 0x2040 + 0x20);
-    put_u64(&mut r, 0x18, first_page);
-    put_u32(&mut r, 0x20, runs.len() as u32);
+    le64(&mut r, 0x10, first_page - 0x2040 + 0x20);
+    le64(&mut r, 0x18, first_page);
+    le32(&mut r, 0x20, runs.len() as u32);
     let total: u64 = runs.iter().map(|(s, e)| (e - s) / PAGE).sum();
-    put_u64(&mut r, 0x28, total);
+    le64(&mut r, 0x28, total);
     for (i, (s, e)) in runs.iter().enumerate() {
-        put_u64(&mut r, 0x40 + i * 16, s / PAGE);
-        put_u64(&mut r, 0x48 + i * 16, (e - s) / PAGE);
+        le64(&mut r, 0x40 + i * 16, s / PAGE);
+        le64(&mut r, 0x48 + i * 16, (e - s) / PAGE);
     }
     f.extend(r);
     for (s, e) in &runs {
@@ -229,12 +231,12 @@ fn kernel_found_by_mz_scan_without_kdbg() {
 #[test]
 fn nt63_build_from_version_resource_and_tcpip_version() {
     let (mut m, t) = windows(Mode::X64, 4 * MIB, 6, 3, 9600);
-    let res = common::tcpip_version_resource((6, 3, 9600, 19935));
+    let res = support::machine::tcpip_version_resource((6, 3, 9600, 19935));
     let (a, b) = (m.alloc() as usize, m.alloc() as usize);
     let (decoy_pa, pa) = (a.min(b), a.max(b));
     m.mem[pa + 0x400..pa + 0x400 + res.len()].copy_from_slice(&res);
     // Earlier in memory: another module's version info followed by a path naming tcpip.sys.
-    let mut decoy = common::tcpip_version_resource((6, 3, 9600, 1));
+    let mut decoy = support::machine::tcpip_version_resource((6, 3, 9600, 1));
     let path: Vec<u8> = "\\drivers\\tcpip.sys\0"
         .encode_utf16()
         .flat_map(|c| c.to_le_bytes())
@@ -274,11 +276,11 @@ fn bad_user_dtb_is_used_with_a_warning() {
 fn header_dtb_without_the_kernel_gives_way_to_the_scanned_one() {
     let (mut m, t) = windows(Mode::X64, 4 * MIB, 10, 0, 19041);
     // A KVA-shadow-like table: maps KUSER_SHARED_DATA only, no self-reference.
-    let kuser_pa = m.pa_of(common::KUSER_X64) & !0xFFF;
+    let kuser_pa = m.pa_of(support::machine::KUSER_X64) & !0xFFF;
     let kernel_dtb = m.dtb;
     let shadow = m.alloc();
     m.dtb = shadow;
-    m.map(common::KUSER_X64, kuser_pa);
+    m.map(support::machine::KUSER_X64, kuser_pa);
     m.dtb = kernel_dtb;
     let space = open(full_dump(&m.mem, true, shadow, t.build, false, 0));
     let k = identify(&space, None).unwrap();

@@ -1,24 +1,15 @@
 //! Corrupted images never panic or hang: deterministic byte mutations of every container's
 //! headers and of the page tables, each opened and identified.
-mod common;
+mod support;
 
-use common::containers::{bitmap_dump, elf_core, full_dump, lime};
-use common::{windows, Mode};
 use netcarve::container::PhysicalSpace;
 use netcarve::kernel::{identify, image_facts};
 use netcarve::paging::{AddressSpace, VirtualMemory};
 use std::path::Path;
-
-/// xorshift64: a fixed sequence, so a failure reproduces.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+use support::containers::{bitmap_dump, elf_core, full_dump, lime};
+use support::machine::{windows, Mode};
+// A fixed sequence, so that a failure reproduces.
+use support::Rng;
 
 fn mutate_and_open(
     name: &str,
@@ -27,24 +18,24 @@ fn mutate_and_open(
     rounds: usize,
     seed: u64,
 ) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut opened = 0;
     for _ in 0..rounds {
         let mut bytes = image.to_vec();
-        for _ in 0..1 + rng.next() % 8 {
-            let at = if rng.next().is_multiple_of(4) {
-                (rng.next() % bytes.len() as u64) as usize
+        for _ in 0..1 + rng.next_u64() % 8 {
+            let at = if rng.next_u64().is_multiple_of(4) {
+                (rng.next_u64() % bytes.len() as u64) as usize
             } else {
-                hot.start + (rng.next() % (hot.end - hot.start) as u64) as usize
+                hot.start + (rng.next_u64() % (hot.end - hot.start) as u64) as usize
             };
-            bytes[at] = match rng.next() % 4 {
+            bytes[at] = match rng.next_u64() % 4 {
                 0 => 0,
                 1 => 0xFF,
-                _ => rng.next() as u8,
+                _ => rng.next_u64() as u8,
             };
         }
-        if rng.next().is_multiple_of(16) {
-            bytes.truncate((rng.next() % bytes.len() as u64) as usize);
+        if rng.next_u64().is_multiple_of(16) {
+            bytes.truncate((rng.next_u64() % bytes.len() as u64) as usize);
         }
         let origin = Path::new(name);
         let Ok(space) = PhysicalSpace::from_bytes(bytes, origin) else {
@@ -95,10 +86,15 @@ fn kernel_candidate_at_the_top_of_the_address_space() {
     // would overflow. The real kernel is still found.
     let (mut m, t) = windows(Mode::X64, 2 << 20, 10, 0, 19041);
     let top = 0xFFFF_FFFF_FFFF_F000u64;
-    m.map_fresh(top, common::PAGE);
-    let header =
-        common::tiny_kernel_pe(true, "ntkrnlmp.pdb", &common::GUID_BYTES, 1, (10, 0, 1, 1));
-    m.write_virt(top, &header[..common::PAGE as usize]);
+    m.map_fresh(top, support::machine::PAGE);
+    let header = support::machine::tiny_kernel_pe(
+        true,
+        "ntkrnlmp.pdb",
+        &support::machine::GUID_BYTES,
+        1,
+        (10, 0, 1, 1),
+    );
+    m.write_virt(top, &header[..support::machine::PAGE as usize]);
     m.write_virt(t.kdbg_va + 0x18, &top.to_le_bytes());
     let space = PhysicalSpace::from_bytes(m.mem, Path::new("top.raw")).unwrap();
     let k = identify(&space, None).unwrap();

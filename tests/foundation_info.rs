@@ -1,16 +1,16 @@
 //! `netcarve info` end to end (the built binary) on every container and paging mode, and every
 //! bad input the foundation must refuse with exit code 2 and a one-line error naming the file.
-mod common;
+mod support;
 
-use common::containers::{bitmap_dump, elf_core, full_dump, header, lime, lime_header, vmware};
-use common::{scratch, windows, Mode, Truth};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
+use support::containers::{bitmap_dump, elf_core, full_dump, header, lime, lime_header, vmware};
+use support::machine::{windows, Mode, Truth};
+use support::{scratch, write};
 
 const MIB: u64 = 1 << 20;
 
 fn info_json(image: &Path, extra: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_netcarve"))
+    let out = support::command()
         .arg("info")
         .arg(image)
         .args(["--format", "json"])
@@ -50,12 +50,6 @@ fn expect(t: &Truth, arch: &str, paging: &str) -> (String, String, String, u64, 
         arch.to_string(),
         paging.to_string(),
     )
-}
-
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, bytes).unwrap();
-    p
 }
 
 #[test]
@@ -233,11 +227,7 @@ fn table_output_names_every_fact() {
     let dir = scratch("info_table");
     let (m, t) = windows(Mode::X64, 4 * MIB, 10, 0, 19041);
     let raw = write(&dir, "mem.raw", &m.mem);
-    let out = Command::new(env!("CARGO_BIN_EXE_netcarve"))
-        .arg("info")
-        .arg(&raw)
-        .output()
-        .unwrap();
+    let out = support::command().arg("info").arg(&raw).output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     for needle in [
@@ -262,11 +252,7 @@ fn refused(path: &Path, what: &str) {
 
 /// As `refused`, where the error is in a companion file (`named`) of the image.
 fn refused_naming(path: &Path, named: &Path, what: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_netcarve"))
-        .arg("info")
-        .arg(path)
-        .output()
-        .unwrap();
+    let out = support::command().arg("info").arg(path).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{}: {stderr}", path.display());
     assert_eq!(

@@ -1,11 +1,12 @@
 //! Address translation on hand-built page tables: every paging mode, large pages, Windows
 //! invalid-PTE states, reads across discontiguous frames, the kernel-mapping walk and PA → VA.
-mod common;
+mod support;
 
-use common::{put_u64, Machine, Mode, PAGE};
 use netcarve::container::PhysicalSpace;
 use netcarve::paging::{AddressSpace, PagingMode, VirtualMemory};
+use netcarve::synth::builder::le64;
 use std::path::Path;
+use support::machine::{Machine, Mode, PAGE};
 
 const MIB: u64 = 1 << 20;
 
@@ -223,7 +224,7 @@ fn hostile_tables_terminate() {
     let mut mem = vec![0u8; 2 * MIB as usize];
     let table = 0x10000u64;
     for i in 0..512 {
-        put_u64(&mut mem, (table + i * 8) as usize, table | 0x3);
+        le64(&mut mem, (table + i * 8) as usize, table | 0x3);
     }
     let phys = PhysicalSpace::from_bytes(mem, Path::new("hostile.raw")).unwrap();
     let a = AddressSpace::new(&phys, table, PagingMode::X64);

@@ -1,4 +1,6 @@
-//! The malformed-image and malformed-capture corpus (issue 7), run through the real binary.
+//! Malformed images and captures, run through the real binary: evidence arrives damaged
+//! (truncated copies, overwritten headers, wrong files), and the tool must then fail cleanly or
+//! say what it could not read, never crash, hang or report garbage as endpoints.
 //!
 //! Every case expects one of two outcomes, and never a panic or a hang:
 //! - `Error`: exit code 2 and exactly one stderr line that names the file;
@@ -6,21 +8,19 @@
 //!   the problem visible as a warning.
 //!
 //! `Either` is used where both are honest answers (e.g. a header field that can be read around).
-//! Images are built by hand (`tests/common`) or by mutating what `netcarve synth` writes. Library-
+//! Images are built by hand (`tests/support`) or by mutating what `netcarve synth` writes. Library-
 //! level mutation tests live in `foundation_hostile.rs` and `compare_capture.rs`; fuzz findings in
 //! `hostile_fuzz_replay.rs`.
-mod common;
+mod support;
 
-use common::containers::{bitmap_dump, elf_core, full_dump, lime, lime_header};
-use common::{put_u32, put_u64, windows, Mode};
+use netcarve::synth::builder::{le32, le64, PoolHeader};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
-
-/// A hang is a failure: every case must finish well inside this.
-const DEADLINE: Duration = Duration::from_secs(120);
+use std::time::Duration;
+use support::containers::{bitmap_dump, elf_core, full_dump, lime, lime_header};
+use support::machine::{windows, Machine, Mode, Truth};
+use support::{read_json, watch as run, Rng, Watched as Outcome};
 
 #[derive(Copy, Clone, Debug, PartialEq)]
 enum Expect {
@@ -29,80 +29,14 @@ enum Expect {
     Either,
 }
 
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-    /// Peak anonymous resident memory (heap) seen while polling, in KiB; 0 without /proc.
-    peak_anon_kib: u64,
-}
-
-fn rss_anon_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("RssAnon:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn run(args: &[&str]) -> Outcome {
-    let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_netcarve"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start netcarve");
-    // Read the pipes on threads so a chatty child cannot block on a full pipe.
-    let mut out_pipe = child.stdout.take().unwrap();
-    let mut err_pipe = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut out_pipe, &mut s).ok();
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut err_pipe, &mut s).ok();
-        s
-    });
-    let mut peak_anon_kib = 0;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if let Some(kib) = rss_anon_kib(child.id()) {
-            peak_anon_kib = peak_anon_kib.max(kib);
-        }
-        if started.elapsed() > DEADLINE {
-            child.kill().ok();
-            child.wait().ok();
-            panic!("netcarve {args:?} did not finish in {DEADLINE:?} (hang)");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    Outcome {
-        code: status.code().unwrap_or(-1),
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-        elapsed: started.elapsed(),
-        peak_anon_kib,
-    }
-}
-
+/// The corpus folder, made once and shared by the cases (each writes files of its own names).
 fn dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hostile_corpus");
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    })
+    DIR.get_or_init(|| support::scratch("hostile_corpus"))
 }
 
 fn file(name: &str, bytes: &[u8]) -> PathBuf {
-    let p = dir().join(name);
-    std::fs::write(&p, bytes).unwrap();
-    p
+    support::write(dir(), name, bytes)
 }
 
 /// Checks one outcome against the expectation; `what` names the case in failures.
@@ -177,29 +111,18 @@ fn warnings(scan: &Value) -> Vec<String> {
 }
 
 /// A small hand-built x64 Windows machine (KUSER, kernel PE, KDBG) past the legacy hole.
-fn machine() -> &'static (common::Machine, common::Truth) {
-    static M: OnceLock<(common::Machine, common::Truth)> = OnceLock::new();
+fn machine() -> &'static (Machine, Truth) {
+    static M: OnceLock<(Machine, Truth)> = OnceLock::new();
     M.get_or_init(|| windows(Mode::X64, 0x14_0000, 10, 0, 19041))
 }
 
-/// A `netcarve synth` win7-x64 raw image (8 MiB) with its truth, written once.
+/// A `netcarve synth` win7-x64 raw image (default size) with its truth, written once.
 fn synth_raw() -> &'static (PathBuf, Value) {
     static S: OnceLock<(PathBuf, Value)> = OnceLock::new();
     S.get_or_init(|| {
         let out = dir().join("synth");
-        let o = run(&[
-            "synth",
-            "--profile",
-            "win7-x64",
-            "--seed",
-            "7",
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        assert_eq!(o.code, 0, "synth failed: {}", o.stderr);
-        let truth: Value =
-            serde_json::from_slice(&std::fs::read(out.join("truth.json")).unwrap()).unwrap();
-        (out.join("memory.raw"), truth)
+        let image = support::synth(&out, &["--profile", "win7-x64", "--seed", "7"]);
+        (image, read_json(&out.join("truth.json")))
     })
 }
 
@@ -275,7 +198,7 @@ fn c05_truncated_crash_header() {
 fn c06_number_of_runs_all_ones() {
     let (m, t) = machine();
     let mut full = full_dump(&m.mem, true, t.dtb, t.build, false, t.kdbg_va);
-    put_u32(&mut full, 0x88, 0xFFFF_FFFF);
+    le32(&mut full, 0x88, 0xFFFF_FFFF);
     image_case(
         "NumberOfRuns 0xFFFFFFFF",
         &file("runs_ffffffff.dmp", &full),
@@ -289,7 +212,7 @@ fn c07_runs_past_end_of_file() {
     let (m, t) = machine();
     let mut full = full_dump(&m.mem, true, t.dtb, t.build, false, t.kdbg_va);
     // Second run: 2^40 pages.
-    put_u64(&mut full, 0x98 + 16 + 8, 1 << 40);
+    le64(&mut full, 0x98 + 16 + 8, 1 << 40);
     image_case(
         "run past EOF",
         &file("run_past_eof.dmp", &full),
@@ -311,7 +234,7 @@ fn c08_overlapping_runs() {
     let (m, t) = machine();
     let mut full = full_dump(&m.mem, true, t.dtb, t.build, false, t.kdbg_va);
     // Second run starts inside the first (base page 0x10 instead of 0x100).
-    put_u64(&mut full, 0x98 + 16, 0x10);
+    le64(&mut full, 0x98 + 16, 0x10);
     let scan = image_case(
         "overlapping runs",
         &file("overlap.dmp", &full),
@@ -332,7 +255,7 @@ fn c09_bitmap_longer_than_file() {
     let (m, t) = machine();
     let mut dump = bitmap_dump(&m.mem, true, t.dtb, t.build, t.kdbg_va);
     // Pages (bitmap bits) at SDMP+0x30: claim 2^40 pages, a bitmap of 128 GiB.
-    put_u64(&mut dump, 0x2000 + 0x30, 1 << 40);
+    le64(&mut dump, 0x2000 + 0x30, 1 << 40);
     image_case(
         "bitmap longer than file",
         &file("bitmap_long.dmp", &dump),
@@ -364,7 +287,7 @@ fn c11_elf_overlapping_pt_loads() {
     let (m, _) = machine();
     let mut elf = elf_core(&m.mem);
     // Second PT_LOAD (header 2) starts at physical 0x2000, inside the first.
-    put_u64(&mut elf, 64 + 56 * 2 + 24, 0x2000);
+    le64(&mut elf, 64 + 56 * 2 + 24, 0x2000);
     image_case(
         "ELF overlapping PT_LOADs",
         &file("overlap.elf", &elf),
@@ -431,14 +354,14 @@ fn c14_lime_range_past_end_of_file() {
 #[test]
 fn c29_vmware_metadata_damaged() {
     let (m, _) = machine();
-    let (vmem, vmss) = common::containers::vmware(&m.mem);
+    let (vmem, vmss) = support::containers::vmware(&m.mem);
     for (i, meta) in [
         vmss[..vmss.len() / 2].to_vec(),
         vmss[..12].to_vec(),
         {
             // Group count 0xFFFFFFFF: a group table far past the end of the file.
             let mut v = vmss.clone();
-            put_u32(&mut v, 8, 0xFFFF_FFFF);
+            le32(&mut v, 8, 0xFFFF_FFFF);
             v
         },
         b"not a vmss".to_vec(),
@@ -462,8 +385,8 @@ fn c30_x86_crash_dump_with_hostile_runs() {
     let (m, t) = windows(Mode::Pae, 0x14_0000, 6, 1, 7601);
     let mut full = full_dump(&m.mem, false, t.dtb, t.build, true, t.kdbg_va);
     // 32-bit header: NumberOfRuns at 0x64, NumberOfPages at 0x68.
-    put_u32(&mut full, 0x64, 0xFFFF_FFFF);
-    put_u32(&mut full, 0x68, 0xFFFF_FFFF);
+    le32(&mut full, 0x64, 0xFFFF_FFFF);
+    le32(&mut full, 0x68, 0xFFFF_FFFF);
     image_case(
         "x86 dump, NumberOfRuns and NumberOfPages 0xFFFFFFFF",
         &file("runs32.dmp", &full),
@@ -481,7 +404,7 @@ fn c15_page_tables_loop_at_every_level() {
     let mut mem = vec![0u8; 0x40_0000];
     let table = 0x1000u64;
     for i in 0..512 {
-        put_u64(&mut mem, (table + i * 8) as usize, table | 0x63);
+        le64(&mut mem, (table + i * 8) as usize, table | 0x63);
     }
     let path = file("loop.raw", &mem);
     let o = run(&["info", path.to_str().unwrap(), "--dtb", "0x1000"]);
@@ -509,7 +432,7 @@ fn c16_entries_point_beyond_physical_memory() {
     // Every kernel-half PML4 entry except the self-map points at 1 TiB.
     for i in 256..512 {
         if i != 0x1ED {
-            put_u64(&mut mem, pml4 + i * 8, (1u64 << 40) | 0x63);
+            le64(&mut mem, pml4 + i * 8, (1u64 << 40) | 0x63);
         }
     }
     image_case(
@@ -524,23 +447,37 @@ fn c16_entries_point_beyond_physical_memory() {
 fn c17_pointer_chains_into_unmapped_memory() {
     let (raw, truth) = synth_raw();
     let mut mem = std::fs::read(raw).unwrap();
-    // win7-x64 body offsets (profiles/win7-x64.json) of the owner pointer and of the first pointer
-    // of the local-address chain; both now lead to an unmapped kernel address. `_INETAF` stays
-    // readable, so the family (and with it the object) can still be decoded.
-    let pointers = |tag: &str| -> &'static [usize] {
+    // The owner pointer and the first pointer of the local-address chain of each kind, as the
+    // profile the scan uses places them; both now lead to an unmapped kernel address.
+    // `_INETAF` stays readable, so the family (and with it the object) can still be decoded.
+    let p = netcarve::profile::by_name("win7-x64").unwrap();
+    let t = &p.tcpip;
+    let tw = t.time_wait.as_ref().unwrap();
+    let at = |f: &netcarve::profile::Field, base: u64| (base + f.off().unwrap()) as usize;
+    let pointers = |tag: &str| -> Vec<usize> {
         match tag {
-            "TcpE" => &[0x238, 0x20],
-            "TcpL" => &[0x28, 0x58],
-            "UdpA" => &[0x28, 0x60],
-            "TcTW" => &[0x50],
-            _ => &[],
+            "TcpE" => vec![
+                at(&t.tcp_endpoint.owner, 0),
+                at(&t.tcp_endpoint.addr_info, 0),
+            ],
+            "TcpL" => vec![
+                at(&t.tcp_listener.owner, 0),
+                at(&t.tcp_listener.local_addr, 0),
+            ],
+            "UdpA" => vec![
+                at(&t.udp_endpoint.owner, 0),
+                at(&t.udp_endpoint.local_addr, 0),
+            ],
+            "TcTW" => vec![at(&tw.local_addr, tw.body_offset.get())],
+            _ => vec![],
         }
     };
+    let header = p.arch.pool_header_size() as usize;
     let mut patched = 0;
     for e in truth["endpoints"].as_array().unwrap() {
-        let body = hex(&e["physical_offset"]) as usize + 16;
+        let body = hex(&e["physical_offset"]) as usize + header;
         for off in pointers(e["tag"].as_str().unwrap()) {
-            put_u64(&mut mem, body + off, 0xFFFF_FA80_DEAD_0000);
+            le64(&mut mem, body + off, 0xFFFF_FA80_DEAD_0000);
             patched += 1;
         }
     }
@@ -591,7 +528,7 @@ fn c18_objects_at_the_very_end_of_the_image() {
     // And a header in the last 16 bytes of an otherwise intact image.
     let mut tail = mem.clone();
     let n = tail.len();
-    tail[n - 16..n].copy_from_slice(b"\x00\x00\x30\x02TcpE\x00\x00\x00\x00\x00\x00\x00\x00");
+    tail[n - 16..n].copy_from_slice(&flood_header());
     image_case(
         "pool header in the last 16 bytes",
         &file("end_header.raw", &tail),
@@ -600,17 +537,24 @@ fn c18_objects_at_the_very_end_of_the_image() {
     );
 }
 
+/// An x64 pool header that passes every header check: an allocated non-paged `TcpE` block of
+/// 0x300 bytes.
+fn flood_header() -> Vec<u8> {
+    PoolHeader::new(*b"TcpE", 0x30).encode(netcarve::profile::Arch::X64)
+}
+
 /// `TcpE` with a plausible non-paged pool header every 16 bytes of every free page: hundreds of
 /// thousands of candidates; the scan must stay fast and must not report them as endpoints.
 #[test]
 fn c19_tcpe_every_16_bytes() {
     let (raw, truth) = synth_raw();
     let mut mem = std::fs::read(raw).unwrap();
+    let header = flood_header();
     let mut flooded = 0;
     for page in mem.chunks_exact_mut(0x1000) {
         if page.iter().all(|&b| b == 0) {
             for slot in page.chunks_exact_mut(16) {
-                slot[..8].copy_from_slice(b"\x00\x00\x30\x02TcpE");
+                slot.copy_from_slice(&header);
             }
             flooded += 1;
         }
@@ -630,9 +574,9 @@ fn c19_tcpe_every_16_bytes() {
         "flood took {:?}",
         o.elapsed
     );
-    // Every flooded header passes the header checks; the scan decodes each as it is found and
-    // drops the invalid ones there, so the heap does not grow with the image (it held them all
-    // until decoding once: about one byte of heap per image byte).
+    // Every flooded header passes the header checks, so a scan that kept its candidates until
+    // decoding would need about one byte of heap per image byte; decoding each as it is found and
+    // dropping the invalid ones keeps the heap independent of the image.
     let image_kib = mem.len() as u64 / 1024;
     assert!(
         o.peak_anon_kib < 16 * 1024,
@@ -651,12 +595,7 @@ fn c19_tcpe_every_16_bytes() {
         "{found} rows from a flood (planted {planted}): garbage reported as endpoints"
     );
     // A flood with no kernel at all: a clean error, quickly.
-    let pure: Vec<u8> = b"\x00\x00\x30\x02TcpE\x00\x00\x00\x00\x00\x00\x00\x00"
-        .iter()
-        .copied()
-        .cycle()
-        .take(4 << 20)
-        .collect();
+    let pure: Vec<u8> = header.iter().copied().cycle().take(4 << 20).collect();
     let o = run(&[
         "scan",
         file("pure_flood.raw", &pure).to_str().unwrap(),
@@ -675,19 +614,13 @@ fn c19_tcpe_every_16_bytes() {
 
 #[test]
 fn c20_random_noise_of_several_sizes() {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut rng = Rng::new(7);
     for (i, size) in [0x1000usize, 0x1001, 0x10_0000, 0x40_0000 + 7]
         .into_iter()
         .enumerate()
     {
-        let noise: Vec<u8> = (0..size)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
+        let mut noise = vec![0u8; size];
+        rng.fill(&mut noise);
         image_case(
             &format!("noise {size:#x}"),
             &file(&format!("noise{i}.raw"), &noise),

@@ -4,14 +4,14 @@
 //! without needing a nightly toolchain or libFuzzer.
 //!
 //! `cargo test --test hostile_fuzz_replay -- --ignored write_fuzz_seeds` rewrites the seeds.
-mod common;
+mod support;
 
 #[path = "../fuzz/src/harness.rs"]
 mod harness;
 
-use common::containers::{bitmap_dump, elf_core, full_dump, lime, vmware};
-use common::{tiny_kernel_pe, windows, Mode, GUID_BYTES};
 use std::path::{Path, PathBuf};
+use support::containers::{bitmap_dump, elf_core, full_dump, lime, vmware};
+use support::machine::{tiny_kernel_pe, windows, Mode, GUID_BYTES};
 
 fn corpus_dir(target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -135,7 +135,7 @@ fn write_fuzz_seeds() {
     paging.extend_from_slice(&(t64.dtb << 8).to_le_bytes());
     for va in [
         t64.kernel_base,
-        common::KUSER_X64,
+        support::machine::KUSER_X64,
         t64.kdbg_va,
         0xFFFF_F6FB_7DBE_D000,
     ] {
@@ -145,7 +145,12 @@ fn write_fuzz_seeds() {
     write("paging", "x64", &paging);
     let mut paging = Vec::new();
     paging.extend_from_slice(&((t86.dtb << 8) | 1).to_le_bytes());
-    for va in [t86.kernel_base, common::KUSER_X86, t86.kdbg_va, 0xC060_0000] {
+    for va in [
+        t86.kernel_base,
+        support::machine::KUSER_X86,
+        t86.kdbg_va,
+        0xC060_0000,
+    ] {
         paging.extend_from_slice(&va.to_le_bytes());
     }
     paging.extend_from_slice(&m86.mem);

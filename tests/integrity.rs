@@ -1,63 +1,29 @@
-//! Evidence integrity and determinism (issue 7): the commands never change the image or write
-//! beside it, `--hash` reports the image's SHA-256, output does not depend on the thread count,
-//! and scanning keeps its heap independent of the image size (the image is mapped, not read).
+//! Evidence integrity and determinism, which a forensic tool owes its users: the commands never
+//! change the image or write beside it, `--hash` reports the image's SHA-256, output does not
+//! depend on the thread count, and scanning keeps its heap independent of the image size (the
+//! image is mapped, not read).
+mod support;
+
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime};
-
-fn netcarve(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_netcarve"))
-        .args(args)
-        .output()
-        .expect("run netcarve")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use support::{assert_success, netcarve, scratch, sha256_file, watch};
 
 /// `netcarve synth` into `dir`; returns the image path.
 fn synth(dir: &Path, profile: &str, container: &str, size: Option<&str>) -> PathBuf {
     let mut args = vec![
-        "synth",
         "--profile",
         profile,
         "--container",
         container,
         "--seed",
         "11",
-        "--out",
-        dir.to_str().unwrap(),
     ];
     if let Some(size) = size {
         args.extend(["--size", size]);
     }
-    let o = netcarve(&args);
-    assert!(
-        o.status.success(),
-        "synth: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let image = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().to_string();
-            name.starts_with("memory.") && !name.ends_with(".vmss") && !name.ends_with(".vmsn")
-        })
-        .expect("synth wrote no memory.* image");
-    image
-}
-
-fn sha256_file(path: &Path) -> String {
-    let digest = Sha256::digest(std::fs::read(path).unwrap());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    support::synth(dir, &args)
 }
 
 fn listing(dir: &Path) -> BTreeSet<String> {
@@ -173,21 +139,19 @@ fn hash_reports_the_sha256_of_the_image() {
 fn output_is_identical_with_one_thread_and_the_default() {
     let dir = scratch("integrity_threads");
     // More than one 8 MiB scan chunk, and many endpoints, so that threads really split the work.
-    let o = netcarve(&[
-        "synth",
-        "--profile",
-        "win10-19041-x64",
-        "--size",
-        "40M",
-        "--endpoints",
-        "400",
-        "--seed",
-        "5",
-        "--out",
-        dir.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let img = dir.join("memory.raw");
+    let img = support::synth(
+        &dir,
+        &[
+            "--profile",
+            "win10-19041-x64",
+            "--size",
+            "40M",
+            "--endpoints",
+            "400",
+            "--seed",
+            "5",
+        ],
+    );
     let img = img.to_str().unwrap();
     for format in ["table", "json", "jsonl", "csv", "bodyfile", "timesketch"] {
         let mut outputs = vec![];
@@ -200,11 +164,7 @@ fn output_is_identical_with_one_thread_and_the_default() {
                 args.extend(["--threads", n]);
             }
             let o = netcarve(&args);
-            assert!(
-                o.status.success(),
-                "{format}: {}",
-                String::from_utf8_lossy(&o.stderr)
-            );
+            assert_success(&o, format);
             assert!(!o.stdout.is_empty(), "{format}: empty output");
             outputs.push(o.stdout);
         }
@@ -241,13 +201,6 @@ fn output_is_identical_with_one_thread_and_the_default() {
     );
 }
 
-/// Anonymous resident memory (heap, stacks) of a running process, in KiB.
-fn rss_anon_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("RssAnon:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 #[test]
 fn scanning_a_256_mib_image_keeps_the_heap_small() {
     if !Path::new("/proc/self/status").exists() {
@@ -262,27 +215,11 @@ fn scanning_a_256_mib_image_keeps_the_heap_small() {
         ("scan", vec!["--format", "json", "--hash", "--quiet"]),
         ("info", vec!["--format", "json", "--hash"]),
     ] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_netcarve"))
-            .arg(command)
-            .arg(&image)
-            .args(&extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut peak = 0u64;
-        let mut samples = 0;
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if let Some(kib) = rss_anon_kib(child.id()) {
-                peak = peak.max(kib);
-                samples += 1;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        };
-        assert!(status.success(), "{command} failed");
+        let mut args = vec![command, image.to_str().unwrap()];
+        args.extend(&extra);
+        let w = watch(&args);
+        let (peak, samples) = (w.peak_anon_kib, w.samples);
+        assert_eq!(w.code, 0, "{command} failed: {}", w.stderr);
         assert!(
             samples > 0 && peak > 0,
             "{command}: no RssAnon sample taken"

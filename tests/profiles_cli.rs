@@ -1,16 +1,7 @@
 //! `netcarve profile list | show` output contracts.
-use std::process::Command;
+mod support;
 
-const BIN: &str = env!("CARGO_BIN_EXE_netcarve");
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(BIN).args(args).output().unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
+use support::run;
 
 #[test]
 fn list_json_has_the_documented_keys_for_every_profile() {

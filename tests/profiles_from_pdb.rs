@@ -1,13 +1,14 @@
 //! `profile from-pdb` on PDBs written by a real toolchain (clang + lld-link, see
 //! testdata/pdb/make.sh): the offsets read back must equal the ones the C file declares.
+mod support;
+
 use netcarve::profile::from_pdb::from_pdb;
 use netcarve::profile::{resolve, Confidence, Profile};
 use std::path::PathBuf;
+use support::{scratch, Rng};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata/pdb")
-        .join(name)
+    support::testdata("pdb").join(name)
 }
 
 fn derived() -> Profile {
@@ -99,10 +100,9 @@ fn symbols_guid_and_provenance() {
 #[test]
 fn written_profile_loads_with_profile_file() {
     let p = derived();
-    let dir = std::env::temp_dir().join(format!("netcarve-frompdb-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("profiles_from_pdb_written");
     let out = dir.join("derived.json");
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_netcarve"))
+    let status = support::command()
         .args(["profile", "from-pdb", "--nt"])
         .arg(fixture("ntkrnl_fixture.pdb"))
         .arg("--tcpip")
@@ -114,7 +114,6 @@ fn written_profile_loads_with_profile_file() {
     assert!(status.success());
     let loaded = resolve(out.to_str().unwrap()).expect("--profile FILE accepts it");
     assert_eq!(loaded, p);
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -153,8 +152,7 @@ fn bad_inputs_are_one_line_errors_naming_the_file() {
     assert!(err.contains("x64") && err.contains("win7-x86"), "{err}");
     // Not a PDB, truncated PDBs, missing file: errors, never panics.
     let bytes = std::fs::read(fixture("ntkrnl_fixture.pdb")).unwrap();
-    let dir = std::env::temp_dir().join(format!("netcarve-badpdb-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("profiles_from_pdb_bad");
     for (i, len) in [0usize, 100, 4096, 20000, 50000].into_iter().enumerate() {
         let f = dir.join(format!("cut{i}.pdb"));
         std::fs::write(&f, &bytes[..len.min(bytes.len())]).unwrap();
@@ -172,27 +170,19 @@ fn bad_inputs_are_one_line_errors_naming_the_file() {
         e.contains("missing.pdb") && e.contains("no such file"),
         "{e}"
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
 fn corrupted_pdbs_never_panic() {
     let bytes = std::fs::read(fixture("ntkrnl_fixture.pdb")).unwrap();
-    let dir = std::env::temp_dir().join(format!("netcarve-fuzzpdb-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("profiles_from_pdb_mutated");
     let f = dir.join("mutated.pdb");
-    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rng = Rng::new(1);
     for _ in 0..150 {
         let mut m = bytes.clone();
         for _ in 0..8 {
-            let at = (next() % m.len() as u64) as usize;
-            m[at] = next() as u8;
+            let at = rng.below(m.len() as u64) as usize;
+            m[at] = rng.next_u64() as u8;
         }
         std::fs::write(&f, &m).unwrap();
         // Ok (a flip in padding) or a one-line error naming the file; a panic fails the test.
@@ -201,5 +191,4 @@ fn corrupted_pdbs_never_panic() {
             assert!(e.contains("mutated.pdb") && !e.contains('\n'), "{e}");
         }
     }
-    std::fs::remove_dir_all(&dir).ok();
 }

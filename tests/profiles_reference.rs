@@ -1,29 +1,12 @@
 //! Holds every built-in profile against the reference tables (endpoint-layouts.json,
 //! nt-offsets.json): every number must equal what its declared source says, unless the field is
 //! `inferred`; every alternative must be some source's value; the structural promises hold.
+mod support;
+
 use netcarve::profile::{builtin, Arch, Confidence, Field, Profile};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-
-fn reference_dir() -> Option<PathBuf> {
-    let mut cands = vec![];
-    if let Ok(d) = std::env::var("NETCARVE_REFERENCE") {
-        cands.push(PathBuf::from(d));
-    }
-    cands.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference"));
-    cands.push(PathBuf::from("/work/shared/reference"));
-    let found = cands
-        .into_iter()
-        .find(|d| d.join("endpoint-layouts.json").is_file());
-    if found.is_none() {
-        if std::env::var_os("CI").is_some() {
-            panic!("reference tables not found (set NETCARVE_REFERENCE)");
-        }
-        eprintln!("note: reference tables not found; profiles_reference skipped");
-    }
-    found
-}
+use support::{read_json, reference_dir};
 
 struct Refs {
     layouts: Value,
@@ -671,12 +654,9 @@ fn walk_conf(v: &Value, w: &mut Confidence) {
 
 fn load() -> Option<Refs> {
     let dir = reference_dir()?;
-    let read = |n: &str| -> Value {
-        serde_json::from_str(&std::fs::read_to_string(dir.join(n)).unwrap()).unwrap()
-    };
     Some(Refs {
-        layouts: read("endpoint-layouts.json"),
-        nt: read("nt-offsets.json"),
+        layouts: read_json(&dir.join("endpoint-layouts.json")),
+        nt: read_json(&dir.join("nt-offsets.json")),
     })
 }
 

@@ -1,10 +1,11 @@
 //! Decoder and pool-scan tests on mock memory: one world per layout family, every field compared
 //! with what was planted; decoys rejected; chunk edges; thread-count determinism; calibration.
-mod scan_support;
+mod support;
 
 use netcarve::profile::{by_name, Confidence, Off, Profile};
 use netcarve::record::{flag, Family};
-use scan_support::*;
+use support::world::*;
+use support::{reference_dir, Rng};
 
 fn win10() -> Profile {
     by_name("win10-19041-x64").expect("built-in").clone()
@@ -127,7 +128,7 @@ fn decoys_are_rejected_and_shown_with_include_corrupt() {
     let real = w.plant(0x2000, &Spec::tcp("10.0.0.5", 1000, "10.0.0.6", 2000));
     let block = w.block_size("TcpE");
     // Tag bytes in random data: filler with tags sprinkled at aligned and unaligned positions.
-    let mut rng = Lcg(7);
+    let mut rng = Rng::new(7);
     let mut filler = vec![0u8; 0x4000];
     rng.fill(&mut filler);
     w.phys[0x10000..0x14000].copy_from_slice(&filler);
@@ -414,7 +415,7 @@ fn mutated_objects_never_panic() {
     for seed in 0..20u64 {
         let mut w = World::new(win10(), 1 << 18);
         let page = plant_mix(&mut w, 1, true);
-        let mut rng = Lcg(seed);
+        let mut rng = Rng::new(seed);
         let end = (page * 0x1000) as usize;
         for _ in 0..400 {
             let at = (rng.next_u64() as usize) % end;

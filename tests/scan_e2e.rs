@@ -2,65 +2,37 @@
 //! every planted endpoint with every field equal to `truth.json`, freed ones freed, and no decoy; for
 //! every built-in profile in every container, with several seeds. And self-calibration must recover a
 //! layout shifted from every built-in profile, and say so.
+mod support;
+
 use netcarve::record::{flag, EndpointRecord};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use support::{assert_success, read_json, scratch};
 
-const BIN: &str = env!("CARGO_BIN_EXE_netcarve");
 const CONTAINERS: [&str; 6] = ["raw", "crashdump", "bitmap", "elf", "lime", "vmware"];
 const SIZE: &str = "16M";
 
 fn work_dir(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("scan_e2e")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    scratch(&format!("scan_e2e/{name}"))
 }
 
-/// Runs `netcarve synth`; `None` (with a note) while the synthesizer is not merged yet, unless `CI`
-/// is set.
-fn synth(profile: &str, container: &str, seed: u64, extra: &[&str], out: &Path) -> Option<PathBuf> {
-    let o = Command::new(BIN)
-        .args(["synth", "--profile", profile, "--container", container])
-        .args(["--seed", &seed.to_string(), "--size", SIZE])
-        .args(extra)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    if err.contains("is being written") && std::env::var_os("CI").is_none() {
-        eprintln!("note: synth is not implemented on this branch yet; skipping");
-        return None;
-    }
-    assert!(
-        o.status.success(),
-        "synth {profile} {container} {seed}: {err}"
-    );
-    let image = std::fs::read_dir(out)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.file_stem().is_some_and(|s| s == "memory"))
-        .expect("synth wrote no memory.* image");
-    Some(image)
+/// `netcarve synth` of a small image into `out`; returns the image.
+fn synth(profile: &str, container: &str, seed: u64, extra: &[&str], out: &Path) -> PathBuf {
+    let seed = seed.to_string();
+    let mut args = vec!["--profile", profile, "--container", container];
+    args.extend(["--seed", &seed, "--size", SIZE]);
+    args.extend(extra);
+    support::synth(out, &args)
 }
 
 fn scan(image: &Path, extra: &[&str]) -> serde_json::Value {
-    let o = Command::new(BIN)
+    let o = support::command()
         .args(["scan", "--quiet", "--format", "json"])
         .args(extra)
         .arg(image)
         .output()
         .unwrap();
-    assert!(
-        o.status.success(),
-        "scan {}: {}",
-        image.display(),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_success(&o, &format!("scan {}", image.display()));
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
@@ -131,7 +103,7 @@ fn every_builtin_profile_in_every_container() {
         cases.push((profile.name.clone(), "raw", 11 + pi as u64, false));
     }
     // Each case runs to the end even when another fails, so one run lists every failure.
-    let results: Vec<Result<bool, String>> = cases
+    let results: Vec<Result<(), String>> = cases
         .par_iter()
         .map(|(name, container, seed, no_pae)| {
             let label = format!(
@@ -141,17 +113,12 @@ fn every_builtin_profile_in_every_container() {
             std::panic::catch_unwind(|| {
                 let extra: &[&str] = if *no_pae { &["--no-pae"] } else { &[] };
                 let dir = work_dir(&label.replace(' ', "_"));
-                let Some(image) = synth(name, container, *seed, extra, &dir) else {
-                    return true;
-                };
-                let truth: serde_json::Value =
-                    serde_json::from_slice(&std::fs::read(dir.join("truth.json")).unwrap())
-                        .unwrap();
+                let image = synth(name, container, *seed, extra, &dir);
+                let truth = read_json(&dir.join("truth.json"));
                 let scanned = scan(&image, &[]);
                 assert_eq!(scanned["profile"]["name"], name.as_str(), "{label}");
                 check(&label, &truth, &scanned, false);
                 let _ = std::fs::remove_dir_all(&dir);
-                false
             })
             .map_err(|e| {
                 e.downcast_ref::<String>()
@@ -178,9 +145,7 @@ fn every_builtin_profile_in_every_container() {
 #[test]
 fn thread_count_does_not_change_output() {
     let dir = work_dir("threads");
-    let Some(image) = synth("win10-19041-x64", "bitmap", 3, &[], &dir) else {
-        return;
-    };
+    let image = synth("win10-19041-x64", "bitmap", 3, &[], &dir);
     let one = scan(&image, &["--threads", "1"]);
     let many = scan(&image, &["--threads", "3"]);
     assert_eq!(one, many);
@@ -217,11 +182,8 @@ fn self_calibration_recovers_a_shifted_layout() {
         let profile_file = dir.join("shifted.json");
         std::fs::write(&profile_file, shifted_profile_json(name, 0x28)).unwrap();
         let out = dir.join("out");
-        let Some(image) = synth(profile_file.to_str().unwrap(), container, 5, &[], &out) else {
-            return;
-        };
-        let truth: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(out.join("truth.json")).unwrap()).unwrap();
+        let image = synth(profile_file.to_str().unwrap(), container, 5, &[], &out);
+        let truth = read_json(&out.join("truth.json"));
         let scanned = scan(&image, &[]);
         assert_eq!(
             scanned["profile"]["name"], name,
@@ -274,9 +236,7 @@ fn self_calibration_recovers_a_shifted_layout() {
 #[test]
 fn command_line_filters_formats_and_errors() {
     let dir = work_dir("cli");
-    let Some(image) = synth("win10-19041-x64", "raw", 4, &[], &dir) else {
-        return;
-    };
+    let image = synth("win10-19041-x64", "raw", 4, &[], &dir);
     let all = records(&scan(&image, &[])["endpoints"]);
     let pid = all.iter().find_map(|r| r.pid).unwrap();
     let by_pid = records(&scan(&image, &["--pid", &pid.to_string()])["endpoints"]);
@@ -297,7 +257,7 @@ fn command_line_filters_formats_and_errors() {
 
     // No --format and stdout a pipe: JSON. `-o FILE` with csv.
     let csv_file = dir.join("out.csv");
-    let o = Command::new(BIN)
+    let o = support::command()
         .args(["scan", "--quiet", "--format", "csv", "-o"])
         .arg(&csv_file)
         .arg(&image)
@@ -307,14 +267,14 @@ fn command_line_filters_formats_and_errors() {
     let text = std::fs::read_to_string(&csv_file).unwrap();
     assert_eq!(text.lines().count(), all.len() + 1);
 
-    let o = Command::new(BIN)
+    let o = support::command()
         .args(["scan", "--state", "NOPE"])
         .arg(&image)
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     let missing = dir.join("no-such.raw");
-    let o = Command::new(BIN)
+    let o = support::command()
         .args(["scan", "--quiet"])
         .arg(&missing)
         .output()
@@ -329,9 +289,9 @@ fn command_line_filters_formats_and_errors() {
 /// the output unchanged; without it nothing is printed.
 #[test]
 fn timings_on_request_only() {
-    let image = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/win7-x64/memory.dmp");
+    let image = support::testdata("win7-x64/memory.dmp");
     let run = |timings: bool| {
-        let mut c = Command::new(BIN);
+        let mut c = support::command();
         c.args(["scan", "--quiet", "--format", "json"]).arg(&image);
         if timings {
             c.env("NETCARVE_TIMINGS", "1");

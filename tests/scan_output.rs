@@ -1,10 +1,10 @@
 //! Every scan output format renders parseable output with the records' values.
-mod scan_support;
+mod support;
 
 use netcarve::output::{render, Format};
 use netcarve::record::{EndpointRecord, Family};
 use netcarve::scan::{ProfileUse, ScanOutput};
-use scan_support::*;
+use support::world::*;
 
 fn sample() -> ScanOutput {
     let mut w = World::new(

@@ -1,31 +1,23 @@
 //! `synth` output checked by small parsers written here (not netcarve's reader): every container's
 //! structure, the page tables (own walker), pool headers, kernel image, KUSER_SHARED_DATA, and
 //! truth.json in the shared record types. Also determinism and every profile x every container.
+mod support;
+
 use netcarve::profile::{builtin, Arch, Profile};
 use netcarve::record::PoolStatus;
 use netcarve::synth::{synthesize, Container, SynthOptions, Truth};
 use std::path::{Path, PathBuf};
 
 fn work(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("synth-tests")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    support::scratch(&format!("synth_images/{name}"))
 }
 
 fn synth(p: &Profile, c: Container, seed: u64, pae: bool, out: &Path) -> Truth {
     synthesize(&SynthOptions {
-        profile: p.clone(),
-        container: c,
-        seed,
-        size: Some(16 << 20),
         pae,
-        build: None,
         extra_endpoints: 2,
         isf_dir: Some(out.join("isf")),
-        out: out.to_path_buf(),
+        ..support::synth_options(p, c, seed, out)
     })
     .unwrap_or_else(|e| panic!("{} {:?}: {e}", p.name, c))
 }
@@ -496,34 +488,16 @@ fn representative_and_chosen_builds() {
     assert_eq!(rep("win10-19041-x64"), 19041);
     assert_eq!(rep("win81-x64"), 9600);
 
-    let bin = env!("CARGO_BIN_EXE_netcarve");
     let dir = work("build-option");
-    let run = |build: &str| {
-        std::process::Command::new(bin)
-            .args([
-                "synth",
-                "--profile",
-                "win7-x64",
-                "--size",
-                "16M",
-                "--build",
-                build,
-            ])
-            .arg("--out")
-            .arg(&dir)
-            .output()
-            .unwrap()
-    };
-    let ok = run("7600");
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-    let truth: Truth =
-        serde_json::from_slice(&std::fs::read(dir.join("truth.json")).unwrap()).unwrap();
+    let args = |build| ["--profile", "win7-x64", "--size", "16M", "--build", build];
+    support::synth(&dir, &args("7600"));
+    let truth: Truth = serde_json::from_value(support::read_json(&dir.join("truth.json"))).unwrap();
     assert_eq!(truth.image.nt.build, 7600);
-    let bad = run("9200");
+    let d = dir.to_str().unwrap();
+    let mut bad = vec!["synth"];
+    bad.extend(args("9200"));
+    bad.extend(["--out", d]);
+    let bad = support::netcarve(&bad);
     assert_eq!(bad.status.code(), Some(2));
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(

@@ -1,9 +1,10 @@
 //! Writer and reader meet only in the contracts: netcarve's own scan of a synthesized image must
 //! report exactly the planted endpoints of truth.json, field by field, on every built-in profile.
+mod support;
+
 use netcarve::profile::builtin;
 use netcarve::scan::{scan_image, ScanOptions};
 use netcarve::synth::{synthesize, Container, SynthOptions};
-use std::path::Path;
 
 #[test]
 fn scan_reports_exactly_the_truth() {
@@ -11,21 +12,10 @@ fn scan_reports_exactly_the_truth() {
     for (i, p) in builtin().iter().enumerate() {
         // Rotate the container so every container is exercised without 180 images.
         let container = Container::ALL[i % Container::ALL.len()];
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("target")
-            .join("synth-roundtrip")
-            .join(&p.name);
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = support::scratch(&format!("synth_roundtrip/{}", p.name));
         let truth = synthesize(&SynthOptions {
-            profile: p.clone(),
-            container,
-            seed: 21,
-            size: Some(16 << 20),
-            pae: true,
-            build: None,
             extra_endpoints: 3,
-            isf_dir: None,
-            out: dir.clone(),
+            ..support::synth_options(p, container, 21, &dir)
         })
         .unwrap();
         let scan = scan_image(&dir.join(container.file_name()), &ScanOptions::default());

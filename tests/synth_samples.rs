@@ -1,5 +1,7 @@
 //! The committed samples under `testdata/` are exactly what `synth` writes now. Regenerate them
 //! with `NETCARVE_BLESS=1 cargo test --test synth_samples` (or `tools/regen-samples.sh`).
+mod support;
+
 use netcarve::synth::{synthesize, Container, SynthOptions};
 use std::path::{Path, PathBuf};
 
@@ -32,8 +34,7 @@ fn committed_samples_match_synth() {
             panic!("built-in profile {profile} missing");
         };
         let committed = root.join("testdata").join(folder);
-        let fresh = root.join("target").join("samples").join(folder);
-        let _ = std::fs::remove_dir_all(&fresh);
+        let fresh = support::scratch(&format!("synth_samples/{folder}"));
         let out = if bless {
             let _ = std::fs::remove_dir_all(&committed);
             committed.clone()
@@ -41,15 +42,9 @@ fn committed_samples_match_synth() {
             fresh.clone()
         };
         synthesize(&SynthOptions {
-            profile: p.clone(),
-            container: Container::Bitmap,
-            seed: 1,
             size: None,
-            pae: true,
-            build: None,
-            extra_endpoints: 0,
             isf_dir: Some(out.join("isf")),
-            out: out.clone(),
+            ..support::synth_options(p, Container::Bitmap, 1, &out)
         })
         .unwrap();
         let image = std::fs::metadata(committed.join("memory.dmp"))

@@ -8,6 +8,8 @@
 //!
 //! Installs volatility3 2.28.2 into `target/vol3-venv`. Without PyPI access the test fails when
 //! `CI` is set and skips with a note otherwise.
+mod support;
+
 use netcarve::record::{EndpointRecord, Proto};
 use netcarve::synth::{synthesize, Container, SynthOptions, Truth};
 use serde_json::Value;
@@ -225,7 +227,7 @@ fn check(truth: &Truth, stdout: &str) -> Vec<String> {
 #[test]
 fn volatility_netscan_matches_truth() {
     let Some(vol) = volatility() else { return };
-    let work = target_dir().join("vol3-work");
+    let work = support::scratch("vol3");
     let mut failures = vec![];
     let mut checked = 0;
     for name in ["win7-x64", "win10-19041-x64", "win7-x86"] {
@@ -238,17 +240,10 @@ fn volatility_netscan_matches_truth() {
         };
         for container in [Container::Raw, Container::Crashdump, Container::Bitmap] {
             let out = work.join(format!("{name}-{}", container.kind()));
-            let _ = std::fs::remove_dir_all(&out);
             let opts = SynthOptions {
-                profile: profile.clone(),
-                container,
-                seed: 7,
                 size: None,
-                pae: true,
-                build: None,
-                extra_endpoints: 0,
                 isf_dir: Some(out.join("isf")),
-                out: out.clone(),
+                ..support::synth_options(&profile, container, 7, &out)
             };
             let truth = synthesize(&opts).expect("synthesize");
             let output = Command::new(&vol)

@@ -4,6 +4,7 @@
 //! container writers; it never calls the reader (`container`, `paging`, `kernel`, `scan`,
 //! `endpoint`), so a misreading cannot hide in both directions at once. It shares only the record
 //! types (`record.rs`) and the profile schema with the reader.
+pub mod builder;
 pub mod captures;
 pub mod containers;
 pub mod isf;

@@ -1,5 +1,6 @@
 //! Processes (EPROCESS in `Proc` pool blocks), endpoint objects with their separately allocated
 //! address structures, freed blocks and decoys, laid out from the profile's numbers alone.
+use super::builder::PoolHeader;
 use super::phys::{PhysMem, PAGE};
 use super::rng::Rng;
 use super::vmap::{Block, PagePacker, PoolArena, Vmap};
@@ -106,20 +107,12 @@ impl<'a> World<'a> {
         pool_type: u8,
         tag: &[u8; 4],
     ) -> Vec<u8> {
-        let mut h = vec![0u8; self.unit as usize];
-        if self.unit == 16 {
-            h[0] = prev_units.min(0xFF) as u8;
-            h[1] = 0;
-            h[2] = block_units.min(0xFF) as u8;
-            h[3] = pool_type;
-        } else {
-            let a = (prev_units.min(0x1FF)) as u16;
-            let b = (block_units.min(0x1FF)) as u16 | (u16::from(pool_type & 0x7F) << 9);
-            h[0..2].copy_from_slice(&a.to_le_bytes());
-            h[2..4].copy_from_slice(&b.to_le_bytes());
+        PoolHeader {
+            prev_units,
+            pool_type,
+            ..PoolHeader::new(*tag, block_units)
         }
-        h[4..8].copy_from_slice(tag);
-        h
+        .encode(self.p.arch)
     }
 
     fn write_u(&mut self, va: u64, v: u64, n: usize) {

@@ -1,35 +1,17 @@
-//! Test support for the scan tests: a mock kernel address space (a map of hand-placed objects), a
-//! physical image holding pool blocks, and a planter that writes endpoint objects from a profile's
-//! offsets and says what the scanner must report for each (docs/internals.md "Endpoint records").
-#![allow(dead_code)]
+//! For the library-level scan tests: a mock kernel address space (a map of hand-placed objects),
+//! a physical image holding pool blocks, and a planter that writes endpoint objects from a
+//! profile's offsets and says what the scanner must report for each (docs/internals.md "Endpoint
+//! records"). Profiles can be built from the shared reference tables, to hold the decoder against
+//! layouts that no built-in profile carries.
 use netcarve::carve::{carve, CarveParams, Carved};
 use netcarve::container::PhysicalSpace;
 use netcarve::filetime::TimeWindow;
 use netcarve::paging::{PagingMode, VirtualMemory};
 use netcarve::profile::{Arch, Confidence, Field, LocalAddrChain, Off, Profile, RemoteAddrChain};
 use netcarve::record::{flag, EndpointRecord, Family, Hex, PoolStatus, Proto, TcpState};
+use netcarve::synth::builder::PoolHeader;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
-/// The shared reference folder: `NETCARVE_REFERENCE`, else `<crate>/../shared/reference`, else
-/// `/work/shared/reference`. `None` (with a note) when absent, unless `CI` is set (then it panics).
-pub fn reference_dir() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("NETCARVE_REFERENCE").map(PathBuf::from),
-        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference")),
-        Some(PathBuf::from("/work/shared/reference")),
-    ];
-    for c in candidates.into_iter().flatten() {
-        if c.join("endpoint-layouts.json").is_file() {
-            return Some(c);
-        }
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("reference folder not found (set NETCARVE_REFERENCE)");
-    }
-    eprintln!("note: reference folder not found; skipping (set NETCARVE_REFERENCE)");
-    None
-}
+use std::path::Path;
 
 fn hex(v: &serde_json::Value) -> u32 {
     let s = v.as_str().expect("hex string");
@@ -40,13 +22,8 @@ fn hex(v: &serde_json::Value) -> u32 {
 /// with the `_EPROCESS` offsets of `nt_build` from nt-offsets.json. Everything else (KUSER, object
 /// header) comes from the built-in 19041 profile and is not used by the decoder.
 pub fn profile_from_reference(reference: &Path, table: &str, nt_build: &str) -> Profile {
-    let layouts: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(reference.join("endpoint-layouts.json")).unwrap(),
-    )
-    .unwrap();
-    let nt: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(reference.join("nt-offsets.json")).unwrap())
-            .unwrap();
+    let layouts = super::read_json(&reference.join("endpoint-layouts.json"));
+    let nt = super::read_json(&reference.join("nt-offsets.json"));
     let t = &layouts["vol3_tables"][table];
     assert!(t.is_object(), "no vol3 table {table}");
     let arch = if t["arch"] == "x86" {
@@ -370,25 +347,18 @@ impl World {
         }
     }
 
-    /// Writes a pool header at physical `pa` (x64 or x86 encoding).
-    pub fn header(&mut self, pa: u64, block_size: u64, pool_type: u16, pool_index: u16, tag: &str) {
-        let pa = pa as usize;
-        let h = &mut self.phys[pa..pa + 8];
-        match self.profile.arch {
-            Arch::X64 => {
-                h[0] = 0;
-                h[1] = pool_index as u8;
-                h[2] = (block_size / 16) as u8;
-                h[3] = pool_type as u8;
-            }
-            Arch::X86 => {
-                let w0: u16 = pool_index << 9;
-                let w1: u16 = ((block_size / 8) as u16 & 0x1ff) | (pool_type << 9);
-                h[0..2].copy_from_slice(&w0.to_le_bytes());
-                h[2..4].copy_from_slice(&w1.to_le_bytes());
-            }
+    /// Writes a pool header at physical `pa`: the 8 bytes that hold its fields (an x64 header's
+    /// second half, a pointer the scanner never reads, keeps whatever lies there).
+    pub fn header(&mut self, pa: u64, block_size: u64, pool_type: u8, pool_index: u8, tag: &str) {
+        let unit = self.profile.arch.pool_header_size();
+        let h = PoolHeader {
+            pool_index,
+            pool_type,
+            ..PoolHeader::new(tag.as_bytes().try_into().unwrap(), block_size / unit)
         }
-        h[4..8].copy_from_slice(tag.as_bytes());
+        .encode(self.profile.arch);
+        let pa = pa as usize;
+        self.phys[pa..pa + 8].copy_from_slice(&h[..8]);
     }
 
     /// The block size a planted object of `tag` gets: header + body, rounded to the unit.
@@ -603,23 +573,5 @@ impl World {
         let mut v = self.expected.clone();
         v.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         v
-    }
-}
-
-/// A small deterministic generator for filler bytes (no extra dependency).
-pub struct Lcg(pub u64);
-
-impl Lcg {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 11
-    }
-    pub fn fill(&mut self, buf: &mut [u8]) {
-        for b in buf {
-            *b = self.next_u64() as u8;
-        }
     }
 }

@@ -1,11 +1,9 @@
-//! Image builders for the foundation tests: page tables on scattered frames (x64, PAE, non-PAE), a
-//! KUSER_SHARED_DATA page, a tiny PE kernel with a CodeView record and a version resource, and
-//! container wrappers (raw, full and bitmap crash dumps, ELF core, LiME, VMware .vmem + .vmss).
-//! Written byte by byte from the format descriptions; nothing here calls netcarve's reader.
-#![allow(dead_code)]
-
-pub mod containers;
-
+//! Hand-built machines for the foundation tests: page tables on scattered frames (x64, PAE,
+//! non-PAE) that a test can bend (any self-map slot, 1 GiB pages, loops, entries past the end of
+//! memory), a KUSER_SHARED_DATA page, and a tiny PE kernel with a CodeView record, a version
+//! resource and a KDBG block. Written byte by byte from the format descriptions; nothing here
+//! calls netcarve's reader.
+use netcarve::synth::builder::{le16, le32, le64};
 use std::collections::BTreeSet;
 
 pub const PAGE: u64 = 0x1000;
@@ -29,16 +27,6 @@ pub struct Machine {
     pub dtb: u64,
     used: BTreeSet<u64>,
     cursor: u64,
-}
-
-pub fn put_u16(b: &mut [u8], at: usize, v: u16) {
-    b[at..at + 2].copy_from_slice(&v.to_le_bytes());
-}
-pub fn put_u32(b: &mut [u8], at: usize, v: u32) {
-    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
-}
-pub fn put_u64(b: &mut [u8], at: usize, v: u64) {
-    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
 }
 
 impl Machine {
@@ -69,7 +57,7 @@ impl Machine {
                 let pdpt = pdpt_page + 0x60;
                 let pds: Vec<u64> = (0..4).map(|_| m.alloc()).collect();
                 for (i, pd) in pds.iter().enumerate() {
-                    put_u64(&mut m.mem, (pdpt + i as u64 * 8) as usize, pd | 1);
+                    le64(&mut m.mem, (pdpt + i as u64 * 8) as usize, pd | 1);
                     // PD3 maps the four PDs at 0xC0000000..0xC0800000 (self-map).
                     m.set_entry(pds[3], i as u64, pd | 0x63);
                 }
@@ -120,9 +108,9 @@ impl Machine {
     pub fn set_entry(&mut self, table: u64, index: u64, value: u64) {
         let at = (table + index * self.esize()) as usize;
         if self.esize() == 4 {
-            put_u32(&mut self.mem, at, value as u32);
+            le32(&mut self.mem, at, value as u32);
         } else {
-            put_u64(&mut self.mem, at, value);
+            le64(&mut self.mem, at, value);
         }
     }
 
@@ -257,18 +245,18 @@ pub fn windows(mode: Mode, size: u64, major: u32, minor: u32, build: u32) -> (Ma
     let bias_minutes: i64 = -120;
     let mut ks = vec![0u8; PAGE as usize];
     let kst = |b: &mut [u8], at: usize, v: u64| {
-        put_u32(b, at, v as u32);
-        put_u32(b, at + 4, (v >> 32) as u32);
-        put_u32(b, at + 8, (v >> 32) as u32);
+        le32(b, at, v as u32);
+        le32(b, at + 4, (v >> 32) as u32);
+        le32(b, at + 8, (v >> 32) as u32);
     };
     kst(&mut ks, 0x8, interrupt_time);
     kst(&mut ks, 0x14, system_time);
     kst(&mut ks, 0x20, (bias_minutes * 600_000_000) as u64);
     if major >= 10 {
-        put_u32(&mut ks, 0x260, 0xF000_0000 | build);
+        le32(&mut ks, 0x260, 0xF000_0000 | build);
     }
-    put_u32(&mut ks, 0x26C, major);
-    put_u32(&mut ks, 0x270, minor);
+    le32(&mut ks, 0x26C, major);
+    le32(&mut ks, 0x270, minor);
     m.write_virt(kuser, &ks);
 
     let (base, pdb_name) = if x64 {
@@ -290,9 +278,9 @@ pub fn windows(mode: Mode, size: u64, major: u32, minor: u32, build: u32) -> (Ma
     let mut kdbg = vec![0u8; 0x40];
     kdbg[0x10..0x14].copy_from_slice(b"KDBG");
     if x64 {
-        put_u64(&mut kdbg, 0x18, base);
+        le64(&mut kdbg, 0x18, base);
     } else {
-        put_u32(&mut kdbg, 0x18, base as u32);
+        le32(&mut kdbg, 0x18, base as u32);
     }
     m.write_virt(kdbg_va, &kdbg);
     let truth = Truth {
@@ -325,46 +313,46 @@ pub fn tiny_kernel_pe(
     let mut b = vec![0u8; size];
     b[0..2].copy_from_slice(b"MZ");
     let pe = 0x80usize;
-    put_u32(&mut b, 0x3C, pe as u32);
+    le32(&mut b, 0x3C, pe as u32);
     b[pe..pe + 4].copy_from_slice(b"PE\0\0");
     let coff = pe + 4;
-    put_u16(&mut b, coff, if x64 { 0x8664 } else { 0x14C });
-    put_u16(&mut b, coff + 2, 1); // sections
+    le16(&mut b, coff, if x64 { 0x8664 } else { 0x14C });
+    le16(&mut b, coff + 2, 1); // sections
     let opt_size: u16 = if x64 { 0xF0 } else { 0xE0 };
-    put_u16(&mut b, coff + 16, opt_size);
-    put_u16(&mut b, coff + 18, 0x22);
+    le16(&mut b, coff + 16, opt_size);
+    le16(&mut b, coff + 18, 0x22);
     let opt = coff + 20;
-    put_u16(&mut b, opt, if x64 { 0x20B } else { 0x10B });
+    le16(&mut b, opt, if x64 { 0x20B } else { 0x10B });
     // Windows-specific fields: section/file alignment, SizeOfImage, SizeOfHeaders, NumberOfRvaAndSizes.
     let (align_at, image_at, headers_at, nrva_at, dd_at) = if x64 {
         (opt + 32, opt + 56, opt + 60, opt + 108, opt + 112)
     } else {
         (opt + 32, opt + 56, opt + 60, opt + 92, opt + 96)
     };
-    put_u32(&mut b, align_at, 0x1000);
-    put_u32(&mut b, align_at + 4, 0x200);
-    put_u32(&mut b, image_at, size as u32);
-    put_u32(&mut b, headers_at, 0x400);
-    put_u32(&mut b, nrva_at, 16);
+    le32(&mut b, align_at, 0x1000);
+    le32(&mut b, align_at + 4, 0x200);
+    le32(&mut b, image_at, size as u32);
+    le32(&mut b, headers_at, 0x400);
+    le32(&mut b, nrva_at, 16);
     // Data directory 6: debug, at RVA 0x1000, one 28-byte entry.
-    put_u32(&mut b, dd_at + 6 * 8, 0x1000);
-    put_u32(&mut b, dd_at + 6 * 8 + 4, 28);
+    le32(&mut b, dd_at + 6 * 8, 0x1000);
+    le32(&mut b, dd_at + 6 * 8 + 4, 28);
     let sect = opt + opt_size as usize;
     b[sect..sect + 5].copy_from_slice(b".text");
-    put_u32(&mut b, sect + 8, 0x3000);
-    put_u32(&mut b, sect + 12, 0x1000);
-    put_u32(&mut b, sect + 16, 0x3000);
-    put_u32(&mut b, sect + 20, 0x1000);
+    le32(&mut b, sect + 8, 0x3000);
+    le32(&mut b, sect + 12, 0x1000);
+    le32(&mut b, sect + 16, 0x3000);
+    le32(&mut b, sect + 20, 0x1000);
     // IMAGE_DEBUG_DIRECTORY {Characteristics, TimeDateStamp, Major, Minor, Type, SizeOfData, AddressOfRawData, PointerToRawData}
     let rsds = 0x1100usize;
     let name_len = pdb.len() + 1;
-    put_u32(&mut b, 0x1000 + 12, 2);
-    put_u32(&mut b, 0x1000 + 16, (24 + name_len) as u32);
-    put_u32(&mut b, 0x1000 + 20, rsds as u32);
-    put_u32(&mut b, 0x1000 + 24, rsds as u32);
+    le32(&mut b, 0x1000 + 12, 2);
+    le32(&mut b, 0x1000 + 16, (24 + name_len) as u32);
+    le32(&mut b, 0x1000 + 20, rsds as u32);
+    le32(&mut b, 0x1000 + 24, rsds as u32);
     b[rsds..rsds + 4].copy_from_slice(b"RSDS");
     b[rsds + 4..rsds + 20].copy_from_slice(guid);
-    put_u32(&mut b, rsds + 20, age);
+    le32(&mut b, rsds + 20, age);
     b[rsds + 24..rsds + 24 + pdb.len()].copy_from_slice(pdb.as_bytes());
     // Version resource: "VS_VERSION_INFO" key then VS_FIXEDFILEINFO.
     let vs = 0x2000usize;
@@ -374,12 +362,12 @@ pub fn tiny_kernel_pe(
         .collect();
     b[vs + 6..vs + 6 + key.len()].copy_from_slice(&key);
     let ffi = vs + 0x28;
-    put_u32(&mut b, ffi, 0xFEEF_04BD);
-    put_u32(&mut b, ffi + 4, 0x0001_0000);
-    put_u32(&mut b, ffi + 8, (version.0 << 16) | version.1);
-    put_u32(&mut b, ffi + 12, (version.2 << 16) | version.3);
-    put_u32(&mut b, ffi + 16, (version.0 << 16) | version.1);
-    put_u32(&mut b, ffi + 20, (version.2 << 16) | version.3);
+    le32(&mut b, ffi, 0xFEEF_04BD);
+    le32(&mut b, ffi + 4, 0x0001_0000);
+    le32(&mut b, ffi + 8, (version.0 << 16) | version.1);
+    le32(&mut b, ffi + 12, (version.2 << 16) | version.3);
+    le32(&mut b, ffi + 16, (version.0 << 16) | version.1);
+    le32(&mut b, ffi + 20, (version.2 << 16) | version.3);
     b
 }
 
@@ -387,21 +375,13 @@ pub fn tiny_kernel_pe(
 pub fn tcpip_version_resource(version: (u32, u32, u32, u32)) -> Vec<u8> {
     let mut b = vec![0u8; 0x200];
     let ffi = 0x28;
-    put_u32(&mut b, ffi, 0xFEEF_04BD);
-    put_u32(&mut b, ffi + 8, (version.0 << 16) | version.1);
-    put_u32(&mut b, ffi + 12, (version.2 << 16) | version.3);
+    le32(&mut b, ffi, 0xFEEF_04BD);
+    le32(&mut b, ffi + 8, (version.0 << 16) | version.1);
+    le32(&mut b, ffi + 12, (version.2 << 16) | version.3);
     let s: Vec<u8> = "OriginalFilename\0tcpip.sys\0"
         .encode_utf16()
         .flat_map(|c| c.to_le_bytes())
         .collect();
     b[0x100..0x100 + s.len()].copy_from_slice(&s);
     b
-}
-
-/// Where test files go: the integration-test scratch directory, one sub-directory per test.
-pub fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }

@@ -1,5 +1,6 @@
 //! Container writers for the tests: each wraps one flat physical memory buffer.
-use super::{put_u32, put_u64, HOLE, PAGE};
+use super::machine::{HOLE, PAGE};
+use netcarve::synth::builder::{le32, le64};
 
 /// Present physical ranges of the test machines: everything but page 0 and the legacy hole.
 pub fn ranges(mem_len: u64) -> Vec<(u64, u64)> {
@@ -13,19 +14,19 @@ pub fn full_dump(mem: &[u8], x64: bool, dtb: u64, build: u32, pae: bool, kdbg: u
     let runs = ranges(mem.len() as u64);
     let pages: u64 = runs.iter().map(|(s, e)| (e - s) / PAGE).sum();
     if x64 {
-        put_u32(&mut h, 0x88, runs.len() as u32);
-        put_u32(&mut h, 0x8C, 0);
-        put_u64(&mut h, 0x90, pages);
+        le32(&mut h, 0x88, runs.len() as u32);
+        le32(&mut h, 0x8C, 0);
+        le64(&mut h, 0x90, pages);
         for (i, (s, e)) in runs.iter().enumerate() {
-            put_u64(&mut h, 0x98 + i * 16, s / PAGE);
-            put_u64(&mut h, 0x98 + i * 16 + 8, (e - s) / PAGE);
+            le64(&mut h, 0x98 + i * 16, s / PAGE);
+            le64(&mut h, 0x98 + i * 16 + 8, (e - s) / PAGE);
         }
     } else {
-        put_u32(&mut h, 0x64, runs.len() as u32);
-        put_u32(&mut h, 0x68, pages as u32);
+        le32(&mut h, 0x64, runs.len() as u32);
+        le32(&mut h, 0x68, pages as u32);
         for (i, (s, e)) in runs.iter().enumerate() {
-            put_u32(&mut h, 0x6C + i * 8, (s / PAGE) as u32);
-            put_u32(&mut h, 0x6C + i * 8 + 4, ((e - s) / PAGE) as u32);
+            le32(&mut h, 0x6C + i * 8, (s / PAGE) as u32);
+            le32(&mut h, 0x6C + i * 8 + 4, ((e - s) / PAGE) as u32);
         }
     }
     assert_eq!(h.len(), hsize);
@@ -40,21 +41,21 @@ pub fn header(x64: bool, dtb: u64, build: u32, pae: bool, kdbg: u64, dump_type: 
     let hsize = if x64 { 0x2000 } else { 0x1000 };
     let mut h: Vec<u8> = b"PAGE".iter().copied().cycle().take(hsize).collect();
     h[4..8].copy_from_slice(if x64 { b"DU64" } else { b"DUMP" });
-    put_u32(&mut h, 8, 0xF);
-    put_u32(&mut h, 0xC, build);
+    le32(&mut h, 8, 0xF);
+    le32(&mut h, 0xC, build);
     if x64 {
-        put_u64(&mut h, 0x10, dtb);
-        put_u32(&mut h, 0x30, 0x8664);
-        put_u64(&mut h, 0x80, kdbg);
-        put_u32(&mut h, 0xF98, dump_type);
-        put_u64(&mut h, 0xFA8, 133_590_404_967_890_000);
+        le64(&mut h, 0x10, dtb);
+        le32(&mut h, 0x30, 0x8664);
+        le64(&mut h, 0x80, kdbg);
+        le32(&mut h, 0xF98, dump_type);
+        le64(&mut h, 0xFA8, 133_590_404_967_890_000);
     } else {
-        put_u32(&mut h, 0x10, dtb as u32);
-        put_u32(&mut h, 0x20, 0x14C);
+        le32(&mut h, 0x10, dtb as u32);
+        le32(&mut h, 0x20, 0x14C);
         h[0x5C] = pae as u8;
-        put_u32(&mut h, 0x60, kdbg as u32);
-        put_u32(&mut h, 0xF88, dump_type);
-        put_u64(&mut h, 0xFC0, 133_590_404_967_890_000);
+        le32(&mut h, 0x60, kdbg as u32);
+        le32(&mut h, 0xF88, dump_type);
+        le64(&mut h, 0xFC0, 133_590_404_967_890_000);
     }
     h
 }
@@ -69,8 +70,8 @@ pub fn bitmap_dump(mem: &[u8], x64: bool, dtb: u64, build: u32, kdbg: u64) -> Ve
     let mut sd = vec![0u8; (first_page as usize) - hdr];
     sd[0..4].copy_from_slice(b"SDMP");
     sd[4..8].copy_from_slice(b"DUMP");
-    put_u64(&mut sd, 0x20, first_page);
-    put_u64(&mut sd, 0x30, pages);
+    le64(&mut sd, 0x20, first_page);
+    le64(&mut sd, 0x30, pages);
     let mut data = vec![];
     let mut present = 0u64;
     for pfn in 0..pages {
@@ -84,7 +85,7 @@ pub fn bitmap_dump(mem: &[u8], x64: bool, dtb: u64, build: u32, kdbg: u64) -> Ve
             present += 1;
         }
     }
-    put_u64(&mut sd, 0x28, present);
+    le64(&mut sd, 0x28, present);
     h.extend_from_slice(&sd);
     h.extend_from_slice(&data);
     h
@@ -102,20 +103,20 @@ pub fn elf_core(mem: &[u8]) -> Vec<u8> {
     f[6] = 1;
     f[16] = 4; // ET_CORE
     f[18] = 62; // x86-64
-    put_u64(&mut f, 32, 64);
+    le64(&mut f, 32, 64);
     f[52] = 64;
     f[54] = 56;
     f[56] = phnum as u8;
     // PT_NOTE first.
-    put_u32(&mut f, 64, 4);
+    le32(&mut f, 64, 4);
     let mut off = data_start;
     for (i, (s, e)) in runs.iter().enumerate() {
         let ph = 64 + 56 * (i + 1);
-        put_u32(&mut f, ph, 1);
-        put_u64(&mut f, ph + 8, off);
-        put_u64(&mut f, ph + 24, *s);
-        put_u64(&mut f, ph + 32, e - s);
-        put_u64(&mut f, ph + 40, e - s);
+        le32(&mut f, ph, 1);
+        le64(&mut f, ph + 8, off);
+        le64(&mut f, ph + 24, *s);
+        le64(&mut f, ph + 32, e - s);
+        le64(&mut f, ph + 40, e - s);
         off += e - s;
     }
     for (s, e) in runs {
@@ -127,10 +128,10 @@ pub fn elf_core(mem: &[u8]) -> Vec<u8> {
 /// One LiME range header (inclusive end).
 pub fn lime_header(start: u64, end_inclusive: u64) -> Vec<u8> {
     let mut h = vec![0u8; 32];
-    put_u32(&mut h, 0, 0x4C69_4D45);
-    put_u32(&mut h, 4, 1);
-    put_u64(&mut h, 8, start);
-    put_u64(&mut h, 16, end_inclusive);
+    le32(&mut h, 0, 0x4C69_4D45);
+    le32(&mut h, 4, 1);
+    le64(&mut h, 8, start);
+    le64(&mut h, 16, end_inclusive);
     h
 }
 
@@ -202,7 +203,7 @@ pub fn vmware(mem: &[u8]) -> (Vec<u8>, Vec<u8>) {
     for (name, at) in [("cpu", cpu_tags), ("memory", memory_tags)] {
         let mut g = vec![0u8; 80];
         g[..name.len()].copy_from_slice(name.as_bytes());
-        put_u64(&mut g, 64, at);
+        le64(&mut g, 64, at);
         vmss.extend(g);
     }
     vmss.extend(tags);
