@@ -73,43 +73,17 @@ pub struct TagHit<'a> {
     pub rejected: Option<&'static str>,
 }
 
-/// Searches every present byte for endpoint pool tags. Work is split into `chunk_size` windows of
-/// the file, and each header position is examined in exactly one of them; reads that run past a
-/// window go through the physical space. The result is in physical order whatever the thread count.
-pub fn find_tags<'a>(
-    phys: &'a PhysicalSpace,
-    arch: Arch,
-    tags: &TagSet,
-    chunk_size: u64,
-    keep_rejected: bool,
-    progress: Option<&indicatif::ProgressBar>,
-) -> Vec<TagHit<'a>> {
-    let mut hits: Vec<TagHit> = find_tags_with(
-        phys,
-        arch,
-        tags,
-        chunk_size,
-        keep_rejected,
-        progress,
-        &Some,
-        &|hits| hits,
-    )
-    .into_iter()
-    .flatten()
-    .collect();
-    // File order is physical order unless the container stores runs out of order.
-    hits.sort_by_key(|h| h.candidate.offset);
-    hits
-}
-
 /// Turns each hit into what the caller keeps (or nothing), inside the scan, so that hits the
 /// caller would drop are never held: on a flood of tag-bearing garbage the heap stays flat.
 pub type HitFilter<'a, 'f, T> = dyn Fn(TagHit<'a>) -> Option<T> + Sync + 'f;
 
-/// [`find_tags`] with a per-hit filter applied as each hit is found, and `finish` applied to each
-/// work unit's kept hits (in file order: physical order unless the container stores runs out of
-/// order) by the worker that found them, right after the unit, while they are still in its cache
-/// (after the whole search they are not: it streams the image through every cache level).
+/// Searches every present byte for endpoint pool tags. Work is split into `chunk_size` windows of
+/// the file, and each header position is examined in exactly one of them; reads that run past a
+/// window go through the physical space. `filter` is applied to each hit as it is found, and
+/// `finish` to each work unit's kept hits (in file order: physical order unless the container
+/// stores runs out of order) by the worker that found them, right after the unit, while they are
+/// still in its cache (after the whole search they are not: it streams the image through every
+/// cache level).
 #[allow(clippy::too_many_arguments)]
 pub fn find_tags_with<'a, T: Send, U: Send>(
     phys: &'a PhysicalSpace,

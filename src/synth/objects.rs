@@ -72,10 +72,6 @@ fn ip_bytes(ip: &IpAddr) -> Vec<u8> {
     }
 }
 
-fn off(f: &Field) -> Option<u64> {
-    f.off()
-}
-
 impl<'a> World<'a> {
     pub fn new(p: &'a Profile, mem: PhysMem, vm: Vmap, rng: Rng, pool_base: u64) -> World<'a> {
         let unit = p.arch.pool_header_size();
@@ -165,7 +161,7 @@ impl<'a> World<'a> {
 
     /// The two `_INETAF` objects (`InNl` blocks) on the large page.
     pub fn setup_inetaf(&mut self) {
-        let af_off = off(&self.p.tcpip.inetaf_address_family).unwrap_or(0x14);
+        let af_off = self.p.tcpip.inetaf_address_family.off().unwrap_or(0x14);
         let size = self.round((af_off + 2).max(0x30)) + self.unit;
         let mut at = self.large_va + self.rng.range(1, 16) * 0x40;
         for (i, fam) in [Family::Ipv4, Family::Ipv6].iter().enumerate() {
@@ -183,7 +179,7 @@ impl<'a> World<'a> {
     }
 
     fn inetaf_block(&mut self, af: u16) -> u64 {
-        let af_off = off(&self.p.tcpip.inetaf_address_family).unwrap_or(0x14);
+        let af_off = self.p.tcpip.inetaf_address_family.off().unwrap_or(0x14);
         let va = self.small((af_off + 2).max(0x30), b"InNl");
         self.write_u(va + af_off, u64::from(af), 2);
         va
@@ -207,7 +203,7 @@ impl<'a> World<'a> {
         };
         match chain {
             LocalAddrChain::LocalAddress | LocalAddrChain::AddrInfo => {
-                let p_data = off(&self.p.tcpip.local_address_p_data).unwrap_or(0x10);
+                let p_data = self.p.tcpip.local_address_p_data.off().unwrap_or(0x10);
                 let holder = self.cell(bytes_va);
                 let la = self.small(p_data + self.ptr, b"InLa");
                 self.write_ptr(la + p_data, holder);
@@ -270,7 +266,7 @@ impl<'a> World<'a> {
             .off()
             .unwrap_or(if self.ptr == 8 { 0x30 } else { 0x18 });
         let type_index_off = self.p.nt.object_header.type_index.off().unwrap_or(0x18);
-        let links = off(&e.active_process_links).unwrap_or(0);
+        let links = e.active_process_links.off().unwrap_or(0);
         let size = self.round(self.unit + body_off + extras.size);
         let mut procs = vec![];
         for (i, (pid, name, create)) in list.iter().enumerate() {
@@ -296,7 +292,7 @@ impl<'a> World<'a> {
             self.write_u(oh, 3, self.ptr as usize); // PointerCount
             self.write_u(oh + type_index_off, 7, 1);
             let body = oh + body_off;
-            self.write_u(body + off(&e.dispatcher_type).unwrap_or(0), 3, 1);
+            self.write_u(body + e.dispatcher_type.off().unwrap_or(0), 3, 1);
             self.write_u(body + 2, (extras.size / 4).min(0xFF), 1);
             let dtb = if *pid == 4 {
                 kernel_dtb
@@ -305,13 +301,13 @@ impl<'a> World<'a> {
                 self.mem.page_mut(f, false);
                 f * PAGE
             };
-            if let Some(o) = off(&e.directory_table_base) {
+            if let Some(o) = e.directory_table_base.off() {
                 self.write_u(body + o, dtb, self.ptr as usize);
             }
-            if let Some(o) = off(&e.unique_process_id) {
+            if let Some(o) = e.unique_process_id.off() {
                 self.write_u(body + o, u64::from(*pid), self.ptr as usize);
             }
-            if let Some(o) = off(&e.inherited_from_unique_process_id) {
+            if let Some(o) = e.inherited_from_unique_process_id.off() {
                 let parent = if *pid == 4 {
                     0
                 } else {
@@ -319,10 +315,10 @@ impl<'a> World<'a> {
                 };
                 self.write_u(body + o, u64::from(parent), self.ptr as usize);
             }
-            if let Some(o) = off(&e.create_time) {
+            if let Some(o) = e.create_time.off() {
                 self.write_u(body + o, *create, 8);
             }
-            if let Some(o) = off(&e.image_file_name) {
+            if let Some(o) = e.image_file_name.off() {
                 let mut n = [0u8; 15];
                 let b = name.as_bytes();
                 n[..b.len().min(14)].copy_from_slice(&b[..b.len().min(14)]);
@@ -353,11 +349,6 @@ impl<'a> World<'a> {
         procs
     }
 
-    /// Body bytes (from the pool body) an object of this kind needs.
-    fn body_size(&self, kind: Kind) -> u64 {
-        body_size(self.p, kind)
-    }
-
     pub fn tag(&self, kind: Kind) -> [u8; 4] {
         let t = &self.p.tcpip;
         let tags = match kind {
@@ -380,7 +371,7 @@ impl<'a> World<'a> {
 
     /// A pool block for an endpoint, inside one page.
     fn endpoint_block(&mut self, kind: Kind, extra_units: u64) -> (Block, u64) {
-        let size = self.round(self.body_size(kind)) + self.unit + extra_units * self.unit;
+        let size = self.round(body_size(self.p, kind)) + self.unit + extra_units * self.unit;
         self.endpoints.alloc(
             &mut self.arena,
             &mut self.vm,
@@ -454,8 +445,8 @@ impl<'a> World<'a> {
                 let (rip, rport) = s.remote.expect("a connection has a remote end");
                 let la = self.local_addr(LocalAddrChain::LocalAddress, Some(&local), transition);
                 let remote_va = self.in_addr(&rip);
-                let ai_local = off(&t.addrinfo_local).unwrap_or(0);
-                let ai_remote = off(&t.addrinfo_remote).unwrap_or(2 * self.ptr);
+                let ai_local = t.addrinfo_local.off().unwrap_or(0);
+                let ai_remote = t.addrinfo_remote.off().unwrap_or(2 * self.ptr);
                 let ai = self.small(ai_local.max(ai_remote) + self.ptr, b"TcpA");
                 self.write_ptr(ai + ai_local, la);
                 self.write_ptr(ai + ai_remote, remote_va);
@@ -557,7 +548,7 @@ impl<'a> World<'a> {
                         }
                         RemoteAddrChain::AddrInfo => {
                             let r = self.in_addr(&rip);
-                            let ai_remote = off(&t.addrinfo_remote).unwrap_or(2 * self.ptr);
+                            let ai_remote = t.addrinfo_remote.off().unwrap_or(2 * self.ptr);
                             let ai = self.small(ai_remote + self.ptr, b"TcpA");
                             self.write_ptr(ai + ai_remote, r);
                             self.write_ptr(base + o, ai);
@@ -747,7 +738,7 @@ impl World<'_> {
         }
         // 2. Unaligned header (a listener shifted by half a header).
         {
-            let size = self.round(self.body_size(Kind::TcpL)) + 2 * self.unit;
+            let size = self.round(body_size(self.p, Kind::TcpL)) + 2 * self.unit;
             let (b, _) = self.endpoints.alloc(
                 &mut self.arena,
                 &mut self.vm,

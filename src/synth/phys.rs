@@ -63,10 +63,6 @@ impl PhysMem {
         self.hole.is_some_and(|(s, e)| pfn >= s && pfn < e)
     }
 
-    pub fn is_structured(&self, pfn: u64) -> bool {
-        self.structured.contains_key(&pfn)
-    }
-
     pub fn structured_pfns(&self) -> impl Iterator<Item = u64> + '_ {
         self.structured.keys().copied()
     }
