@@ -36,10 +36,9 @@ impl Serialize for Hex {
     }
 }
 
-/// A number, or a string holding a `0x`-prefixed hex (or decimal) number. Read through a visitor,
-/// not an untagged enum: that buffers each value and builds an error message for every variant
-/// that does not match, and the embedded profiles hold hundreds of offsets (parsing them was most
-/// of a small scan's start-up).
+/// A number, or a string holding a `0x`-prefixed hex (or decimal) number. Read through a visitor
+/// because the embedded profiles hold hundreds of offsets, parsed at every start: an untagged enum
+/// would buffer each value and build an error message for every variant that does not match.
 impl<'de> Deserialize<'de> for Hex {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct HexVisitor;

@@ -100,8 +100,8 @@ pub fn find_tags_with<'a, T: Send, U: Send>(
     // A work unit is one `chunk_size` window of the file: the pieces of the runs stored in it, so
     // that the memory-map hints below cover whole, aligned windows (releasing part of a huge-page
     // mapping would make the kernel split it), and a dump of many small runs (bitmap dumps omit
-    // free pages) is not split into as many tiny tasks. Each worker cuts its own windows' pieces:
-    // listing them all first took 2 ms on one thread for a bitmap dump's hundred thousand runs.
+    // free pages) is not split into as many tiny tasks. Each worker cuts its own windows' pieces, so
+    // that a bitmap dump's hundred thousand runs are not listed on one thread first (2 ms).
     let file_order = FileOrder::of(phys);
     let windows = phys.file_bytes().len().div_ceil(chunk_size as usize);
     let window_start = |window: usize| window as u64 * chunk_size;
