@@ -309,16 +309,9 @@ fn run_part<'a>(
     phys: &'a PhysicalSpace,
     run: &crate::container::Run,
     range: &std::ops::Range<u64>,
-) -> Option<(u64, &'a [u8])> {
-    let start = run.phys.max(range.start);
-    let end = run.phys_end().min(range.end);
-    if start >= end {
-        return None;
-    }
-    let bytes = phys.run_bytes(run);
-    let from = usize::try_from(start - run.phys).ok()?;
-    let to = usize::try_from(end - run.phys).ok()?;
-    Some((start, bytes.get(from..to)?))
+) -> Option<(u64, std::borrow::Cow<'a, [u8]>)> {
+    let part = run.clip_phys(range.start, range.end)?;
+    Some((part.phys, phys.run_bytes(&part)))
 }
 
 /// `self_map_scan` over the physical addresses in `range` (PAE: the PDPT is looked for in the same
@@ -530,7 +523,7 @@ fn kdbg_scan_bases(phys: &PhysicalSpace, ptr: u64) -> Vec<u64> {
     let finder = memchr::memmem::Finder::new(b"KDBG");
     for run in phys.runs() {
         let bytes = phys.run_bytes(run);
-        for hit in finder.find_iter(bytes) {
+        for hit in finder.find_iter(&bytes) {
             if bases.len() >= MAX_TAG_HITS {
                 return bases;
             }
@@ -707,7 +700,7 @@ fn find_tcpip_version(phys: &PhysicalSpace) -> Option<String> {
     let mut checked = 0usize;
     for run in phys.runs() {
         let bytes = phys.run_bytes(run);
-        for hit in finder.find_iter(bytes) {
+        for hit in finder.find_iter(&bytes) {
             checked += 1;
             if checked > MAX_TCPIP_NAME_HITS {
                 return None;
@@ -724,7 +717,7 @@ fn find_tcpip_version(phys: &PhysicalSpace) -> Option<String> {
                 continue;
             };
             if let Some(at) = sig.rfind(window) {
-                if let Some((a, b, c, d)) = fixed_file_version(bytes, from + at) {
+                if let Some((a, b, c, d)) = fixed_file_version(&bytes, from + at) {
                     return Some(format!("{a}.{b}.{c}.{d}"));
                 }
             }
@@ -734,6 +727,10 @@ fn find_tcpip_version(phys: &PhysicalSpace) -> Option<String> {
 }
 
 /// The image facts `info`, `scan` and `compare` report.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 pub fn image_facts(phys: &PhysicalSpace, k: &KernelInfo) -> crate::record::ImageFacts {
     use crate::filetime::to_iso;
     let boot = k.boot_time();
@@ -760,6 +757,13 @@ pub fn image_facts(phys: &PhysicalSpace, k: &KernelInfo) -> crate::record::Image
             end: phys.end(),
         },
         sha256: None,
+        stored_hashes: phys.container_facts.as_ref().and_then(|f| {
+            (f.md5.is_some() || f.sha1.is_some()).then(|| crate::record::StoredHashes {
+                md5: f.md5.map(|h| hex(&h)),
+                sha1: f.sha1.map(|h| hex(&h)),
+                check: None,
+            })
+        }),
         warnings,
     }
 }

@@ -188,7 +188,7 @@ impl<'a> AddressSpace<'a> {
     pub fn translate(&self, va: u64) -> Option<u64> {
         let pa = self.walk_cached(va)?;
         // An entry pointing beyond the image is as good as not present.
-        self.phys.slice(pa, 1).map(|_| pa)
+        self.phys.is_present(pa).then_some(pa)
     }
 
     /// [`Self::walk`] through this thread's recent translations (the space and the image never

@@ -56,11 +56,72 @@ pub fn choose_profile(kernel: &KernelInfo, wanted: Option<&str>) -> Result<Profi
     })
 }
 
-/// The image file's SHA-256, as lowercase hex (`--hash`).
-pub fn sha256_hex(bytes: &[u8]) -> String {
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What `--hash` found: the SHA-256 of the image file (of the decoded media for compressed
+/// containers), and whether the hashes a container stores of its media still hold.
+pub struct ImageHash {
+    pub sha256: String,
+    /// `verified`, `mismatch` or `incomplete`; `None` when the container stores no hashes.
+    pub stored_check: Option<&'static str>,
+}
+
+impl ImageHash {
+    /// Puts the hash and the check of the stored hashes into the image's facts.
+    pub fn apply(self, facts: &mut crate::record::ImageFacts) {
+        facts.sha256 = Some(self.sha256);
+        if let (Some(stored), Some(check)) = (&mut facts.stored_hashes, self.stored_check) {
+            stored.check = Some(check.to_string());
+        }
+    }
+}
+
+/// Hashes the image for `--hash`.
+pub fn image_hash(phys: &PhysicalSpace) -> ImageHash {
     use sha2::{Digest, Sha256};
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    if phys.blocks().is_none() {
+        return ImageHash {
+            sha256: hex(&Sha256::digest(phys.file_bytes())),
+            stored_check: None,
+        };
+    }
+    // The media in order, as the acquisition tool hashed it; an absent chunk makes every hash
+    // unverifiable.
+    let (mut sha256, mut md5, mut sha1) = (Sha256::new(), md5::Md5::new(), sha1::Sha1::new());
+    let mut complete = true;
+    let mut at = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    for run in phys.runs() {
+        complete &= run.phys == at;
+        let mut pos = run.phys;
+        while pos < run.phys_end() {
+            let n = (run.phys_end() - pos).min(buf.len() as u64) as usize;
+            if !phys.read(pos, &mut buf[..n]) {
+                complete = false;
+            }
+            sha256.update(&buf[..n]);
+            md5.update(&buf[..n]);
+            sha1.update(&buf[..n]);
+            pos += n as u64;
+        }
+        at = run.phys_end();
+    }
+    let stored = phys.container_facts.as_ref();
+    let stored_check = stored
+        .filter(|f| f.md5.is_some() || f.sha1.is_some())
+        .map(|f| {
+            let md5_ok = f.md5.is_none_or(|h| h[..] == md5.finalize()[..]);
+            let sha1_ok = f.sha1.is_none_or(|h| h[..] == sha1.finalize()[..]);
+            match (complete, md5_ok && sha1_ok) {
+                (false, _) => "incomplete",
+                (true, true) => "verified",
+                (true, false) => "mismatch",
+            }
+        });
+    ImageHash {
+        sha256: hex(&sha256.finalize()),
+        stored_check,
+    }
 }

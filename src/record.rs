@@ -392,12 +392,28 @@ pub struct ImageFacts {
     pub boot_time_raw: Option<u64>,
     pub timezone_bias_minutes: Option<i64>,
     pub physical: PhysicalSummary,
-    /// SHA-256 of the image file, with `--hash`.
+    /// SHA-256 of the image file, with `--hash` (of the decoded media for containers that
+    /// compress it, such as EWF).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// The hashes a container stores of its own media (EWF), and with `--hash` whether the media
+    /// still has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_hashes: Option<StoredHashes>,
     /// Non-fatal problems found while reading the image.
     #[serde(default)]
     pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredHashes {
+    /// Lowercase hex, as the acquisition tool recorded them.
+    pub md5: Option<String>,
+    pub sha1: Option<String>,
+    /// `--hash`: `verified` (every stored hash matches the media), `mismatch`, or
+    /// `incomplete` (some of the media could not be read, so nothing can be said); `null`
+    /// without `--hash`.
+    pub check: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

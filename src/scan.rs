@@ -129,15 +129,15 @@ pub fn scan_image_in_pool(path: &Path, opts: &ScanOptions) -> Result<ScanOutput>
     // Hashing reads the same file; running it beside the scan hides most of its cost.
     let (carved, sha) = rayon::join(
         || carve(&phys, &params),
-        || {
-            opts.hash
-                .then(|| crate::pipeline::sha256_hex(phys.file_bytes()))
-        },
+        || opts.hash.then(|| crate::pipeline::image_hash(&phys)),
     );
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
-    image.sha256 = sha;
+    if let Some(hash) = sha {
+        hash.apply(&mut image);
+    }
+    image.warnings.extend(phys.decode_warnings());
     Ok(ScanOutput {
         image,
         profile: ProfileUse {

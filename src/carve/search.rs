@@ -3,7 +3,7 @@
 use crate::arch::Arch;
 use crate::carve::pool::{check_header, Candidate, PoolHeader, PAGE_SIZE};
 use crate::carve::slots::{search_slots, SlotFilter};
-use crate::container::{PageBitmap, PhysicalSpace, Run};
+use crate::container::{BlockStore, PageBitmap, PhysicalSpace, Run};
 use crate::profile::{ObjectKind, Profile};
 use rayon::prelude::*;
 use std::borrow::Cow;
@@ -103,7 +103,12 @@ pub fn find_tags_with<'a, T: Send, U: Send>(
     // free pages) is not split into as many tiny tasks. Each worker cuts its own windows' pieces, so
     // that a bitmap dump's hundred thousand runs are not listed on one thread first (2 ms).
     let file_order = FileOrder::of(phys);
-    let windows = phys.file_bytes().len().div_ceil(chunk_size as usize);
+    // Compressed containers are searched in their decoded space, block by block.
+    let stored_len = match phys.blocks() {
+        Some(store) => store.decoded_size(),
+        None => phys.file_bytes().len() as u64,
+    };
+    let windows = usize::try_from(stored_len.div_ceil(chunk_size)).unwrap_or(0);
     let window_start = |window: usize| window as u64 * chunk_size;
     let cached = phys.looks_cached();
     (0..windows)
@@ -296,6 +301,12 @@ fn scan_stored(
             && p.file_offset.is_multiple_of(align)
             && p.len.is_multiple_of(align)
     };
+    if let Some(store) = phys.blocks() {
+        for piece in pieces {
+            scan_decoded(store, filter, align, piece, visit);
+        }
+        return;
+    }
     let (Some(first), Some(last)) = (pieces.first(), pieces.last()) else {
         return;
     };
@@ -320,6 +331,47 @@ fn scan_stored(
         visit(piece.phys + (offset - piece.file_offset), tag);
     };
     search_slots(bytes, align, filter, &mut found);
+}
+
+/// [`scan_stored`] for one piece of a compressed container: each block the piece covers is decoded
+/// (into this thread's cache, where the header checks and decoding then find it) and searched.
+fn scan_decoded(
+    store: &BlockStore,
+    filter: &SlotFilter,
+    align: u64,
+    piece: &Run,
+    visit: &mut dyn FnMut(u64, u32),
+) {
+    let block_size = store.block_size();
+    if block_size == 0 {
+        return;
+    }
+    let end = piece.file_offset.saturating_add(piece.len);
+    let mut pos = piece.file_offset;
+    while pos < end {
+        let block = pos / block_size;
+        let part_end = end.min((block + 1).saturating_mul(block_size));
+        let phys = piece.phys + (pos - piece.file_offset);
+        let skip = (align - phys % align) % align;
+        let (from, to) = (
+            pos - block * block_size + skip,
+            part_end - block * block_size,
+        );
+        store.with_block(block, |bytes| {
+            let Some(part) = usize::try_from(from)
+                .ok()
+                .zip(usize::try_from(to).ok())
+                .and_then(|(f, t)| bytes.get(f..t.min(bytes.len())))
+            else {
+                return;
+            };
+            let first = phys + skip;
+            search_slots(part, align, filter, &mut |at, tag| {
+                visit(first + at as u64, tag)
+            });
+        });
+        pos = part_end;
+    }
 }
 
 /// Calls `visit(physical address, tag)` for every header slot in the present range `start..end`

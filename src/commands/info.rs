@@ -17,9 +17,10 @@ pub fn run(args: &InfoArgs) -> Result<u8> {
     let Opened { phys, kernel } = crate::pipeline::open(path, args.image.dtb)?;
     let mut facts = image_facts(&phys, &kernel);
     if args.hash {
-        facts.sha256 = Some(crate::pipeline::sha256_hex(phys.file_bytes()));
+        crate::pipeline::image_hash(&phys).apply(&mut facts);
     }
     let choice = profile_for_info(&kernel, args.image.profile.as_deref())?;
+    facts.warnings.extend(phys.decode_warnings());
     let text = match args.format {
         InfoFormat::Json => render_json(&facts, &kernel, &choice)?,
         InfoFormat::Table => render_table(&facts, &kernel, &choice),
@@ -156,6 +157,18 @@ fn render_table(facts: &ImageFacts, k: &KernelInfo, choice: &ProfileChoice) -> S
             None => format!("none ({})", choice.reason),
         },
     ));
+    if let Some(stored) = &facts.stored_hashes {
+        let check = stored
+            .check
+            .as_deref()
+            .unwrap_or("not checked (--hash checks it)");
+        if let Some(md5) = &stored.md5 {
+            rows.push(("Stored MD5", format!("{md5} ({check})")));
+        }
+        if let Some(sha1) = &stored.sha1 {
+            rows.push(("Stored SHA-1", format!("{sha1} ({check})")));
+        }
+    }
     if let Some(h) = &facts.sha256 {
         rows.push(("SHA-256", h.clone()));
     }

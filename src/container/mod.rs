@@ -9,8 +9,10 @@ use crate::arch::Arch;
 use crate::error::{io_error, Error, Result};
 use std::path::{Path, PathBuf};
 
+mod blocks;
 pub mod crashdump;
 pub mod elf;
+pub mod ewf;
 mod le;
 pub mod lime;
 mod mapping;
@@ -54,6 +56,7 @@ impl Run {
     }
 }
 
+pub use blocks::{BlockDecoder, BlockStore};
 pub use pages::PageBitmap;
 
 const PAGE: u64 = 0x1000;
@@ -81,6 +84,15 @@ pub struct ContainerHints {
     pub ps_active_process_head: Option<u64>,
     pub ps_loaded_module_list: Option<u64>,
     pub kd_debugger_data_block: Option<u64>,
+}
+
+/// What a container stores about its own contents (EWF: the acquisition's hashes).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerFacts {
+    pub md5: Option<[u8; 16]>,
+    pub sha1: Option<[u8; 20]>,
+    /// Files the container is stored in (EWF segment files).
+    pub segments: usize,
 }
 
 /// The bytes behind a physical space: the image's memory map, or an owned buffer (tests, fuzzing).
@@ -184,10 +196,13 @@ pub struct PhysicalSpace {
     pages: Option<PageBitmap>,
     /// `pages`' runs, listed the first time a whole-image pass asks for them.
     listed_pages: std::sync::OnceLock<Vec<Run>>,
+    /// Compressed containers: the runs' file offsets are positions in the store's decoded space.
+    blocks: Option<BlockStore>,
     /// `raw`, `crashdump-full`, `crashdump-bitmap`, `crashdump-rdmp`, `elf`, `lime`, `vmware`.
     pub kind: &'static str,
     pub path: PathBuf,
     pub hints: ContainerHints,
+    pub container_facts: Option<ContainerFacts>,
     /// Non-fatal oddities (overlapping runs dropped, a .vmem read 1:1 without its .vmss, ...).
     pub warnings: Vec<String>,
 }
@@ -197,11 +212,41 @@ impl PhysicalSpace {
     /// are an error; overlapping physical ranges keep the first and warn.
     pub fn new(
         backing: Backing,
-        mut runs: Vec<Run>,
+        runs: Vec<Run>,
         kind: &'static str,
         path: &Path,
     ) -> Result<PhysicalSpace> {
         let file_len = backing.bytes().len() as u64;
+        Self::with_runs(backing, None, file_len, runs, kind, path)
+    }
+
+    /// A space over compressed storage: the runs' file offsets are positions in `store`'s decoded
+    /// space (see `blocks`).
+    pub fn from_blocks(
+        store: BlockStore,
+        runs: Vec<Run>,
+        kind: &'static str,
+        path: &Path,
+    ) -> Result<PhysicalSpace> {
+        let decoded = store.decoded_size();
+        Self::with_runs(
+            Backing::Owned(Vec::new()),
+            Some(store),
+            decoded,
+            runs,
+            kind,
+            path,
+        )
+    }
+
+    fn with_runs(
+        backing: Backing,
+        blocks: Option<BlockStore>,
+        file_len: u64,
+        mut runs: Vec<Run>,
+        kind: &'static str,
+        path: &Path,
+    ) -> Result<PhysicalSpace> {
         for r in &runs {
             let end = r.file_offset.checked_add(r.len);
             if !matches!(end, Some(e) if e <= file_len) || r.phys.checked_add(r.len).is_none() {
@@ -216,6 +261,7 @@ impl PhysicalSpace {
         }
         runs.retain(|r| r.len > 0);
         runs.sort_unstable();
+        let mergeable = blocks.is_none();
         // Merged in place (a list can hold a run every few pages: no second copy of them).
         let mut warnings = vec![];
         let mut kept = 0usize;
@@ -228,9 +274,11 @@ impl PhysicalSpace {
                         r.phys
                     ));
                 }
-                // Merge runs that continue each other in both spaces.
+                // Merge runs that continue each other in both spaces; a compressed container's
+                // stay one per block, so that a whole-image pass decodes one block at a time.
                 Some(last)
-                    if r.phys == last.phys_end()
+                    if mergeable
+                        && r.phys == last.phys_end()
                         && r.file_offset == last.file_offset + last.len =>
                 {
                     last.len += r.len;
@@ -250,9 +298,11 @@ impl PhysicalSpace {
             runs: kept,
             pages: None,
             listed_pages: std::sync::OnceLock::new(),
+            blocks,
             kind,
             path: path.to_path_buf(),
             hints: ContainerHints::default(),
+            container_facts: None,
             warnings,
         })
     }
@@ -285,9 +335,11 @@ impl PhysicalSpace {
             run_index: RunIndex::default(),
             pages: Some(pages),
             listed_pages: std::sync::OnceLock::new(),
+            blocks: None,
             kind,
             path: path.to_path_buf(),
             hints: ContainerHints::default(),
+            container_facts: None,
             warnings: vec![],
         })
     }
@@ -332,6 +384,15 @@ impl PhysicalSpace {
         }
         if crashdump::detect(head) {
             return crashdump::open(backing, path);
+        }
+        if ewf::detect(head) {
+            return ewf::open(backing, path);
+        }
+        if ewf::is_version2(head) {
+            return Err(Error::file(
+                path,
+                "EWF version 2 (Ex01/Lx01) is not supported: convert it with `ewfexport -f raw`",
+            ));
         }
         if head.starts_with(b"PAGE") && head.get(4..8).is_some_and(|v| v.starts_with(b"DU")) {
             return Err(Error::file(
@@ -403,15 +464,29 @@ impl PhysicalSpace {
         }
     }
 
-    /// The stored bytes of one run.
-    pub fn run_bytes(&self, run: &Run) -> &[u8] {
+    /// The stored bytes of one run: borrowed from the file, or decoded (compressed containers;
+    /// empty where a block cannot be decoded).
+    pub fn run_bytes(&self, run: &Run) -> std::borrow::Cow<'_, [u8]> {
+        if let Some(store) = &self.blocks {
+            let mut out = vec![0u8; usize::try_from(run.len).unwrap_or(0)];
+            if !store.read(run.file_offset, &mut out) {
+                out.clear();
+            }
+            return std::borrow::Cow::Owned(out);
+        }
         let start = run.file_offset as usize;
-        &self.backing.bytes()[start..start + run.len as usize]
+        std::borrow::Cow::Borrowed(&self.backing.bytes()[start..start + run.len as usize])
     }
 
-    /// The whole backing file (for hashing).
+    /// The whole backing file (for hashing); empty for compressed containers, whose contents are
+    /// decoded through [`blocks`](Self::blocks).
     pub fn file_bytes(&self) -> &[u8] {
         self.backing.bytes()
+    }
+
+    /// The block store of a compressed container.
+    pub fn blocks(&self) -> Option<&BlockStore> {
+        self.blocks.as_ref()
     }
 
     /// When the file bytes `[offset, offset + len)` are not in the page cache, asks the kernel to
@@ -518,6 +593,16 @@ impl PhysicalSpace {
         !ok || resident & 1 != 0
     }
 
+    /// What went wrong decoding compressed blocks so far (a chunk that failed its checksum, a
+    /// missing segment's range): only known after the reads that met it, so callers ask after
+    /// their pass. Empty for uncompressed containers.
+    pub fn decode_warnings(&self) -> Vec<String> {
+        self.blocks
+            .as_ref()
+            .map(BlockStore::warnings)
+            .unwrap_or_default()
+    }
+
     /// Bytes of present physical memory.
     pub fn present_size(&self) -> u64 {
         match &self.pages {
@@ -566,8 +651,17 @@ impl PhysicalSpace {
         (run.phys <= pa && pa < run.phys_end()).then_some(i)
     }
 
-    /// Zero-copy slice of `len` bytes at `pa`, if they are present and stored contiguously.
+    /// Whether the byte at `pa` is present in the image.
+    pub fn is_present(&self, pa: u64) -> bool {
+        self.locate(pa).is_some()
+    }
+
+    /// Zero-copy slice of `len` bytes at `pa`, if they are present and stored contiguously (never
+    /// for compressed containers: their bytes exist only decoded, see [`read`](Self::read)).
     pub fn slice(&self, pa: u64, len: usize) -> Option<&[u8]> {
+        if self.blocks.is_some() {
+            return None;
+        }
         let (offset, mut stored) = self.locate(pa)?;
         // A bitmap dump's consecutive present pages are stored back to back (runs are merged
         // when they continue each other, so for them this loop ends at the first step).
@@ -596,6 +690,13 @@ impl PhysicalSpace {
                 return false;
             };
             let avail = stored.min((buf.len() - done) as u64) as usize;
+            if let Some(store) = &self.blocks {
+                if !store.read(offset, &mut buf[done..done + avail]) {
+                    return false;
+                }
+                done += avail;
+                continue;
+            }
             let Some(bytes) = usize::try_from(offset)
                 .ok()
                 .and_then(|start| self.backing.bytes().get(start..start.checked_add(avail)?))

@@ -736,6 +736,7 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
         timezone_bias_minutes: Some(-utc_offset),
         physical: PhysicalSummary::default(),
         sha256: None,
+        stored_hashes: None,
         warnings: vec![],
     };
     let mut capture_files = BTreeMap::new();
