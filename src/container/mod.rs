@@ -19,6 +19,7 @@ mod mapping;
 mod pages;
 pub mod raw;
 pub mod vmware;
+pub mod xpress;
 
 /// A present physical range stored contiguously in the file.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
