@@ -14,6 +14,7 @@ pub mod phys;
 pub mod plan;
 pub mod rng;
 pub mod vmap;
+pub mod xpress;
 
 use crate::error::{io_error, Error, Result};
 use crate::profile::{Arch, Profile};

@@ -10,6 +10,7 @@
 pub mod containers;
 pub mod machine;
 pub mod world;
+pub mod xpress;
 
 pub use netcarve::synth::rng::Rng;
 
