@@ -9,6 +9,7 @@ mod support;
 #[path = "../fuzz/src/harness.rs"]
 mod harness;
 
+use netcarve::synth::xpress::{compress_huffman, compress_plain};
 use std::path::{Path, PathBuf};
 use support::containers::{bitmap_dump, elf_core, full_dump, lime, vmware};
 use support::machine::{tiny_kernel_pe, windows, Mode, GUID_BYTES};
@@ -67,6 +68,27 @@ fn seeds_reach_the_code_they_are_for() {
         netcarve::paging::AddressSpace::new(&space, dtb, netcarve::paging::PagingMode::X64);
     let va = u64::from_le_bytes(paging[8..16].try_into().unwrap());
     assert!(walker.translate(va).is_some(), "paging seed maps nothing");
+
+    // The xpress seeds are whole streams that decode to the size their header asks for.
+    use netcarve::container::xpress::{decompress_huffman, decompress_plain};
+    for (seed, decoder) in [
+        (
+            "seed-plain-pages",
+            decompress_plain as fn(&[u8], &mut [u8]) -> _,
+        ),
+        ("seed-huffman-pages", decompress_huffman),
+        ("seed-huffman-two-blocks", decompress_huffman),
+    ] {
+        let bytes = std::fs::read(corpus_dir("xpress").join(seed)).unwrap();
+        let (head, stream) = bytes.split_at(harness::XPRESS_HEADER);
+        let size = u32::from_le_bytes([head[0], head[1], head[2], 0]) as usize;
+        let mut out = vec![0u8; size];
+        assert_eq!(
+            decoder(stream, &mut out),
+            Ok(size),
+            "{seed} does not decode"
+        );
+    }
 }
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
@@ -160,6 +182,41 @@ fn write_fuzz_seeds() {
     write("pe_codeview", "x64-kernel", &pe64);
     let pe86 = tiny_kernel_pe(false, "ntkrpamp.pdb", &GUID_BYTES, 1, (6, 1, 7601, 1));
     write("pe_codeview", "x86-kernel", &pe86);
+
+    // Size header, then a stream; the round trip compresses the stream's own bytes.
+    let xpress_seed = |size: usize, stream: &[u8]| {
+        let mut v = (size as u32).to_le_bytes()[..harness::XPRESS_HEADER].to_vec();
+        v.extend_from_slice(stream);
+        v
+    };
+    let pages = support::xpress::page_like(4 * 4096 + 100, 31);
+    let two_blocks = support::xpress::page_like(65536 + 4096, 32);
+    write(
+        "xpress",
+        "plain-pages",
+        &xpress_seed(pages.len(), &compress_plain(&pages)),
+    );
+    write(
+        "xpress",
+        "huffman-pages",
+        &xpress_seed(pages.len(), &compress_huffman(&pages)),
+    );
+    write(
+        "xpress",
+        "huffman-two-blocks",
+        &xpress_seed(two_blocks.len(), &compress_huffman(&two_blocks)),
+    );
+    let abc = b"abc".repeat(100);
+    write(
+        "xpress",
+        "plain-abc",
+        &xpress_seed(abc.len(), &compress_plain(&abc)),
+    );
+    write(
+        "xpress",
+        "huffman-abc",
+        &xpress_seed(abc.len(), &compress_huffman(&abc)),
+    );
 
     for name in ["win7-x64", "win10-19041-x64", "win7-x86"] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -9,11 +9,13 @@
 use netcarve::capture::{self, CaptureFormat, TimeContext};
 use netcarve::carve::pool::{self, PoolHeader};
 use netcarve::carve::{self, search, CarveParams};
+use netcarve::container::xpress::{decompress_huffman, decompress_plain, XpressError};
 use netcarve::container::{vmware, PhysicalSpace};
 use netcarve::filetime::TimeWindow;
 use netcarve::kernel::{identify, image_facts};
 use netcarve::paging::{AddressSpace, PagingMode, VirtualMemory};
 use netcarve::profile::{self, Arch, Profile};
+use netcarve::synth::xpress::{compress_huffman, compress_plain};
 use std::path::Path;
 
 /// Inputs larger than this are cut: the targets look for logic bugs, not for the cost of big copies.
@@ -303,11 +305,47 @@ pub fn profile_json(data: &[u8]) {
     let _ = serde_json::to_string(&profile);
 }
 
+/// The xpress target's largest output buffer, and its largest stream: four Huffman blocks.
+pub const XPRESS_MAX: usize = 4 << 16;
+/// Bytes in front of the xpress target's stream: the output buffer size, little-endian.
+pub const XPRESS_HEADER: usize = 3;
+
+type XpressDecoder = fn(&[u8], &mut [u8]) -> Result<usize, XpressError>;
+
+/// Both Xpress decoders on the same stream (bytes 0..3: the output buffer size, modulo
+/// [`XPRESS_MAX`] + 1), then both encoders on the stream's bytes, whose output the decoders must
+/// turn back into exactly those bytes.
+pub fn xpress(data: &[u8]) {
+    let data = data.get(..XPRESS_HEADER + XPRESS_MAX).unwrap_or(data);
+    let Some((head, body)) = data.split_at_checked(XPRESS_HEADER) else {
+        return;
+    };
+    let size = (u32::from_le_bytes([head[0], head[1], head[2], 0]) as usize) % (XPRESS_MAX + 1);
+    let mut out = vec![0u8; size];
+    for decoder in [decompress_plain as XpressDecoder, decompress_huffman] {
+        if let Ok(n) = decoder(body, &mut out) {
+            assert!(n <= size, "decoded {n} bytes into a {size}-byte buffer");
+        }
+    }
+    for (compress, decoder) in [
+        (
+            compress_plain as fn(&[u8]) -> Vec<u8>,
+            decompress_plain as XpressDecoder,
+        ),
+        (compress_huffman, decompress_huffman),
+    ] {
+        let stream = compress(body);
+        let mut back = vec![0u8; body.len()];
+        assert_eq!(decoder(&stream, &mut back), Ok(body.len()), "round trip");
+        assert!(back == body, "round trip changed the bytes");
+    }
+}
+
 /// A fuzz target's body.
 pub type Target = fn(&[u8]);
 
 /// Every target by name (the replay test walks them all).
-pub const TARGETS: [(&str, Target); 7] = [
+pub const TARGETS: [(&str, Target); 8] = [
     ("container", container),
     ("paging", paging),
     ("kernel", kernel),
@@ -315,4 +353,5 @@ pub const TARGETS: [(&str, Target); 7] = [
     ("scan_endpoint", scan_endpoint),
     ("capture", capture),
     ("profile_json", profile_json),
+    ("xpress", xpress),
 ];
