@@ -153,6 +153,8 @@ pub enum ContainerKind {
     Elf,
     Lime,
     Vmware,
+    /// hiberfil.sys of the profile's release (Windows 8+ or Windows 7/Vista layout).
+    Hiberfil,
 }
 
 #[derive(Args, Debug)]

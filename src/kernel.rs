@@ -753,7 +753,7 @@ pub fn image_facts(phys: &PhysicalSpace, k: &KernelInfo) -> crate::record::Image
         timezone_bias_minutes: k.timezone_bias_minutes,
         physical: crate::record::PhysicalSummary {
             size: phys.present_size(),
-            ranges: phys.run_count(),
+            ranges: phys.range_count(),
             end: phys.end(),
         },
         sha256: None,
@@ -764,6 +764,20 @@ pub fn image_facts(phys: &PhysicalSpace, k: &KernelInfo) -> crate::record::Image
                 check: None,
             })
         }),
+        hibernation: phys
+            .container_facts
+            .as_ref()
+            .and_then(|f| f.hibernation.as_ref())
+            .map(|h| crate::record::HibernationFacts {
+                format: h.format.to_string(),
+                signature: h.signature.clone(),
+                header_size: crate::record::Hex(u64::from(h.header_size)),
+                hibernated: to_iso(h.system_time),
+                hibernated_raw: h.system_time,
+                fast_startup: h.hiberboot,
+                pages: h.pages,
+                compression_sets: h.blocks,
+            }),
         warnings,
     }
 }

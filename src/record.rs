@@ -400,9 +400,31 @@ pub struct ImageFacts {
     /// still has them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stored_hashes: Option<StoredHashes>,
+    /// hiberfil.sys: what the hibernation header says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hibernation: Option<HibernationFacts>,
     /// Non-fatal problems found while reading the image.
     #[serde(default)]
     pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HibernationFacts {
+    /// `windows8+` or `windows7/vista`.
+    pub format: String,
+    /// `HIBR`, `WAKE`, `RSTR`, `hibr`, `wake`.
+    pub signature: String,
+    /// `PO_MEMORY_IMAGE.LengthSelf`, which tells the header version.
+    pub header_size: Hex,
+    /// When Windows wrote the file (the header's SystemTime), ISO-8601 beside the FILETIME.
+    pub hibernated: Option<String>,
+    pub hibernated_raw: u64,
+    /// Windows 8+: written by a fast-startup shutdown rather than a hibernation; `null` when the
+    /// header does not say.
+    pub fast_startup: Option<bool>,
+    /// Pages the file holds and the compression sets (Xpress blocks on Windows 7) they are in.
+    pub pages: u64,
+    pub compression_sets: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -169,6 +169,29 @@ fn render_table(facts: &ImageFacts, k: &KernelInfo, choice: &ProfileChoice) -> S
             rows.push(("Stored SHA-1", format!("{sha1} ({check})")));
         }
     }
+    if let Some(h) = &facts.hibernation {
+        rows.push((
+            "Hibernation",
+            format!(
+                "{} header {} ({}), {} pages in {} compression sets",
+                h.format, h.header_size, h.signature, h.pages, h.compression_sets
+            ),
+        ));
+        rows.push((
+            "Hibernated (UTC)",
+            h.hibernated
+                .clone()
+                .unwrap_or_else(|| format!("not a valid time ({})", h.hibernated_raw)),
+        ));
+        if let Some(fast) = h.fast_startup {
+            let kind = if fast {
+                "yes (a fast-startup shutdown wrote it: the kernel session only)"
+            } else {
+                "no (a hibernation)"
+            };
+            rows.push(("Fast startup", kind.to_string()));
+        }
+    }
     if let Some(h) = &facts.sha256 {
         rows.push(("SHA-256", h.clone()));
     }

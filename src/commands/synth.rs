@@ -12,6 +12,7 @@ pub fn run(args: &SynthArgs) -> Result<u8> {
         ContainerKind::Elf => Container::Elf,
         ContainerKind::Lime => Container::Lime,
         ContainerKind::Vmware => Container::Vmware,
+        ContainerKind::Hiberfil => Container::Hiberfil,
     };
     let opts = SynthOptions {
         profile,

@@ -503,6 +503,7 @@ pub fn open(backing: Backing, path: &Path) -> Result<PhysicalSpace> {
         md5: set.md5,
         sha1: set.sha1,
         segments: set.segments.len(),
+        hibernation: None,
     };
     let store = BlockStore::new(Box::new(set));
     // A crash dump or another container kept inside the E01 would be read as raw memory here.

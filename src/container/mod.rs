@@ -13,6 +13,7 @@ mod blocks;
 pub mod crashdump;
 pub mod elf;
 pub mod ewf;
+pub mod hiberfil;
 mod le;
 pub mod lime;
 mod mapping;
@@ -94,6 +95,8 @@ pub struct ContainerFacts {
     pub sha1: Option<[u8; 20]>,
     /// Files the container is stored in (EWF segment files).
     pub segments: usize,
+    /// hiberfil.sys: what its header says.
+    pub hibernation: Option<hiberfil::Hibernation>,
 }
 
 /// The bytes behind a physical space: the image's memory map, or an owned buffer (tests, fuzzing).
@@ -389,6 +392,24 @@ impl PhysicalSpace {
         if ewf::detect(head) {
             return ewf::open(backing, path);
         }
+        if hiberfil::detect(head) {
+            return hiberfil::open(backing, path);
+        }
+        let named_hiberfil = path
+            .file_name()
+            .is_some_and(|n| n.eq_ignore_ascii_case("hiberfil.sys"));
+        if named_hiberfil {
+            let first_page = head.get(..0x1000).unwrap_or(head);
+            let what = if first_page.iter().all(|&b| b == 0) {
+                "its first page is all zeros (Windows clears the file after resuming)"
+            } else {
+                "no hibernation signature (HIBR, WAKE, RSTR, hibr, wake) at its start"
+            };
+            return Err(Error::file(
+                path,
+                format!("hibernation file holds no memory image: {what}"),
+            ));
+        }
         if ewf::is_version2(head) {
             return Err(Error::file(
                 path,
@@ -442,6 +463,23 @@ impl PhysicalSpace {
             Some(pages) => pages.run_count(),
             None => self.runs.len() as u64,
         }
+    }
+
+    /// Contiguous present physical ranges: the runs, except that compressed containers keep a
+    /// run per block, which says nothing about the machine's memory map.
+    pub fn range_count(&self) -> u64 {
+        if self.blocks.is_none() {
+            return self.run_count();
+        }
+        let mut count = 0;
+        let mut end = None;
+        for r in &self.runs {
+            if end != Some(r.phys) {
+                count += 1;
+            }
+            end = Some(r.phys_end());
+        }
+        count
     }
 
     /// A bitmap dump's page bitmap, with the bytes it indexes.

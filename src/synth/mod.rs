@@ -7,6 +7,7 @@
 pub mod builder;
 pub mod captures;
 pub mod containers;
+pub mod hiberfil;
 pub mod isf;
 pub mod kernel;
 pub mod objects;
@@ -31,6 +32,8 @@ pub enum Container {
     Elf,
     Lime,
     Vmware,
+    /// Not in [`Container::ALL`]: its reader needs the Xpress codecs, so its own tests cover it.
+    Hiberfil,
 }
 
 impl Container {
@@ -51,6 +54,7 @@ impl Container {
             Container::Elf => "elf",
             Container::Lime => "lime",
             Container::Vmware => "vmware",
+            Container::Hiberfil => "hiberfil",
         }
     }
     pub fn file_name(self) -> &'static str {
@@ -60,6 +64,7 @@ impl Container {
             Container::Elf => "memory.elf",
             Container::Lime => "memory.lime",
             Container::Vmware => "memory.vmem",
+            Container::Hiberfil => "hiberfil.sys",
         }
     }
 }

@@ -737,6 +737,7 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
         physical: PhysicalSummary::default(),
         sha256: None,
         stored_hashes: None,
+        hibernation: None,
         warnings: vec![],
     };
     let mut capture_files = BTreeMap::new();
@@ -843,6 +844,25 @@ pub fn write_outputs(o: &SynthOptions, b: Built) -> Result<Truth> {
         Container::Lime => containers::write_lime(&img, mem, &runs)?,
         Container::Vmware => {
             containers::write_vmware(&img, &o.out.join("memory.vmss"), mem, &runs)?
+        }
+        Container::Hiberfil => {
+            let w =
+                super::hiberfil::write(&img, mem, &runs, dump.x64, dump.build, dump.system_time)?;
+            truth.image.hibernation = Some(crate::record::HibernationFacts {
+                format: if w.windows8 {
+                    "windows8+"
+                } else {
+                    "windows7/vista"
+                }
+                .to_string(),
+                signature: w.signature.to_string(),
+                header_size: crate::record::Hex(u64::from(w.header_size)),
+                hibernated: crate::filetime::to_iso(dump.system_time),
+                hibernated_raw: dump.system_time,
+                fast_startup: w.fast_startup,
+                pages: w.pages,
+                compression_sets: w.sets,
+            });
         }
     }
     truth.image.physical = PhysicalSummary {

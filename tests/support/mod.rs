@@ -179,8 +179,9 @@ pub fn memory_image(dir: &Path) -> PathBuf {
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| {
-            p.file_stem().is_some_and(|s| s == "memory")
-                && p.extension().is_some_and(|e| e != "vmss" && e != "vmsn")
+            p.file_name().is_some_and(|n| n == "hiberfil.sys")
+                || p.file_stem().is_some_and(|s| s == "memory")
+                    && p.extension().is_some_and(|e| e != "vmss" && e != "vmsn")
         })
         .unwrap_or_else(|| panic!("synth wrote no memory image into {}", dir.display()))
 }
