@@ -489,7 +489,12 @@ fn find_kernel_image(space: &AddressSpace, phys: &PhysicalSpace) -> Option<Kerne
                 } else {
                     &mut others
                 };
-                if list.len() < MAX_KERNEL_CANDIDATES && phys.slice(pa + off, 2) == Some(b"MZ") {
+                // A read, not a slice: compressed containers have no bytes to slice.
+                let mut magic = [0u8; 2];
+                if list.len() < MAX_KERNEL_CANDIDATES
+                    && phys.read(pa + off, &mut magic)
+                    && &magic == b"MZ"
+                {
                     list.push(va + off);
                 }
                 off += 0x1000;

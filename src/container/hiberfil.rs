@@ -301,20 +301,19 @@ pub fn open(backing: Backing, path: &Path) -> Result<PhysicalSpace> {
     let bytes = backing.bytes();
     let signature = String::from_utf8_lossy(&bytes[..4]).into_owned();
     let length_self = u32_at(bytes, 0xc).unwrap_or(0);
-    let (mut hibernation, parsed) = if let Some(l) =
-        LAYOUTS_8.iter().find(|l| l.length_self == length_self)
-    {
-        parse_8(bytes, l, path)?
-    } else if let Some(l) = LAYOUTS_7.iter().find(|l| l.length_self == length_self) {
-        parse_7(bytes, l, path)?
-    } else {
-        return Err(bad(
-            path,
-            format!(
+    let (mut hibernation, parsed) =
+        if let Some(l) = LAYOUTS_8.iter().find(|l| l.length_self == length_self) {
+            parse_8(bytes, l, path)?
+        } else if let Some(l) = LAYOUTS_7.iter().find(|l| l.length_self == length_self) {
+            parse_7(bytes, l, path)?
+        } else {
+            return Err(bad(
+                path,
+                format!(
                 "signature {signature} but an unknown header version (LengthSelf {length_self:#x})"
             ),
-        ));
-    };
+            ));
+        };
     hibernation.signature = signature.clone();
     hibernation.header_size = length_self;
     hibernation.pages = parsed.pages;
