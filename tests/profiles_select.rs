@@ -1,5 +1,7 @@
 //! Selection for every build in the coverage list, the 9600/19935 and 18362/18363 splits, and
 //! builds no profile covers.
+mod support;
+
 use netcarve::profile::select::{select, Query};
 use netcarve::profile::Arch;
 
@@ -158,4 +160,36 @@ fn no_guess_below_known_builds_or_for_unknown_nt_versions() {
     assert!(select(&q(Arch::X64, 6, 0, 5999)).is_err());
     assert!(select(&q(Arch::X64, 5, 2, 3790)).is_err());
     assert!(select(&q(Arch::X64, 6, 4, 9841)).is_err());
+}
+
+/// A raw Windows 7 image whose build no source gives (its version resource gone, as on real
+/// images where that page is paged out): scanned with the one NT 6.1 profile, the reason saying
+/// the build is unknown, every planted endpoint found.
+#[test]
+fn a_raw_image_without_a_build_is_scanned_by_its_nt_version() {
+    let dir = support::scratch("select-unknown-build");
+    let raw = support::synth(&dir, &["--profile", "win7-x86", "--size", "16M"]);
+    let mut bytes = std::fs::read(&raw).unwrap();
+    let signature = 0xFEEF_04BDu32.to_le_bytes();
+    let mut erased = 0;
+    while let Some(at) = bytes.windows(4).position(|w| w == signature) {
+        bytes[at..at + 4].fill(0);
+        erased += 1;
+    }
+    assert!(erased > 0, "no version resource to erase");
+    let image = dir.join("nobuild.raw");
+    std::fs::write(&image, &bytes).unwrap();
+    let o = support::command()
+        .args(["scan", "--quiet", "--format", "json"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    support::assert_success(&o, "scan of an image without a build");
+    let got: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let truth = support::read_json(&dir.join("truth.json"));
+    assert_eq!(got["image"]["nt"]["build"], 0);
+    assert_eq!(got["profile"]["name"], "win7-x86");
+    let reason = got["profile"]["reason"].as_str().unwrap();
+    assert!(reason.contains("build unknown"), "{reason}");
+    assert_eq!(got["endpoints"], truth["endpoints"]);
 }

@@ -71,7 +71,40 @@ pub fn select_from<'a>(profiles: &'a [Profile], q: &Query) -> Result<(&'a Profil
         .copied()
         .filter(|p| p.matches.build_min <= q.build && q.build <= p.matches.build_max)
         .collect();
-    let (candidates, build_reason) = if !exact.is_empty() {
+    // Build 0 is "unknown" (no source gave it), not a build. Where the profiles for this NT
+    // version all cover the same builds (one release, perhaps told apart by tcpip.sys) it is
+    // one of them; where they cover different builds, guessing would be a silent choice.
+    let unknown_build = q.build == 0 && exact.is_empty();
+    let mut ranges: Vec<(u32, u32)> = same_os
+        .iter()
+        .map(|p| (p.matches.build_min, p.matches.build_max))
+        .collect();
+    ranges.sort_unstable();
+    ranges.dedup();
+    let (candidates, build_reason) = if unknown_build && ranges.len() == 1 {
+        let names: Vec<&str> = same_os.iter().map(|p| p.name.as_str()).collect();
+        (
+            same_os.clone(),
+            format!(
+                "build unknown (no source in the image gave it); every profile for {} NT {}.{} ({}) covers builds {}..={}",
+                q.arch.name(),
+                q.nt_major,
+                q.nt_minor,
+                names.join(", "),
+                ranges[0].0,
+                ranges[0].1
+            ),
+        )
+    } else if unknown_build {
+        let names: Vec<&str> = same_os.iter().map(|p| p.name.as_str()).collect();
+        return Err(Error::usage(format!(
+            "the image's NT build is unknown (no source in it gave one) and the profiles for {} NT {}.{} cover different builds ({}); pass --profile NAME|FILE",
+            q.arch.name(),
+            q.nt_major,
+            q.nt_minor,
+            names.join(", ")
+        )));
+    } else if !exact.is_empty() {
         let r = &exact[0].matches;
         (
             exact.clone(),
@@ -236,5 +269,33 @@ mod tests {
         let s = select(&q(Arch::X64, 6, 3, 9600, None)).unwrap();
         assert_eq!(s.profile.name, "win81-x64");
         assert!(s.reason.contains("unknown"), "{}", s.reason);
+    }
+
+    /// Build 0 is unknown: chosen by NT version where its profiles cover one release, refused
+    /// with the candidates named where they do not.
+    #[test]
+    fn an_unknown_build_is_not_build_zero() {
+        for arch in [Arch::X64, Arch::X86] {
+            let s = select(&q(arch, 6, 1, 0, None)).unwrap();
+            assert!(s.profile.name.starts_with("win7-"), "{}", s.profile.name);
+            assert!(s.reason.contains("build unknown"), "{}", s.reason);
+        }
+        let s = select(&q(Arch::X64, 6, 3, 0, Some("6.3.9600.19935"))).unwrap();
+        assert_eq!(s.profile.name, "win81-19935-x64");
+        let e = select(&q(Arch::X64, 10, 0, 0, None))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("build is unknown") && e.contains("win10-19041-x64"),
+            "{e}"
+        );
+        assert!(!e.contains("build 0"), "{e}");
+        let e = select(&q(Arch::X64, 6, 0, 0, None))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("vista-x64") && e.contains("vista-sp12-x64"),
+            "{e}"
+        );
     }
 }
