@@ -216,36 +216,36 @@ const EOF_SYMBOL: u16 = 256;
 
 /// The §2.2.4 decoding table: entry = symbol << 4 | code length, indexed by the next 15 bits.
 fn build_table(lengths: &[u8], table: &mut [u16]) -> Result<(), TableFault> {
-    let len_of = |symbol: usize| {
-        let b = lengths[symbol / 2];
-        if symbol.is_multiple_of(2) {
-            b & 0x0F
-        } else {
-            b >> 4
-        }
-    };
-    let mut kraft = 0u32;
-    for symbol in 0..SYMBOLS {
-        let l = u32::from(len_of(symbol));
-        if l > 0 {
-            kraft += 1 << (MAX_BITS - l);
-        }
+    let mut len = [0u8; SYMBOLS];
+    for (pair, b) in len.chunks_exact_mut(2).zip(lengths) {
+        pair[0] = b & 0x0F;
+        pair[1] = b >> 4;
     }
+    let mut count = [0u32; MAX_BITS as usize + 1];
+    for &l in &len {
+        count[usize::from(l)] += 1;
+    }
+    let kraft: u32 = (1..=MAX_BITS)
+        .map(|l| count[l as usize] << (MAX_BITS - l))
+        .sum();
     match kraft {
         0 => return Err(TableFault::Empty),
         k if k > 1 << MAX_BITS => return Err(TableFault::OverSubscribed),
         k if k < 1 << MAX_BITS => return Err(TableFault::Incomplete),
         _ => {}
     }
-    // Canonical order: by length, then by symbol; each code fills 2^(15 - length) entries.
-    let mut next = 0usize;
-    for l in 1..=MAX_BITS as u8 {
-        for symbol in 0..SYMBOLS {
-            if len_of(symbol) == l {
-                let n = 1usize << (MAX_BITS - u32::from(l));
-                table[next..next + n].fill((symbol as u16) << 4 | u16::from(l));
-                next += n;
-            }
+    // Canonical order: by length, then by symbol; each code fills 2^(15 - length) entries, so
+    // the codes of one length start where the shorter ones end.
+    let mut start = [0usize; MAX_BITS as usize + 1];
+    for l in 1..MAX_BITS as usize {
+        start[l + 1] = start[l] + ((count[l] as usize) << (MAX_BITS as usize - l));
+    }
+    for (symbol, &l) in len.iter().enumerate() {
+        if l > 0 {
+            let n = 1usize << (MAX_BITS - u32::from(l));
+            let at = start[usize::from(l)];
+            table[at..at + n].fill((symbol as u16) << 4 | u16::from(l));
+            start[usize::from(l)] += n;
         }
     }
     Ok(())
@@ -327,7 +327,8 @@ impl<'a> BitReader<'a> {
 
 /// LZ77+Huffman Xpress ([MS-XCA] §2.2.4) into `out`; returns the number of bytes written.
 pub fn decompress_huffman(input: &[u8], out: &mut [u8]) -> Result<usize, XpressError> {
-    let mut table = vec![0u16; 1 << MAX_BITS];
+    // Allocated at the first table; a complete code rewrites every entry, so it is reused as is.
+    let mut table = Vec::new();
     let mut ip = 0usize;
     let mut op = 0usize;
     loop {
@@ -337,6 +338,9 @@ pub fn decompress_huffman(input: &[u8], out: &mut [u8]) -> Result<usize, XpressE
         let Some(lengths) = input.get(ip..ip + TABLE_BYTES) else {
             return Err(XpressError::TruncatedInput { at: ip });
         };
+        if table.is_empty() {
+            table = vec![0u16; 1 << MAX_BITS];
+        }
         build_table(lengths, &mut table)
             .map_err(|fault| XpressError::InvalidTable { at: ip, fault })?;
         let mut r = BitReader::new(input, ip + TABLE_BYTES);

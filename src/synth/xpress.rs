@@ -13,7 +13,8 @@
 //! block of its own; a real match of distance 1 and length 3 (also symbol 256) is written as a
 //! literal instead, so symbol 256 is only ever the end.
 
-const HASH_BITS: u32 = 16;
+/// Hash table size for large inputs; small ones get a smaller table (cheap to clear).
+const MAX_HASH_BITS: u32 = 16;
 /// Candidates tried per position: enough for page-like data, cheap on runs.
 const CHAIN_DEPTH: usize = 24;
 /// A match this long is taken without looking further.
@@ -33,6 +34,7 @@ struct Matcher<'a> {
     data: &'a [u8],
     /// Last position + 1 with each hash (0: none).
     head: Vec<u32>,
+    hash_bits: u32,
     /// Previous position + 1 with the same hash as position i.
     prev: Vec<u32>,
     max_distance: usize,
@@ -40,9 +42,11 @@ struct Matcher<'a> {
 
 impl<'a> Matcher<'a> {
     fn new(data: &'a [u8], max_distance: usize) -> Self {
+        let hash_bits = (usize::BITS - data.len().leading_zeros()).clamp(8, MAX_HASH_BITS);
         Matcher {
             data,
-            head: vec![0; 1 << HASH_BITS],
+            head: vec![0; 1 << hash_bits],
+            hash_bits,
             prev: vec![0; data.len()],
             max_distance,
         }
@@ -51,7 +55,7 @@ impl<'a> Matcher<'a> {
     fn hash(&self, i: usize) -> Option<usize> {
         let b = self.data.get(i..i + MIN_MATCH)?;
         let v = u32::from(b[0]) | u32::from(b[1]) << 8 | u32::from(b[2]) << 16;
-        Some((v.wrapping_mul(0x9E37_79B1) >> (32 - HASH_BITS)) as usize)
+        Some((v.wrapping_mul(0x9E37_79B1) >> (32 - self.hash_bits)) as usize)
     }
 
     fn insert(&mut self, i: usize) {
