@@ -1131,3 +1131,50 @@ fn c33_image_truncated_while_scanned() {
     }
     panic!("no attempt cut the image while it was being scanned");
 }
+
+#[test]
+fn c34_threads_are_bounded() {
+    let (raw, _) = synth_raw();
+    let raw = raw.to_str().unwrap();
+    let one = run(&["scan", raw, "--format", "json", "--threads", "1", "--quiet"]);
+    assert_eq!(one.code, 0, "{}", one.stderr);
+    let o = run_within(
+        &["scan", raw, "--format", "json", "--threads", "20000"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(o.code, 0, "--threads 20000: {}", o.stderr);
+    let lines: Vec<&str> = o.stderr.trim().lines().collect();
+    assert_eq!(lines.len(), 1, "{}", o.stderr);
+    assert!(
+        lines[0].starts_with("netcarve: warning: --threads 20000 ") && lines[0].contains("using"),
+        "{}",
+        lines[0]
+    );
+    let few: Value = serde_json::from_str(&one.stdout).unwrap();
+    let many: Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(few["endpoints"], many["endpoints"]);
+    let o = run_within(
+        &[
+            "compare",
+            raw,
+            "--live",
+            file(
+                "threads_capture.json",
+                netcarve_capture(GOOD_ROW).as_bytes(),
+            )
+            .to_str()
+            .unwrap(),
+            "--threads",
+            "4000",
+            "--format",
+            "json",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(
+        o.code == 0 || o.code == 1,
+        "compare --threads 4000: {}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("--threads 4000 "), "{}", o.stderr);
+}
