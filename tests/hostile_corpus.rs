@@ -1178,3 +1178,37 @@ fn c34_threads_are_bounded() {
     );
     assert!(o.stderr.contains("--threads 4000 "), "{}", o.stderr);
 }
+
+#[test]
+fn c35_a_warning_flood_is_one_line() {
+    // An ELF core whose 65,535 program headers repeat its PT_LOADs: each repeat overlaps.
+    let (m, _) = machine();
+    let mut elf = elf_core(&m.mem);
+    let phnum = usize::from(u16::from_le_bytes([elf[56], elf[57]]));
+    let headers: Vec<u8> = elf[64..64 + 56 * phnum].to_vec();
+    let table = elf.len();
+    for i in 0..usize::from(u16::MAX) {
+        let ph = &headers[56 * (i % phnum)..56 * (i % phnum + 1)];
+        elf.extend_from_slice(ph);
+    }
+    le64(&mut elf, 32, table as u64);
+    elf[56..58].copy_from_slice(&u16::MAX.to_le_bytes());
+    let path = file("flood.elf", &elf);
+    let o = run(&["scan", path.to_str().unwrap(), "--format", "json"]);
+    check("65,535 PT_LOADs", &path, &o, Expect::Partial, &[0]);
+    let lines: Vec<&str> = o.stderr.trim().lines().collect();
+    assert!(
+        lines.len() <= 3,
+        "{} warning lines: {:?}",
+        lines.len(),
+        &lines[..5]
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("overlapping physical range") && l.ends_with("more like it")),
+        "{lines:?}"
+    );
+    let scan: Value = serde_json::from_str(&o.stdout).unwrap();
+    assert!(warnings(&scan).len() <= 3, "{:?}", warnings(&scan));
+}

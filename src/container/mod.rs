@@ -19,6 +19,7 @@ mod mapping;
 mod pages;
 pub mod raw;
 pub mod vmware;
+mod warnings;
 
 /// A present physical range stored contiguously in the file.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -58,6 +59,7 @@ impl Run {
 
 pub use blocks::{BlockDecoder, BlockStore};
 pub use pages::PageBitmap;
+pub use warnings::Warnings;
 
 const PAGE: u64 = 0x1000;
 
@@ -179,8 +181,9 @@ pub struct PhysicalSpace {
     pub path: PathBuf,
     pub hints: ContainerHints,
     pub container_facts: Option<ContainerFacts>,
-    /// Non-fatal oddities (overlapping runs dropped, a .vmem read 1:1 without its .vmss, ...).
-    pub warnings: Vec<String>,
+    /// Non-fatal oddities (overlapping runs dropped, a .vmem read 1:1 without its .vmss, ...),
+    /// one line per kind.
+    pub warnings: Warnings,
 }
 
 impl PhysicalSpace {
@@ -239,7 +242,7 @@ impl PhysicalSpace {
         runs.sort_unstable();
         let mergeable = blocks.is_none();
         // Merged in place (a list can hold a run every few pages: no second copy of them).
-        let mut warnings = vec![];
+        let mut warnings = Warnings::default();
         let mut kept = 0usize;
         for i in 0..runs.len() {
             let r = runs[i];
@@ -316,7 +319,7 @@ impl PhysicalSpace {
             path: path.to_path_buf(),
             hints: ContainerHints::default(),
             container_facts: None,
-            warnings: vec![],
+            warnings: Warnings::default(),
         })
     }
 
