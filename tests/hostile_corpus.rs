@@ -978,8 +978,11 @@ fn c31_output_over_an_input_is_refused() {
     refused("scan X.vmem -o X.vmss", &o, &vmss, &vmss, &vmss_sum);
 
     // Any segment of an E01 set.
-    let tool = Path::new("/usr/bin/ewfacquire");
-    if tool.exists() {
+    let tool = ["/usr/bin/ewfacquire", "/usr/local/bin/ewfacquire"]
+        .map(Path::new)
+        .into_iter()
+        .find(|p| p.exists());
+    if let Some(tool) = tool {
         let target = dir().join("evidence-ewf");
         let acquired = std::process::Command::new(tool)
             .args(["-u", "-t"])
@@ -1071,14 +1074,15 @@ fn c32_pipes_and_devices_as_inputs_do_not_hang() {
 #[test]
 fn c33_image_truncated_while_scanned() {
     // A sparse 1 GiB image (the synth image, then zeros): one thread takes about a second over
-    // it cold, so cutting it down 200 ms after it is mapped lands mid-scan. Each attempt uses a fresh copy; a scan
-    // that ends first is tried again, never counted as a pass.
+    // it cold, so cutting it down 200 ms after it is mapped lands mid-scan. Each attempt uses a
+    // fresh copy; a scan that ends first is tried again, never counted as a pass.
     let (raw, _) = synth_raw();
     let image = dir().join("shrinking.raw");
     let expected = format!(
         "netcarve: {}: changed size while being read",
         image.display()
     );
+    let mut pause = Duration::from_millis(200);
     for attempt in 1..=5 {
         std::fs::copy(raw, &image).unwrap();
         std::fs::OpenOptions::new()
@@ -1103,17 +1107,31 @@ fn c33_image_truncated_while_scanned() {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-        // Past identification, into the carve.
-        std::thread::sleep(Duration::from_millis(200));
+        // Past identification, into the carve; less each time a scan ended first, and at the
+        // last attempt none (the map is made, so the cut still lands while the image is read).
+        std::thread::sleep(pause);
+        pause /= 2;
+        if attempt == 4 {
+            pause = Duration::ZERO;
+        }
         std::fs::OpenOptions::new()
             .write(true)
             .open(&image)
             .unwrap()
             .set_len(0x1000)
             .unwrap();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > support::DEADLINE {
+                child.kill().ok();
+                panic!("attempt {attempt}: the scan of a truncated image hangs");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
         let mut stderr = String::new();
         std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-        let status = child.wait().unwrap();
         assert!(
             status.code().is_some(),
             "attempt {attempt}: killed by {status:?} (SIGBUS is 7), stderr: {stderr}"
