@@ -963,6 +963,32 @@ fn c31_output_over_an_input_is_refused() {
         &prof_sum,
     );
 
+    // profile from-pdb: neither PDB (copies: the committed ones are never at risk here).
+    let nt = copy_of(
+        &support::testdata("pdb/ntkrnl_fixture.pdb"),
+        "evidence-nt.pdb",
+    );
+    let tcpip = copy_of(
+        &support::testdata("pdb/tcpip_fixture.pdb"),
+        "evidence-tcpip.pdb",
+    );
+    for pdb in [&nt, &tcpip] {
+        let sum = support::sha256_file(pdb);
+        let o = run(&[
+            "profile",
+            "from-pdb",
+            "--nt",
+            nt.to_str().unwrap(),
+            "--tcpip",
+            tcpip.to_str().unwrap(),
+            "--base",
+            "win10-19041-x64",
+            "-o",
+            pdb.to_str().unwrap(),
+        ]);
+        refused("profile from-pdb -o PDB", &o, pdb, pdb, &sum);
+    }
+
     // The snapshot file a .vmem is read with.
     let vm = dir().join("evidence-vmware");
     let vmem = support::synth(&vm, &["--profile", "win7-x64", "--container", "vmware"]);
