@@ -1063,6 +1063,36 @@ fn c32_pipes_and_devices_as_inputs_do_not_hang() {
     let json = scan_json().to_str().unwrap();
     let capture = file("pipe_capture.json", netcarve_capture(GOOD_ROW).as_bytes());
     let limit = Duration::from_secs(20);
+    // A pipe in place of an E01 set's last segment: the set reads as far as it can, and says why.
+    if let Some(tool) = ["/usr/bin/ewfacquire", "/usr/local/bin/ewfacquire"]
+        .map(Path::new)
+        .into_iter()
+        .find(|p| p.exists())
+    {
+        let target = dir().join("piped-ewf");
+        let acquired = std::process::Command::new(tool)
+            .args(["-u", "-t"])
+            .arg(&target)
+            .args(["-f", "encase6", "-c", "deflate:fast", "-S", "2MiB"])
+            .arg(&synth_raw().0)
+            .output()
+            .unwrap();
+        assert!(acquired.status.success(), "ewfacquire: {acquired:?}");
+        let last = (2..100)
+            .map(|n| target.with_extension(format!("E{n:02}")))
+            .take_while(|p| p.exists())
+            .last()
+            .expect("ewfacquire wrote one segment only");
+        std::fs::remove_file(&last).unwrap();
+        let c = std::ffi::CString::new(last.to_str().unwrap()).unwrap();
+        // SAFETY: plain syscall with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+        let e01 = target.with_extension("E01");
+        let o = run_within(&["scan", e01.to_str().unwrap(), "--format", "json"], limit);
+        assert_eq!(o.code, 0, "last segment a FIFO: {}", o.stderr);
+        let why = format!("{}: is a named pipe, not a regular file", last.display());
+        assert!(o.stderr.contains(&why), "{}", o.stderr);
+    }
     for (what, args, named) in [
         (
             "--live FIFO",

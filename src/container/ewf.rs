@@ -354,11 +354,14 @@ impl EwfSet {
                     bytes = m;
                     seg_path = next_path;
                 }
-                Err(_) => {
-                    set.warnings.push(format!(
-                        "segment file {} is missing: the media after segment {n} is absent",
-                        next_path.display()
-                    ));
+                Err(e) => {
+                    // A segment that is there but cannot be read (a pipe, no permission) says why.
+                    let why = match std::fs::symlink_metadata(&next_path) {
+                        Ok(_) => e.to_string(),
+                        Err(_) => format!("segment file {} is missing", next_path.display()),
+                    };
+                    set.warnings
+                        .push(format!("{why}: the media after segment {n} is absent"));
                     break;
                 }
             }
