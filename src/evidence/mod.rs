@@ -173,29 +173,3 @@ fn blocking(file: &File) -> std::io::Result<()> {
 fn blocking(_: &File) -> std::io::Result<()> {
     Ok(())
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_output_that_is_an_input_is_refused_untouched() {
-        let dir = std::env::temp_dir().join(format!("netcarve-evidence-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let input = dir.join("in.raw");
-        std::fs::write(&input, b"evidence").unwrap();
-        let link = dir.join("link.raw");
-        let _ = std::fs::remove_file(&link);
-        std::fs::hard_link(&input, &link).unwrap();
-        open_input(&input, "memory image").unwrap();
-        let e = open_output(&link).unwrap_err().to_string();
-        assert!(e.contains("never writes over its input"), "{e}");
-        assert_eq!(std::fs::read(&input).unwrap(), b"evidence");
-        // Another file is created or truncated as usual.
-        let other = dir.join("out.json");
-        std::fs::write(&other, b"old").unwrap();
-        drop(open_output(&other).unwrap());
-        assert_eq!(std::fs::read(&other).unwrap(), b"");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-}
