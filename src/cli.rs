@@ -93,7 +93,7 @@ pub struct ScanArgs {
     /// Show structurally invalid candidates too, with the reason.
     #[arg(long)]
     pub include_corrupt: bool,
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: all cores; at most 4 per core and 256, with a warning).
     #[arg(long)]
     pub threads: Option<usize>,
     /// No progress bar.

@@ -27,7 +27,7 @@ pub struct MemorySide {
 /// means "not JSON, treat it as an image".
 pub fn load_memory_json(path: &Path) -> Result<Option<MemorySide>> {
     use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(|e| io_error(path, &e))?;
+    let mut file = crate::evidence::open_input(path, "memory image or scan JSON")?;
     let mut head = [0u8; 64];
     let n = file.read(&mut head).map_err(|e| io_error(path, &e))?;
     // JSON text starts `{"` (or `{}`) and has no control bytes; an image's first bytes rarely do.
@@ -42,7 +42,10 @@ pub fn load_memory_json(path: &Path) -> Result<Option<MemorySide>> {
     if !looks_json {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(path).map_err(|e| io_error(path, &e))?;
+    let mut bytes = head.to_vec();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| io_error(path, &e))?;
+    let text = String::from_utf8(bytes).map_err(|_| Error::file(path, "not UTF-8 text"))?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
         Error::file(
             path,

@@ -739,7 +739,7 @@ fn hex(bytes: &[u8]) -> String {
 pub fn image_facts(phys: &PhysicalSpace, k: &KernelInfo) -> crate::record::ImageFacts {
     use crate::filetime::to_iso;
     let boot = k.boot_time();
-    let mut warnings = phys.warnings.clone();
+    let mut warnings = phys.warnings.lines();
     warnings.extend(k.warnings.iter().cloned());
     crate::record::ImageFacts {
         file: Some(phys.path.display().to_string()),

@@ -16,6 +16,7 @@ pub mod commands;
 pub mod compare;
 pub mod container;
 pub mod error;
+pub mod evidence;
 pub mod filetime;
 pub mod kernel;
 pub mod output;

@@ -161,7 +161,7 @@ fn c02b_named_pipe_and_device() {
     assert_eq!(o.code, 2, "/dev/null: {}", o.stderr);
     assert_eq!(
         o.stderr.trim(),
-        "netcarve: /dev/null: is a character device, not a regular file: copy the image to a file first"
+        "netcarve: /dev/null: is a character device, not a regular file: copy the memory image to a file first"
     );
 }
 
@@ -866,4 +866,423 @@ fn c28_memory_side_malformed() {
         ]);
         check(name, &path, &o, Expect::Error, &[0, 1]);
     }
+}
+
+// ---- evidence is only read; no input hangs or floods --------------------------------------------
+
+/// A refusal to write `-o out` over an input: exit 2, one line naming `out`, and `input` (the
+/// file at risk) byte for byte as it was.
+fn refused(what: &str, o: &Outcome, out: &Path, input: &Path, before: &str) {
+    assert_eq!(
+        o.code, 2,
+        "{what}: expected exit 2, got {}: {}",
+        o.code, o.stderr
+    );
+    let lines: Vec<&str> = o.stderr.trim().lines().collect();
+    assert_eq!(lines.len(), 1, "{what}: not one line: {}", o.stderr);
+    assert!(
+        lines[0].contains(&out.display().to_string())
+            && lines[0].contains("never writes over its input"),
+        "{what}: {}",
+        lines[0]
+    );
+    assert_eq!(
+        support::sha256_file(input),
+        before,
+        "{what}: {} changed",
+        input.display()
+    );
+}
+
+fn copy_of(src: &Path, name: &str) -> PathBuf {
+    let to = dir().join(name);
+    std::fs::copy(src, &to).unwrap();
+    to
+}
+
+#[test]
+fn c31_output_over_an_input_is_refused() {
+    let (raw, _) = synth_raw();
+    let image = copy_of(raw, "evidence.raw");
+    let image_s = image.to_str().unwrap();
+    let sum = support::sha256_file(&image);
+    let hard = dir().join("evidence-hardlink.raw");
+    let soft = dir().join("evidence-symlink.raw");
+    let _ = std::fs::remove_file(&hard);
+    let _ = std::fs::remove_file(&soft);
+    std::fs::hard_link(&image, &hard).unwrap();
+    std::os::unix::fs::symlink(&image, &soft).unwrap();
+    for out in [&image, &hard, &soft] {
+        let o = run(&["scan", image_s, "--quiet", "-o", out.to_str().unwrap()]);
+        refused(&format!("scan -o {}", out.display()), &o, out, &image, &sum);
+    }
+    // The same file named through another directory.
+    let dotted = dir().join(".").join("evidence.raw");
+    let o = run(&["info", image_s]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let o = run(&["scan", image_s, "--quiet", "-o", dotted.to_str().unwrap()]);
+    refused("scan -o ./IMAGE", &o, &dotted, &image, &sum);
+
+    // compare: neither a capture nor the memory side (image or scan JSON) may be overwritten.
+    let capture = file(
+        "evidence-capture.json",
+        netcarve_capture(GOOD_ROW).as_bytes(),
+    );
+    let cap_sum = support::sha256_file(&capture);
+    let cap_s = capture.to_str().unwrap();
+    let o = run(&["compare", image_s, "--live", cap_s, "-o", cap_s]);
+    refused("compare -o CAPTURE", &o, &capture, &capture, &cap_sum);
+    let json = copy_of(scan_json(), "evidence-scan.json");
+    let json_sum = support::sha256_file(&json);
+    let json_s = json.to_str().unwrap();
+    let o = run(&["compare", json_s, "--live", cap_s, "-o", json_s]);
+    refused("compare -o SCAN.json", &o, &json, &json, &json_sum);
+    let o = run(&["compare", image_s, "--live", cap_s, "-o", image_s]);
+    refused("compare -o IMAGE", &o, &image, &image, &sum);
+
+    // --profile FILE is an input too.
+    let profile = dir().join("evidence-profile.json");
+    let o = run(&["profile", "show", "win7-x64", "--format", "json"]);
+    std::fs::write(&profile, &o.stdout).unwrap();
+    let prof_sum = support::sha256_file(&profile);
+    let prof_s = profile.to_str().unwrap();
+    let o = run(&[
+        "scan",
+        image_s,
+        "--quiet",
+        "--profile",
+        prof_s,
+        "-o",
+        prof_s,
+    ]);
+    refused(
+        "scan --profile FILE -o FILE",
+        &o,
+        &profile,
+        &profile,
+        &prof_sum,
+    );
+
+    // profile from-pdb: neither PDB (copies: the committed ones are never at risk here).
+    let nt = copy_of(
+        &support::testdata("pdb/ntkrnl_fixture.pdb"),
+        "evidence-nt.pdb",
+    );
+    let tcpip = copy_of(
+        &support::testdata("pdb/tcpip_fixture.pdb"),
+        "evidence-tcpip.pdb",
+    );
+    for pdb in [&nt, &tcpip] {
+        let sum = support::sha256_file(pdb);
+        let o = run(&[
+            "profile",
+            "from-pdb",
+            "--nt",
+            nt.to_str().unwrap(),
+            "--tcpip",
+            tcpip.to_str().unwrap(),
+            "--base",
+            "win10-19041-x64",
+            "-o",
+            pdb.to_str().unwrap(),
+        ]);
+        refused("profile from-pdb -o PDB", &o, pdb, pdb, &sum);
+    }
+
+    // The snapshot file a .vmem is read with.
+    let vm = dir().join("evidence-vmware");
+    let vmem = support::synth(&vm, &["--profile", "win7-x64", "--container", "vmware"]);
+    let vmss = vmem.with_extension("vmss");
+    let vmss_sum = support::sha256_file(&vmss);
+    let o = run(&[
+        "scan",
+        vmem.to_str().unwrap(),
+        "--quiet",
+        "-o",
+        vmss.to_str().unwrap(),
+    ]);
+    refused("scan X.vmem -o X.vmss", &o, &vmss, &vmss, &vmss_sum);
+
+    // Any segment of an E01 set.
+    let tool = ["/usr/bin/ewfacquire", "/usr/local/bin/ewfacquire"]
+        .map(Path::new)
+        .into_iter()
+        .find(|p| p.exists());
+    if let Some(tool) = tool {
+        let target = dir().join("evidence-ewf");
+        let acquired = std::process::Command::new(tool)
+            .args(["-u", "-t"])
+            .arg(&target)
+            .args(["-f", "encase6", "-c", "deflate:fast", "-S", "2MiB"])
+            .arg(raw)
+            .output()
+            .unwrap();
+        assert!(acquired.status.success(), "ewfacquire: {acquired:?}");
+        let e01 = target.with_extension("E01");
+        let e03 = target.with_extension("E03");
+        let e03_sum = support::sha256_file(&e03);
+        let o = run(&[
+            "scan",
+            e01.to_str().unwrap(),
+            "--quiet",
+            "-o",
+            e03.to_str().unwrap(),
+        ]);
+        refused("scan X.E01 -o X.E03", &o, &e03, &e03, &e03_sum);
+    } else {
+        assert!(std::env::var_os("CI").is_none(), "ewfacquire is missing");
+        eprintln!("skipped the E01 case: ewfacquire not installed (apt-get install ewf-tools)");
+    }
+
+    // Any other file is written as before, and an existing one truncated.
+    let out = file("evidence-out.json", &vec![b'x'; 1 << 20]);
+    let o = run(&["scan", image_s, "--quiet", "-o", out.to_str().unwrap()]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let written: Value = read_json(&out);
+    assert!(written["endpoints"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty()));
+}
+
+/// Runs netcarve, failing as a hang when it outlives `limit` (well under `support::DEADLINE`:
+/// these cases must end at once).
+fn run_within(args: &[&str], limit: Duration) -> Outcome {
+    let o = run(args);
+    assert!(o.elapsed < limit, "{args:?} took {:?}", o.elapsed);
+    o
+}
+
+#[test]
+fn c32_pipes_and_devices_as_inputs_do_not_hang() {
+    let fifo = dir().join("input_fifo.json");
+    let _ = std::fs::remove_file(&fifo);
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: plain syscall with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    let fifo_s = fifo.to_str().unwrap();
+    let json = scan_json().to_str().unwrap();
+    let capture = file("pipe_capture.json", netcarve_capture(GOOD_ROW).as_bytes());
+    let limit = Duration::from_secs(20);
+    // A pipe in place of an E01 set's last segment: the set reads as far as it can, and says why.
+    if let Some(tool) = ["/usr/bin/ewfacquire", "/usr/local/bin/ewfacquire"]
+        .map(Path::new)
+        .into_iter()
+        .find(|p| p.exists())
+    {
+        let target = dir().join("piped-ewf");
+        let acquired = std::process::Command::new(tool)
+            .args(["-u", "-t"])
+            .arg(&target)
+            .args(["-f", "encase6", "-c", "deflate:fast", "-S", "2MiB"])
+            .arg(&synth_raw().0)
+            .output()
+            .unwrap();
+        assert!(acquired.status.success(), "ewfacquire: {acquired:?}");
+        let last = (2..100)
+            .map(|n| target.with_extension(format!("E{n:02}")))
+            .take_while(|p| p.exists())
+            .last()
+            .expect("ewfacquire wrote one segment only");
+        std::fs::remove_file(&last).unwrap();
+        let c = std::ffi::CString::new(last.to_str().unwrap()).unwrap();
+        // SAFETY: plain syscall with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+        let e01 = target.with_extension("E01");
+        let o = run_within(&["scan", e01.to_str().unwrap(), "--format", "json"], limit);
+        assert_eq!(o.code, 0, "last segment a FIFO: {}", o.stderr);
+        let why = format!("{}: is a named pipe, not a regular file", last.display());
+        assert!(o.stderr.contains(&why), "{}", o.stderr);
+    }
+    for (what, args, named) in [
+        (
+            "--live FIFO",
+            vec!["compare", json, "--live", fifo_s],
+            fifo_s,
+        ),
+        (
+            "memory side FIFO",
+            vec!["compare", fifo_s, "--live", capture.to_str().unwrap()],
+            fifo_s,
+        ),
+        (
+            "--live /dev/zero",
+            vec!["compare", json, "--live", "/dev/zero"],
+            "/dev/zero",
+        ),
+        (
+            "--profile FIFO",
+            vec!["scan", synth_raw().0.to_str().unwrap(), "--profile", fifo_s],
+            fifo_s,
+        ),
+    ] {
+        let o = run_within(&args, limit);
+        assert_eq!(o.code, 2, "{what}: exit {}: {}", o.code, o.stderr);
+        let lines: Vec<&str> = o.stderr.trim().lines().collect();
+        assert_eq!(lines.len(), 1, "{what}: {}", o.stderr);
+        assert!(
+            lines[0].contains(named) && lines[0].contains("not a regular file"),
+            "{what}: {}",
+            lines[0]
+        );
+    }
+}
+
+#[test]
+fn c33_image_truncated_while_scanned() {
+    // A sparse 1 GiB image (the synth image, then zeros): one thread takes about a second over
+    // it cold, so cutting it down 200 ms after it is mapped lands mid-scan. Each attempt uses a
+    // fresh copy; a scan that ends first is tried again, never counted as a pass.
+    let (raw, _) = synth_raw();
+    let image = dir().join("shrinking.raw");
+    let expected = format!(
+        "netcarve: {}: changed size while being read",
+        image.display()
+    );
+    let mut pause = Duration::from_millis(200);
+    for attempt in 1..=5 {
+        std::fs::copy(raw, &image).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&image)
+            .unwrap()
+            .set_len(1 << 30)
+            .unwrap();
+        let mut child = support::command()
+            .args(["scan", image.to_str().unwrap(), "--threads", "1", "--quiet"])
+            .args(["--format", "jsonl"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let maps = format!("/proc/{}/maps", child.id());
+        let started = std::time::Instant::now();
+        let name = image.to_str().unwrap().to_string();
+        while !std::fs::read_to_string(&maps).is_ok_and(|m| m.contains(&name)) {
+            if child.try_wait().unwrap().is_some() || started.elapsed() > support::DEADLINE {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Past identification, into the carve; less each time a scan ended first, and at the
+        // last attempt none (the map is made, so the cut still lands while the image is read).
+        std::thread::sleep(pause);
+        pause /= 2;
+        if attempt == 4 {
+            pause = Duration::ZERO;
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&image)
+            .unwrap()
+            .set_len(0x1000)
+            .unwrap();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > support::DEADLINE {
+                child.kill().ok();
+                panic!("attempt {attempt}: the scan of a truncated image hangs");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        assert!(
+            status.code().is_some(),
+            "attempt {attempt}: killed by {status:?} (SIGBUS is 7), stderr: {stderr}"
+        );
+        if status.code() == Some(0) {
+            eprintln!("attempt {attempt}: the scan ended before the cut; again");
+            continue;
+        }
+        assert_eq!(status.code(), Some(2), "attempt {attempt}: {stderr}");
+        if stderr.trim() == expected {
+            return;
+        }
+        // Cut before the map was made (the image then looks like a 4 KiB file): try again.
+        eprintln!("attempt {attempt}: {}", stderr.trim());
+    }
+    panic!("no attempt cut the image while it was being scanned");
+}
+
+#[test]
+fn c34_threads_are_bounded() {
+    let (raw, _) = synth_raw();
+    let raw = raw.to_str().unwrap();
+    let one = run(&["scan", raw, "--format", "json", "--threads", "1", "--quiet"]);
+    assert_eq!(one.code, 0, "{}", one.stderr);
+    let o = run_within(
+        &["scan", raw, "--format", "json", "--threads", "20000"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(o.code, 0, "--threads 20000: {}", o.stderr);
+    let lines: Vec<&str> = o.stderr.trim().lines().collect();
+    assert_eq!(lines.len(), 1, "{}", o.stderr);
+    assert!(
+        lines[0].starts_with("netcarve: warning: --threads 20000 ") && lines[0].contains("using"),
+        "{}",
+        lines[0]
+    );
+    let few: Value = serde_json::from_str(&one.stdout).unwrap();
+    let many: Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(few["endpoints"], many["endpoints"]);
+    let o = run_within(
+        &[
+            "compare",
+            raw,
+            "--live",
+            file(
+                "threads_capture.json",
+                netcarve_capture(GOOD_ROW).as_bytes(),
+            )
+            .to_str()
+            .unwrap(),
+            "--threads",
+            "4000",
+            "--format",
+            "json",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(
+        o.code == 0 || o.code == 1,
+        "compare --threads 4000: {}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("--threads 4000 "), "{}", o.stderr);
+}
+
+#[test]
+fn c35_a_warning_flood_is_one_line() {
+    // An ELF core whose 65,535 program headers repeat its PT_LOADs: each repeat overlaps.
+    let (m, _) = machine();
+    let mut elf = elf_core(&m.mem);
+    let phnum = usize::from(u16::from_le_bytes([elf[56], elf[57]]));
+    let headers: Vec<u8> = elf[64..64 + 56 * phnum].to_vec();
+    let table = elf.len();
+    for i in 0..usize::from(u16::MAX) {
+        let ph = &headers[56 * (i % phnum)..56 * (i % phnum + 1)];
+        elf.extend_from_slice(ph);
+    }
+    le64(&mut elf, 32, table as u64);
+    elf[56..58].copy_from_slice(&u16::MAX.to_le_bytes());
+    let path = file("flood.elf", &elf);
+    let o = run(&["scan", path.to_str().unwrap(), "--format", "json"]);
+    check("65,535 PT_LOADs", &path, &o, Expect::Partial, &[0]);
+    let lines: Vec<&str> = o.stderr.trim().lines().collect();
+    assert!(
+        lines.len() <= 3,
+        "{} warning lines: {:?}",
+        lines.len(),
+        &lines[..5]
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("overlapping physical range") && l.ends_with("more like it")),
+        "{lines:?}"
+    );
+    let scan: Value = serde_json::from_str(&o.stdout).unwrap();
+    assert!(warnings(&scan).len() <= 3, "{:?}", warnings(&scan));
 }

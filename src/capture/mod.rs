@@ -578,14 +578,20 @@ pub fn read_capture(
     forced: Option<CaptureFormat>,
     time: &TimeContext,
 ) -> Result<Capture> {
-    let meta = std::fs::metadata(path).map_err(|e| io_error(path, &e))?;
-    if meta.len() > MAX_CAPTURE_BYTES {
+    use std::io::Read;
+    let file = crate::evidence::open_input(path, "capture")?;
+    let len = file.metadata().map_err(|e| io_error(path, &e))?.len();
+    if len > MAX_CAPTURE_BYTES {
         return Err(Error::file(
             path,
-            format!("{} bytes is too large for a capture", meta.len()),
+            format!("{len} bytes is too large for a capture"),
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| io_error(path, &e))?;
+    let mut bytes = Vec::with_capacity(len as usize);
+    // Bounded even if the file grows while it is read.
+    file.take(MAX_CAPTURE_BYTES)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_error(path, &e))?;
     let text = decode_text(&bytes).map_err(|m| Error::file(path, m))?;
     let text = text.trim_start_matches('\u{feff}');
     if text.trim().is_empty() {

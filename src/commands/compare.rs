@@ -6,7 +6,7 @@ use crate::compare::{
 };
 use crate::error::{Error, Result};
 use crate::output::Sink;
-use crate::scan::{scan_image, ScanOptions};
+use crate::scan::{scan_image, threads_warning, ScanOptions};
 use std::io::IsTerminal;
 
 pub fn run(args: &CompareArgs) -> Result<u8> {
@@ -36,6 +36,9 @@ pub fn run(args: &CompareArgs) -> Result<u8> {
     let memory = match load_memory_json(&args.input)? {
         Some(side) => side,
         None => {
+            if let Some(warning) = threads_warning(args.threads).filter(|_| !args.quiet) {
+                eprintln!("netcarve: warning: {warning}");
+            }
             let opts = ScanOptions {
                 dtb: args.dtb,
                 profile: args.profile.clone(),

@@ -33,7 +33,9 @@ pub fn run(args: &ProfileArgs) -> Result<u8> {
             let mut text = serde_json::to_string_pretty(&p)
                 .map_err(|e| Error::file(output, format!("cannot serialise: {e}")))?;
             text.push('\n');
-            std::fs::write(output, text).map_err(|e| io_error(output, &e))?;
+            let mut file = crate::evidence::open_output(output)?;
+            file.write_all(text.as_bytes())
+                .map_err(|e| io_error(output, &e))?;
             eprintln!(
                 "wrote {} ({}; confidence {})",
                 output.display(),

@@ -3,7 +3,7 @@ use crate::cli::{ProtoFilter, ScanArgs, ScanFormat};
 use crate::error::{Error, Result};
 use crate::output::{self, Format, Sink};
 use crate::record::{EndpointRecord, Proto, TcpState};
-use crate::scan::{scan_image_in_pool, with_threads, ScanOptions};
+use crate::scan::{scan_image_in_pool, threads_warning, with_threads, ScanOptions};
 use std::io::IsTerminal;
 
 pub fn run(args: &ScanArgs) -> Result<u8> {
@@ -16,6 +16,9 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
         progress: !args.quiet,
         hash: args.hash,
     };
+    if let Some(warning) = threads_warning(opts.threads).filter(|_| !args.quiet) {
+        eprintln!("netcarve: warning: {warning}");
+    }
     // Rendering runs on the same workers as the scan: `--threads` bounds both.
     with_threads(opts.threads, || scan_and_render(args, &opts, &filter))
 }

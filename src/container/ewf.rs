@@ -13,7 +13,7 @@
 //! `digest`: MD5 @0, SHA-1 @16. `next` ends every segment but the last, `done` the last one.
 use crate::container::le::{u16_at, u32_at, u64_at};
 use crate::container::{Backing, BlockDecoder, BlockStore, ContainerFacts, PhysicalSpace, Run};
-use crate::error::{io_error, Error, Result};
+use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
 pub const SIGNATURE: &[u8; 8] = b"EVF\x09\x0d\x0a\xff\x00";
@@ -294,11 +294,8 @@ fn walk_segment(bytes: &[u8], segment: u32, path: &Path) -> SegmentFacts {
 }
 
 fn map_segment(path: &Path) -> Result<Backing> {
-    let file = std::fs::File::open(path).map_err(|e| io_error(path, &e))?;
-    // SAFETY: read-only map of evidence; see `PhysicalSpace::open`.
-    unsafe { memmap2::Mmap::map(&file) }
-        .map(Backing::Map)
-        .map_err(|e| io_error(path, &e))
+    let file = crate::evidence::open_input(path, "EWF segment")?;
+    crate::evidence::EvidenceMap::new(file, path).map(Backing::Map)
 }
 
 impl EwfSet {
@@ -357,11 +354,14 @@ impl EwfSet {
                     bytes = m;
                     seg_path = next_path;
                 }
-                Err(_) => {
-                    set.warnings.push(format!(
-                        "segment file {} is missing: the media after segment {n} is absent",
-                        next_path.display()
-                    ));
+                Err(e) => {
+                    // A segment that is there but cannot be read (a pipe, no permission) says why.
+                    let why = match std::fs::symlink_metadata(&next_path) {
+                        Ok(_) => e.to_string(),
+                        Err(_) => format!("segment file {} is missing", next_path.display()),
+                    };
+                    set.warnings
+                        .push(format!("{why}: the media after segment {n} is absent"));
                     break;
                 }
             }

@@ -341,8 +341,11 @@ pub fn open(backing: Backing, path: &Path) -> Result<PhysicalSpace> {
         sets,
     }));
     let mut space = PhysicalSpace::from_blocks(store, runs, "hiberfil", path)?;
-    parse_warnings.append(&mut space.warnings);
-    space.warnings = parse_warnings;
+    // What parsing found comes before what the space's construction found.
+    let mut warnings = super::warnings::Warnings::default();
+    warnings.extend(std::mem::take(&mut parse_warnings));
+    warnings.extend(space.warnings.lines());
+    space.warnings = warnings;
     space.container_facts = Some(ContainerFacts {
         hibernation: Some(hibernation),
         ..ContainerFacts::default()

@@ -20,6 +20,7 @@ mod mapping;
 mod pages;
 pub mod raw;
 pub mod vmware;
+mod warnings;
 pub mod xpress;
 
 /// A present physical range stored contiguously in the file.
@@ -60,6 +61,7 @@ impl Run {
 
 pub use blocks::{BlockDecoder, BlockStore};
 pub use pages::PageBitmap;
+pub use warnings::Warnings;
 
 const PAGE: u64 = 0x1000;
 
@@ -101,7 +103,7 @@ pub struct ContainerFacts {
 
 /// The bytes behind a physical space: the image's memory map, or an owned buffer (tests, fuzzing).
 pub enum Backing {
-    Map(memmap2::Mmap),
+    Map(crate::evidence::EvidenceMap),
     Owned(Vec<u8>),
 }
 
@@ -167,30 +169,6 @@ impl RunIndex {
     }
 }
 
-/// What a non-regular file is (`None` for a regular file or where the platform cannot tell).
-fn special_file_kind(meta: &std::fs::Metadata) -> Option<&'static str> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        let t = meta.file_type();
-        if t.is_fifo() {
-            return Some("named pipe");
-        }
-        if t.is_socket() {
-            return Some("socket");
-        }
-        if t.is_char_device() {
-            return Some("character device");
-        }
-        if t.is_block_device() {
-            return Some("block device");
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = meta;
-    None
-}
-
 /// A physical address space over one image file.
 pub struct PhysicalSpace {
     backing: Backing,
@@ -207,8 +185,9 @@ pub struct PhysicalSpace {
     pub path: PathBuf,
     pub hints: ContainerHints,
     pub container_facts: Option<ContainerFacts>,
-    /// Non-fatal oddities (overlapping runs dropped, a .vmem read 1:1 without its .vmss, ...).
-    pub warnings: Vec<String>,
+    /// Non-fatal oddities (overlapping runs dropped, a .vmem read 1:1 without its .vmss, ...),
+    /// one line per kind.
+    pub warnings: Warnings,
 }
 
 impl PhysicalSpace {
@@ -267,7 +246,7 @@ impl PhysicalSpace {
         runs.sort_unstable();
         let mergeable = blocks.is_none();
         // Merged in place (a list can hold a run every few pages: no second copy of them).
-        let mut warnings = vec![];
+        let mut warnings = Warnings::default();
         let mut kept = 0usize;
         for i in 0..runs.len() {
             let r = runs[i];
@@ -344,30 +323,18 @@ impl PhysicalSpace {
             path: path.to_path_buf(),
             hints: ContainerHints::default(),
             container_facts: None,
-            warnings: vec![],
+            warnings: Warnings::default(),
         })
     }
 
     /// Opens an image read-only and detects its container from the content.
     pub fn open(path: &Path) -> Result<PhysicalSpace> {
-        let meta = std::fs::metadata(path).map_err(|e| io_error(path, &e))?;
-        if meta.is_dir() {
-            return Err(Error::file(path, "is a directory, not a memory image"));
-        }
-        if let Some(kind) = special_file_kind(&meta) {
-            // A pipe cannot be mapped and a device reports no size: say so, not "empty file".
-            return Err(Error::file(
-                path,
-                format!("is a {kind}, not a regular file: copy the image to a file first"),
-            ));
-        }
-        if meta.len() == 0 {
+        let file = crate::evidence::open_input(path, "memory image")?;
+        let len = file.metadata().map_err(|e| io_error(path, &e))?.len();
+        if len == 0 {
             return Err(Error::file(path, "empty file"));
         }
-        let file = std::fs::File::open(path).map_err(|e| io_error(path, &e))?;
-        // SAFETY: the map is read-only; evidence files are not expected to change under us, and if
-        // one does the worst outcome is inconsistent bytes in the output, never a write.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| io_error(path, &e))?;
+        let map = crate::evidence::EvidenceMap::new(file, path)?;
         Self::detect(Backing::Map(map), path)
     }
 
@@ -587,6 +554,7 @@ impl PhysicalSpace {
         let Backing::Map(map) = &self.backing else {
             return None;
         };
+        let map = map.mmap();
         let offset = usize::try_from(offset).ok()?;
         let len = usize::try_from(len)
             .ok()?

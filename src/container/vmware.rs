@@ -36,7 +36,12 @@ pub fn open_with_metadata(
     path: &Path,
     meta_path: &Path,
 ) -> Result<PhysicalSpace> {
-    let meta = std::fs::read(meta_path).map_err(|e| io_error(meta_path, &e))?;
+    let mut meta = vec![];
+    std::io::Read::read_to_end(
+        &mut crate::evidence::open_input(meta_path, "VMware snapshot file")?,
+        &mut meta,
+    )
+    .map_err(|e| io_error(meta_path, &e))?;
     let regions = parse_regions(&meta).map_err(|msg| Error::file(meta_path, msg))?;
     let runs: Vec<Run> = regions
         .iter()

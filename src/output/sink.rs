@@ -11,11 +11,11 @@ pub struct Sink {
 }
 
 impl Sink {
-    /// `-o FILE` (created or truncated) or stdout.
+    /// `-o FILE` (created or truncated; refused when it is one of the command's inputs) or stdout.
     pub fn open(path: Option<&Path>) -> Result<Sink> {
         let (w, dest): (Box<dyn Write>, PathBuf) = match path {
             Some(p) => {
-                let f = std::fs::File::create(p).map_err(|e| io_error(p, &e))?;
+                let f = crate::evidence::open_output(p)?;
                 (Box::new(f), p.to_path_buf())
             }
             None => (

@@ -43,7 +43,7 @@ struct PdbFacts {
 /// Reads a PDB file read-only; every failure names the file.
 fn read_pdb(path: &Path) -> Result<PdbFacts> {
     let bad = |what: &str, e: pdb2::Error| Error::file(path, format!("{what}: {e}"));
-    let file = std::fs::File::open(path).map_err(|e| crate::error::io_error(path, &e))?;
+    let file = crate::evidence::open_input(path, "PDB")?;
     let mut pdb = pdb2::PDB::open(file).map_err(|e| bad("not a readable PDB", e))?;
     let info = pdb
         .pdb_information()

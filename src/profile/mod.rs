@@ -347,7 +347,12 @@ impl Profile {
 
     /// Loads a profile from a JSON file (`--profile FILE`).
     pub fn from_file(path: &Path) -> Result<Profile> {
-        let text = std::fs::read_to_string(path).map_err(|e| crate::error::io_error(path, &e))?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut crate::evidence::open_input(path, "profile")?,
+            &mut text,
+        )
+        .map_err(|e| crate::error::io_error(path, &e))?;
         Profile::from_json(&path.display().to_string(), &text)
     }
 
