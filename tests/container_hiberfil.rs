@@ -191,6 +191,37 @@ fn damaged_files_give_partial_results_and_say_why() {
         "most endpoints survive one set"
     );
 
+    // A Huffman set's table of code lengths destroyed: the decoder refuses the table, the set is
+    // skipped and named. (Sets rotate raw, plain, Huffman: find the first Huffman one.)
+    let mut at = first;
+    let mut index = 0;
+    let huffman = loop {
+        let h = le32(&original, at);
+        let stored = ((h >> 8) & 0x3f_ffff) as usize;
+        let data = at + 4 + (h & 0xff) as usize * 8;
+        if h >> 30 >= 2 {
+            break Some((index, data));
+        }
+        if index > 200 || h == 0 {
+            break None;
+        }
+        at = data + stored;
+        index += 1;
+    };
+    let (index, data) = huffman.expect("a Huffman set among the first 200");
+    let mut bad = original.clone();
+    // All 512 code lengths 15: far too few codes for the 15-bit table (incomplete).
+    bad[data..data + 256].fill(0xFF);
+    std::fs::write(&image, &bad).unwrap();
+    let (code, got, stderr) = scan_json(&image, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let warnings = got["image"]["warnings"].to_string();
+    assert!(
+        warnings.contains(&format!("compression set {index} "))
+            && warnings.contains("Huffman table"),
+        "{warnings}"
+    );
+
     // A descriptor naming a PFN above HighestPhysicalPage: that set is skipped and said.
     let mut bad = original.clone();
     let descriptor = (0x7fff_ffffu64 << 4) | 3;
