@@ -55,6 +55,10 @@ const VS_FIXEDFILEINFO_SIGNATURE: [u8; 4] = 0xFEEF_04BDu32.to_le_bytes();
 /// Caps on work done for hostile or huge images.
 const MAX_KERNEL_CANDIDATES: usize = 1 << 16;
 const MAX_IMAGE_SIZE: u64 = 64 << 20;
+/// `IMAGE_DEBUG_DIRECTORY` entry size, and the entries and CodeView bytes read per candidate.
+const DEBUG_ENTRY: usize = 28;
+const MAX_DEBUG_ENTRIES: usize = 16;
+const MAX_CODEVIEW: usize = 0x400;
 const MAX_TAG_HITS: usize = 256;
 /// Top-level page tables are looked for below this first (see `self_map_scan`).
 const LOW_TABLES_END: u64 = 16 << 20;
@@ -586,58 +590,37 @@ fn kernel_at(space: &AddressSpace, base: u64) -> Option<KernelImage> {
     let opt = parsed.optional_header?;
     let size_of_image = u64::from(opt.windows_fields.size_of_image);
     let debug = *opt.data_directories.get_debug_table()?;
+    // Bounded work per candidate whatever the header claims: a few directory entries, and only
+    // the CodeView records among them, each small (a kernel's is 24 bytes and a file name). A
+    // hostile image can offer thousands of candidates with 64 MiB debug directories.
+    let entries = (debug.size as usize / DEBUG_ENTRY).min(MAX_DEBUG_ENTRIES);
     let dir_rva = u64::from(debug.virtual_address);
-    let dir_end = dir_rva.checked_add(u64::from(debug.size))?;
-    if dir_end > MAX_IMAGE_SIZE || debug.size == 0 {
+    if entries == 0 || dir_rva >= size_of_image.min(MAX_IMAGE_SIZE) {
         return None;
     }
-    // A buffer indexed by RVA, holding only the debug directory and its CodeView records.
-    let mut image = vec![0u8; dir_end as usize];
-    read_sparse(
-        space,
-        base.checked_add(dir_rva)?,
-        image.get_mut(dir_rva as usize..)?,
-    );
-    let mut needed_end = dir_end;
-    for entry in image.get(dir_rva as usize..)?.chunks_exact(28) {
-        let raw = |o: usize| {
-            entry
-                .get(o..o + 4)
-                .and_then(|b| b.try_into().ok())
-                .map(u32::from_le_bytes)
-                .unwrap_or(0)
-        };
-        let (kind, size, rva) = (raw(12), raw(16), raw(20));
-        if kind == 2 {
-            needed_end = needed_end.max(u64::from(rva).saturating_add(u64::from(size)));
+    let mut dir = vec![0u8; entries * DEBUG_ENTRY];
+    read_sparse(space, base.checked_add(dir_rva)?, &mut dir);
+    let (signature, age, name_bytes) = dir.chunks_exact(DEBUG_ENTRY).find_map(|entry| {
+        let field = |o: usize| u32::from_le_bytes(entry[o..o + 4].try_into().unwrap_or([0; 4]));
+        let (kind, size, rva) = (field(12), field(16) as usize, u64::from(field(20)));
+        if kind != 2 || !(24..=MAX_CODEVIEW).contains(&size) || rva >= size_of_image {
+            return None;
         }
-    }
-    if needed_end > MAX_IMAGE_SIZE {
-        return None;
-    }
-    image.resize(needed_end as usize, 0);
-    for entry_at in (dir_rva..dir_end).step_by(28) {
-        let rva = image
-            .get(entry_at as usize + 20..entry_at as usize + 24)
-            .and_then(|b| b.try_into().ok())
-            .map(u32::from_le_bytes)
-            .unwrap_or(0) as usize;
-        let size = image
-            .get(entry_at as usize + 16..entry_at as usize + 20)
-            .and_then(|b| b.try_into().ok())
-            .map(u32::from_le_bytes)
-            .unwrap_or(0) as usize;
-        if let Some(chunk) = image.get_mut(rva..rva.saturating_add(size)) {
-            read_sparse(space, base.wrapping_add(rva as u64), chunk);
+        let mut record = vec![0u8; size];
+        read_sparse(space, base.checked_add(rva)?, &mut record);
+        if !record.starts_with(b"RSDS") {
+            return None;
         }
-    }
-    let mut opts = pe::options::ParseOptions::default()
-        .with_parse_mode(goblin::options::ParseMode::Permissive);
-    opts.resolve_rva = false;
-    let data = pe::debug::DebugData::parse_with_opts(&image, debug, &[], 0x200, &opts).ok()?;
-    let cv = data.codeview_pdb70_debug_info?;
-    let name_bytes = cv.filename.split(|&b| b == 0).next().unwrap_or(&[]);
-    let full = String::from_utf8_lossy(name_bytes);
+        let signature: [u8; 16] = record[4..20].try_into().ok()?;
+        let age = u32::from_le_bytes(record[20..24].try_into().ok()?);
+        let name: Vec<u8> = record[24..]
+            .iter()
+            .copied()
+            .take_while(|&b| b != 0)
+            .collect();
+        Some((signature, age, name))
+    })?;
+    let full = String::from_utf8_lossy(&name_bytes);
     let name = full
         .rsplit(['\\', '/'])
         .next()
@@ -649,7 +632,7 @@ fn kernel_at(space: &AddressSpace, base: u64) -> Option<KernelImage> {
     Some(KernelImage {
         base,
         size_of_image,
-        pdb: PdbId::new(&name, &format_guid(&cv.signature), cv.age),
+        pdb: PdbId::new(&name, &format_guid(&signature), age),
     })
 }
 
