@@ -49,6 +49,7 @@ fn sample() -> ScanOutput {
         },
         endpoints: carved.endpoints,
         corrupt: carved.corrupt,
+        corrupt_omitted: 0,
     }
 }
 
