@@ -1398,3 +1398,40 @@ fn c37_duplicate_rows_and_contradictions_are_warned() {
         "{warnings}"
     );
 }
+
+/// A `.vmss` whose memory group holds a 3 GiB long block before the region table (a snapshot
+/// that carries the guest's memory itself): the block is skipped, not read.
+#[test]
+fn c38_vmss_long_block_is_skipped_not_read() {
+    use std::io::{Seek, SeekFrom, Write};
+    let (m, _) = machine();
+    let (vmem, vmss) = support::containers::vmware(&m.mem);
+    let at = vmss
+        .windows(8)
+        .position(|w| w == b"\x3e\x06Memory")
+        .expect("the long block");
+    // flags, name length, name, stored size (u64), memory size (u64), padding length, padding.
+    let stored_at = at + 8;
+    let data_at = stored_at + 16 + 2 + 2;
+    let block = 3u64 << 30;
+    let mut head = vmss[..data_at].to_vec();
+    head[stored_at..stored_at + 8].copy_from_slice(&block.to_le_bytes());
+    let tail = &vmss[data_at + 4..];
+    let vmem_path = file("bigmeta.vmem", &vmem);
+    let meta_path = dir().join("bigmeta.vmss");
+    let mut f = std::fs::File::create(&meta_path).unwrap();
+    f.write_all(&head).unwrap();
+    f.seek(SeekFrom::Start(data_at as u64 + block)).unwrap();
+    f.write_all(tail).unwrap();
+    drop(f);
+    let o = run(&["info", vmem_path.to_str().unwrap(), "--format", "json"]);
+    check("3 GiB .vmss", &vmem_path, &o, Expect::Partial, &[0]);
+    let info: Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(info["container"], "vmware", "{info}");
+    assert!(
+        o.peak_anon_kib < 64 * 1024,
+        ".vmss of 3 GiB: heap peaked at {} KiB",
+        o.peak_anon_kib
+    );
+    std::fs::remove_file(&meta_path).ok();
+}
