@@ -1,6 +1,7 @@
 //! Live-response captures of the user-mode endpoint tables, one parser file per producer, all
 //! normalised into [`CaptureRow`]s. Parsers never panic: a bad file is a one-line error naming it,
-//! a bad row is skipped with a warning when the rest of the file is usable.
+//! a bad row is kept as [`Unreadable`] with a warning when the rest of the file is usable (compare
+//! must not accuse an endpoint such a row may list).
 use crate::error::{io_error, Error, Result};
 use crate::filetime;
 use crate::record::{CaptureRow, Family};
