@@ -23,6 +23,48 @@ pub struct MemorySide {
     pub source: String,
 }
 
+/// Longest memory-side JSON read (a scan of about 400,000 endpoints); larger is refused.
+pub const MAX_MEMORY_JSON_BYTES: u64 = 256 << 20;
+
+fn memory_json_too_large(path: &Path) -> Error {
+    Error::file(
+        path,
+        format!(
+            "more than {} MiB: too large for a scan JSON",
+            MAX_MEMORY_JSON_BYTES >> 20
+        ),
+    )
+}
+
+/// Cuts every text field of the memory side's endpoints to
+/// [`MAX_TEXT_CHARS`](crate::capture::MAX_TEXT_CHARS), with a warning naming the endpoint: a scan
+/// JSON is a file anyone can edit, and a 70,000-character "process name" is an attack on the
+/// renderers, not a name.
+fn bound_memory_text(side: &mut MemorySide) {
+    let max = crate::capture::MAX_TEXT_CHARS;
+    let mut warnings = Vec::new();
+    for (i, m) in side.endpoints.iter_mut().enumerate() {
+        let mut fields: Vec<(&str, &mut String)> =
+            vec![("local_addr", &mut m.local_addr), ("tag", &mut m.tag)];
+        fields.extend(m.process.as_mut().map(|v| ("process", v)));
+        fields.extend(m.process_raw.as_mut().map(|v| ("process_raw", v)));
+        fields.extend(m.remote_addr.as_mut().map(|v| ("remote_addr", v)));
+        fields.extend(m.create_time.as_mut().map(|v| ("create_time", v)));
+        fields.extend(m.reason.as_mut().map(|v| ("reason", v)));
+        fields.extend(m.flags.iter_mut().map(|v| ("flags", v)));
+        for (name, text) in fields {
+            if let Some(len) = crate::capture::bound_text(text) {
+                warnings.push(format!(
+                    "endpoint {} (at {}): {name} of {len} characters cut to {max}",
+                    i + 1,
+                    m.physical_offset
+                ));
+            }
+        }
+    }
+    side.image.warnings.extend(warnings);
+}
+
 /// Reads `path` as a memory-side JSON when it is one (a JSON object with `endpoints`); `Ok(None)`
 /// means "not JSON, treat it as an image".
 pub fn load_memory_json(path: &Path) -> Result<Option<MemorySide>> {
@@ -42,10 +84,30 @@ pub fn load_memory_json(path: &Path) -> Result<Option<MemorySide>> {
     if !looks_json {
         return Ok(None);
     }
+    // The rest is read from the same handle (a pipe cannot be opened twice), with a bound.
     let mut bytes = head.to_vec();
-    file.read_to_end(&mut bytes)
+    let rest_max = MAX_MEMORY_JSON_BYTES.saturating_sub(bytes.len() as u64);
+    if file
+        .metadata()
+        .is_ok_and(|m| m.is_file() && m.len() > MAX_MEMORY_JSON_BYTES)
+    {
+        return Err(memory_json_too_large(path));
+    }
+    file.take(rest_max.saturating_add(1))
+        .read_to_end(&mut bytes)
         .map_err(|e| io_error(path, &e))?;
-    let text = String::from_utf8(bytes).map_err(|_| Error::file(path, "not UTF-8 text"))?;
+    if bytes.len() as u64 > MAX_MEMORY_JSON_BYTES {
+        return Err(memory_json_too_large(path));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        Error::file(
+            path,
+            format!(
+                "not UTF-8 text (invalid byte at {})",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
         Error::file(
             path,
@@ -66,6 +128,7 @@ pub fn load_memory_json(path: &Path) -> Result<Option<MemorySide>> {
     let mut side: MemorySide = serde_json::from_value(value)
         .map_err(|e| Error::file(path, format!("not a scan output: {e}")))?;
     side.source = "scan-json".to_string();
+    bound_memory_text(&mut side);
     if side.image.file.is_none() {
         side.image.file = Some(path.display().to_string());
     }
@@ -76,6 +139,8 @@ pub fn load_memory_json(path: &Path) -> Result<Option<MemorySide>> {
 #[serde(rename_all = "snake_case")]
 pub enum Class {
     HiddenFromApi,
+    /// Would be `hidden_from_api`, but a capture row that could not be read may list it.
+    Uncertain,
     NotInMemory,
     PidMismatch,
     TimeMismatch,
@@ -87,8 +152,9 @@ pub enum Class {
 }
 
 impl Class {
-    pub const ALL: [Class; 9] = [
+    pub const ALL: [Class; 10] = [
         Class::HiddenFromApi,
+        Class::Uncertain,
         Class::NotInMemory,
         Class::PidMismatch,
         Class::TimeMismatch,
@@ -101,6 +167,7 @@ impl Class {
     pub fn name(self) -> &'static str {
         match self {
             Class::HiddenFromApi => "hidden_from_api",
+            Class::Uncertain => "uncertain",
             Class::NotInMemory => "not_in_memory",
             Class::PidMismatch => "pid_mismatch",
             Class::TimeMismatch => "time_mismatch",
@@ -363,7 +430,9 @@ fn same_process(memory_name: &str, capture_name: &str) -> bool {
     }
     let m_raw = memory_name.trim().to_ascii_lowercase();
     let c_raw = capture_name.trim().to_ascii_lowercase();
-    m_raw.len() >= 14 && (c_raw.starts_with(&m_raw) || format!("{c}.exe").starts_with(&m_raw))
+    // Memory keeps 14-15 bytes of a one-byte code page: count characters, not UTF-8 bytes.
+    m_raw.chars().count() >= 14
+        && (c_raw.starts_with(&m_raw) || format!("{c}.exe").starts_with(&m_raw))
 }
 
 /// Process names agree, or one side has none.
@@ -410,7 +479,8 @@ fn classify_pair(
     }
     if let (Some(mn), Some(cn)) = (&m.process, &c.process) {
         if !same_process(mn, cn) {
-            notes.push(format!("process {mn:?} in memory, {cn:?} in the API"));
+            // Raw names: text renderings escape them, JSON keeps them exact.
+            notes.push(format!("process \"{mn}\" in memory, \"{cn}\" in the API"));
         }
     }
     let memory_time = if m.has_flag(flag::NO_TIME_FIELD) {
@@ -614,11 +684,17 @@ pub fn compare(memory: &MemorySide, captures: &[Capture], opts: &CompareOptions)
             if memory_used.get(mi).copied().unwrap_or(false) {
                 continue;
             }
-            let (class, note) = classify_single(
+            let (mut class, mut note) = classify_single(
                 m,
                 collected_raw,
                 collected_source != "assumed_acquisition_time",
             );
+            if class == Class::HiddenFromApi {
+                if let Some(why) = unreadable_cover(m, capture) {
+                    class = Class::Uncertain;
+                    note = why;
+                }
+            }
             rows.push(CompareRow {
                 class,
                 capture_file: capture.file.clone(),
@@ -640,6 +716,48 @@ pub fn compare(memory: &MemorySide, captures: &[Capture], opts: &CompareOptions)
         summary,
         research: research.finish(),
     }
+}
+
+/// Why `m`, absent from the capture's readable rows, is not accused: a row that could not be read
+/// may list it. A partial row covers the endpoints its readable fields agree with (fields named
+/// like the one left out are not compared); a row of which nothing was read covers every endpoint
+/// of its protocol (every endpoint, when even that is unknown).
+fn unreadable_cover(m: &EndpointRecord, capture: &Capture) -> Option<String> {
+    let covers = |u: &crate::capture::Unreadable| -> bool {
+        if u.proto.is_some_and(|p| p != m.proto) {
+            return false;
+        }
+        let Some((row, field)) = &u.partial else {
+            return true;
+        };
+        let field = field.to_ascii_lowercase();
+        let local_unknown = field.contains("local") || field.starts_with("laddr");
+        let remote_unknown = field.contains("remote") || field.starts_with("raddr");
+        let local = local_unknown
+            || (row.local_port == m.local_port
+                && (row.local_addr == m.local_addr || dual_stack_matches(m, row)));
+        let remote = remote_unknown
+            || m.proto == Proto::Udp
+            || (row.remote_addr == m.remote_addr && row.remote_port == m.remote_port);
+        local && remote
+    };
+    let u = capture
+        .unreadable
+        .iter()
+        .find(|u| u.partial.is_some() && covers(u))
+        .or_else(|| capture.unreadable.iter().find(|u| covers(u)))?;
+    Some(match &u.partial {
+        Some((_, field)) => format!(
+            "not accused: capture row {} unreadable ({}), and its other fields match this \
+             endpoint ({field:?} left out)",
+            u.line, u.reason
+        ),
+        None => format!(
+            "not accused: capture row {} unreadable ({}), nothing in it readable; it may list \
+             this endpoint",
+            u.line, u.reason
+        ),
+    })
 }
 
 /// An allocated object the capture does not list is hidden unless its own create time shows it
@@ -995,6 +1113,7 @@ mod tests {
             dual_stack: false,
             pid,
             process: pid.map(|_| "svchost.exe".to_string()),
+            process_raw: None,
             create_time: filetime::to_iso(T - 1000),
             create_time_raw: Some(T - 1000),
             tag: tag.into(),
@@ -1044,6 +1163,7 @@ mod tests {
             utc_offset_minutes: None,
             tz_source: "utc".into(),
             warnings: vec![],
+            unreadable: vec![],
         };
         compare(
             &side,

@@ -18,7 +18,11 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
         Err(e) => {
-            eprintln!("netcarve: {e}");
+            // Errors quote file names and evidence: escaped, they stay one visible line.
+            eprintln!(
+                "netcarve: {}",
+                netcarve::output::text::escape(&e.to_string())
+            );
             ExitCode::from(2)
         }
     }

@@ -299,6 +299,10 @@ pub struct EndpointRecord {
     pub dual_stack: bool,
     pub pid: Option<u32>,
     pub process: Option<String>,
+    /// The ImageFileName bytes in hex, only when one is above 0x7F (`process` is then their
+    /// Windows-1252 reading, a guess at the code page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_raw: Option<String>,
     pub create_time: Option<String>,
     pub create_time_raw: Option<u64>,
     pub tag: String,
@@ -326,6 +330,7 @@ impl EndpointRecord {
             dual_stack: false,
             pid: None,
             process: None,
+            process_raw: None,
             create_time: None,
             create_time_raw: None,
             tag: "TcpE".into(),

@@ -42,9 +42,17 @@ pub struct ScanOutput {
     pub image: ImageFacts,
     pub profile: ProfileUse,
     pub endpoints: Vec<EndpointRecord>,
-    /// `--include-corrupt`: rejected candidates with their `reason`.
+    /// `--include-corrupt`: rejected candidates with their `reason` (the first
+    /// [`MAX_CORRUPT_ROWS`](crate::carve::MAX_CORRUPT_ROWS) by physical offset).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub corrupt: Vec<EndpointRecord>,
+    /// `--include-corrupt`: how many more corrupt candidates were found than `corrupt` lists.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub corrupt_omitted: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Scans an image end to end.
@@ -157,6 +165,15 @@ pub fn scan_image_in_pool(path: &Path, opts: &ScanOptions) -> Result<ScanOutput>
         hash.apply(&mut image);
     }
     image.warnings.extend(phys.decode_warnings());
+    if carved.corrupt_omitted > 0 {
+        image.warnings.push(format!(
+            "--include-corrupt: {} corrupt candidates found; the first {} by physical offset are \
+             listed, {} more are only counted (corrupt_omitted)",
+            carved.corrupt.len() as u64 + carved.corrupt_omitted,
+            carved.corrupt.len(),
+            carved.corrupt_omitted
+        ));
+    }
     Ok(ScanOutput {
         image,
         profile: ProfileUse {
@@ -166,5 +183,6 @@ pub fn scan_image_in_pool(path: &Path, opts: &ScanOptions) -> Result<ScanOutput>
         },
         endpoints: carved.endpoints,
         corrupt: carved.corrupt,
+        corrupt_omitted: carved.corrupt_omitted,
     })
 }

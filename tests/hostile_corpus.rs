@@ -1286,3 +1286,571 @@ fn c35_a_warning_flood_is_one_line() {
     let scan: Value = serde_json::from_str(&o.stdout).unwrap();
     assert!(warnings(&scan).len() <= 3, "{:?}", warnings(&scan));
 }
+
+// ---- issue 19: evidence text, bounds, unreadable capture rows ----------------------------------
+
+/// `compare` of the scan JSON with `capture` in `format`; (exit code, stdout, stderr).
+fn compare_as(memory: &Path, capture: &Path, format: &str) -> Outcome {
+    run(&[
+        "compare",
+        memory.to_str().unwrap(),
+        "--live",
+        capture.to_str().unwrap(),
+        "--format",
+        format,
+    ])
+}
+
+/// Text a terminal or a report reader would act on: ESC, CR, BEL, and bidi overrides/isolates.
+fn assert_no_raw_controls(what: &str, text: &str) {
+    for (i, c) in text.chars().enumerate() {
+        let bad = (c.is_control() && c != '\n')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}');
+        assert!(!bad, "{what}: raw {c:?} at char {i}");
+    }
+}
+
+const HOSTILE_NAMES: [&str; 4] = [
+    "a\u{1b}]0;owned\u{7}\u{1b}[2Jb.exe",
+    "x.exe\r\n!!! HIDDEN FROM API: 0 forged",
+    "\u{202e}exe.gpj",
+    "=HYPERLINK(\"http://x\",\"y\")|p",
+];
+
+#[test]
+fn c36_evidence_text_is_escaped_in_text_renderings_and_exact_in_json() {
+    // Capture side: four rows of the memory's own endpoints would pair and show the capture's
+    // names in the table; rows not in memory show them as not_in_memory.
+    let rows: Vec<String> = HOSTILE_NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            GOOD_ROW
+                .replace("49723", &(40000 + i).to_string())
+                .replace("\"evil.exe\"", &serde_json::to_string(name).unwrap())
+        })
+        .collect();
+    let capture = file("names.json", netcarve_capture(&rows.join(",")).as_bytes());
+    // Memory side: the same names in a scan JSON's process field.
+    let mut scan: Value = read_json(scan_json());
+    for (r, name) in scan["endpoints"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .zip(HOSTILE_NAMES)
+    {
+        r["process"] = Value::from(name);
+    }
+    let memory = file("names_scan.json", scan.to_string().as_bytes());
+    let table = compare_as(&memory, &capture, "table");
+    check(
+        "hostile names (table)",
+        &capture,
+        &table,
+        Expect::Partial,
+        &[1],
+    );
+    assert_no_raw_controls("compare table", &table.stdout);
+    assert!(
+        table.stdout.contains("a\\x1b]0;owned\\x07\\x1b[2Jb.exe")
+            && table.stdout.contains("\\u{202e}exe.gpj")
+            && table.stdout.contains("x.exe\\x0d\\x0a!!! HIDDEN"),
+        "escapes not shown:\n{}",
+        table.stdout
+    );
+    // No forged line: the only `!!!` lines are the real banner's.
+    for line in table.stdout.lines().filter(|l| l.starts_with("!!!")) {
+        assert!(!line.contains("forged"), "forged line: {line}");
+    }
+    let csv = compare_as(&memory, &capture, "csv");
+    check("hostile names (csv)", &capture, &csv, Expect::Partial, &[1]);
+    assert_no_raw_controls("compare csv", &csv.stdout);
+    let mut reader = csv::Reader::from_reader(csv.stdout.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (mp, cp) = (col("memory_process"), col("capture_process"));
+    let mut formula_cells = 0;
+    for record in reader.records() {
+        let record = record.unwrap();
+        for cell in record.iter() {
+            assert!(
+                !cell.starts_with(['=', '+', '@']) && !cell.starts_with("-1"),
+                "formula cell {cell:?}"
+            );
+        }
+        for i in [mp, cp] {
+            if record.get(i).unwrap().starts_with("'=HYPERLINK") {
+                formula_cells += 1;
+            }
+        }
+    }
+    assert!(
+        formula_cells >= 2,
+        "the formula name was not shown neutralised"
+    );
+    let json = compare_as(&memory, &capture, "json");
+    let report: Value = serde_json::from_str(&json.stdout).unwrap();
+    let names: Vec<&str> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| [&r["memory"]["process"], &r["capture"]["process"]])
+        .filter_map(Value::as_str)
+        .collect();
+    for name in HOSTILE_NAMES {
+        assert!(names.contains(&name), "JSON lost the exact name {name:?}");
+    }
+
+    // Scan side: a `|` in an ImageFileName must not split a bodyfile line; a name with a
+    // backslash stays reversible.
+    let (raw, truth) = synth_raw();
+    let mut mem = std::fs::read(raw).unwrap();
+    let name = truth["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["create_time_raw"].as_u64().unwrap_or(0) != 0)
+        .find_map(|r| r["process"].as_str().filter(|n| n.len() >= 4))
+        .unwrap()
+        .to_string();
+    let mut needle = name.as_bytes().to_vec();
+    needle.push(0);
+    let mut forged = needle.clone();
+    forged[1] = b'|';
+    forged[2] = b'\\';
+    let mut replaced = 0;
+    for at in 0..mem.len() - needle.len() {
+        if mem[at..].starts_with(&needle) {
+            mem[at..at + needle.len()].copy_from_slice(&forged);
+            replaced += 1;
+        }
+    }
+    assert!(replaced > 0, "{name} not found in the image");
+    let path = file("pipe_name.raw", &mem);
+    let o = run(&[
+        "scan",
+        path.to_str().unwrap(),
+        "--format",
+        "bodyfile",
+        "--quiet",
+    ]);
+    check(
+        "| in a process name (bodyfile)",
+        &path,
+        &o,
+        Expect::Partial,
+        &[0],
+    );
+    let shown = format!("{}\\x7c\\\\{}", &name[..1], &name[3..]);
+    assert!(o.stdout.contains(&shown), "{shown} not in\n{}", o.stdout);
+    for line in o.stdout.lines() {
+        assert_eq!(line.split('|').count(), 11, "bodyfile line split: {line}");
+    }
+}
+
+#[test]
+fn c37_huge_names_are_cut_not_panics() {
+    let long = "A".repeat(65_536);
+    let row = GOOD_ROW.replace("evil.exe", &long);
+    let capture = file("long_name.json", netcarve_capture(&row).as_bytes());
+    let o = compare_as(scan_json(), &capture, "table");
+    check(
+        "65,536-char capture name",
+        &capture,
+        &o,
+        Expect::Partial,
+        &[1],
+    );
+    assert!(
+        o.stdout
+            .contains("warning: tcp row 1: process name of 65536 characters cut to 1024")
+            || o.stdout
+                .contains("warning: row 1: process name of 65536 characters cut to 1024"),
+        "{}",
+        &o.stdout[..o.stdout.len().min(2000)]
+    );
+    let widest = o.stdout.lines().map(|l| l.chars().count()).max().unwrap();
+    assert!(widest < 1200, "a table line of {widest} characters");
+    assert!(o.stdout.contains("AAA…"), "no cut marker");
+    let json = compare_as(scan_json(), &capture, "json");
+    let report: Value = serde_json::from_str(&json.stdout).unwrap();
+    let kept = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|r| {
+            r["capture"]["process"]
+                .as_str()
+                .filter(|p| p.starts_with("AAA"))
+        })
+        .unwrap();
+    assert_eq!(kept.chars().count(), 1024);
+
+    let mut scan: Value = read_json(scan_json());
+    scan["endpoints"][0]["process"] = Value::from("B".repeat(70_000));
+    let memory = file("long_scan.json", scan.to_string().as_bytes());
+    let good = file(
+        "long_ok_capture.json",
+        netcarve_capture(GOOD_ROW).as_bytes(),
+    );
+    for format in ["table", "csv", "json"] {
+        let o = compare_as(&memory, &good, format);
+        check(
+            &format!("70,000-char name in the scan JSON ({format})"),
+            &memory,
+            &o,
+            Expect::Partial,
+            &[1],
+        );
+        assert!(
+            o.stdout.contains("process of 70000 characters cut to 1024")
+                || o.stderr.contains("process of 70000 characters cut to 1024"),
+            "{format}: no warning"
+        );
+    }
+}
+
+#[test]
+fn c38_reads_are_capped() {
+    // `/dev/zero` as a capture: refused once 256 MiB are read (or at open), never read to OOM.
+    let o = run(&[
+        "compare",
+        scan_json().to_str().unwrap(),
+        "--live",
+        "/dev/zero",
+    ]);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(!o.stderr.contains("panicked"));
+    assert_eq!(o.stderr.trim().lines().count(), 1, "{}", o.stderr);
+    assert!(o.stderr.contains("/dev/zero"), "{}", o.stderr);
+    assert!(
+        o.peak_anon_kib < 400 * 1024,
+        "/dev/zero: heap peaked at {} KiB",
+        o.peak_anon_kib
+    );
+    // Sparse files past the cap: a capture, and a memory-side JSON of 3 GiB.
+    let big = dir().join("big_capture.json");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(300 << 20).unwrap();
+    let o = compare_as(scan_json(), &big, "json");
+    check("300 MiB capture", &big, &o, Expect::Error, &[]);
+    assert!(o.stderr.contains("256 MiB"), "{}", o.stderr);
+    let big_scan = dir().join("big_scan.json");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&big_scan).unwrap();
+        // JSON-looking for longer than the sniffed head, then 3 GiB of holes.
+        f.write_all(b"{\"endpoints\": [").unwrap();
+        f.write_all(&[b' '; 200]).unwrap();
+        f.set_len(3 << 30).unwrap();
+    }
+    let good = file("big_ok_capture.json", netcarve_capture(GOOD_ROW).as_bytes());
+    let o = compare_as(&big_scan, &good, "json");
+    check("3 GiB scan JSON", &big_scan, &o, Expect::Error, &[]);
+    assert!(o.stderr.contains("256 MiB"), "{}", o.stderr);
+    assert!(o.peak_anon_kib < 400 * 1024, "{} KiB", o.peak_anon_kib);
+    std::fs::remove_file(&big_scan).ok();
+    std::fs::remove_file(&big).ok();
+
+    // LiME with more ranges than any machine has.
+    let ranges = netcarve::container::lime::MAX_RANGES + 1;
+    let mut lime_file = Vec::with_capacity(ranges * 33);
+    for i in 0..ranges as u64 {
+        lime_file.extend(lime_header(i * 0x1000, i * 0x1000));
+        lime_file.push(0);
+    }
+    let path = file("many_ranges.lime", &lime_file);
+    drop(lime_file);
+    let o = run(&["info", path.to_str().unwrap()]);
+    check("LiME with 1M+1 ranges", &path, &o, Expect::Error, &[]);
+    assert!(o.stderr.contains("ranges"), "{}", o.stderr);
+    std::fs::remove_file(&path).ok();
+}
+
+#[test]
+fn c39_include_corrupt_is_bounded_and_deterministic() {
+    let (raw, _) = synth_raw();
+    let mut mem = std::fs::read(raw).unwrap();
+    let header = flood_header();
+    for page in mem.chunks_exact_mut(0x1000) {
+        if page.iter().all(|&b| b == 0) {
+            for slot in page.chunks_exact_mut(16) {
+                slot.copy_from_slice(&header);
+            }
+        }
+    }
+    let flooded_pages: Vec<u64> = mem
+        .chunks_exact(0x1000)
+        .enumerate()
+        .filter(|(_, page)| page.starts_with(&header) && page.ends_with(&header))
+        .map(|(i, _)| i as u64)
+        .collect();
+    let path = file("flood_corrupt.raw", &mem);
+    drop(mem);
+    let mut outputs = vec![];
+    for threads in ["1", "2"] {
+        let o = run(&[
+            "scan",
+            path.to_str().unwrap(),
+            "--format",
+            "json",
+            "--include-corrupt",
+            "--threads",
+            threads,
+        ]);
+        check("flood --include-corrupt", &path, &o, Expect::Partial, &[0]);
+        assert!(
+            o.peak_anon_kib < 256 * 1024,
+            "--include-corrupt on a flood: heap peaked at {} KiB",
+            o.peak_anon_kib
+        );
+        assert!(o.stderr.contains("--include-corrupt:"), "{}", o.stderr);
+        outputs.push(o.stdout);
+    }
+    assert_eq!(outputs[0], outputs[1], "output depends on the thread count");
+    let scan: Value = serde_json::from_str(&outputs[0]).unwrap();
+    let corrupt = scan["corrupt"].as_array().unwrap();
+    assert_eq!(corrupt.len(), 10_000);
+    let omitted = scan["corrupt_omitted"].as_u64().unwrap();
+    assert!(omitted > 100_000, "{omitted} omitted");
+    // The first by offset: nothing omitted lies before the last one listed.
+    let offsets: Vec<u64> = corrupt.iter().map(|r| hex(&r["physical_offset"])).collect();
+    assert!(offsets.windows(2).all(|w| w[0] <= w[1]));
+    // At least 10,000 corrupt rows lie at or before the 10,000th flooded slot (a raw image:
+    // physical offset = file offset), so the last one listed cannot lie after it.
+    let tenth_thousand = flooded_pages[10_000 / 256] * 0x1000 + (10_000 % 256) as u64 * 16;
+    assert!(
+        offsets[9_999] <= tenth_thousand,
+        "not the first ones: {:#x} listed last, the 10,000th flooded slot is at {tenth_thousand:#x}",
+        offsets[9_999]
+    );
+}
+
+/// One synth capture with one row's creation time replaced by a display string.
+#[test]
+fn c40_unreadable_capture_row_is_not_an_accusation() {
+    let (raw, _) = synth_raw();
+    let ps7_path = raw.parent().unwrap().join("capture-ps7.json");
+    let rows: Vec<Value> = serde_json::from_str(
+        std::fs::read_to_string(&ps7_path)
+            .unwrap()
+            .trim_start_matches('\u{feff}'),
+    )
+    .unwrap();
+    let o = compare_as(scan_json(), &ps7_path, "json");
+    let before: Value = serde_json::from_str(&o.stdout).unwrap();
+    // A row that matched, with a time.
+    let matched = before["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["class"] == "match" && r["capture"]["create_time_raw"].as_u64() > Some(0))
+        .expect("a matching timed row");
+    let line = matched["capture"]["line"].as_u64().unwrap();
+    let offset = matched["memory"]["physical_offset"].clone();
+    let mut broken = rows.clone();
+    let row = broken[line as usize - 1].as_object_mut().unwrap();
+    let key = row
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case("Timestamp") || k.eq_ignore_ascii_case("CreationTime"))
+        .unwrap()
+        .clone();
+    row.insert(key, Value::from("10/18/2025 6:15:22 AM"));
+    let path = file(
+        "display_time.json",
+        serde_json::to_string(&broken).unwrap().as_bytes(),
+    );
+    let o = compare_as(scan_json(), &path, "json");
+    check("display-string time", &path, &o, Expect::Partial, &[1]);
+    let after: Value = serde_json::from_str(&o.stdout).unwrap();
+    let of_object: Vec<&Value> = after["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["memory"]["physical_offset"] == offset)
+        .collect();
+    assert_eq!(of_object.len(), 1);
+    assert_eq!(of_object[0]["class"], "uncertain", "{}", of_object[0]);
+    let note = of_object[0]["note"].as_str().unwrap();
+    assert!(
+        note.starts_with(&format!("not accused: capture row {line} unreadable")),
+        "{note}"
+    );
+    let warnings = after["captures"][0]["warnings"].to_string();
+    assert!(
+        warnings.contains(&format!("row {line}: bad date")),
+        "{warnings}"
+    );
+    assert_eq!(
+        after["summary"]["by_class"]["hidden_from_api"],
+        before["summary"]["by_class"]["hidden_from_api"],
+        "the unreadable row added an accusation"
+    );
+    // The table says it too, and does not list the endpoint as hidden.
+    let table = compare_as(scan_json(), &path, "table");
+    assert!(table.stdout.contains("not accused: capture row"));
+
+    // Nothing readable in a netcarve `tcp` row: every TCP accusation becomes uncertain, the UDP
+    // ones stand.
+    let netcarve_path = raw.parent().unwrap().join("capture-netcarve.json");
+    let o = compare_as(scan_json(), &netcarve_path, "json");
+    let clean: Value = serde_json::from_str(&o.stdout).unwrap();
+    let hidden = |report: &Value, proto: &str| {
+        report["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["class"] == "hidden_from_api" && r["memory"]["proto"] == proto)
+            .count()
+    };
+    let (tcp_hidden, udp_hidden) = (hidden(&clean, "tcp"), hidden(&clean, "udp"));
+    assert!(tcp_hidden > 0, "the synth capture hides no TCP connection");
+    let mut capture: Value = read_json(&netcarve_path);
+    capture["tcp"]
+        .as_array_mut()
+        .unwrap()
+        .push(Value::from("garbage"));
+    let path = file("garbage_tcp_row.json", capture.to_string().as_bytes());
+    let o = compare_as(scan_json(), &path, "json");
+    check("garbage tcp row", &path, &o, Expect::Partial, &[1]);
+    let report: Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(hidden(&report, "tcp"), 0);
+    assert_eq!(hidden(&report, "udp"), udp_hidden);
+    assert_eq!(
+        report["summary"]["by_class"]["uncertain"].as_u64(),
+        Some(tcp_hidden as u64)
+    );
+}
+
+#[test]
+fn c41_latin1_image_file_name_keeps_its_owner() {
+    let (raw, truth) = synth_raw();
+    let mut mem = std::fs::read(raw).unwrap();
+    let owned = |name: &str| {
+        truth["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["process"] == name)
+            .count()
+    };
+    let name = truth["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["process"].as_str())
+        .find(|n| n.len() >= 4 && owned(n) > 0)
+        .unwrap()
+        .to_string();
+    let mut needle = name.as_bytes().to_vec();
+    needle.push(0);
+    let mut latin = needle.clone();
+    latin[0] = 0xE9;
+    let mut replaced = 0;
+    for at in 0..mem.len() - needle.len() {
+        if mem[at..].starts_with(&needle) {
+            mem[at..at + needle.len()].copy_from_slice(&latin);
+            replaced += 1;
+        }
+    }
+    assert!(replaced > 0);
+    let path = file("latin1_name.raw", &mem);
+    let scan = image_case("ImageFileName above 0x7F", &path, Expect::Partial, &[]).unwrap();
+    let shown = format!("é{}", &name[1..]);
+    let raw_hex: String = latin[..latin.len() - 1]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let endpoints = scan["endpoints"].as_array().unwrap();
+    let with_name: Vec<&Value> = endpoints
+        .iter()
+        .filter(|r| r["process"] == shown.as_str())
+        .collect();
+    assert_eq!(with_name.len(), owned(&name), "owners lost");
+    for r in &with_name {
+        assert_eq!(r["process_raw"], raw_hex.as_str());
+        assert!(r["pid"].as_u64().is_some());
+    }
+    // ASCII names carry no process_raw.
+    assert!(endpoints
+        .iter()
+        .filter(|r| r["process"] != shown.as_str())
+        .all(|r| r.get("process_raw").is_none()));
+}
+
+#[test]
+fn c42_duplicate_rows_and_contradictions_are_warned() {
+    let capture = file(
+        "dup_rows.json",
+        netcarve_capture(&[GOOD_ROW, GOOD_ROW, GOOD_ROW].join(",")).as_bytes(),
+    );
+    let o = compare_as(scan_json(), &capture, "json");
+    check("duplicate rows", &capture, &o, Expect::Partial, &[1]);
+    let report: Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(report["summary"]["by_class"]["not_in_memory"], 1);
+    let warnings = report["captures"][0]["warnings"].to_string();
+    assert!(
+        warnings.contains("row 1 is listed again (rows 2, 3): counted once"),
+        "{warnings}"
+    );
+
+    let v6 = GOOD_ROW.replace("\"ipv4\"", "\"ipv6\"");
+    let text =
+        netcarve_capture(&v6).replace("\"utc_offset_minutes\": 0", "\"utc_offset_minutes\": 2000");
+    let capture = file("contradictions.json", text.as_bytes());
+    let o = compare_as(scan_json(), &capture, "json");
+    check(
+        "family and offset contradictions",
+        &capture,
+        &o,
+        Expect::Partial,
+        &[1],
+    );
+    let report: Value = serde_json::from_str(&o.stdout).unwrap();
+    let warnings = report["captures"][0]["warnings"].to_string();
+    assert!(
+        warnings.contains("row 1: family ipv6 contradicts local address 10.0.0.5"),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains("utc_offset_minutes 2000 is beyond"),
+        "{warnings}"
+    );
+}
+
+/// A `.vmss` whose memory group holds a 3 GiB long block before the region table (a snapshot
+/// that carries the guest's memory itself): the block is skipped, not read.
+#[test]
+fn c43_vmss_long_block_is_skipped_not_read() {
+    use std::io::{Seek, SeekFrom, Write};
+    let (m, _) = machine();
+    let (vmem, vmss) = support::containers::vmware(&m.mem);
+    let at = vmss
+        .windows(8)
+        .position(|w| w == b"\x3e\x06Memory")
+        .expect("the long block");
+    // flags, name length, name, stored size (u64), memory size (u64), padding length, padding.
+    let stored_at = at + 8;
+    let data_at = stored_at + 16 + 2 + 2;
+    let block = 3u64 << 30;
+    let mut head = vmss[..data_at].to_vec();
+    head[stored_at..stored_at + 8].copy_from_slice(&block.to_le_bytes());
+    let tail = &vmss[data_at + 4..];
+    let vmem_path = file("bigmeta.vmem", &vmem);
+    let meta_path = dir().join("bigmeta.vmss");
+    let mut f = std::fs::File::create(&meta_path).unwrap();
+    f.write_all(&head).unwrap();
+    f.seek(SeekFrom::Start(data_at as u64 + block)).unwrap();
+    f.write_all(tail).unwrap();
+    drop(f);
+    let o = run(&["info", vmem_path.to_str().unwrap(), "--format", "json"]);
+    check("3 GiB .vmss", &vmem_path, &o, Expect::Partial, &[0]);
+    let info: Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(info["container"], "vmware", "{info}");
+    assert!(
+        o.peak_anon_kib < 64 * 1024,
+        ".vmss of 3 GiB: heap peaked at {} KiB",
+        o.peak_anon_kib
+    );
+    std::fs::remove_file(&meta_path).ok();
+}

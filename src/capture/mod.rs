@@ -1,11 +1,12 @@
 //! Live-response captures of the user-mode endpoint tables, one parser file per producer, all
 //! normalised into [`CaptureRow`]s. Parsers never panic: a bad file is a one-line error naming it,
-//! a bad row is skipped with a warning when the rest of the file is usable.
+//! a bad row is kept as [`Unreadable`] with a warning when the rest of the file is usable (compare
+//! must not accuse an endpoint such a row may list).
 use crate::error::{io_error, Error, Result};
 use crate::filetime;
 use crate::record::{CaptureRow, Family};
 use serde_json::{Map, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -16,8 +17,14 @@ pub mod osquery;
 pub mod ps;
 pub mod velociraptor;
 
-/// Captures larger than this are not live-response tables; refusing them avoids exhausting memory.
-const MAX_CAPTURE_BYTES: u64 = 512 << 20;
+/// Captures larger than this are not live-response tables: reading stops here (a special file such
+/// as `/dev/zero` has no size to check first) and the capture is refused.
+pub const MAX_CAPTURE_BYTES: u64 = 256 << 20;
+
+/// Longest text field (process, host) kept from a capture; longer ones are cut with a warning.
+/// Windows image names are at most 260 characters; a longer one is not a name but an attack on
+/// whatever renders it.
+pub const MAX_TEXT_CHARS: usize = 1024;
 
 /// FILETIMEs below one day after 1601 are zero timestamps shown in some local time zone
 /// (`1601-01-01T01:00:00+01:00`, or `1600-12-31` when the offset was applied the other way).
@@ -140,6 +147,83 @@ pub struct Capture {
     pub tz_source: String,
     /// Rows skipped and other non-fatal problems, each naming the line.
     pub warnings: Vec<String>,
+    /// Rows that could not be read: compare accuses no endpoint such a row may list.
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// A capture row that could not be read whole. The API listed *something* there, so an endpoint
+/// it may be must not be reported as hidden from the API.
+#[derive(Clone, Debug)]
+pub struct Unreadable {
+    /// The row's line (JSONL, netstat) or 1-based index (JSON arrays, netcarve's tcp then udp).
+    pub line: u64,
+    /// The protocol, when the file says it apart from the row (netcarve's `tcp`/`udp` arrays,
+    /// netstat's first token) or the partial row does.
+    pub proto: Option<crate::record::Proto>,
+    /// The row read without the one field that could not be (`field`), when that was enough.
+    pub partial: Option<(CaptureRow, String)>,
+    /// Why the row could not be read.
+    pub reason: String,
+}
+
+/// Rows of one file whose fields are tried one by one when they fail; past this many, a failed
+/// row is kept as "nothing readable" (a hostile file of bad rows must not cost a parse per field).
+const MAX_SALVAGED_ROWS: usize = 1000;
+/// Rows with more fields than this are not tried field by field.
+const MAX_SALVAGE_FIELDS: usize = 64;
+
+/// The row `parse` reads from `obj` without one of its fields, and that field's name; `None` when
+/// leaving out no single field makes it readable.
+pub fn salvage(
+    obj: &Map<String, Value>,
+    mut parse: impl FnMut(&Map<String, Value>) -> std::result::Result<CaptureRow, String>,
+) -> Option<(CaptureRow, String)> {
+    if obj.len() > MAX_SALVAGE_FIELDS {
+        return None;
+    }
+    obj.keys().find_map(|key| {
+        let mut without = obj.clone();
+        without.remove(key);
+        parse(&without).ok().map(|row| (row, key.clone()))
+    })
+}
+
+/// Records a row that failed with `message` (`what` names it: `row 3`, `tcp row 3`): a warning,
+/// and what could be salvaged by `try_partial` (called only for the first rows of a file).
+pub fn record_unreadable(
+    capture: &mut Capture,
+    what: &str,
+    line: u64,
+    proto: Option<crate::record::Proto>,
+    message: &str,
+    try_partial: impl FnOnce() -> Option<(CaptureRow, String)>,
+) {
+    let partial = if capture.unreadable.len() < MAX_SALVAGED_ROWS {
+        try_partial()
+    } else {
+        None
+    };
+    let kept = match &partial {
+        Some((row, field)) => format!(
+            "the rest of it ({} {}:{}) is kept without {field:?}, and an endpoint it may list is not accused",
+            match row.proto {
+                crate::record::Proto::Tcp => "TCP",
+                crate::record::Proto::Udp => "UDP",
+            },
+            row.local_addr,
+            row.local_port
+        ),
+        None => "nothing else in it was readable, so no endpoint it may list is accused".into(),
+    };
+    capture
+        .warnings
+        .push(format!("{what}: {message}; row unreadable: {kept}"));
+    capture.unreadable.push(Unreadable {
+        line,
+        proto: proto.or(partial.as_ref().map(|(r, _)| r.proto)),
+        partial,
+        reason: message.to_string(),
+    });
 }
 
 /// State shared by one file's row parsers.
@@ -148,6 +232,8 @@ pub struct ParseContext<'a> {
     pub time: &'a TimeContext,
     pub tz_used: BTreeSet<&'static str>,
     pub precisions: BTreeSet<Precision>,
+    /// Rows kept, but with something worth saying (a family contradicting its address ...).
+    pub warnings: Vec<String>,
 }
 
 impl<'a> ParseContext<'a> {
@@ -157,6 +243,7 @@ impl<'a> ParseContext<'a> {
             time,
             tz_used: BTreeSet::new(),
             precisions: BTreeSet::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -238,6 +325,12 @@ impl<'a> ParseContext<'a> {
         let (local_family, local_addr) =
             parse_addr(local.0).ok_or_else(|| format!("bad local address {:?}", local.0))?;
         let family = family_hint.unwrap_or(local_family);
+        if family != local_family {
+            self.warnings.push(format!(
+                "row {line}: family {} contradicts local address {local_addr}; kept as given",
+                family_text(family)
+            ));
+        }
         let local_port = port(local.1)?;
         let (remote_addr, remote_port) = match (proto, remote) {
             // UDP endpoints have no remote side, whatever placeholder the producer wrote.
@@ -274,6 +367,13 @@ impl<'a> ParseContext<'a> {
             line,
             precision: precision.name().to_string(),
         })
+    }
+}
+
+fn family_text(f: Family) -> &'static str {
+    match f {
+        Family::Ipv4 => "ipv4",
+        Family::Ipv6 => "ipv6",
     }
 }
 
@@ -572,26 +672,38 @@ fn detect_json(doc: &JsonRows) -> std::result::Result<CaptureFormat, String> {
     ))
 }
 
+/// Reads `path` whole, refusing it (one line naming it) past `max` bytes: read through
+/// `Read::take`, so that a file without a size to check (`/dev/zero`, a pipe) is stopped there too.
+pub fn read_bounded(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file = crate::evidence::open_input(path, what.trim_start_matches("a "))?;
+    let too_large = || {
+        Error::file(
+            path,
+            format!("more than {} MiB: too large for {what}", max >> 20),
+        )
+    };
+    // A regular file's size says at once; reading would only find it out.
+    if file.metadata().is_ok_and(|m| m.is_file() && m.len() > max) {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_error(path, &e))?;
+    if bytes.len() as u64 > max {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
 /// Reads, detects (unless `forced`) and parses one capture file.
 pub fn read_capture(
     path: &Path,
     forced: Option<CaptureFormat>,
     time: &TimeContext,
 ) -> Result<Capture> {
-    use std::io::Read;
-    let file = crate::evidence::open_input(path, "capture")?;
-    let len = file.metadata().map_err(|e| io_error(path, &e))?.len();
-    if len > MAX_CAPTURE_BYTES {
-        return Err(Error::file(
-            path,
-            format!("{len} bytes is too large for a capture"),
-        ));
-    }
-    let mut bytes = Vec::with_capacity(len as usize);
-    // Bounded even if the file grows while it is read.
-    file.take(MAX_CAPTURE_BYTES)
-        .read_to_end(&mut bytes)
-        .map_err(|e| io_error(path, &e))?;
+    let bytes = read_bounded(path, MAX_CAPTURE_BYTES, "a capture")?;
     let text = decode_text(&bytes).map_err(|m| Error::file(path, m))?;
     let text = text.trim_start_matches('\u{feff}');
     if text.trim().is_empty() {
@@ -619,6 +731,7 @@ pub fn parse_text(
         utc_offset_minutes: None,
         tz_source: "none".to_string(),
         warnings: Vec::new(),
+        unreadable: Vec::new(),
     };
     let is_json = looks_like_json(text);
     let format = match (forced, is_json) {
@@ -675,9 +788,35 @@ pub fn parse_text(
                     match result {
                         Ok(row) => capture.rows.push(row),
                         Err(m) => {
-                            let m = format!("row {line}: {m}");
-                            first_error.get_or_insert_with(|| m.clone());
-                            capture.warnings.push(format!("{m}; row skipped"));
+                            first_error.get_or_insert_with(|| format!("row {line}: {m}"));
+                            let partial = || {
+                                let obj = value.as_object()?;
+                                salvage(obj, |obj| match format {
+                                    CaptureFormat::Ps51 | CaptureFormat::Ps7 => {
+                                        ps::parse_row(&mut ctx, *line, obj)
+                                    }
+                                    CaptureFormat::NetTcpIp => {
+                                        nettcpip::parse_row(&mut ctx, *line, obj)
+                                    }
+                                    CaptureFormat::Velociraptor => {
+                                        velociraptor::parse_row(&mut ctx, *line, obj)
+                                    }
+                                    CaptureFormat::Osquery => {
+                                        osquery::parse_row(&mut ctx, *line, obj)
+                                    }
+                                    CaptureFormat::Netcarve | CaptureFormat::Netstat => {
+                                        Err(String::new())
+                                    }
+                                })
+                            };
+                            record_unreadable(
+                                &mut capture,
+                                &format!("row {line}"),
+                                *line,
+                                None,
+                                &m,
+                                partial,
+                            );
                         }
                     }
                 }
@@ -685,18 +824,52 @@ pub fn parse_text(
                     return Err(fail(first_error.unwrap_or_else(|| "no usable rows".into())));
                 }
             }
-            finish(&mut capture, &ctx);
+            finish(&mut capture, &mut ctx);
             return Ok(capture);
         }
     };
     capture.format = format;
     let mut ctx = ParseContext::new(format, time);
     netstat::parse(&mut ctx, text, &mut capture).map_err(fail)?;
-    finish(&mut capture, &ctx);
+    finish(&mut capture, &mut ctx);
     Ok(capture)
 }
 
-fn finish(capture: &mut Capture, ctx: &ParseContext) {
+/// What every format shares once its rows are read: precision and time-zone facts, the parsers'
+/// warnings, text fields bounded, duplicate rows counted once, offsets no zone has flagged.
+fn finish(capture: &mut Capture, ctx: &mut ParseContext) {
+    capture.warnings.append(&mut ctx.warnings);
+    let row_word = if capture.format == CaptureFormat::Netstat {
+        "line"
+    } else {
+        "row"
+    };
+    for row in &mut capture.rows {
+        if let Some(name) = &mut row.process {
+            if let Some(len) = bound_text(name) {
+                capture.warnings.push(format!(
+                    "{row_word} {}: process name of {len} characters cut to {MAX_TEXT_CHARS}",
+                    row.line
+                ));
+            }
+        }
+    }
+    if let Some(host) = &mut capture.host {
+        if let Some(len) = bound_text(host) {
+            capture.warnings.push(format!(
+                "host name of {len} characters cut to {MAX_TEXT_CHARS}"
+            ));
+        }
+    }
+    if let Some(offset) = capture.utc_offset_minutes {
+        // Time zones run from UTC-12 to UTC+14.
+        if offset.abs() > 14 * 60 {
+            capture.warnings.push(format!(
+                "utc_offset_minutes {offset} is beyond any time zone (UTC-12:00 to UTC+14:00)"
+            ));
+        }
+    }
+    drop_duplicates(capture, row_word);
     capture.precision = ctx
         .precisions
         .iter()
@@ -711,6 +884,65 @@ fn finish(capture: &mut Capture, ctx: &ParseContext) {
             .warnings
             .push("the capture lists no endpoints".to_string());
     }
+}
+
+/// Cuts `text` to [`MAX_TEXT_CHARS`] characters (the last one `…`); the original length when it
+/// was longer.
+pub fn bound_text(text: &mut String) -> Option<usize> {
+    text.char_indices().nth(MAX_TEXT_CHARS)?;
+    let len = text.chars().count();
+    let keep = text
+        .char_indices()
+        .nth(MAX_TEXT_CHARS - 1)
+        .map_or(text.len(), |(i, _)| i);
+    text.truncate(keep);
+    text.push('…');
+    Some(len)
+}
+
+/// A row listed again with every field equal is one endpoint listed twice (a collector run over
+/// both halves of a table, a copy pasted twice): counted once, with a warning naming the copies.
+fn drop_duplicates(capture: &mut Capture, row_word: &str) {
+    use std::collections::hash_map::Entry;
+    let mut first_of: HashMap<_, u64> = HashMap::new();
+    let mut copies: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    let mut duplicate = Vec::with_capacity(capture.rows.len());
+    for row in &capture.rows {
+        let key = (
+            row.proto,
+            row.family,
+            row.local_addr.as_str(),
+            row.local_port,
+            row.remote_addr.as_deref(),
+            row.remote_port,
+            row.state,
+            row.pid,
+            row.process.as_deref(),
+            row.create_time_raw,
+        );
+        match first_of.entry(key) {
+            Entry::Vacant(v) => {
+                v.insert(row.line);
+                duplicate.push(false);
+            }
+            Entry::Occupied(o) => {
+                copies.entry(*o.get()).or_default().push(row.line);
+                duplicate.push(true);
+            }
+        }
+    }
+    if copies.is_empty() {
+        return;
+    }
+    for (first, again) in &copies {
+        let list: Vec<String> = again.iter().map(u64::to_string).collect();
+        capture.warnings.push(format!(
+            "{row_word} {first} is listed again ({row_word}s {}): counted once",
+            list.join(", ")
+        ));
+    }
+    let mut is_copy = duplicate.into_iter();
+    capture.rows.retain(|_| !is_copy.next().unwrap_or(false));
 }
 
 #[cfg(test)]

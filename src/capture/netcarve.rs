@@ -3,8 +3,8 @@ use super::{field, json_kind, json_text, json_u64, Capture, ParseContext, Precis
 use crate::record::{Family, Proto, TcpState};
 use serde_json::{Map, Value};
 
-/// Parses the whole object. Rows are numbered 1.. over `tcp` then `udp`; a bad row is skipped
-/// with a warning.
+/// Parses the whole object. Rows are numbered 1.. over `tcp` then `udp`; a bad row is kept as
+/// unreadable with a warning (`super::record_unreadable`).
 pub fn parse(
     ctx: &mut ParseContext,
     top: &Map<String, Value>,
@@ -41,9 +41,12 @@ pub fn parse(
             match result {
                 Ok(row) => capture.rows.push(row),
                 Err(m) => {
-                    let m = format!("{key} row {line}: {m}");
-                    first_error.get_or_insert_with(|| m.clone());
-                    capture.warnings.push(format!("{m}; row skipped"));
+                    let what = format!("{key} row {line}");
+                    first_error.get_or_insert_with(|| format!("{what}: {m}"));
+                    let partial = || {
+                        super::salvage(value.as_object()?, |obj| parse_row(ctx, line, proto, obj))
+                    };
+                    super::record_unreadable(capture, &what, line, Some(proto), &m, partial);
                 }
             }
         }

@@ -28,9 +28,10 @@ pub fn parse(ctx: &mut ParseContext, text: &str, capture: &mut Capture) -> Resul
         match parse_row(ctx, line, proto, &tokens) {
             Ok(row) => capture.rows.push(row),
             Err(m) => {
-                let m = format!("line {line}: {m}");
-                first_error.get_or_insert_with(|| m.clone());
-                capture.warnings.push(format!("{m}; row skipped"));
+                let what = format!("line {line}");
+                first_error.get_or_insert_with(|| format!("{what}: {m}"));
+                // Text rows have no fields to leave out one by one: only the protocol is known.
+                super::record_unreadable(capture, &what, line, Some(proto), &m, || None);
             }
         }
     }

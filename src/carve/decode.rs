@@ -134,7 +134,57 @@ impl ObjectBytes<'_> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Owner {
     pub pid: u32,
+    /// ImageFileName decoded as Windows-1252 (the ANSI code page of Western systems; Latin-1
+    /// above 0x9F).
     pub name: String,
+    /// The name's bytes in hex when any is above 0x7F: the code page is a guess, the bytes are not.
+    pub name_raw: Option<String>,
+}
+
+/// Windows-1252's characters for 0x80-0x9F (`None`: undefined there, so not part of a name).
+const CP1252_HIGH: [Option<char>; 32] = [
+    Some('€'),
+    None,
+    Some('‚'),
+    Some('ƒ'),
+    Some('„'),
+    Some('…'),
+    Some('†'),
+    Some('‡'),
+    Some('ˆ'),
+    Some('‰'),
+    Some('Š'),
+    Some('‹'),
+    Some('Œ'),
+    None,
+    Some('Ž'),
+    None,
+    None,
+    Some('‘'),
+    Some('’'),
+    Some('“'),
+    Some('”'),
+    Some('•'),
+    Some('–'),
+    Some('—'),
+    Some('˜'),
+    Some('™'),
+    Some('š'),
+    Some('›'),
+    Some('œ'),
+    None,
+    Some('ž'),
+    Some('Ÿ'),
+];
+
+/// One ImageFileName byte as a character: printable ASCII, or Windows-1252 above 0x7F; `None` for
+/// control bytes and bytes the code page leaves undefined (junk, not a name).
+fn name_char(b: u8) -> Option<char> {
+    match b {
+        0x20..=0x7e | 0xa0..=0xff => Some(char::from(b)),
+        0x80..=0x9f => CP1252_HIGH.get(usize::from(b - 0x80)).copied().flatten(),
+        _ => None,
+    }
 }
 
 /// Checks that `va` is an `_EPROCESS` (docs/internals.md "Owner") and returns its PID and name.
@@ -166,12 +216,17 @@ pub fn owner_at(
     }
     let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
     let name = name.get(..len)?;
-    if name.is_empty() || !name.iter().all(|b| (0x20..=0x7e).contains(b)) {
+    if name.is_empty() {
         return None;
     }
+    let text = name
+        .iter()
+        .map(|&b| name_char(b))
+        .collect::<Option<String>>()?;
     Some(Owner {
         pid: u32::try_from(pid).ok()?,
-        name: String::from_utf8_lossy(name).into_owned(),
+        name: text,
+        name_raw: (!name.is_ascii()).then(|| name.iter().map(|b| format!("{b:02x}")).collect()),
     })
 }
 
@@ -204,6 +259,7 @@ fn skeleton(c: &Candidate) -> EndpointRecord {
         dual_stack: false,
         pid: None,
         process: None,
+        process_raw: None,
         create_time: None,
         create_time_raw: None,
         tag: c.tag_text(),
@@ -450,6 +506,7 @@ pub fn decode(c: &Candidate, env: &DecodeEnv) -> Decoded {
                 choice.owner_offset = Some(off);
                 r.pid = Some(owner.pid);
                 r.process = Some(owner.name);
+                r.process_raw = owner.name_raw;
             }
             None => r.flags.push(flag::NO_OWNER.into()),
         }
@@ -589,6 +646,7 @@ mod tests {
         let want = Owner {
             pid: 1236,
             name: "svchost.exe".into(),
+            name_raw: None,
         };
         assert_eq!(env.owner(base), Some(want.clone()));
         let reads = mem.reads.load(Ordering::Relaxed);

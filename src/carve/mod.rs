@@ -21,11 +21,19 @@ pub mod pool;
 pub mod search;
 mod slots;
 
+/// `--include-corrupt` shows at most this many corrupt candidates, the first by (physical offset,
+/// tag), and counts the rest: a flood of junk headers would otherwise hold a record for every 16
+/// bytes of the image.
+pub const MAX_CORRUPT_ROWS: usize = 10_000;
+
 /// What carving produced before image facts are attached.
 #[derive(Clone, Debug, Default)]
 pub struct Carved {
     pub endpoints: Vec<EndpointRecord>,
+    /// The first [`MAX_CORRUPT_ROWS`] corrupt candidates (`--include-corrupt`).
     pub corrupt: Vec<EndpointRecord>,
+    /// Corrupt candidates found beyond those.
+    pub corrupt_omitted: u64,
     pub calibration: Vec<serde_json::Value>,
 }
 
@@ -62,6 +70,9 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
     // depend on the owner and time offsets that calibration may move, so nothing dropped here
     // could become valid on the second pass.
     let keep = |d: &Decoded| p.include_corrupt || matches!(d, Decoded::Valid(..));
+    // Corrupt candidates are counted per unit, and only a unit's first MAX_CORRUPT_ROWS are kept:
+    // no more of them can be among the first of the image.
+    let cut = CorruptCut::default();
     let mut units: Vec<UnitFinds> = find_tags_with(
         phys,
         p.profile.arch,
@@ -69,14 +80,26 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
         p.chunk_size,
         p.include_corrupt,
         p.progress,
-        &|h: TagHit| {
-            if h.rejected.is_some() {
-                return Some((h, None));
+        &|h: TagHit, corrupt_seen: &mut u64| {
+            let d = match h.rejected {
+                Some(_) => None,
+                None => Some(decode::decode(&h.candidate, &base_env)),
+            };
+            if matches!(d, Some(Decoded::Valid(..))) {
+                return Some((h, d));
             }
-            let d = decode::decode(&h.candidate, &base_env);
-            keep(&d).then_some((h, Some(d)))
+            if !d.as_ref().is_none_or(keep) {
+                return None;
+            }
+            *corrupt_seen += 1;
+            (*corrupt_seen <= MAX_CORRUPT_ROWS as u64).then_some((h, d))
         },
-        &|hits| UnitFinds::from_hits(hits, &p.times),
+        &|hits, corrupt_seen| {
+            let mut unit = UnitFinds::from_hits(hits, &p.times);
+            unit.corrupt_seen = corrupt_seen;
+            cut.trim(&mut unit);
+            unit
+        },
     );
     crate::timings::mark("searched and decoded");
     // The pages holding the hits, for the virtual-address walk beside the rest of the work.
@@ -88,7 +111,7 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
         (space, pages)
     });
     let (mut carved, (pages, virtual_of_page)) = rayon::join(
-        || settle(units, p, base_env, &keep),
+        || settle(units, base_env, &keep),
         || {
             walk.map(|(space, pages)| {
                 let mut pages = pages.concat();
@@ -136,8 +159,11 @@ struct UnitFinds<'a> {
     /// Invalid records (kept only with `--include-corrupt`), beside their candidates.
     corrupt: Vec<EndpointRecord>,
     corrupt_candidates: Vec<Candidate<'a>>,
-    /// Headers that failed the checks (passed on only with `--include-corrupt`).
+    /// Headers that failed the checks (passed on only with `--include-corrupt`), and their rows.
     rejected: Vec<TagHit<'a>>,
+    rejected_records: Vec<EndpointRecord>,
+    /// Corrupt candidates (invalid records and rejected headers) the unit found, kept or not.
+    corrupt_seen: u64,
     /// The valid records counted for calibration.
     tally: Tally,
     /// The pages holding the kept candidates, ascending, each once.
@@ -166,6 +192,11 @@ impl<'a> UnitFinds<'a> {
         pages.sort_unstable();
         pages.dedup();
         unit.pages = pages;
+        unit.rejected_records = unit
+            .rejected
+            .iter()
+            .map(|h| decode::header_only_record(&h.candidate, h.rejected))
+            .collect();
         unit
     }
 
@@ -178,11 +209,59 @@ impl<'a> UnitFinds<'a> {
     }
 }
 
+/// The sort keys of the first [`MAX_CORRUPT_ROWS`] corrupt records seen so far, across units: a
+/// unit's corrupt records that sort after all of them can never be shown and are dropped as soon as
+/// the unit is done. What is finally shown (the first by key of all) does not depend on the order
+/// units finish in, so not on the thread count.
+#[derive(Default)]
+struct CorruptCut {
+    first: std::sync::Mutex<std::collections::BTreeSet<(u64, String)>>,
+}
+
+impl CorruptCut {
+    fn trim(&self, unit: &mut UnitFinds) {
+        if unit.corrupt.is_empty() && unit.rejected_records.is_empty() {
+            return;
+        }
+        let key = |r: &EndpointRecord| (r.physical_offset.0, r.tag.clone());
+        let last = {
+            // A poisoned lock only means another worker panicked; its set is still a valid bound.
+            let mut first = self.first.lock().unwrap_or_else(|e| e.into_inner());
+            first.extend(unit.corrupt.iter().chain(&unit.rejected_records).map(key));
+            while first.len() > MAX_CORRUPT_ROWS {
+                first.pop_last();
+            }
+            if first.len() < MAX_CORRUPT_ROWS {
+                return;
+            }
+            first.last().cloned()
+        };
+        let Some(last) = last else { return };
+        let shown = |r: &EndpointRecord| key(r) <= last;
+        let mut keep = unit
+            .corrupt
+            .iter()
+            .map(shown)
+            .collect::<Vec<_>>()
+            .into_iter();
+        unit.corrupt_candidates
+            .retain(|_| keep.next().unwrap_or(false));
+        unit.corrupt.retain(shown);
+        let mut keep = unit
+            .rejected_records
+            .iter()
+            .map(shown)
+            .collect::<Vec<_>>()
+            .into_iter();
+        unit.rejected.retain(|_| keep.next().unwrap_or(false));
+        unit.rejected_records.retain(shown);
+    }
+}
+
 /// After the search: calibration, a second decoding if it moved an offset, and the records
 /// gathered and sorted.
 fn settle(
     mut units: Vec<UnitFinds>,
-    p: &CarveParams,
     base_env: DecodeEnv,
     keep: &(dyn Fn(&Decoded) -> bool + Sync),
 ) -> Carved {
@@ -241,12 +320,9 @@ fn settle(
     carved
         .calibration
         .extend(calibrate::alternatives_used(&choices, &env));
-    if p.include_corrupt {
-        for h in units.iter().flat_map(|u| &u.rejected) {
-            carved
-                .corrupt
-                .push(decode::header_only_record(&h.candidate, h.rejected));
-        }
+    let corrupt_seen: u64 = units.iter().map(|u| u.corrupt_seen).sum();
+    for unit in &mut units {
+        carved.corrupt.append(&mut unit.rejected_records);
     }
     crate::timings::mark("records gathered");
     carved
@@ -255,6 +331,8 @@ fn settle(
     carved
         .corrupt
         .sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    carved.corrupt.truncate(MAX_CORRUPT_ROWS);
+    carved.corrupt_omitted = corrupt_seen.saturating_sub(carved.corrupt.len() as u64);
     carved
 }
 

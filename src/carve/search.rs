@@ -74,8 +74,10 @@ pub struct TagHit<'a> {
 }
 
 /// Turns each hit into what the caller keeps (or nothing), inside the scan, so that hits the
-/// caller would drop are never held: on a flood of tag-bearing garbage the heap stays flat.
-pub type HitFilter<'a, 'f, T> = dyn Fn(TagHit<'a>) -> Option<T> + Sync + 'f;
+/// caller would drop are never held: on a flood of tag-bearing garbage the heap stays flat. The
+/// counter is the caller's, one per work unit, starting at 0 (the carve counts corrupt candidates
+/// in it, to keep only the first of a unit); `finish` gets its final value.
+pub type HitFilter<'a, 'f, T> = dyn Fn(TagHit<'a>, &mut u64) -> Option<T> + Sync + 'f;
 
 /// Searches every present byte for endpoint pool tags. Work is split into `chunk_size` windows of
 /// the file, and each header position is examined in exactly one of them; reads that run past a
@@ -93,7 +95,7 @@ pub fn find_tags_with<'a, T: Send, U: Send>(
     keep_rejected: bool,
     progress: Option<&indicatif::ProgressBar>,
     filter: &HitFilter<'a, '_, T>,
-    finish: &(dyn Fn(Vec<T>) -> U + Sync),
+    finish: &(dyn Fn(Vec<T>, u64) -> U + Sync),
 ) -> Vec<U> {
     let align = arch.pool_header_size();
     let chunk_size = chunk_size.max(PAGE_SIZE) / PAGE_SIZE * PAGE_SIZE;
@@ -135,11 +137,12 @@ pub fn find_tags_with<'a, T: Send, U: Send>(
                 }
             }
             let mut hits = vec![];
+            let mut counter = 0u64;
             let mut visit = |pos: u64, tag: u32| {
                 if let Some((kind, needed)) = tags.lookup(tag) {
                     if let Some(hit) = examine(phys, arch, pos, kind, needed) {
                         if keep_rejected || hit.rejected.is_none() {
-                            hits.extend(filter(hit));
+                            hits.extend(filter(hit, &mut counter));
                         }
                     }
                 }
@@ -153,7 +156,7 @@ pub fn find_tags_with<'a, T: Send, U: Send>(
             for (offset, len) in my_spans {
                 phys.release(offset, len);
             }
-            finish(hits)
+            finish(hits, counter)
         })
         .collect()
 }

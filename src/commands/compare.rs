@@ -81,6 +81,24 @@ pub fn run(args: &CompareArgs) -> Result<u8> {
         },
     );
 
+    // CSV has no place for warnings (the table and JSON carry them): they go to stderr.
+    if matches!(args.format, CompareFormat::Csv) && !args.quiet {
+        let memory_warnings = report
+            .image
+            .warnings
+            .iter()
+            .map(|w| (memory_name(&report), w));
+        let capture_warnings = report
+            .captures
+            .iter()
+            .flat_map(|c| c.warnings.iter().map(move |w| (c.file.clone(), w)));
+        for (file, w) in memory_warnings.chain(capture_warnings) {
+            eprintln!(
+                "netcarve: warning: {}",
+                crate::output::text::escape(&format!("{file}: {w}"))
+            );
+        }
+    }
     let mut sink = Sink::open(args.output.as_deref())?;
     let out = sink.writer();
     let written = match args.format {
@@ -89,4 +107,8 @@ pub fn run(args: &CompareArgs) -> Result<u8> {
         CompareFormat::Csv => crate::output::compare::csv(&report, out),
     };
     sink.finish(written, report.exit_code())
+}
+
+fn memory_name(report: &crate::compare::Report) -> String {
+    report.image.file.clone().unwrap_or_else(|| "memory".into())
 }

@@ -200,6 +200,6 @@ fn render_table(facts: &ImageFacts, k: &KernelInfo, choice: &ProfileChoice) -> S
     }
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     rows.iter()
-        .map(|(k, v)| format!("{k:<width$}  {v}\n"))
+        .map(|(k, v)| format!("{k:<width$}  {}\n", crate::output::text::escape(v)))
         .collect()
 }

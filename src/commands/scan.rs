@@ -28,8 +28,8 @@ fn scan_and_render(args: &ScanArgs, opts: &ScanOptions, filter: &Filter) -> Resu
     if !args.quiet {
         for warning in &out.image.warnings {
             eprintln!(
-                "netcarve: warning: {}: {warning}",
-                args.image.image.display()
+                "netcarve: warning: {}",
+                output::text::escape(&format!("{}: {warning}", args.image.image.display()))
             );
         }
     }

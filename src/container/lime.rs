@@ -6,6 +6,9 @@ use std::path::Path;
 
 const MAGIC: u32 = 0x4C69_4D45;
 const HEADER: u64 = 32;
+/// Most ranges a LiME file may have. LiME writes one per region of System RAM (tens on real
+/// machines); millions of tiny ranges are a hostile file whose run list would cost gigabytes.
+pub const MAX_RANGES: usize = 1 << 20;
 
 pub fn detect(bytes: &[u8]) -> bool {
     u32_at(bytes, 0) == Some(MAGIC)
@@ -17,6 +20,14 @@ pub fn open(backing: Backing, path: &Path) -> Result<PhysicalSpace> {
     let mut runs = vec![];
     let mut at = 0u64;
     while at < file_len {
+        if runs.len() == MAX_RANGES {
+            return Err(Error::file(
+                path,
+                format!(
+                    "LiME: more than {MAX_RANGES} ranges (the next at file offset {at:#x}): not a memory image LiME writes"
+                ),
+            ));
+        }
         let off = at as usize;
         let magic = u32_at(bytes, off);
         let (Some(version), Some(start), Some(end)) = (

@@ -4,7 +4,7 @@
 //! the .vmem is read 1:1 and a warning says so.
 use super::le::{u32_at, u64_at};
 use super::{raw, Backing, PhysicalSpace, Run};
-use crate::error::{io_error, Error, Result};
+use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -15,6 +15,70 @@ const MAGICS_NEW: [u32; 2] = [0xbed2_bed2, 0xbed3_bed3];
 const GROUP_ENTRY: usize = 80;
 /// A bound on tags read from one group, so a corrupt table cannot make us loop for long.
 const MAX_TAGS: usize = 1 << 20;
+/// Most bytes of a `.vmss`/`.vmsn` read to find the region table. The header, the group table
+/// and the memory group's small tags are all that is needed; the snapshot's long blocks (which can
+/// hold gigabytes of memory and device state) are skipped without being read.
+pub const MAX_METADATA_READ: u64 = 16 << 20;
+/// Bytes read at a time from the snapshot file.
+const WINDOW: usize = 64 << 10;
+
+/// The snapshot's bytes, as the parser asks for them: `n` bytes at `at`, `None` past the end.
+trait Source {
+    fn bytes(&mut self, at: u64, n: usize) -> Option<&[u8]>;
+}
+
+impl Source for &[u8] {
+    fn bytes(&mut self, at: u64, n: usize) -> Option<&[u8]> {
+        let at = usize::try_from(at).ok()?;
+        self.get(at..at.checked_add(n)?)
+    }
+}
+
+/// A snapshot file read a window at a time, within [`MAX_METADATA_READ`].
+struct FileSource {
+    file: std::fs::File,
+    window_at: u64,
+    window: Vec<u8>,
+    read: u64,
+    over_budget: bool,
+}
+
+impl Source for FileSource {
+    fn bytes(&mut self, at: u64, n: usize) -> Option<&[u8]> {
+        use std::io::{Read, Seek, SeekFrom};
+        let inside = at >= self.window_at
+            && at.checked_add(n as u64)? <= self.window_at + self.window.len() as u64;
+        if !inside {
+            let want = n.max(WINDOW);
+            if self.read.saturating_add(want as u64) > MAX_METADATA_READ {
+                self.over_budget = true;
+                return None;
+            }
+            self.file.seek(SeekFrom::Start(at)).ok()?;
+            self.window.clear();
+            (&mut self.file)
+                .take(want as u64)
+                .read_to_end(&mut self.window)
+                .ok()?;
+            self.read += self.window.len() as u64;
+            self.window_at = at;
+        }
+        let from = usize::try_from(at - self.window_at).ok()?;
+        self.window.get(from..from.checked_add(n)?)
+    }
+}
+
+fn u16_of(src: &mut impl Source, at: u64) -> Option<u64> {
+    src.bytes(at, 2)
+        .and_then(|b| super::le::u16_at(b, 0))
+        .map(u64::from)
+}
+fn u32_of(src: &mut impl Source, at: u64) -> Option<u64> {
+    src.bytes(at, 4).and_then(|b| u32_at(b, 0)).map(u64::from)
+}
+fn u64_of(src: &mut impl Source, at: u64) -> Option<u64> {
+    src.bytes(at, 8).and_then(|b| u64_at(b, 0))
+}
 
 /// The `.vmss`/`.vmsn` next to `path` (same stem), if any.
 pub fn sibling_metadata(path: &Path) -> Option<PathBuf> {
@@ -36,13 +100,25 @@ pub fn open_with_metadata(
     path: &Path,
     meta_path: &Path,
 ) -> Result<PhysicalSpace> {
-    let mut meta = vec![];
-    std::io::Read::read_to_end(
-        &mut crate::evidence::open_input(meta_path, "VMware snapshot file")?,
-        &mut meta,
-    )
-    .map_err(|e| io_error(meta_path, &e))?;
-    let regions = parse_regions(&meta).map_err(|msg| Error::file(meta_path, msg))?;
+    let file = crate::evidence::open_input(meta_path, "VMware snapshot file")?;
+    let mut source = FileSource {
+        file,
+        window_at: 0,
+        window: Vec::new(),
+        read: 0,
+        over_budget: false,
+    };
+    let regions = parse_from(&mut source).map_err(|msg| {
+        let msg = if source.over_budget {
+            format!(
+                "read {} MiB of VMware snapshot metadata without finding the region table (the cap): {msg}",
+                MAX_METADATA_READ >> 20
+            )
+        } else {
+            msg
+        };
+        Error::file(meta_path, msg)
+    })?;
     let runs: Vec<Run> = regions
         .iter()
         .map(|&(ppn, file_page, pages)| {
@@ -69,8 +145,12 @@ pub fn open_without_metadata(backing: Backing, path: &Path) -> Result<PhysicalSp
 }
 
 /// (guest page number, .vmem page number, page count) of each region.
-pub fn parse_regions(meta: &[u8]) -> std::result::Result<Vec<(u64, u64, u64)>, String> {
-    let magic = u32_at(meta, 0).ok_or("truncated VMware snapshot header")?;
+pub fn parse_regions(mut meta: &[u8]) -> std::result::Result<Vec<(u64, u64, u64)>, String> {
+    parse_from(&mut meta)
+}
+
+fn parse_from(meta: &mut impl Source) -> std::result::Result<Vec<(u64, u64, u64)>, String> {
+    let magic = u32_of(meta, 0).ok_or("truncated VMware snapshot header")? as u32;
     let wide = if MAGICS_NEW.contains(&magic) {
         true
     } else if MAGICS_OLD.contains(&magic) {
@@ -78,16 +158,16 @@ pub fn parse_regions(meta: &[u8]) -> std::result::Result<Vec<(u64, u64, u64)>, S
     } else {
         return Err(format!("not a VMware snapshot (magic {magic:#x})"));
     };
-    let group_count = u32_at(meta, 8).ok_or("truncated VMware snapshot header")? as usize;
+    let group_count = u32_of(meta, 8).ok_or("truncated VMware snapshot header")? as usize;
     let mut memory_tags = None;
     for g in 0..group_count.min(4096) {
-        let at = 12 + g * GROUP_ENTRY;
+        let at = (12 + g * GROUP_ENTRY) as u64;
         let name = meta
-            .get(at..at + 64)
+            .bytes(at, 64)
             .ok_or("VMware snapshot group table runs past the end of the file")?;
         let name = name.split(|&b| b == 0).next().unwrap_or(&[]);
         if name == b"memory" {
-            memory_tags = u64_at(meta, at + 64);
+            memory_tags = u64_of(meta, at + 64);
         }
     }
     let start = memory_tags.ok_or("VMware snapshot has no \"memory\" group")?;
@@ -114,49 +194,56 @@ pub fn parse_regions(meta: &[u8]) -> std::result::Result<Vec<(u64, u64, u64)>, S
 /// long block with its own sizes), name length, name, u32 indices, data. Flags 0 ends the group.
 /// Only values of 1, 2, 4 or 8 bytes are kept; long blocks are skipped.
 fn read_tags(
-    meta: &[u8],
+    meta: &mut impl Source,
     start: u64,
     wide: bool,
 ) -> std::result::Result<HashMap<(String, Vec<u32>), u64>, String> {
     let trunc = || "VMware snapshot tag table runs past the end of the file".to_string();
     let mut tags = HashMap::new();
-    let mut at = usize::try_from(start).map_err(|_| trunc())?;
+    let mut at = start;
     for _ in 0..MAX_TAGS {
-        let flags = *meta.get(at).ok_or_else(trunc)?;
+        let flags = *meta
+            .bytes(at, 1)
+            .and_then(|b| b.first())
+            .ok_or_else(trunc)?;
         at += 1;
         if flags == 0 {
             return Ok(tags);
         }
-        let name_len = *meta.get(at).ok_or_else(trunc)? as usize;
+        let name_len = *meta
+            .bytes(at, 1)
+            .and_then(|b| b.first())
+            .ok_or_else(trunc)? as usize;
         at += 1;
-        let name = meta.get(at..at + name_len).ok_or_else(trunc)?;
+        let name = meta.bytes(at, name_len).ok_or_else(trunc)?;
         let name = String::from_utf8_lossy(name).into_owned();
-        at += name_len;
+        at += name_len as u64;
         let mut indices = vec![];
         for _ in 0..(flags >> 6) & 3 {
-            indices.push(u32_at(meta, at).ok_or_else(trunc)?);
+            indices.push(u32_of(meta, at).ok_or_else(trunc)? as u32);
             at += 4;
         }
         let size = (flags & 0x3F) as usize;
         if size == 62 || size == 63 {
             let width = if wide { 8 } else { 4 };
             let stored = if wide {
-                u64_at(meta, at)
+                u64_of(meta, at)
             } else {
-                u32_at(meta, at).map(u64::from)
+                u32_of(meta, at)
             }
             .ok_or_else(trunc)?;
-            // Skip the stored size, the in-memory size, then a u16 padding length and the padding.
+            // Skip the stored size, the in-memory size, then a u16 padding length and the padding
+            // (a long block is never read: it may be the guest's memory).
             at += 2 * width;
-            let pad = super::le::u16_at(meta, at).ok_or_else(trunc)? as usize;
+            let pad = u16_of(meta, at).ok_or_else(trunc)?;
             at = at
                 .checked_add(2 + pad)
-                .and_then(|a| a.checked_add(usize::try_from(stored).ok()?))
+                .and_then(|a| a.checked_add(stored))
                 .ok_or_else(trunc)?;
             continue;
         }
-        let data = meta.get(at..at + size).ok_or_else(trunc)?;
-        at += size;
+        let data = meta.bytes(at, size).ok_or_else(trunc)?;
+        at += size as u64;
         let value = match size {
             1 => u64::from(data.first().copied().unwrap_or(0)),
             2 => u64::from(super::le::u16_at(data, 0).unwrap_or(0)),

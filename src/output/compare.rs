@@ -1,4 +1,5 @@
 //! Renders a compare [`Report`] as a table (hidden connections first and loudest), JSON or CSV.
+use super::text::escape;
 use crate::compare::{Class, CompareRow, Report};
 use crate::record::{CaptureRow, EndpointRecord, Proto};
 use std::io::Write;
@@ -35,7 +36,11 @@ pub const CSV_HEADER: [&str; 24] = [
     "note",
 ];
 
+/// `delta_seconds`' index in [`CSV_HEADER`].
+const DELTA_COLUMN: usize = 19;
+
 pub fn csv(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    debug_assert_eq!(CSV_HEADER[DELTA_COLUMN], "delta_seconds");
     let mut w = csv::Writer::from_writer(out);
     w.write_record(CSV_HEADER).map_err(super::csv_io)?;
     for r in &report.rows {
@@ -80,7 +85,16 @@ pub fn csv(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             opt(m.map(|m| m.physical_offset.to_string())),
             r.note.clone(),
         ];
-        w.write_record(&record).map_err(super::csv_io)?;
+        // Evidence text is escaped and kept from running as a formula; the delta is a number we
+        // wrote (a leading `-` is its sign), so it is left as it is.
+        let record = record.iter().enumerate().map(|(i, cell)| {
+            if i == DELTA_COLUMN {
+                cell.clone()
+            } else {
+                super::text::csv_cell(cell)
+            }
+        });
+        w.write_record(record).map_err(super::csv_io)?;
     }
     w.flush()
 }
@@ -163,7 +177,7 @@ pub fn table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
         "memory: {} ({}, NT {}.{} build {}, {}), acquired {}",
-        image.file.as_deref().unwrap_or("-"),
+        escape(image.file.as_deref().unwrap_or("-")),
         report.memory_source,
         image.nt.major,
         image.nt.minor,
@@ -175,6 +189,9 @@ pub fn table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         },
         image.system_time.as_deref().unwrap_or("unknown")
     )?;
+    for w in &image.warnings {
+        writeln!(out, "  warning: {}", escape(w))?;
+    }
     for c in &report.captures {
         let tolerance = c
             .tolerance_seconds
@@ -191,10 +208,14 @@ pub fn table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(
             out,
             "capture: {} ({}, {} rows, precision {}, {tolerance}, {collected}, times: {})",
-            c.file, c.format, c.rows, c.precision, c.tz_source
+            escape(&c.file),
+            c.format,
+            c.rows,
+            c.precision,
+            c.tz_source
         )?;
         for w in &c.warnings {
-            writeln!(out, "  warning: {w}")?;
+            writeln!(out, "  warning: {}", escape(w))?;
         }
     }
     let hidden: Vec<&CompareRow> = report
@@ -214,15 +235,18 @@ pub fn table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
                 writeln!(
                     out,
                     "!!!   {}  {}  pid {} {}  created {}  [{} {} @ {}]  not in {}",
-                    connection_text(r),
+                    escape(&connection_text(r)),
                     m.state.map(|s| s.name()).unwrap_or("-"),
                     m.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-                    m.process.as_deref().unwrap_or("-"),
+                    super::text::cell(
+                        m.process.as_deref().unwrap_or("-"),
+                        super::table::CELL_MAX_CHARS
+                    ),
                     memory_time(m).unwrap_or_else(|| "-".into()),
-                    m.tag,
+                    escape(&m.tag),
                     pool_status(m),
                     m.physical_offset,
-                    r.capture_file
+                    escape(&r.capture_file)
                 )?;
             }
         }
@@ -241,7 +265,7 @@ pub fn table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         "CAPTURE",
         "NOTE",
     ];
-    let mut cells: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
+    let mut cells: Vec<Vec<String>> = Vec::with_capacity(report.rows.len());
     for r in &report.rows {
         let m = r.memory.as_ref();
         let c = r.capture.as_ref();
@@ -272,28 +296,7 @@ pub fn table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             r.note.clone(),
         ]);
     }
-    let widths: Vec<usize> = (0..header.len())
-        .map(|i| {
-            cells
-                .iter()
-                .map(|row| row.get(i).map(|s| s.chars().count()).unwrap_or(0))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    for row in &cells {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            let last = i + 1 == row.len();
-            if last {
-                line.push_str(cell);
-            } else {
-                let width = widths.get(i).copied().unwrap_or(0);
-                line.push_str(&format!("{cell:<width$}  "));
-            }
-        }
-        writeln!(out, "{}", line.trim_end())?;
-    }
+    super::table::write_table(out, &header, &cells)?;
     writeln!(out)?;
     let counts: Vec<String> = Class::ALL
         .iter()

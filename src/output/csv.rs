@@ -1,5 +1,5 @@
 //! CSV: a header row of the record field names, one row per record; null is an empty cell, flags
-//! are joined with `;`.
+//! are joined with `;`. Cells are escaped and neutralised as formulas ([`super::text::csv_cell`]).
 use crate::record::EndpointRecord;
 use crate::scan::ScanOutput;
 use std::io::Write;
@@ -62,7 +62,11 @@ pub fn write_scan(out: &ScanOutput, w: &mut dyn Write) -> std::io::Result<()> {
     let mut writer = ::csv::Writer::from_writer(w);
     writer.write_record(COLUMNS).map_err(super::csv_io)?;
     for r in out.endpoints.iter().chain(out.corrupt.iter()) {
-        writer.write_record(cells(r)).map_err(super::csv_io)?;
+        // Every cell is text we wrote or evidence text; none is a negative number.
+        let cells = cells(r);
+        writer
+            .write_record(cells.iter().map(|c| super::text::csv_cell(c)))
+            .map_err(super::csv_io)?;
     }
     writer.flush()
 }

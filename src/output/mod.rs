@@ -8,6 +8,7 @@ pub mod compare;
 pub mod csv;
 mod sink;
 pub mod table;
+pub mod text;
 pub mod timeline;
 
 pub use sink::{csv_io, json_io, Sink};
@@ -62,6 +63,9 @@ fn write_json(out: &ScanOutput, w: &mut impl Write) -> std::io::Result<()> {
     if !out.corrupt.is_empty() {
         w.write_all(b",\n  \"corrupt\": ")?;
         write_pretty_records(&out.corrupt, w)?;
+    }
+    if out.corrupt_omitted > 0 {
+        write!(w, ",\n  \"corrupt_omitted\": {}", out.corrupt_omitted)?;
     }
     w.write_all(b"\n}\n")
 }

@@ -3,37 +3,60 @@ use crate::record::{EndpointRecord, PoolStatus};
 use crate::scan::ScanOutput;
 use std::io::Write;
 
+/// Longest a padded cell is shown (the whole value is in the JSON output): one long process name
+/// must not push every other column off the screen.
+pub const CELL_MAX_CHARS: usize = 64;
+/// Longest the last, unpadded column (notes, flags) is shown.
+pub const LAST_CELL_MAX_CHARS: usize = 512;
+
 /// Writes `rows` under `headers` with every column padded to its widest cell (the last column is
-/// not padded, so lines carry no trailing blanks).
+/// not padded, so lines carry no trailing blanks). Every cell is cut and escaped
+/// ([`super::text::cell`]): cells are evidence text.
 pub fn write_table(
     w: &mut dyn Write,
     headers: &[&str],
     rows: &[Vec<String>],
 ) -> std::io::Result<()> {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
+    let shown = |row: &mut dyn Iterator<Item = &str>| -> Vec<String> {
+        let cells: Vec<&str> = row.collect();
+        let last = cells.len().saturating_sub(1);
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let max = if i == last {
+                    LAST_CELL_MAX_CHARS
+                } else {
+                    CELL_MAX_CHARS
+                };
+                super::text::cell(c, max)
+            })
+            .collect()
+    };
+    let mut lines = vec![shown(&mut headers.iter().copied())];
+    lines.extend(
+        rows.iter()
+            .map(|row| shown(&mut row.iter().map(String::as_str))),
+    );
+    let mut widths: Vec<usize> = vec![0; headers.len()];
+    for line in &lines {
+        for (i, cell) in line.iter().enumerate() {
             if let Some(wd) = widths.get_mut(i) {
                 *wd = (*wd).max(cell.chars().count());
             }
         }
     }
-    let line = |cells: &mut dyn Iterator<Item = &str>| -> String {
+    for cells in &lines {
         let mut s = String::new();
-        let cells: Vec<&str> = cells.collect();
         for (i, cell) in cells.iter().enumerate() {
             if i + 1 == cells.len() {
                 s.push_str(cell);
             } else {
-                let width = widths.get(i).copied().unwrap_or(0);
-                s.push_str(&format!("{cell:<width$}  "));
+                super::text::pad_into(&mut s, cell, widths.get(i).copied().unwrap_or(0));
+                s.push_str("  ");
             }
         }
-        s.trim_end().to_string()
-    };
-    writeln!(w, "{}", line(&mut headers.iter().copied()))?;
-    for row in rows {
-        writeln!(w, "{}", line(&mut row.iter().map(String::as_str)))?;
+        writeln!(w, "{}", s.trim_end())?;
     }
     Ok(())
 }
@@ -84,5 +107,13 @@ pub fn write_scan(out: &ScanOutput, w: &mut dyn Write) -> std::io::Result<()> {
         .chain(out.corrupt.iter())
         .map(row)
         .collect();
-    write_table(w, &HEADERS, &rows)
+    write_table(w, &HEADERS, &rows)?;
+    if out.corrupt_omitted > 0 {
+        writeln!(
+            w,
+            "... and {} more corrupt candidates, not listed",
+            out.corrupt_omitted
+        )?;
+    }
+    Ok(())
 }

@@ -27,12 +27,13 @@ pub fn write_bodyfile(out: &ScanOutput, w: &mut dyn Write) -> std::io::Result<()
         let Some(secs) = unix_seconds(raw) else {
             continue;
         };
+        // `|` separates bodyfile fields, so it is escaped with the control characters.
         let name = format!(
             "netcarve: {} created {}",
             super::describe(r),
             r.create_time.as_deref().unwrap_or("?")
-        )
-        .replace('|', "_");
+        );
+        let name = super::text::escape_also(&name, &['|']);
         writeln!(w, "0|{name}|0|0|0|0|0|0|0|0|{secs}")?;
     }
     Ok(())

@@ -689,6 +689,7 @@ pub fn record(
             && matches!(s.kind, Kind::TcpL | Kind::UdpA),
         pid: owner.map(|p| p.pid),
         process: owner.map(|p| p.name.clone()),
+        process_raw: None,
         create_time,
         create_time_raw,
         tag: String::from_utf8_lossy(tag).into_owned(),

@@ -408,6 +408,7 @@ impl World {
             dual_stack: false,
             pid: s.owner.map(|o| o.0),
             process: s.owner.map(|o| o.1.to_string()),
+            process_raw: None,
             create_time: None,
             create_time_raw: None,
             tag: s.tag.to_string(),
