@@ -48,15 +48,6 @@ fn acquire(tool: &Path, raw: &Path, dir: &Path, name: &str, extra: &[&str]) -> P
         .expect("ewfacquire wrote no first segment")
 }
 
-fn scan_json(image: &Path, extra: &[&str]) -> (i32, serde_json::Value, String) {
-    let mut args = vec!["scan".to_string(), image.display().to_string()];
-    args.extend(["--format", "json", "--quiet"].map(String::from));
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let (code, stdout, stderr) = run(&args);
-    let json = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
-    (code, json, stderr)
-}
-
 fn segments(first: &Path) -> Vec<PathBuf> {
     let dir = first.parent().unwrap();
     let stem = first.file_stem().unwrap().to_owned();

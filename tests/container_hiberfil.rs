@@ -8,15 +8,6 @@ mod support;
 use std::path::{Path, PathBuf};
 use support::*;
 
-fn scan_json(image: &Path, extra: &[&str]) -> (i32, serde_json::Value, String) {
-    let mut args = vec!["scan".to_string(), image.display().to_string()];
-    args.extend(["--format", "json", "--quiet"].map(String::from));
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let (code, stdout, stderr) = run(&args);
-    let json = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
-    (code, json, stderr)
-}
-
 fn hiberfil(dir: &Path, profile: &str, extra: &[&str]) -> PathBuf {
     let mut args = vec![
         "--profile",

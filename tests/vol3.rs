@@ -13,43 +13,14 @@ mod support;
 use netcarve::record::{EndpointRecord, Proto};
 use netcarve::synth::{synthesize, Container, SynthOptions, Truth};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-}
-
-fn skip_or_fail(why: &str) {
-    if std::env::var_os("CI").is_some() {
-        panic!("{why}");
-    }
-    eprintln!("note: skipping the Volatility 3 check: {why}");
-}
-
 fn volatility() -> Option<PathBuf> {
-    let venv = target_dir().join("vol3-venv");
-    let vol = venv.join("bin").join("vol");
-    if vol.exists() {
-        return Some(vol);
-    }
-    let ok = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .is_ok_and(|s| s.success())
-        && Command::new(venv.join("bin").join("pip"))
-            .args(["install", "-q", "volatility3==2.28.2"])
-            .status()
-            .is_ok_and(|s| s.success());
-    if ok && vol.exists() {
-        Some(vol)
-    } else {
-        skip_or_fail("could not install volatility3==2.28.2 from PyPI into target/vol3-venv");
-        None
-    }
+    let venv = support::pypi_venv("vol3-venv", "volatility3==2.28.2", |v| {
+        v.join("bin").join("vol").exists()
+    })?;
+    Some(venv.join("bin").join("vol"))
 }
 
 /// One row as Volatility prints it, reduced to the compared fields.
@@ -234,7 +205,7 @@ fn volatility_netscan_matches_truth() {
         let profile = match netcarve::profile::resolve(name) {
             Ok(p) => p,
             Err(e) => {
-                skip_or_fail(&format!("profile {name} is not built in: {e}"));
+                support::skip_or_fail(&format!("profile {name} is not built in: {e}"));
                 continue;
             }
         };

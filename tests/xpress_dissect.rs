@@ -16,49 +16,16 @@ use std::process::Command;
 
 const DISSECT: &str = "dissect.util==3.24";
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-}
-
-fn skip_or_fail(why: &str) {
-    if std::env::var_os("CI").is_some() {
-        panic!("{why}");
-    }
-    eprintln!("note: skipping the dissect.util check: {why}");
-}
-
 /// The venv's python with dissect.util importable, installing it on first use.
 fn python() -> Option<PathBuf> {
-    let venv = target_dir().join("xpress-dissect-venv");
-    let python = venv.join("bin").join("python");
-    let importable = |p: &Path| {
-        Command::new(p)
+    let python = |v: &Path| v.join("bin").join("python");
+    let venv = support::pypi_venv("xpress-dissect-venv", DISSECT, |v| {
+        Command::new(python(v))
             .args(["-c", "import dissect.util.compression.lzxpress_huffman"])
             .status()
             .is_ok_and(|s| s.success())
-    };
-    if python.exists() && importable(&python) {
-        return Some(python);
-    }
-    let ok = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .is_ok_and(|s| s.success())
-        && Command::new(venv.join("bin").join("pip"))
-            .args(["install", "-q", DISSECT])
-            .status()
-            .is_ok_and(|s| s.success());
-    if ok && importable(&python) {
-        Some(python)
-    } else {
-        skip_or_fail(&format!(
-            "could not install {DISSECT} from PyPI into target/xpress-dissect-venv"
-        ));
-        None
-    }
+    })?;
+    Some(python(&venv))
 }
 
 /// What dissect.util made of one stream.

@@ -228,3 +228,48 @@ pub fn reference_dir() -> Option<PathBuf> {
     }
     found
 }
+
+/// `netcarve scan IMAGE --format json --quiet EXTRA...`: (exit code, the JSON or null, stderr).
+pub fn scan_json(image: &Path, extra: &[&str]) -> (i32, serde_json::Value, String) {
+    let mut args = vec!["scan".to_string(), image.display().to_string()];
+    args.extend(["--format", "json", "--quiet"].map(String::from));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let (code, stdout, stderr) = run(&args);
+    let json = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
+    (code, json, stderr)
+}
+
+/// A Python venv under cargo's target directory holding `package` from PyPI, created on first
+/// use; `ready(venv)` says whether it is usable. `None` with a note when PyPI cannot be reached,
+/// a failure under `CI` (which must run the independent check).
+pub fn pypi_venv(name: &str, package: &str, ready: impl Fn(&Path) -> bool) -> Option<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let venv = target.join(name);
+    if ready(&venv) {
+        return Some(venv);
+    }
+    let installed = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new(venv.join("bin").join("pip"))
+            .args(["install", "-q", package])
+            .status()
+            .is_ok_and(|s| s.success());
+    if installed && ready(&venv) {
+        return Some(venv);
+    }
+    skip_or_fail(&format!(
+        "could not install {package} from PyPI into target/{name}"
+    ));
+    None
+}
+
+/// A check that needs something this machine may lack: skipped with a note, failed under `CI`.
+pub fn skip_or_fail(why: &str) {
+    assert!(std::env::var_os("CI").is_none(), "{why}");
+    eprintln!("note: skipped: {why}");
+}
