@@ -54,6 +54,8 @@ const KERNEL_PDB_NAMES: [&str; 4] = [
 const VS_FIXEDFILEINFO_SIGNATURE: [u8; 4] = 0xFEEF_04BDu32.to_le_bytes();
 /// Caps on work done for hostile or huge images.
 const MAX_KERNEL_CANDIDATES: usize = 1 << 16;
+/// Mapped pages the kernel-image search looks at, at most (4 GiB of distinct mappings).
+const MZ_PAGE_BUDGET: usize = 1 << 20;
 const MAX_IMAGE_SIZE: u64 = 64 << 20;
 /// `IMAGE_DEBUG_DIRECTORY` entry size, and the entries and CodeView bytes read per candidate.
 const DEBUG_ENTRY: usize = 28;
@@ -122,14 +124,21 @@ pub fn identify(phys: &PhysicalSpace, dtb_override: Option<u64>) -> Result<Kerne
         )
     })?;
     let mut found = found;
-    let mut kernel = find_kernel_image(&AddressSpace::new(phys, found.dtb, found.mode), phys);
+    let (mut kernel, gave_up) =
+        find_kernel_image(&AddressSpace::new(phys, found.dtb, found.mode), phys);
+    if gave_up {
+        warnings.push(format!(
+            "the kernel-image search stopped after {MZ_PAGE_BUDGET} mapped pages (the page tables map more than an image can hold: hostile or damaged)"
+        ));
+    }
     if kernel.is_none() && found.source == "crashdump-header" {
         // A header DTB can map KUSER_SHARED_DATA and still not be the full kernel view (e.g. a
         // KVA-shadow user CR3): try the tables found in memory before giving up on the kernel.
         let modes = modes_for(&phys.hints);
         let alternative = low_stub_dtb(phys).or_else(|| self_map_scan(phys, &modes));
         if let Some(alt) = alternative.filter(|a| a.dtb != found.dtb) {
-            let alt_kernel = find_kernel_image(&AddressSpace::new(phys, alt.dtb, alt.mode), phys);
+            let (alt_kernel, _) =
+                find_kernel_image(&AddressSpace::new(phys, alt.dtb, alt.mode), phys);
             if alt_kernel.is_some() {
                 warnings.push(format!(
                     "crash-dump header DTB {:#x} does not map the kernel image; using {:#x} ({})",
@@ -463,7 +472,8 @@ struct KernelImage {
 /// on a well-formed image: the header's KDBG pointer, then `MZ` pages among the kernel mappings
 /// where kernels are loaded (2 MiB-aligned ones first). Only when those fail does it pay for a
 /// pass over all of physical memory (`KDBG` tags), and then the `MZ` pages elsewhere.
-fn find_kernel_image(space: &AddressSpace, phys: &PhysicalSpace) -> Option<KernelImage> {
+/// Also says whether the candidate search stopped at its page budget.
+fn find_kernel_image(space: &AddressSpace, phys: &PhysicalSpace) -> (Option<KernelImage>, bool) {
     if let Some(kdbg) = phys.hints.kd_debugger_data_block {
         let mut tag = [0u8; 4];
         if space.read_virt(kdbg + 0x10, &mut tag) && &tag == b"KDBG" {
@@ -471,7 +481,7 @@ fn find_kernel_image(space: &AddressSpace, phys: &PhysicalSpace) -> Option<Kerne
                 .read_ptr(kdbg + 0x18)
                 .and_then(|base| kernel_at(space, base))
             {
-                return Some(k);
+                return (Some(k), false);
             }
         }
     }
@@ -483,11 +493,21 @@ fn find_kernel_image(space: &AddressSpace, phys: &PhysicalSpace) -> Option<Kerne
     };
     // Pages starting with `MZ` in the mappings walked, split into those in the usual range and
     // the others (each list capped).
+    // Bounded work: a frame mapped again at other addresses (a hostile image maps one large page
+    // a hundred thousand times) is looked at once, and at most MZ_PAGE_BUDGET pages in all.
+    let budget_spent = std::cell::Cell::new(false);
     let mz_pages = |near: Option<std::ops::Range<u64>>| {
         let (mut preferred, mut others) = (vec![], vec![]);
+        let mut examined = std::collections::HashSet::new();
+        let mut pages = 0usize;
         space.kernel_mappings_near(near, |va, pa, size| {
+            if !examined.insert((pa, size)) || pages >= MZ_PAGE_BUDGET {
+                budget_spent.set(budget_spent.get() || pages >= MZ_PAGE_BUDGET);
+                return;
+            }
             let mut off = (0x1000 - (pa & 0xFFF)) & 0xFFF;
-            while off + 2 <= size {
+            while off + 2 <= size && pages < MZ_PAGE_BUDGET {
+                pages += 1;
                 let list = if usual.contains(&(va + off)) {
                     &mut preferred
                 } else {
@@ -513,16 +533,17 @@ fn find_kernel_image(space: &AddressSpace, phys: &PhysicalSpace) -> Option<Kerne
     // page of the kernel half, which on a large image costs more than the rest of identification.
     let (preferred, _) = mz_pages(Some(usual.clone()));
     if let Some(k) = preferred.iter().find_map(|&va| kernel_at(space, va)) {
-        return Some(k);
+        return (Some(k), false);
     }
     if let Some(k) = kdbg_scan_bases(phys, space.mode.pointer_size())
         .into_iter()
         .find_map(|base| kernel_at(space, base))
     {
-        return Some(k);
+        return (Some(k), false);
     }
     let (_, others) = mz_pages(None);
-    others.into_iter().find_map(|va| kernel_at(space, va))
+    let found = others.into_iter().find_map(|va| kernel_at(space, va));
+    (found, budget_spent.get())
 }
 
 /// KernBase values of `KDBG` blocks found anywhere in physical memory (a whole-image pass: the
