@@ -141,6 +141,10 @@ pub struct CompareArgs {
     pub profile: Option<String>,
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Compare even when the capture shares nothing with memory (no row pairs, no local address
+    /// in common): by default that stops with exit 2, as the capture is of another host.
+    #[arg(long)]
+    pub allow_mismatch: bool,
     #[arg(short, long)]
     pub quiet: bool,
 }

@@ -235,7 +235,103 @@ pub struct CaptureInfo {
     pub collected_source: String,
     pub utc_offset_minutes: Option<i64>,
     pub tz_source: String,
+    /// Whether the capture belongs to the image's host, from what the two have in common.
+    pub host_check: HostCheck,
     pub warnings: Vec<String>,
+}
+
+/// What a capture and the memory have in common: a capture of another host pairs with nothing and
+/// shares no local address, and comparing it would accuse every endpoint in memory.
+#[derive(Clone, Debug, Serialize)]
+pub struct HostCheck {
+    /// `same_host`, `weak` (under a tenth of the rows pair) or `mismatch` (more than a handful of
+    /// rows, none pairing, no local address in common); counted over the rows on a specific local
+    /// address (not a wildcard or loopback one).
+    pub verdict: &'static str,
+    pub capture_rows: usize,
+    pub paired_rows: usize,
+    /// The capture's specific local addresses (not wildcard or loopback), and how many of them
+    /// memory's endpoints also hold.
+    pub local_addresses: usize,
+    pub local_addresses_in_memory: usize,
+    /// A few of the capture's local addresses, for the message.
+    pub sample_addresses: Vec<String>,
+}
+
+/// Rows a capture must have before "nothing in common" is taken to mean another host.
+const HOST_CHECK_MIN_ROWS: usize = 6;
+
+/// `paired[i]`: whether capture row `i` paired with an endpoint in memory. Only rows on a specific
+/// local address count: every Windows host listens on 0.0.0.0:135 and :445 with the same PIDs, so
+/// wildcard listeners pair across hosts.
+fn host_check(memory: &[EndpointRecord], rows: &[CaptureRow], paired: &[bool]) -> HostCheck {
+    let specific = |a: &str| !is_wildcard(Some(a)) && !a.starts_with("127.") && a != "::1";
+    let specific_rows = rows.iter().filter(|r| specific(&r.local_addr)).count();
+    let paired = rows
+        .iter()
+        .zip(paired)
+        .filter(|(r, &p)| p && specific(&r.local_addr))
+        .count();
+    let mut capture_addrs: Vec<&str> = rows
+        .iter()
+        .map(|r| r.local_addr.as_str())
+        .filter(|a| specific(a))
+        .collect();
+    capture_addrs.sort_unstable();
+    capture_addrs.dedup();
+    let memory_addrs: std::collections::BTreeSet<&str> =
+        memory.iter().map(|m| m.local_addr.as_str()).collect();
+    let in_memory = capture_addrs
+        .iter()
+        .filter(|a| memory_addrs.contains(*a))
+        .count();
+    let verdict = if specific_rows < HOST_CHECK_MIN_ROWS {
+        "same_host"
+    } else if paired == 0 && in_memory == 0 {
+        "mismatch"
+    } else if paired * 10 < specific_rows {
+        "weak"
+    } else {
+        "same_host"
+    };
+    HostCheck {
+        verdict,
+        capture_rows: specific_rows,
+        paired_rows: paired,
+        local_addresses: capture_addrs.len(),
+        local_addresses_in_memory: in_memory,
+        sample_addresses: capture_addrs
+            .iter()
+            .take(3)
+            .map(|a| a.to_string())
+            .collect(),
+    }
+}
+
+impl HostCheck {
+    /// The evidence in words: "0 of 97 capture rows pair with memory; its local addresses
+    /// (172.16.50.130) never appear in memory".
+    pub fn evidence(&self) -> String {
+        let addresses = if self.local_addresses == 0 {
+            "it lists no specific local address".to_string()
+        } else {
+            format!(
+                "{} of its {} local addresses ({}{}) appear in memory",
+                self.local_addresses_in_memory,
+                self.local_addresses,
+                self.sample_addresses.join(", "),
+                if self.local_addresses > self.sample_addresses.len() {
+                    ", ..."
+                } else {
+                    ""
+                }
+            )
+        };
+        format!(
+            "{} of {} capture rows on a specific local address pair with an endpoint in memory; {addresses}",
+            self.paired_rows, self.capture_rows
+        )
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -647,9 +743,22 @@ pub fn compare(memory: &MemorySide, captures: &[Capture], opts: &CompareOptions)
             collected_source: collected_source.to_string(),
             utc_offset_minutes: capture.utc_offset_minutes,
             tz_source: capture.tz_source.clone(),
+            host_check: host_check(&memory.endpoints, &[], &[]),
             warnings: capture.warnings.clone(),
         });
         let (pairs, memory_used) = pair_rows(&memory.endpoints, &capture.rows);
+        let paired: Vec<bool> = (0..capture.rows.len())
+            .map(|i| pairs.get(i).copied().flatten().is_some())
+            .collect();
+        if let Some(info) = infos.last_mut() {
+            info.host_check = host_check(&memory.endpoints, &capture.rows, &paired);
+            if info.host_check.verdict == "weak" {
+                info.warnings.push(format!(
+                    "is this capture from this host? {}",
+                    info.host_check.evidence()
+                ));
+            }
+        }
         for (ri, row) in capture.rows.iter().enumerate() {
             let pair = pairs.get(ri).copied().flatten();
             let paired_memory = pair.and_then(|(mi, _)| memory.endpoints.get(mi));

@@ -341,3 +341,76 @@ fn errors_exit_two_with_one_line_naming_the_file() {
         assert!(out.stdout.is_empty(), "{args:?}");
     }
 }
+
+/// A capture of another host (another seed: other addresses, only the standard wildcard
+/// listeners in common) stops compare with one line and the evidence; `--allow-mismatch` goes on
+/// and says so in the report; the right host's capture still reports its hidden connection.
+#[test]
+fn a_capture_of_another_host_is_refused_with_the_evidence() {
+    let dir = support::scratch("compare-wrong-host");
+    let image = support::synth(
+        &dir.join("a"),
+        &[
+            "--profile",
+            "win10-19041-x64",
+            "--size",
+            "16M",
+            "--seed",
+            "1",
+        ],
+    );
+    support::synth(
+        &dir.join("b"),
+        &[
+            "--profile",
+            "win10-19041-x64",
+            "--size",
+            "16M",
+            "--seed",
+            "2",
+        ],
+    );
+    let other = dir.join("b").join("capture-netcarve.json");
+    let (code, _, stderr) = support::run(&[
+        "compare",
+        image.to_str().unwrap(),
+        "--live",
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("does not belong to")
+            && stderr.contains("0 of")
+            && stderr.contains("--allow-mismatch"),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = support::run(&[
+        "compare",
+        image.to_str().unwrap(),
+        "--live",
+        other.to_str().unwrap(),
+        "--allow-mismatch",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["captures"][0]["host_check"]["verdict"], "mismatch");
+    assert!(report["captures"][0]["warnings"]
+        .to_string()
+        .contains("--allow-mismatch"));
+    let own = dir.join("a").join("capture-netcarve.json");
+    let (code, stdout, stderr) = support::run(&[
+        "compare",
+        image.to_str().unwrap(),
+        "--live",
+        own.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["captures"][0]["host_check"]["verdict"], "same_host");
+    assert!(report["summary"]["by_class"]["hidden_from_api"].as_u64() >= Some(1));
+}

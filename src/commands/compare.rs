@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::output::Sink;
 use crate::scan::{scan_image, threads_warning, ScanOptions};
 use std::io::IsTerminal;
+use std::path::Path;
 
 pub fn run(args: &CompareArgs) -> Result<u8> {
     let forced = match args.capture_format.trim() {
@@ -72,7 +73,7 @@ pub fn run(args: &CompareArgs) -> Result<u8> {
         })?),
         None => None,
     };
-    let report = compare(
+    let mut report = compare(
         &memory,
         &captures,
         &CompareOptions {
@@ -80,6 +81,25 @@ pub fn run(args: &CompareArgs) -> Result<u8> {
             capture_time,
         },
     );
+    // A capture of another host would accuse every endpoint in memory: refuse unless asked.
+    for info in &mut report.captures {
+        if info.host_check.verdict != "mismatch" {
+            continue;
+        }
+        let evidence = info.host_check.evidence();
+        if !args.allow_mismatch {
+            return Err(Error::file(
+                Path::new(&info.file),
+                format!(
+                    "does not belong to {}: {evidence}; --allow-mismatch compares anyway",
+                    args.input.display()
+                ),
+            ));
+        }
+        info.warnings.push(format!(
+            "compared with --allow-mismatch although it looks like another host's capture: {evidence}"
+        ));
+    }
 
     // CSV has no place for warnings (the table and JSON carry them): they go to stderr.
     if matches!(args.format, CompareFormat::Csv) && !args.quiet {
