@@ -244,9 +244,9 @@ pub struct CaptureInfo {
 /// shares no local address, and comparing it would accuse every endpoint in memory.
 #[derive(Clone, Debug, Serialize)]
 pub struct HostCheck {
-    /// `same_host`, `weak` (under a tenth of the rows pair) or `mismatch` (more than a handful of
-    /// rows, none pairing, no local address in common); counted over the rows on a specific local
-    /// address (not a wildcard or loopback one).
+    /// `same_host`, `weak` (six or more rows, under a tenth pairing) or `mismatch` (none pairing
+    /// and none of the capture's local addresses among memory's); counted over the rows on a
+    /// specific local address (not a wildcard or loopback one).
     pub verdict: &'static str,
     pub capture_rows: usize,
     pub paired_rows: usize,
@@ -258,7 +258,7 @@ pub struct HostCheck {
     pub sample_addresses: Vec<String>,
 }
 
-/// Rows a capture must have before "nothing in common" is taken to mean another host.
+/// Rows a capture must have before "few pair" is worth a warning.
 const HOST_CHECK_MIN_ROWS: usize = 6;
 
 /// `paired[i]`: whether capture row `i` paired with an endpoint in memory. Only rows on a specific
@@ -281,15 +281,19 @@ fn host_check(memory: &[EndpointRecord], rows: &[CaptureRow], paired: &[bool]) -
     capture_addrs.dedup();
     let memory_addrs: std::collections::BTreeSet<&str> =
         memory.iter().map(|m| m.local_addr.as_str()).collect();
+    let memory_has_specific = memory_addrs.iter().any(|a| specific(a));
     let in_memory = capture_addrs
         .iter()
         .filter(|a| memory_addrs.contains(*a))
         .count();
-    let verdict = if specific_rows < HOST_CHECK_MIN_ROWS {
+    // A host's own address is on every connection it makes: when memory holds specific local
+    // addresses and the capture's are none of them, and nothing pairs, it is another host, however
+    // few its rows (a changed DHCP lease is what --allow-mismatch is for).
+    let verdict = if capture_addrs.is_empty() {
         "same_host"
-    } else if paired == 0 && in_memory == 0 {
+    } else if paired == 0 && in_memory == 0 && memory_has_specific {
         "mismatch"
-    } else if paired * 10 < specific_rows {
+    } else if specific_rows >= HOST_CHECK_MIN_ROWS && paired * 10 < specific_rows {
         "weak"
     } else {
         "same_host"

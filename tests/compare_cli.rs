@@ -400,6 +400,29 @@ fn a_capture_of_another_host_is_refused_with_the_evidence() {
     assert!(report["captures"][0]["warnings"]
         .to_string()
         .contains("--allow-mismatch"));
+    // Three rows are enough: a host's own address is on every connection it makes.
+    let mut few: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&other).unwrap()).unwrap();
+    let specific: Vec<serde_json::Value> = few["tcp"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["local_addr"] != "0.0.0.0" && r["local_addr"] != "::")
+        .take(3)
+        .cloned()
+        .collect();
+    assert_eq!(specific.len(), 3);
+    few["tcp"] = serde_json::Value::Array(specific);
+    few["udp"] = serde_json::json!([]);
+    let few_path = support::write(&dir, "few.json", few.to_string().as_bytes());
+    let (code, _, stderr) = support::run(&[
+        "compare",
+        image.to_str().unwrap(),
+        "--live",
+        few_path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("0 of 3 capture rows"), "{stderr}");
     let own = dir.join("a").join("capture-netcarve.json");
     let (code, stdout, stderr) = support::run(&[
         "compare",

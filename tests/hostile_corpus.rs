@@ -681,6 +681,7 @@ fn capture_case(what: &str, name: &str, bytes: &[u8], expect: Expect) {
     let path = file(name, bytes);
     let o = run(&[
         "compare",
+        "--allow-mismatch",
         scan_json().to_str().unwrap(),
         "--live",
         path.to_str().unwrap(),
@@ -860,6 +861,7 @@ fn c28_memory_side_malformed() {
         let path = file(name, text.as_bytes());
         let o = run(&[
             "compare",
+            "--allow-mismatch",
             path.to_str().unwrap(),
             "--live",
             capture.to_str().unwrap(),
@@ -930,14 +932,38 @@ fn c31_output_over_an_input_is_refused() {
     );
     let cap_sum = support::sha256_file(&capture);
     let cap_s = capture.to_str().unwrap();
-    let o = run(&["compare", image_s, "--live", cap_s, "-o", cap_s]);
+    let o = run(&[
+        "compare",
+        "--allow-mismatch",
+        image_s,
+        "--live",
+        cap_s,
+        "-o",
+        cap_s,
+    ]);
     refused("compare -o CAPTURE", &o, &capture, &capture, &cap_sum);
     let json = copy_of(scan_json(), "evidence-scan.json");
     let json_sum = support::sha256_file(&json);
     let json_s = json.to_str().unwrap();
-    let o = run(&["compare", json_s, "--live", cap_s, "-o", json_s]);
+    let o = run(&[
+        "compare",
+        "--allow-mismatch",
+        json_s,
+        "--live",
+        cap_s,
+        "-o",
+        json_s,
+    ]);
     refused("compare -o SCAN.json", &o, &json, &json, &json_sum);
-    let o = run(&["compare", image_s, "--live", cap_s, "-o", image_s]);
+    let o = run(&[
+        "compare",
+        "--allow-mismatch",
+        image_s,
+        "--live",
+        cap_s,
+        "-o",
+        image_s,
+    ]);
     refused("compare -o IMAGE", &o, &image, &image, &sum);
 
     // --profile FILE is an input too.
@@ -1096,17 +1122,23 @@ fn c32_pipes_and_devices_as_inputs_do_not_hang() {
     for (what, args, named) in [
         (
             "--live FIFO",
-            vec!["compare", json, "--live", fifo_s],
+            vec!["compare", "--allow-mismatch", json, "--live", fifo_s],
             fifo_s,
         ),
         (
             "memory side FIFO",
-            vec!["compare", fifo_s, "--live", capture.to_str().unwrap()],
+            vec![
+                "compare",
+                "--allow-mismatch",
+                fifo_s,
+                "--live",
+                capture.to_str().unwrap(),
+            ],
             fifo_s,
         ),
         (
             "--live /dev/zero",
-            vec!["compare", json, "--live", "/dev/zero"],
+            vec!["compare", "--allow-mismatch", json, "--live", "/dev/zero"],
             "/dev/zero",
         ),
         (
@@ -1230,6 +1262,7 @@ fn c34_threads_are_bounded() {
     let o = run_within(
         &[
             "compare",
+            "--allow-mismatch",
             raw,
             "--live",
             file(
@@ -1293,6 +1326,7 @@ fn c35_a_warning_flood_is_one_line() {
 fn compare_as(memory: &Path, capture: &Path, format: &str) -> Outcome {
     run(&[
         "compare",
+        "--allow-mismatch",
         memory.to_str().unwrap(),
         "--live",
         capture.to_str().unwrap(),
@@ -1515,6 +1549,7 @@ fn c38_reads_are_capped() {
     // `/dev/zero` as a capture: refused once 256 MiB are read (or at open), never read to OOM.
     let o = run(&[
         "compare",
+        "--allow-mismatch",
         scan_json().to_str().unwrap(),
         "--live",
         "/dev/zero",
