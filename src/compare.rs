@@ -733,6 +733,18 @@ pub fn compare(memory: &MemorySide, captures: &[Capture], opts: &CompareOptions)
             (None, Some(t)) => (Some(t), "assumed_acquisition_time"),
             (None, None) => (None, "unknown"),
         };
+        let (pairs, memory_used) = pair_rows(&memory.endpoints, &capture.rows);
+        let paired: Vec<bool> = (0..capture.rows.len())
+            .map(|i| pairs.get(i).copied().flatten().is_some())
+            .collect();
+        let host = host_check(&memory.endpoints, &capture.rows, &paired);
+        let mut warnings = capture.warnings.clone();
+        if host.verdict == "weak" {
+            warnings.push(format!(
+                "is this capture from this host? {}",
+                host.evidence()
+            ));
+        }
         let default_tolerance = capture.precision.default_tolerance_ticks();
         infos.push(CaptureInfo {
             file: capture.file.clone(),
@@ -747,22 +759,9 @@ pub fn compare(memory: &MemorySide, captures: &[Capture], opts: &CompareOptions)
             collected_source: collected_source.to_string(),
             utc_offset_minutes: capture.utc_offset_minutes,
             tz_source: capture.tz_source.clone(),
-            host_check: host_check(&memory.endpoints, &[], &[]),
-            warnings: capture.warnings.clone(),
+            host_check: host,
+            warnings,
         });
-        let (pairs, memory_used) = pair_rows(&memory.endpoints, &capture.rows);
-        let paired: Vec<bool> = (0..capture.rows.len())
-            .map(|i| pairs.get(i).copied().flatten().is_some())
-            .collect();
-        if let Some(info) = infos.last_mut() {
-            info.host_check = host_check(&memory.endpoints, &capture.rows, &paired);
-            if info.host_check.verdict == "weak" {
-                info.warnings.push(format!(
-                    "is this capture from this host? {}",
-                    info.host_check.evidence()
-                ));
-            }
-        }
         for (ri, row) in capture.rows.iter().enumerate() {
             let pair = pairs.get(ri).copied().flatten();
             let paired_memory = pair.and_then(|(mi, _)| memory.endpoints.get(mi));

@@ -4,7 +4,9 @@
 //! offsets of one read-only memory map (a bitmap crash dump's runs are found from its page bitmap
 //! as needed, see `pages`). Gaps between runs are *absent*, not zeros, so a scan touches
 //! only real pages. Reads inside one run are zero-copy slices of the map. The format is detected
-//! from the content, never from the file extension.
+//! from the content, never from the file extension; the one use of a name is to refuse, not to
+//! read: a file named hiberfil.sys without a hibernation header gets an error instead of being
+//! read as raw memory.
 use crate::arch::Arch;
 use crate::error::{io_error, Error, Result};
 use std::path::{Path, PathBuf};
