@@ -3,7 +3,9 @@
 use crate::capture::{Capture, Precision};
 use crate::error::{io_error, Error, Result};
 use crate::filetime;
-use crate::record::{flag, CaptureRow, EndpointRecord, Family, ImageFacts, PoolStatus, Proto};
+use crate::record::{
+    flag, CaptureRow, EndpointRecord, Family, ImageFacts, PoolStatus, Proto, TcpState,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -147,12 +149,14 @@ pub enum Class {
     ApiZeroTime,
     StateChanged,
     CreatedAfterCapture,
+    /// Allocated but not alive (ended, or its owner has): a past connection, not an alarm.
+    Stale,
     FreedOnly,
     Match,
 }
 
 impl Class {
-    pub const ALL: [Class; 10] = [
+    pub const ALL: [Class; 11] = [
         Class::HiddenFromApi,
         Class::Uncertain,
         Class::NotInMemory,
@@ -161,6 +165,7 @@ impl Class {
         Class::ApiZeroTime,
         Class::StateChanged,
         Class::CreatedAfterCapture,
+        Class::Stale,
         Class::FreedOnly,
         Class::Match,
     ];
@@ -174,6 +179,7 @@ impl Class {
             Class::ApiZeroTime => "api_zero_time",
             Class::StateChanged => "state_changed",
             Class::CreatedAfterCapture => "created_after_capture",
+            Class::Stale => "stale",
             Class::FreedOnly => "freed_only",
             Class::Match => "match",
         }
@@ -182,7 +188,7 @@ impl Class {
     pub fn is_discrepancy(self) -> bool {
         !matches!(
             self,
-            Class::Match | Class::FreedOnly | Class::CreatedAfterCapture
+            Class::Match | Class::FreedOnly | Class::CreatedAfterCapture | Class::Stale
         )
     }
 }
@@ -237,6 +243,10 @@ pub struct CaptureInfo {
     pub tz_source: String,
     /// Whether the capture belongs to the image's host, from what the two have in common.
     pub host_check: HostCheck,
+    /// The protocols the capture lists (a TCP-only tool says nothing of UDP endpoints).
+    pub protocols: Vec<Proto>,
+    /// Memory endpoints of a protocol the capture does not cover: not compared, not accused.
+    pub not_compared: usize,
     pub warnings: Vec<String>,
 }
 
@@ -745,6 +755,19 @@ pub fn compare(memory: &MemorySide, captures: &[Capture], opts: &CompareOptions)
                 host.evidence()
             ));
         }
+        let protocols = covered_protocols(capture);
+        let not_compared = memory
+            .endpoints
+            .iter()
+            .filter(|m| !protocols.contains(&m.proto))
+            .count();
+        if not_compared > 0 {
+            warnings.push(format!(
+                "lists no {} endpoint: {not_compared} {} endpoint(s) in memory not compared with it",
+                uncovered_names(&protocols),
+                uncovered_names(&protocols)
+            ));
+        }
         let default_tolerance = capture.precision.default_tolerance_ticks();
         infos.push(CaptureInfo {
             file: capture.file.clone(),
@@ -760,6 +783,8 @@ pub fn compare(memory: &MemorySide, captures: &[Capture], opts: &CompareOptions)
             utc_offset_minutes: capture.utc_offset_minutes,
             tz_source: capture.tz_source.clone(),
             host_check: host,
+            protocols: protocols.clone(),
+            not_compared,
             warnings,
         });
         for (ri, row) in capture.rows.iter().enumerate() {
@@ -793,7 +818,7 @@ pub fn compare(memory: &MemorySide, captures: &[Capture], opts: &CompareOptions)
             rows.push(out);
         }
         for (mi, m) in memory.endpoints.iter().enumerate() {
-            if memory_used.get(mi).copied().unwrap_or(false) {
+            if memory_used.get(mi).copied().unwrap_or(false) || !protocols.contains(&m.proto) {
                 continue;
             }
             let (mut class, mut note) = classify_single(
@@ -827,6 +852,30 @@ pub fn compare(memory: &MemorySide, captures: &[Capture], opts: &CompareOptions)
         rows,
         summary,
         research: research.finish(),
+    }
+}
+
+/// The protocols a capture covers: those of its rows, readable or not (a row of which not even
+/// the protocol was read may be of either).
+fn covered_protocols(capture: &Capture) -> Vec<Proto> {
+    let mut covered: Vec<Proto> = capture.rows.iter().map(|r| r.proto).collect();
+    for u in &capture.unreadable {
+        match u.proto {
+            Some(p) => covered.push(p),
+            None => covered.extend([Proto::Tcp, Proto::Udp]),
+        }
+    }
+    covered.sort_unstable();
+    covered.dedup();
+    covered
+}
+
+/// "UDP", "TCP or UDP": the protocols a capture leaves out.
+fn uncovered_names(covered: &[Proto]) -> &'static str {
+    match (covered.contains(&Proto::Tcp), covered.contains(&Proto::Udp)) {
+        (true, false) => "UDP",
+        (false, true) => "TCP",
+        _ => "TCP or UDP",
     }
 }
 
@@ -872,9 +921,11 @@ fn unreadable_cover(m: &EndpointRecord, capture: &Capture) -> Option<String> {
     })
 }
 
-/// An allocated object the capture does not list is hidden unless its own create time shows it
-/// was opened after the capture. Without a time (field absent, or no capture time) that cannot be
-/// ruled out, and the note says so rather than hiding a rootkit candidate.
+/// An allocated object the capture does not list is hidden when it is alive and was created
+/// before the capture. tcpip's own tables are not walked, so alive rests on the object itself: a
+/// state that is not CLOSED or DELETE_TCB, and an owner that is a process which has not exited
+/// (TIME_WAIT needs none). Without a create time (field absent, or no capture time) opening after
+/// the capture cannot be ruled out, and the note says so rather than hiding a rootkit candidate.
 fn classify_single(
     m: &EndpointRecord,
     collected: Option<u64>,
@@ -886,36 +937,85 @@ fn classify_single(
             "freed object with no counterpart in the API".into(),
         );
     }
+    let alive = match liveness(m) {
+        Ok(evidence) => evidence,
+        Err(why) => return (Class::Stale, why),
+    };
     let created = if m.has_flag(flag::NO_TIME_FIELD) {
         None
     } else {
         m.create_time_raw.filter(|t| *t != 0)
     };
-    match (created, collected) {
-        (Some(t), Some(c)) if t > c => (
-            Class::CreatedAfterCapture,
-            format!(
-                "created {:.3} s after the capture; absent from it as expected",
-                filetime::delta_seconds(t, c)
-            ),
-        ),
+    let (class, note) = match (created, collected) {
+        (Some(t), Some(c)) if t > c => {
+            return (
+                Class::CreatedAfterCapture,
+                format!(
+                    "created {:.3} s after the capture; absent from it as expected",
+                    filetime::delta_seconds(t, c)
+                ),
+            )
+        }
         (Some(_), Some(_)) if collected_known => (
             Class::HiddenFromApi,
-            "allocated in memory, created before the capture, not listed by the API".into(),
+            "allocated in memory, created before the capture, not listed by the API",
         ),
         (Some(_), Some(_)) => (
             Class::HiddenFromApi,
             "allocated in memory, created before the acquisition, not listed by the API (the capture \
-             has no collection time; if it was taken earlier, check whether this was opened in between)"
-                .into(),
+             has no collection time; if it was taken earlier, check whether this was opened in between)",
         ),
         _ => (
             Class::HiddenFromApi,
             "allocated in memory, not listed by the API (this object has no create time, so opening \
-             after the capture cannot be ruled out)"
-                .into(),
+             after the capture cannot be ruled out)",
         ),
+    };
+    (class, format!("{note}; alive: {alive}"))
+}
+
+/// `Ok`: the evidence that `m` is alive; `Err`: why it is stale. The object's own fields decide,
+/// since a connection that ended or whose process exited stays in pool until its last reference
+/// goes (real Windows 7 images show most carved TCP objects CLOSED).
+fn liveness(m: &EndpointRecord) -> std::result::Result<String, String> {
+    if let Some(state @ (TcpState::Closed | TcpState::DeleteTcb)) = m.state {
+        return Err(format!(
+            "state {}: the connection has ended and its object is not yet freed",
+            state.name()
+        ));
     }
+    let owner = || {
+        format!(
+            "{} (PID {})",
+            m.process.as_deref().unwrap_or("?"),
+            m.pid.map_or("?".to_string(), |p| p.to_string())
+        )
+    };
+    if m.has_flag(flag::OWNER_EXITED) {
+        return Err(format!(
+            "its owner {} exited at {}: its endpoints closed with it",
+            owner(),
+            m.process_exit_time.as_deref().unwrap_or("?")
+        ));
+    }
+    let time_wait = m.state == Some(TcpState::TimeWait);
+    if m.has_flag(flag::NO_OWNER) && !time_wait {
+        return Err(
+            "no process owns it (its owner pointer leads to no _EPROCESS): what opened it is gone"
+                .into(),
+        );
+    }
+    let state = match (m.state, m.proto) {
+        (Some(s), _) => format!("state {}", s.name()),
+        (None, Proto::Udp) => "a bound UDP endpoint".to_string(),
+        (None, Proto::Tcp) => "no state field".to_string(),
+    };
+    let owner = match (m.pid, time_wait) {
+        (Some(_), _) => format!("owner {} has not exited", owner()),
+        (None, true) => "a TIME_WAIT needs no owner".to_string(),
+        (None, false) => "its layout has no owner field".to_string(),
+    };
+    Ok(format!("{state}, {owner} (tcpip's tables were not walked)"))
 }
 
 /// Discrepancies first (`hidden_from_api` first), then capture, then memory offset, then line.
@@ -1226,6 +1326,8 @@ mod tests {
             pid,
             process: pid.map(|_| "svchost.exe".to_string()),
             process_raw: None,
+            process_exit_time: None,
+            process_exit_time_raw: None,
             create_time: filetime::to_iso(T - 1000),
             create_time_raw: Some(T - 1000),
             tag: tag.into(),
@@ -1363,6 +1465,26 @@ mod tests {
         rows.push(r);
         let ghost = mem(0, "TcpE", ("10.0.0.5", 1), Some(("2.2.2.2", 2)), Some(5));
         rows.push(cap(&ghost, 6));
+        // A UDP row, so that the capture covers UDP and `later` is compared.
+        let udp_seen = mem(0x9000, "UdpA", ("0.0.0.0", 123), None, Some(2104));
+        rows.push(cap(&udp_seen, 7));
+        let mut closed = mem(
+            0xa000,
+            "TcpE",
+            ("10.0.0.5", 50003),
+            Some(("7.7.7.7", 443)),
+            Some(900),
+        );
+        closed.state = Some(TcpState::Closed);
+        let mut exited = mem(
+            0xb000,
+            "TcpE",
+            ("10.0.0.5", 50004),
+            Some(("7.7.7.8", 443)),
+            Some(901),
+        );
+        exited.flags = vec![flag::OWNER_EXITED.into()];
+        exited.process_exit_time_raw = Some(T - 10);
 
         let memory = vec![
             established,
@@ -1373,6 +1495,9 @@ mod tests {
             time_moved,
             no_field,
             state_moved,
+            udp_seen,
+            closed,
+            exited,
         ];
         let report = run(memory.clone(), rows.clone(), None);
         assert_eq!(
@@ -1385,7 +1510,10 @@ mod tests {
                 "api_zero_time",
                 "state_changed",
                 "created_after_capture",
+                "stale",
+                "stale",
                 "freed_only",
+                "match",
                 "match"
             ]
         );
@@ -1397,6 +1525,109 @@ mod tests {
         let relaxed = run(memory, rows, Some(5_000_000));
         assert_eq!(relaxed.summary.by_class["time_mismatch"], 0);
         assert_eq!(relaxed.research.verdict, "supported");
+    }
+
+    /// Unpaired allocated objects: only a live one (a state that is not CLOSED or DELETE_TCB, an
+    /// owner that has not exited, or TIME_WAIT, which needs none) is accused, and each note
+    /// names the evidence that decided.
+    #[test]
+    fn stale_objects_are_not_accused_and_the_note_says_why() {
+        let seen = mem(
+            0x100,
+            "TcpE",
+            ("10.0.0.5", 1000),
+            Some(("1.1.1.1", 1)),
+            Some(8),
+        );
+        let at = |off: u64, port: u16| {
+            mem(
+                off,
+                "TcpE",
+                ("10.0.0.5", port),
+                Some(("6.6.6.6", 443)),
+                Some(666),
+            )
+        };
+        let mut closed = at(0x1000, 1001);
+        closed.state = Some(TcpState::Closed);
+        let mut delete = at(0x2000, 1002);
+        delete.state = Some(TcpState::DeleteTcb);
+        let mut exited = at(0x3000, 1003);
+        exited.flags = vec![flag::OWNER_EXITED.into()];
+        exited.process_exit_time = Some("2024-05-01T12:00:00.0000000Z".into());
+        let mut orphan = at(0x4000, 1004);
+        orphan.pid = None;
+        orphan.process = None;
+        orphan.flags = vec![flag::NO_OWNER.into()];
+        let mut time_wait = at(0x5000, 1005);
+        time_wait.state = Some(TcpState::TimeWait);
+        time_wait.pid = None;
+        time_wait.process = None;
+        time_wait.flags = vec![flag::NO_OWNER.into()];
+        let live = at(0x6000, 1006);
+        let rows = vec![cap(&seen, 1)];
+        let report = run(
+            vec![seen, closed, delete, exited, orphan, time_wait, live],
+            rows,
+            None,
+        );
+        let got: Vec<(&str, u16, &str)> = report
+            .rows
+            .iter()
+            .filter(|r| r.class != Class::Match)
+            .map(|r| {
+                let m = r.memory.as_ref().unwrap();
+                (r.class.name(), m.local_port, r.note.as_str())
+            })
+            .collect();
+        let class_of = |port| got.iter().find(|g| g.1 == port).unwrap();
+        for (port, want) in [(1001, "state CLOSED"), (1002, "state DELETE_TCB")] {
+            assert_eq!(class_of(port).0, "stale");
+            assert!(class_of(port).2.starts_with(want), "{got:?}");
+        }
+        assert_eq!(class_of(1003).0, "stale");
+        assert!(class_of(1003).2.contains("exited at 2024-05-01T12:00:00"));
+        assert_eq!(class_of(1004).0, "stale");
+        assert!(class_of(1004).2.contains("no process owns it"));
+        assert_eq!(class_of(1005).0, "hidden_from_api");
+        assert!(class_of(1005).2.contains("TIME_WAIT needs no owner"));
+        assert_eq!(class_of(1006).0, "hidden_from_api");
+        assert!(class_of(1006)
+            .2
+            .contains("state ESTABLISHED, owner svchost.exe (PID 666) has not exited"));
+        assert_eq!(report.summary.by_class["stale"], 4);
+        assert_eq!(
+            report.summary.discrepancies, 2,
+            "stale is not a discrepancy"
+        );
+    }
+
+    /// A capture with rows of one protocol only (Get-NetTCPConnection without Get-NetUDPEndpoint)
+    /// says nothing of the other: its memory endpoints are counted, not compared, never hidden.
+    #[test]
+    fn a_protocol_the_capture_lacks_is_not_compared() {
+        let tcp = mem(
+            0x100,
+            "TcpE",
+            ("10.0.0.5", 1000),
+            Some(("1.1.1.1", 1)),
+            Some(8),
+        );
+        let udp = mem(0x200, "UdpA", ("0.0.0.0", 5353), None, Some(8));
+        let udp6 = mem(0x300, "UdpA", ("::", 5355), None, Some(8));
+        let report = run(vec![tcp.clone(), udp, udp6], vec![cap(&tcp, 1)], None);
+        assert_eq!(classes(&report), ["match"]);
+        let info = &report.captures[0];
+        assert_eq!(info.protocols, [Proto::Tcp]);
+        assert_eq!(info.not_compared, 2);
+        assert!(
+            info.warnings
+                .iter()
+                .any(|w| w.contains("lists no UDP endpoint: 2 UDP")),
+            "{:?}",
+            info.warnings
+        );
+        assert_eq!(report.exit_code(), 0);
     }
 
     #[test]

@@ -284,6 +284,8 @@ pub mod flag {
     pub const NO_OWNER: &str = "no_owner";
     /// Offsets found by self-calibration, not taken from the profile.
     pub const CALIBRATED: &str = "calibrated";
+    /// The owner `_EPROCESS` has an ExitTime: the process ended, so the endpoint is stale.
+    pub const OWNER_EXITED: &str = "owner_exited";
 }
 
 /// One carved endpoint object (also the form of `truth.json` endpoints and decoys).
@@ -303,6 +305,11 @@ pub struct EndpointRecord {
     /// Windows-1252 reading, a guess at the code page).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process_raw: Option<String>,
+    /// The owner's `_EPROCESS.ExitTime`, only when the process has exited (flag `owner_exited`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_exit_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_exit_time_raw: Option<u64>,
     pub create_time: Option<String>,
     pub create_time_raw: Option<u64>,
     pub tag: String,
@@ -331,6 +338,8 @@ impl EndpointRecord {
             pid: None,
             process: None,
             process_raw: None,
+            process_exit_time: None,
+            process_exit_time_raw: None,
             create_time: None,
             create_time_raw: None,
             tag: "TcpE".into(),

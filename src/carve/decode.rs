@@ -139,6 +139,8 @@ pub struct Owner {
     pub name: String,
     /// The name's bytes in hex when any is above 0x7F: the code page is a guess, the bytes are not.
     pub name_raw: Option<String>,
+    /// `ExitTime` when it is non-zero: the process has ended (a zombie kept by its references).
+    pub exit_time: Option<u64>,
 }
 
 /// Windows-1252's characters for 0x80-0x9F (`None`: undefined there, so not part of a name).
@@ -223,10 +225,17 @@ pub fn owner_at(
         .iter()
         .map(|&b| name_char(b))
         .collect::<Option<String>>()?;
+    // Unreadable or absent from the layout is "not known to have exited", never "exited".
+    let exit_time = e
+        .exit_time
+        .off()
+        .and_then(|o| mem.read_u64(va.checked_add(o)?))
+        .filter(|&t| t != 0);
     Some(Owner {
         pid: u32::try_from(pid).ok()?,
         name: text,
         name_raw: (!name.is_ascii()).then(|| name.iter().map(|b| format!("{b:02x}")).collect()),
+        exit_time,
     })
 }
 
@@ -260,6 +269,8 @@ fn skeleton(c: &Candidate) -> EndpointRecord {
         pid: None,
         process: None,
         process_raw: None,
+        process_exit_time: None,
+        process_exit_time_raw: None,
         create_time: None,
         create_time_raw: None,
         tag: c.tag_text(),
@@ -507,6 +518,15 @@ pub fn decode(c: &Candidate, env: &DecodeEnv) -> Decoded {
                 r.pid = Some(owner.pid);
                 r.process = Some(owner.name);
                 r.process_raw = owner.name_raw;
+                // An exit time outside boot..acquisition is smear, not an exit.
+                if let Some(t) = owner
+                    .exit_time
+                    .filter(|&t| env.times.contains(t) != Some(false))
+                {
+                    r.process_exit_time = to_iso(t);
+                    r.process_exit_time_raw = Some(t);
+                    r.flags.push(flag::OWNER_EXITED.into());
+                }
             }
             None => r.flags.push(flag::NO_OWNER.into()),
         }
@@ -647,6 +667,7 @@ mod tests {
             pid: 1236,
             name: "svchost.exe".into(),
             name_raw: None,
+            exit_time: None,
         };
         assert_eq!(env.owner(base), Some(want.clone()));
         let reads = mem.reads.load(Ordering::Relaxed);

@@ -12,6 +12,8 @@ pub struct Proc {
     pub pid: u32,
     pub name: String,
     pub create: u64,
+    /// ExitTime, when the process has exited and the layout has the field.
+    pub exit: Option<u64>,
     /// VA of the `_EPROCESS` body (`Pcb`).
     pub va: u64,
 }
@@ -252,7 +254,7 @@ impl<'a> World<'a> {
     /// Processes linked from PsActiveProcessHead; returns them with their EPROCESS VAs.
     pub fn processes(
         &mut self,
-        list: &[(u32, &str, u64)],
+        list: &[(u32, &str, u64, u64)],
         head_va: u64,
         kernel_dtb: u64,
         extras: &super::isf::EprocessExtras,
@@ -269,7 +271,7 @@ impl<'a> World<'a> {
         let links = e.active_process_links.off().unwrap_or(0);
         let size = self.round(self.unit + body_off + extras.size);
         let mut procs = vec![];
-        for (i, (pid, name, create)) in list.iter().enumerate() {
+        for (i, (pid, name, create, exit)) in list.iter().enumerate() {
             // The third process starts mid-page so that it straddles onto a discontiguous frame.
             let start = if i == 2 {
                 (PAGE - size / 2) / self.unit * self.unit
@@ -318,6 +320,9 @@ impl<'a> World<'a> {
             if let Some(o) = e.create_time.off() {
                 self.write_u(body + o, *create, 8);
             }
+            if let Some(o) = e.exit_time.off() {
+                self.write_u(body + o, *exit, 8);
+            }
             if let Some(o) = e.image_file_name.off() {
                 let mut n = [0u8; 15];
                 let b = name.as_bytes();
@@ -333,6 +338,7 @@ impl<'a> World<'a> {
                 pid: *pid,
                 name: name.to_string(),
                 create: *create,
+                exit: (*exit != 0 && e.exit_time.off().is_some()).then_some(*exit),
                 va: body,
             });
         }
@@ -654,6 +660,10 @@ pub fn record(
     if s.kind != Kind::TcTW && owner.is_none() {
         flags.push(flag::NO_OWNER.to_string());
     }
+    let exit = owner.and_then(|p| p.exit);
+    if exit.is_some() {
+        flags.push(flag::OWNER_EXITED.to_string());
+    }
     flags.sort();
     let (remote_addr, remote_port) = match s.kind {
         Kind::TcpL => (Some(s.family.wildcard().to_string()), Some(0)),
@@ -690,6 +700,8 @@ pub fn record(
         pid: owner.map(|p| p.pid),
         process: owner.map(|p| p.name.clone()),
         process_raw: None,
+        process_exit_time: exit.and_then(crate::filetime::to_iso),
+        process_exit_time_raw: exit,
         create_time,
         create_time_raw,
         tag: String::from_utf8_lossy(tag).into_owned(),

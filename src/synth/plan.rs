@@ -279,7 +279,10 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
         "chrome.exe",
         "evil.exe",
         "OneDrive.exe",
+        "updater.exe",
     ];
+    // A process that ran and exited before the capture; its EPROCESS lingers while referenced.
+    let exited = names.len() - 1;
     let mut pids = vec![4u32];
     while pids.len() < names.len() {
         let pid = (rng.range(60, 2500) * 4) as u32;
@@ -288,14 +291,19 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
         }
     }
     let early = uptime / 20;
-    let mut plist: Vec<(u32, &str, u64)> = vec![];
+    let mut plist: Vec<(u32, &str, u64, u64)> = vec![];
     for (i, name) in names.iter().enumerate() {
         let t = match i {
             0 => boot + rng.range(SECOND / 10, 2 * SECOND),
             1..=9 => boot + rng.range(2 * SECOND, 3 * MINUTE),
             _ => boot + rng.range(3 * MINUTE, early),
         };
-        plist.push((pids[i], name, t));
+        let exit = if i == exited {
+            t + rng.range(MINUTE, (capture - t).saturating_sub(MINUTE).max(2 * MINUTE))
+        } else {
+            0
+        };
+        plist.push((pids[i], name, t, exit));
     }
     let procs = world.processes(&plist, head_va, kernel_dtb, &extras);
 
@@ -480,6 +488,20 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
         create: t_after(&mut rng, listen_t),
         freed: false,
     });
+    // Stale: a connection whose owner has exited (the CLOSED and DELETE_TCB objects above are the
+    // other kind); the API no longer lists it, and compare must not call it hidden.
+    let port = next_port(&mut rng);
+    specs.push(Spec {
+        kind: Kind::TcpE,
+        family: Family::Ipv4,
+        local: Some(host4),
+        lport: port,
+        remote: Some((remotes4[2], 443)),
+        state: Some(TcpState::Established),
+        owner: Some(exited),
+        create: t_after(&mut rng, listen_t),
+        freed: false,
+    });
     // Created between capture and acquisition: informational for compare, which can only tell
     // when the object carries a time (a UDP endpoint where TcpE has no time field).
     let port = next_port(&mut rng);
@@ -596,8 +618,11 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
 
     // Captures as taken at `capture`.
     let mut rows: Vec<(usize, ApiRow)> = vec![];
+    let stale = |s: &Spec| {
+        matches!(s.state, Some(TcpState::Closed | TcpState::DeleteTcb)) || s.owner == Some(exited)
+    };
     for (i, s) in specs.iter().enumerate() {
-        if s.freed || i == hidden || s.create > capture {
+        if s.freed || i == hidden || s.create > capture || stale(s) {
             continue;
         }
         rows.push((i, api_row(s, &planted[i], &procs)));
@@ -638,6 +663,22 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
         note: "evil.exe connection present in memory, created before the capture, absent from every capture".into(),
         cause: None,
     });
+    for (i, s) in specs.iter().enumerate() {
+        if stale(s) && !s.freed {
+            discrepancies.push(Discrepancy {
+                class: "stale".into(),
+                memory: Some(planted[i].clone()),
+                capture: None,
+                note: if s.owner == Some(exited) {
+                    "connection of a process that has exited: stale, absent from the API".into()
+                } else {
+                    "connection that has ended (CLOSED or DELETE_TCB): stale, absent from the API"
+                        .into()
+                },
+                cause: None,
+            });
+        }
+    }
     discrepancies.push(Discrepancy {
         class: "not_in_memory".into(),
         memory: None,

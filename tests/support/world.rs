@@ -409,6 +409,8 @@ impl World {
             pid: s.owner.map(|o| o.0),
             process: s.owner.map(|o| o.1.to_string()),
             process_raw: None,
+            process_exit_time: None,
+            process_exit_time_raw: None,
             create_time: None,
             create_time_raw: None,
             tag: s.tag.to_string(),
