@@ -186,8 +186,36 @@ pub struct SynthArgs {
     /// Also write a Volatility 3 symbol file (ISF) of the synthetic kernel into DIR.
     #[arg(long)]
     pub isf_dir: Option<PathBuf>,
+    /// Write KIND's create time at a slot past its other fields, not where the profile says (to
+    /// test the time-slot census; scan with the profile finds it by the census).
+    #[arg(long, value_enum, conflicts_with = "zero_time_field")]
+    pub move_time_field: Option<LayoutKind>,
+    /// Write a create time of zero into every KIND object.
+    #[arg(long, value_enum)]
+    pub zero_time_field: Option<LayoutKind>,
     #[arg(long)]
     pub out: PathBuf,
+}
+
+/// An endpoint layout, by the profile's name for it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LayoutKind {
+    TcpEndpoint,
+    TcpListener,
+    UdpEndpoint,
+    TimeWait,
+}
+
+impl LayoutKind {
+    pub fn kind(self) -> crate::profile::ObjectKind {
+        use crate::profile::ObjectKind;
+        match self {
+            LayoutKind::TcpEndpoint => ObjectKind::TcpEndpoint,
+            LayoutKind::TcpListener => ObjectKind::TcpListener,
+            LayoutKind::UdpEndpoint => ObjectKind::UdpEndpoint,
+            LayoutKind::TimeWait => ObjectKind::TimeWait,
+        }
+    }
 }
 
 #[derive(Args, Debug)]

@@ -1,6 +1,7 @@
 //! Memory versus live response: pairs carved endpoints with capture rows, classifies every pair and
 //! single, and tabulates the zero (1601) timestamps for the research question.
 use crate::capture::{Capture, Precision};
+use crate::carve::health::KindHealth;
 use crate::error::{io_error, Error, Result};
 use crate::filetime;
 use crate::record::{
@@ -20,9 +21,35 @@ pub struct MemorySide {
     #[serde(default)]
     pub image: ImageFacts,
     pub endpoints: Vec<EndpointRecord>,
+    /// The layout health of the scan (its time-slot census answers the research question from
+    /// memory); empty for a truth.json, whose `profile` is only a name.
+    #[serde(default, deserialize_with = "scan_profile")]
+    pub profile: MemoryProfile,
     /// `scan-json` or `image` (set by the loader, not read from the file).
     #[serde(skip)]
     pub source: String,
+}
+
+/// What compare reads of a scan's `profile`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct MemoryProfile {
+    #[serde(default)]
+    pub health: Vec<KindHealth>,
+}
+
+fn scan_profile<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<MemoryProfile, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Scan(MemoryProfile),
+        Name(#[allow(dead_code)] String),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::Scan(p) => p,
+        Either::Name(_) => MemoryProfile::default(),
+    })
 }
 
 /// Longest memory-side JSON read (a scan of about 400,000 endpoints); larger is refused.
@@ -397,6 +424,9 @@ pub struct Research {
     /// `supported`, `refuted` or `inconclusive`.
     pub verdict: &'static str,
     pub reasoning: String,
+    /// The scan's time-slot census, per kind it ran for: whether memory holds a creation time
+    /// where the profile says there is none (or none where it says there is one).
+    pub census: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -851,7 +881,15 @@ pub fn compare(memory: &MemorySide, captures: &[Capture], opts: &CompareOptions)
         captures: infos,
         rows,
         summary,
-        research: research.finish(),
+        research: Research {
+            census: memory
+                .profile
+                .health
+                .iter()
+                .filter_map(|h| h.census.as_ref().map(|c| c.finding.clone()))
+                .collect(),
+            ..research.finish()
+        },
     }
 }
 
@@ -1280,6 +1318,7 @@ impl ResearchAccumulator {
             counts: self.counts,
             verdict,
             reasoning,
+            census: vec![],
         }
     }
 }
@@ -1366,6 +1405,7 @@ mod tests {
             },
             endpoints: memory,
             source: "scan-json".into(),
+            ..Default::default()
         };
         let capture = Capture {
             file: "c.json".into(),

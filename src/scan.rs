@@ -34,6 +34,10 @@ pub struct ProfileUse {
     /// Offsets found by self-calibration, with the evidence; empty when none were needed.
     #[serde(default)]
     pub calibration: Vec<serde_json::Value>,
+    /// Per object kind, the checks candidates passed and the time-slot census: a layout wrong for
+    /// this image shows here.
+    #[serde(default)]
+    pub health: Vec<crate::carve::health::KindHealth>,
 }
 
 /// The result of a scan (`netcarve scan --format json`).
@@ -174,12 +178,16 @@ pub fn scan_image_in_pool(path: &Path, opts: &ScanOptions) -> Result<ScanOutput>
             carved.corrupt_omitted
         ));
     }
+    image
+        .warnings
+        .extend(carved.health.iter().flat_map(|h| h.warnings()));
     Ok(ScanOutput {
         image,
         profile: ProfileUse {
             name: profile.name.clone(),
             reason,
             calibration: carved.calibration,
+            health: carved.health,
         },
         endpoints: carved.endpoints,
         corrupt: carved.corrupt,

@@ -46,6 +46,7 @@ fn sample() -> ScanOutput {
             name: "win10-19041-x64".into(),
             reason: "test".into(),
             calibration: vec![],
+            health: vec![],
         },
         endpoints: carved.endpoints,
         corrupt: carved.corrupt,

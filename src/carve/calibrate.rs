@@ -4,6 +4,7 @@
 //! slot that most often points at a valid `_EPROCESS`, and the slot that most often holds a FILETIME
 //! between boot and acquisition, are better evidence than a table.
 use crate::carve::decode::{DecodeEnv, FieldChoice, ObjectBytes, Overrides};
+use crate::carve::health::Census;
 use crate::carve::pool::Candidate;
 use crate::filetime::TimeWindow;
 use crate::profile::{kind_fields, Confidence, ObjectKind};
@@ -92,6 +93,13 @@ fn time_vote_needed(k: KindTally, inferred: bool, owner_moved: bool) -> bool {
     inferred || owner_moved || k.in_window * 2 < k.timed
 }
 
+/// The census of time slots runs when the profile's slot holds no time in the window for most
+/// objects (zero or out of range count against it, unlike the time vote), and for layouts without
+/// a time field, whose absence it confirms or refutes from memory.
+fn census_needed(k: KindTally, has_time_field: bool) -> bool {
+    !has_time_field || k.in_window * 2 < k.total
+}
+
 /// Whether [`calibrate_decoded`] would search any slot for records counted in `tally`; when not,
 /// it returns no overrides and no report, and the records need not be walked.
 pub fn votes_needed(tally: &Tally, env: &DecodeEnv) -> bool {
@@ -101,24 +109,31 @@ pub fn votes_needed(tally: &Tally, env: &DecodeEnv) -> bool {
         let Some(fields) = kind_fields(env.profile, kind) else {
             return false;
         };
+        let has_time_field = fields.create_time.off().is_some();
         inferred
             || (fields.owner.is_some() && owner_vote_needed(k, false))
-            || (times_known
-                && fields.create_time.off().is_some()
-                && time_vote_needed(k, false, false))
+            || (times_known && has_time_field && time_vote_needed(k, false, false))
+            || (times_known && census_needed(k, has_time_field))
     })
+}
+
+/// What calibration found: the offsets to decode with, the report entries, and the time-slot
+/// census of each kind it ran for.
+#[derive(Debug, Default)]
+pub struct Calibration {
+    pub overrides: Overrides,
+    pub report: Vec<Value>,
+    pub census: BTreeMap<ObjectKind, Census>,
 }
 
 /// Runs calibration on the structurally valid candidates, each beside its record decoded with
 /// `env` (so that the scan decodes every object once when no offset moves). Returns the overrides
 /// to decode with and one report entry per calibrated field (`ProfileUse::calibration`). Only valid
 /// objects vote: decoys and garbage would dilute the evidence.
-pub fn calibrate_decoded(
-    valid: &[(&Candidate, &EndpointRecord)],
-    env: &DecodeEnv,
-) -> (Overrides, Vec<Value>) {
+pub fn calibrate_decoded(valid: &[(&Candidate, &EndpointRecord)], env: &DecodeEnv) -> Calibration {
     let mut overrides = Overrides::default();
     let mut report = vec![];
+    let mut censuses = BTreeMap::new();
     let inferred = env.profile.confidence == Confidence::Inferred;
     // One pass sorts them by kind (the records are many and no longer in cache).
     let mut by_kind: BTreeMap<ObjectKind, Vec<(&Candidate, &EndpointRecord)>> = BTreeMap::new();
@@ -184,14 +199,43 @@ pub fn calibrate_decoded(
         let (Some(_), Some(_)) = (env.times.boot, env.times.acquisition) else {
             continue;
         };
+        let in_window = |v: u64| in_window(&env.times, v);
+        // Judged on the decoded records, so a profile alternative that works counts as working.
+        let good = counts.in_window;
+        let mut census_used = false;
+        if census_needed(counts, time_field.off().is_some()) {
+            let (best, next_hits) = census_votes(&objects, &in_window);
+            let census = Census::decide(
+                &tags.join("/"),
+                total,
+                time_field.off(),
+                good,
+                best,
+                next_hits,
+            );
+            if let (true, Some((offset, hits))) = (census.used, best) {
+                overrides.create_time.insert(kind, offset);
+                census_used = true;
+                let mut e = entry(
+                    kind,
+                    &tags,
+                    "create_time",
+                    time_field.off(),
+                    SlotVote { offset, hits },
+                    good,
+                    total,
+                    true,
+                );
+                e["method"] = "time-slot census".into();
+                report.push(e);
+            }
+            censuses.insert(kind, census);
+        }
         // A layout without a time field (Vista to 8.1 TcpE) has nothing to calibrate.
         let Some(profile_time) = time_field.off() else {
             continue;
         };
-        let in_window = |v: u64| in_window(&env.times, v);
-        // Judged on the decoded records, so a profile alternative that works counts as working.
-        let good = counts.in_window;
-        if time_vote_needed(counts, inferred, owner_moved) {
+        if !census_used && time_vote_needed(counts, inferred, owner_moved) {
             if let Some(vote) = best_time_slot(&objects, &in_window, owner_offset, profile_time) {
                 let moved = vote.offset != profile_time && vote.hits > good;
                 if moved {
@@ -212,7 +256,37 @@ pub fn calibrate_decoded(
             }
         }
     }
-    (overrides, report)
+    Calibration {
+        overrides,
+        report,
+        census: censuses,
+    }
+}
+
+/// The census over every 8-aligned slot: the best slot with its hits (ties to the lower offset,
+/// so the answer does not depend on order; `None` when no slot holds a time anywhere) and the
+/// runner-up's hits.
+fn census_votes(
+    objects: &[ObjectBytes],
+    in_window: &(dyn Fn(u64) -> bool + Sync),
+) -> (Option<(u64, usize)>, usize) {
+    let slots: Vec<u64> = (0..slot_limit(objects)).step_by(8).collect();
+    let mut votes: Vec<(u64, usize)> = slots
+        .par_iter()
+        .map(|&offset| {
+            let hits = objects
+                .iter()
+                .filter(|o| o.u64(offset).is_some_and(in_window))
+                .count();
+            (offset, hits)
+        })
+        .filter(|&(_, hits)| hits > 0)
+        .collect();
+    votes.sort_by_key(|&(offset, hits)| (std::cmp::Reverse(hits), offset));
+    (
+        votes.first().copied(),
+        votes.get(1).map_or(0, |&(_, hits)| hits),
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -458,13 +532,15 @@ mod tests {
         // Half the owners resolve: enough. Fewer: search.
         assert!(!case(&[(Some(4), good), (None, good)], true));
         assert!(case(&[(Some(4), good), (None, good), (None, good)], true));
-        // Half the non-zero times in the window: enough; fewer: search; zero times do not count.
+        // Half the times in the window: enough; fewer: search, whether the others are out of
+        // range or zero (a slot that holds zero in most objects is the census's case).
         assert!(!case(&[(Some(4), good), (Some(4), bad)], true));
+        assert!(!case(&[(Some(4), good), (Some(4), Some(0))], true));
         assert!(case(
             &[(Some(4), good), (Some(4), bad), (Some(4), bad)],
             true
         ));
-        assert!(!case(
+        assert!(case(
             &[(Some(4), good), (Some(4), Some(0)), (Some(4), Some(0))],
             true
         ));

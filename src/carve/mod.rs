@@ -17,6 +17,7 @@ use rayon::prelude::*;
 
 pub mod calibrate;
 pub mod decode;
+pub mod health;
 pub mod pool;
 pub mod search;
 mod slots;
@@ -35,6 +36,8 @@ pub struct Carved {
     /// Corrupt candidates found beyond those.
     pub corrupt_omitted: u64,
     pub calibration: Vec<serde_json::Value>,
+    /// Per object kind, the checks candidates passed and the time-slot census.
+    pub health: Vec<health::KindHealth>,
 }
 
 /// Everything the carving pass needs besides the physical space.
@@ -73,6 +76,7 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
     // Corrupt candidates are counted per unit, and only a unit's first MAX_CORRUPT_ROWS are kept:
     // no more of them can be among the first of the image.
     let cut = CorruptCut::default();
+    let rejected = health::RejectCounts::default();
     let mut units: Vec<UnitFinds> = find_tags_with(
         phys,
         p.profile.arch,
@@ -85,8 +89,12 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
                 Some(_) => None,
                 None => Some(decode::decode(&h.candidate, &base_env)),
             };
-            if matches!(d, Some(Decoded::Valid(..))) {
-                return Some((h, d));
+            match &d {
+                Some(Decoded::Valid(..)) => return Some((h, d)),
+                Some(Decoded::Corrupt(r)) => {
+                    rejected.add(h.candidate.kind, r.reason.as_deref().unwrap_or(""))
+                }
+                None => {}
             }
             if !d.as_ref().is_none_or(keep) {
                 return None;
@@ -111,7 +119,7 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
         (space, pages)
     });
     let (mut carved, (pages, virtual_of_page)) = rayon::join(
-        || settle(units, base_env, &keep),
+        || settle(units, base_env, &keep, &rejected),
         || {
             walk.map(|(space, pages)| {
                 let mut pages = pages.concat();
@@ -264,21 +272,23 @@ fn settle(
     mut units: Vec<UnitFinds>,
     base_env: DecodeEnv,
     keep: &(dyn Fn(&Decoded) -> bool + Sync),
+    rejected: &health::RejectCounts,
 ) -> Carved {
     let mut tally = Tally::default();
     for unit in &units {
         tally.merge(&unit.tally);
     }
     // The records are walked again only when some slot has to be searched.
-    let (overrides, calibration) = if calibrate::votes_needed(&tally, &base_env) {
+    let calibration = if calibrate::votes_needed(&tally, &base_env) {
         let valid: Vec<(&Candidate, &EndpointRecord)> = units
             .iter()
             .flat_map(|u| u.valid_candidates.iter().zip(&u.valid))
             .collect();
         calibrate::calibrate_decoded(&valid, &base_env)
     } else {
-        (Overrides::default(), vec![])
+        calibrate::Calibration::default()
     };
+    let (overrides, census) = (calibration.overrides, calibration.census);
     crate::timings::mark("calibrated");
     let recalibrated = overrides != Overrides::default();
     let env = DecodeEnv {
@@ -286,7 +296,7 @@ fn settle(
         ..base_env
     };
     let mut carved = Carved {
-        calibration,
+        calibration: calibration.report,
         ..Carved::default()
     };
     let mut choices = vec![];
@@ -333,6 +343,7 @@ fn settle(
         .sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     carved.corrupt.truncate(MAX_CORRUPT_ROWS);
     carved.corrupt_omitted = corrupt_seen.saturating_sub(carved.corrupt.len() as u64);
+    carved.health = health::health(env.profile, &carved.endpoints, rejected, &census);
     carved
 }
 

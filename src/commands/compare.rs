@@ -51,6 +51,9 @@ pub fn run(args: &CompareArgs) -> Result<u8> {
             MemorySide {
                 image: scanned.image,
                 endpoints: scanned.endpoints,
+                profile: crate::compare::MemoryProfile {
+                    health: scanned.profile.health,
+                },
                 source: "image".to_string(),
             }
         }

@@ -1,7 +1,7 @@
 //! `netcarve synth`: arguments → `synth::synthesize` → a one-line summary.
 use crate::cli::{ContainerKind, SynthArgs};
 use crate::error::Result;
-use crate::synth::{synthesize, Container, SynthOptions};
+use crate::synth::{synthesize, Container, SynthOptions, TimeFieldPlant};
 
 pub fn run(args: &SynthArgs) -> Result<u8> {
     let profile = crate::profile::resolve(&args.profile)?;
@@ -24,6 +24,11 @@ pub fn run(args: &SynthArgs) -> Result<u8> {
         extra_endpoints: args.endpoints.unwrap_or(0),
         isf_dir: args.isf_dir.clone(),
         out: args.out.clone(),
+        time_field: match (args.move_time_field, args.zero_time_field) {
+            (Some(k), _) => TimeFieldPlant::Moved(k.kind()),
+            (None, Some(k)) => TimeFieldPlant::Zero(k.kind()),
+            (None, None) => TimeFieldPlant::AsProfile,
+        },
     };
     let truth = synthesize(&opts)?;
     eprintln!(

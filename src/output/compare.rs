@@ -350,5 +350,8 @@ pub fn table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         "  verdict: {} ({})",
         research.verdict, research.reasoning
     )?;
+    for finding in &research.census {
+        writeln!(out, "  census: {}", escape(finding))?;
+    }
     Ok(())
 }

@@ -18,7 +18,7 @@ pub mod vmap;
 pub mod xpress;
 
 use crate::error::{io_error, Error, Result};
-use crate::profile::{Arch, Profile};
+use crate::profile::{Arch, ObjectKind, Profile};
 use crate::record::{CaptureRow, EndpointRecord, ImageFacts};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -69,6 +69,17 @@ impl Container {
     }
 }
 
+/// How synth writes one kind's create-time field, so the time-slot census can be tested: moved to
+/// a slot the profile does not name (past the layout's other fields), or zero in every object.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum TimeFieldPlant {
+    #[default]
+    AsProfile,
+    Moved(ObjectKind),
+    Zero(ObjectKind),
+}
+
+#[derive(Clone)]
 pub struct SynthOptions {
     pub profile: Profile,
     pub container: Container,
@@ -82,6 +93,7 @@ pub struct SynthOptions {
     pub extra_endpoints: usize,
     pub isf_dir: Option<PathBuf>,
     pub out: PathBuf,
+    pub time_field: TimeFieldPlant,
 }
 
 /// One planted difference between memory and the captures.
@@ -148,6 +160,41 @@ fn check_profile(p: &Profile) -> Result<()> {
     Ok(())
 }
 
+/// `p` with `kind`'s CreateTime at the first 8-aligned offset past the layout's other fields: the
+/// image holds the time where the built-in profile (which the scan uses) does not look.
+fn time_field_moved(p: &Profile, kind: ObjectKind) -> Result<Profile> {
+    let mut moved = p.clone();
+    let synth_kind = objects::Kind::of(kind);
+    let base = match kind {
+        ObjectKind::TimeWait => p
+            .tcpip
+            .time_wait
+            .as_ref()
+            .map_or(0, |l| l.body_offset.get()),
+        _ => 0,
+    };
+    let t = &mut moved.tcpip;
+    let field = match kind {
+        ObjectKind::TcpEndpoint => Some(&mut t.tcp_endpoint.create_time),
+        ObjectKind::TcpListener => Some(&mut t.tcp_listener.create_time),
+        ObjectKind::UdpEndpoint => Some(&mut t.udp_endpoint.create_time),
+        ObjectKind::TimeWait => t.time_wait.as_mut().map(|l| &mut l.create_time),
+    };
+    let Some(field) = field.filter(|f| f.off().is_some()) else {
+        return Err(Error::usage(format!(
+            "--move-time-field {}: profile {} has no create-time field there to move",
+            kind.name(),
+            p.name
+        )));
+    };
+    let end = objects::body_size(p, synth_kind) - base;
+    let offset = u32::try_from(end.div_ceil(8) * 8)
+        .map_err(|_| Error::usage("--move-time-field: the layout is too large"))?;
+    field.offset = Some(crate::profile::Off(offset));
+    field.alternatives.clear();
+    Ok(moved)
+}
+
 /// Writes the image, `truth.json`, the captures (and the ISF with `isf_dir`) into `out`.
 pub fn synthesize(o: &SynthOptions) -> Result<Truth> {
     let size = o.size.unwrap_or(DEFAULT_SIZE) / phys::PAGE * phys::PAGE;
@@ -169,6 +216,28 @@ pub fn synthesize(o: &SynthOptions) -> Result<Truth> {
             "x86 PAE addresses at most 64 GiB of physical memory",
         ));
     }
+    if let TimeFieldPlant::Zero(kind) = o.time_field {
+        let has_field = crate::profile::kind_fields(&o.profile, kind)
+            .is_some_and(|f| f.create_time.off().is_some());
+        if !has_field {
+            return Err(Error::usage(format!(
+                "--zero-time-field {}: profile {} has no create-time field there",
+                kind.name(),
+                o.profile.name
+            )));
+        }
+    }
+    let moved;
+    let o = match o.time_field {
+        TimeFieldPlant::Moved(kind) => {
+            moved = SynthOptions {
+                profile: time_field_moved(&o.profile, kind)?,
+                ..o.clone()
+            };
+            &moved
+        }
+        _ => o,
+    };
     check_profile(&o.profile)?;
     if let Some(build) = o.build {
         let m = &o.profile.matches;

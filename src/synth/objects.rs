@@ -44,6 +44,18 @@ pub enum Kind {
     TcTW,
 }
 
+impl Kind {
+    pub fn of(kind: crate::profile::ObjectKind) -> Kind {
+        use crate::profile::ObjectKind;
+        match kind {
+            ObjectKind::TcpEndpoint => Kind::TcpE,
+            ObjectKind::TcpListener => Kind::TcpL,
+            ObjectKind::UdpEndpoint => Kind::UdpA,
+            ObjectKind::TimeWait => Kind::TcTW,
+        }
+    }
+}
+
 /// One endpoint to plant: its decoded meaning.
 #[derive(Clone, Debug)]
 pub struct Spec {

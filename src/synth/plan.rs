@@ -8,7 +8,7 @@ use super::objects::{family_of, v4, v6, Kind, Proc, Spec, World};
 use super::phys::{PhysMem, PAGE};
 use super::rng::{mix, Rng};
 use super::vmap::{Mode, Vmap};
-use super::{Container, Discrepancy, SynthOptions, Truth};
+use super::{Container, Discrepancy, SynthOptions, TimeFieldPlant, Truth};
 use crate::error::{io_error, Error, Result};
 use crate::filetime::{to_iso, TICKS_PER_SECOND, UNIX_EPOCH_TICKS};
 use crate::profile::Arch;
@@ -590,6 +590,11 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
         });
     }
 
+    if let TimeFieldPlant::Zero(kind) = o.time_field {
+        for s in specs.iter_mut().filter(|s| s.kind == Kind::of(kind)) {
+            s.create = 0;
+        }
+    }
     // Plant: the first IPv4 connection's address bytes sit on a transition-PTE page.
     let transition_at = specs
         .iter()
@@ -603,6 +608,11 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
             .is_some_and(|t| t != 0 && (t < boot || t > acq))
         {
             rec.flags.push(flag::TIME_OUT_OF_RANGE.to_string());
+            rec.flags.sort();
+        }
+        // The scan finds a moved time field by its census and flags what it decodes with it.
+        if matches!(o.time_field, TimeFieldPlant::Moved(k) if Kind::of(k) == s.kind) {
+            rec.flags.push(flag::CALIBRATED.to_string());
             rec.flags.sort();
         }
         planted.push(rec);

@@ -204,6 +204,7 @@ pub fn synth_options(
         extra_endpoints: 0,
         isf_dir: None,
         out: out.to_path_buf(),
+        time_field: Default::default(),
     }
 }
 
