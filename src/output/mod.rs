@@ -13,8 +13,9 @@ pub mod timeline;
 
 pub use sink::{csv_io, json_io, Sink};
 
-/// The output formats of `netcarve scan`.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+/// Every output format; each command accepts those it writes (`scan` all of them, `compare`
+/// table, json and csv, `info` and `profile` table and json).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Table,
     Json,
