@@ -1320,7 +1320,7 @@ fn c35_a_warning_flood_is_one_line() {
     assert!(warnings(&scan).len() <= 3, "{:?}", warnings(&scan));
 }
 
-// ---- issue 19: evidence text, bounds, unreadable capture rows ----------------------------------
+// ---- evidence text, bounds, unreadable capture rows --------------------------------------------
 
 /// `compare` of the scan JSON with `capture` in `format`; (exit code, stdout, stderr).
 fn compare_as(memory: &Path, capture: &Path, format: &str) -> Outcome {

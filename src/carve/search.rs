@@ -189,7 +189,7 @@ impl<'a> FileOrder<'a> {
 
     /// The file bytes from the first to the last byte of `[start, start + len)` that hold present
     /// memory, without cutting the pieces (for the read-ahead hint of the next window: cutting a
-    /// bitmap dump's window into its ~250 pieces twice was 1-2% of a scan's CPU time).
+    /// bitmap dump's window into its ~250 pieces twice costs 1-2% of a scan's CPU time).
     fn stored_span(&self, start: u64, len: u64) -> Option<(u64, u64)> {
         match self {
             FileOrder::Listed(listed) => listed.stored_span(start, len),
