@@ -8,11 +8,9 @@ use netcarve::error::Cause;
 use netcarve::kernel::identify;
 use netcarve::paging::PagingMode;
 use netcarve::profile::Arch;
-use netcarve::synth::builder::{le32, le64};
+use netcarve::synth::builder::{le32, le64, lime_range_header};
 use std::path::Path;
-use support::containers::{
-    bitmap_dump, elf_core, full_dump, header, lime, lime_header, ranges, vmware,
-};
+use support::containers::{bitmap_dump, elf_core, full_dump, header, lime, ranges, vmware};
 use support::machine::{windows, Mode, PAGE};
 use support::scratch;
 
@@ -167,9 +165,9 @@ fn vmware_old_magic_uses_32_bit_block_sizes() {
 #[test]
 fn overlapping_ranges_keep_the_first_and_warn() {
     let mem: Vec<u8> = (0..0x4000u32).map(|i| (i / 0x1000) as u8 + 1).collect();
-    let mut f = lime_header(0, 0x1FFF);
+    let mut f = lime_range_header(0, 0x1FFF);
     f.extend(&mem[..0x2000]);
-    f.extend(lime_header(0x1000, 0x2FFF));
+    f.extend(lime_range_header(0x1000, 0x2FFF));
     f.extend(vec![0xEE; 0x2000]);
     let space = open(f);
     assert_eq!(space.runs().len(), 1);
@@ -368,7 +366,7 @@ fn malformed_headers_have_typed_causes() {
     elf.resize(63, 0);
     assert_eq!(cause_of(elf), Cause::Truncated("ELF header"));
     assert_eq!(cause_of(vec![1; 100]), Cause::UnknownFormat { len: 100 });
-    let mut lime = lime_header(0, 0xFFF);
+    let mut lime = lime_range_header(0, 0xFFF);
     lime.resize(32 + 0x800, 0);
     assert!(matches!(cause_of(lime), Cause::Malformed(_)));
 }
