@@ -619,8 +619,9 @@ fn read_sparse(space: &AddressSpace, va: u64, buf: &mut [u8]) {
     }
 }
 
-/// A kernel image at `base`: a PE whose CodeView record names a kernel PDB (headers and debug
-/// directory parsed with goblin, reading only the pages involved).
+/// A kernel image at `base`: a PE whose CodeView record names a kernel PDB (the PE headers parsed
+/// with goblin, the debug directory entries and the record as typed structs, reading only the
+/// pages involved).
 fn kernel_at(space: &AddressSpace, base: u64) -> Option<KernelImage> {
     use goblin::pe;
     let mut header = vec![0u8; 0x1000];
