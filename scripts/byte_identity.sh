@@ -7,7 +7,8 @@
 #   scripts/byte_identity.sh BASE_BINARY NEW_BINARY [WORK_DIR]
 #
 # Images are written one profile at a time to WORK_DIR (default: a fresh directory under /tmp)
-# and deleted as soon as both binaries have read them; differing outputs are kept there.
+# and deleted as soon as both binaries have read them; differing outputs are kept there (the
+# directory is removed when nothing differs).
 set -euo pipefail
 
 base=${1:?usage: byte_identity.sh BASE_BINARY NEW_BINARY [WORK_DIR]}
@@ -63,5 +64,6 @@ for profile in $profiles; do
     done
 done
 rm -f "$work/synth.err"
+rmdir "$work" 2>/dev/null || true # empty unless outputs differ
 echo "$total outputs, $differ differ"
 [ "$differ" = 0 ]
