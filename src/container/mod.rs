@@ -662,7 +662,7 @@ impl PhysicalSpace {
     }
 
     /// Zero-copy slice of `len` bytes at `pa`, if they are present and stored contiguously (never
-    /// for compressed containers: their bytes exist only decoded, see [`read`](Self::read)).
+    /// for compressed containers: their bytes exist only decoded, see [`ReadBytes::read_into`]).
     pub fn slice(&self, pa: u64, len: usize) -> Option<&[u8]> {
         if self.blocks.is_some() {
             return None;
