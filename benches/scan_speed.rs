@@ -20,6 +20,7 @@
 //!    by 2 threads, one copy out per block), 1 thread against 2, and peak anonymous memory.
 //!
 //! Sizes: `NETCARVE_BENCH_GIB` (default 4), runs: `NETCARVE_BENCH_RUNS` (default 7).
+use netcarve::bytes::ReadBytes;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -709,7 +710,7 @@ fn decode_baseline(path: &Path, threads: usize) -> f64 {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(run) = runs.get(i) else { break };
                         let part = &mut buf[..run.len.min(1 << 20) as usize];
-                        if space.read(run.phys, part) {
+                        if space.read_into(run.phys, part) {
                             done += part.len() as u64;
                         }
                     }

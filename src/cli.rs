@@ -1,4 +1,8 @@
 //! Command-line definitions (clap). Each subcommand's work lives in `commands/<name>.rs`.
+use crate::capture::CaptureFormat;
+use crate::output::Format;
+use crate::record::TcpState;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -27,12 +31,6 @@ pub enum Command {
     Profile(ProfileArgs),
 }
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-pub enum InfoFormat {
-    Table,
-    Json,
-}
-
 #[derive(Args, Debug)]
 pub struct ImageArgs {
     /// Memory image (raw, crash dump, ELF core, LiME, VMware .vmem).
@@ -49,21 +47,11 @@ pub struct ImageArgs {
 pub struct InfoArgs {
     #[command(flatten)]
     pub image: ImageArgs,
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: InfoFormat,
+    #[arg(long, default_value = "table", value_parser = formats(&[Format::Table, Format::Json]))]
+    pub format: Format,
     /// Add the image's SHA-256 (chain of custody).
     #[arg(long)]
     pub hash: bool,
-}
-
-#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ScanFormat {
-    Table,
-    Json,
-    Jsonl,
-    Csv,
-    Bodyfile,
-    Timesketch,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -78,7 +66,7 @@ pub struct ScanArgs {
     pub image: ImageArgs,
     /// Output format (default: table on a terminal, json otherwise).
     #[arg(long, value_enum)]
-    pub format: Option<ScanFormat>,
+    pub format: Option<Format>,
     /// Write output to FILE instead of stdout.
     #[arg(short = 'o', long = "output")]
     pub output: Option<PathBuf>,
@@ -88,8 +76,8 @@ pub struct ScanArgs {
     #[arg(long, value_enum)]
     pub proto: Option<ProtoFilter>,
     /// Only TCP endpoints in these states (e.g. ESTABLISHED,LISTENING).
-    #[arg(long, value_delimiter = ',')]
-    pub state: Vec<String>,
+    #[arg(long, value_delimiter = ',', value_parser = parse_state)]
+    pub state: Vec<TcpState>,
     /// Show structurally invalid candidates too, with the reason.
     #[arg(long)]
     pub include_corrupt: bool,
@@ -104,13 +92,6 @@ pub struct ScanArgs {
     pub hash: bool,
 }
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-pub enum CompareFormat {
-    Table,
-    Json,
-    Csv,
-}
-
 #[derive(Args, Debug)]
 pub struct CompareArgs {
     /// Memory image, or the JSON output of `netcarve scan`.
@@ -119,20 +100,20 @@ pub struct CompareArgs {
     #[arg(long = "live", required = true)]
     pub live: Vec<PathBuf>,
     /// Capture format: auto, netcarve, ps51, ps7, nettcpip, velociraptor, osquery, netstat.
-    #[arg(long, default_value = "auto")]
-    pub capture_format: String,
+    #[arg(long, default_value = "auto", value_parser = parse_capture_format)]
+    pub capture_format: CaptureChoice,
     /// Time tolerance (e.g. 0, 500ms, 2s); default from each format's precision.
-    #[arg(long)]
-    pub tolerance: Option<String>,
+    #[arg(long, value_parser = parse_tolerance)]
+    pub tolerance: Option<u64>,
     /// UTC offset of local times in captures that carry none (e.g. +01:00, -0500).
-    #[arg(long)]
-    pub capture_tz: Option<String>,
+    #[arg(long, value_parser = parse_utc_offset)]
+    pub capture_tz: Option<i64>,
     /// When the captures were taken (ISO-8601 with Z or an offset), for formats that do not record
     /// it; otherwise the image's acquisition time is assumed.
-    #[arg(long)]
-    pub capture_time: Option<String>,
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: CompareFormat,
+    #[arg(long, value_parser = parse_capture_time)]
+    pub capture_time: Option<u64>,
+    #[arg(long, default_value = "table", value_parser = formats(&[Format::Table, Format::Json, Format::Csv]))]
+    pub format: Format,
     #[arg(short = 'o', long = "output")]
     pub output: Option<PathBuf>,
     #[arg(long, value_parser = parse_u64)]
@@ -228,14 +209,14 @@ pub struct ProfileArgs {
 pub enum ProfileCommand {
     /// List the built-in profiles.
     List {
-        #[arg(long, value_enum, default_value = "table")]
-        format: InfoFormat,
+        #[arg(long, default_value = "table", value_parser = formats(&[Format::Table, Format::Json]))]
+        format: Format,
     },
     /// Show one profile in full.
     Show {
         name: String,
-        #[arg(long, value_enum, default_value = "table")]
-        format: InfoFormat,
+        #[arg(long, default_value = "table", value_parser = formats(&[Format::Table, Format::Json]))]
+        format: Format,
     },
     /// Derive a profile from PDB files.
     FromPdb {
@@ -271,4 +252,112 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     parse_u64(num)?
         .checked_mul(mult)
         .ok_or_else(|| format!("size too large: {s:?}"))
+}
+
+/// The output formats a command writes, out of every [`Format`]: clap lists and checks them.
+fn formats(allowed: &'static [Format]) -> impl TypedValueParser<Value = Format> {
+    PossibleValuesParser::new(allowed.iter().filter_map(ValueEnum::to_possible_value))
+        .try_map(|name| Format::from_str(&name, true))
+}
+
+/// `--capture-format`: a format name, or `auto` (detect each capture from its content).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct CaptureChoice(pub Option<CaptureFormat>);
+
+fn parse_capture_format(s: &str) -> Result<CaptureChoice, String> {
+    match s.trim() {
+        "auto" | "" => Ok(CaptureChoice(None)),
+        name => CaptureFormat::from_name(name)
+            .map(|f| CaptureChoice(Some(f)))
+            .ok_or_else(|| {
+                let names: Vec<&str> = CaptureFormat::ALL.iter().map(|f| f.name()).collect();
+                format!("unknown format {name:?} (auto, {})", names.join(", "))
+            }),
+    }
+}
+
+fn parse_state(s: &str) -> Result<TcpState, String> {
+    TcpState::parse_any(s)
+        .ok_or_else(|| format!("unknown TCP state {s:?} (e.g. ESTABLISHED, LISTENING, TIME_WAIT)"))
+}
+
+fn parse_capture_time(s: &str) -> Result<u64, String> {
+    crate::filetime::from_iso(s)
+        .ok_or_else(|| format!("not an ISO-8601 time with Z or an offset: {s:?}"))
+}
+
+/// Parses `0`, `500ms`, `2s`, `1.5s`, `100us`, `200ns`, `1m` (a bare number is seconds) into ticks.
+pub fn parse_tolerance(text: &str) -> Result<u64, String> {
+    let t = text.trim().to_ascii_lowercase();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("bad tolerance {text:?} (e.g. 0, 500ms, 2s)"))?;
+    let ticks_per_unit = match unit.trim() {
+        "" | "s" | "sec" => 1e7,
+        "ms" => 1e4,
+        "us" | "µs" => 10.0,
+        "ns" => 0.01,
+        "m" | "min" => 6e8,
+        other => return Err(format!("bad tolerance unit {other:?} in {text:?}")),
+    };
+    let ticks = (value * ticks_per_unit).round();
+    if !ticks.is_finite() || !(0.0..=1e18).contains(&ticks) {
+        return Err(format!("tolerance {text:?} out of range"));
+    }
+    Ok(ticks as u64)
+}
+
+/// Parses a UTC offset (`+01:00`, `-0500`, `+1`, `Z`, `UTC`) into minutes east of UTC.
+pub fn parse_utc_offset(text: &str) -> Result<i64, String> {
+    let t = text.trim();
+    let bad = || format!("bad UTC offset {text:?} (e.g. +01:00, -0500, Z)");
+    if t.eq_ignore_ascii_case("z") || t.eq_ignore_ascii_case("utc") {
+        return Ok(0);
+    }
+    let t = t
+        .strip_prefix("UTC")
+        .or_else(|| t.strip_prefix("utc"))
+        .unwrap_or(t);
+    let (sign, rest) = match t.as_bytes().first() {
+        Some(b'+') => (1, t.get(1..).unwrap_or("")),
+        Some(b'-') => (-1, t.get(1..).unwrap_or("")),
+        _ => (1, t),
+    };
+    let (hours, minutes) = match rest.split_once(':') {
+        Some((h, m)) => (h, m),
+        None if rest.len() > 2 => rest.split_at(rest.len() - 2),
+        None => (rest, "0"),
+    };
+    let hours: i64 = hours.parse().map_err(|_| bad())?;
+    let minutes: i64 = minutes.parse().map_err(|_| bad())?;
+    if hours > 14 || minutes > 59 {
+        return Err(bad());
+    }
+    Ok(sign * (hours * 60 + minutes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tolerance_and_offsets_parse() {
+        assert_eq!(parse_tolerance("0"), Ok(0));
+        assert_eq!(parse_tolerance("500ms"), Ok(5_000_000));
+        assert_eq!(parse_tolerance("2s"), Ok(20_000_000));
+        assert_eq!(parse_tolerance("1.5"), Ok(15_000_000));
+        assert!(parse_tolerance("-1s").is_err());
+        assert!(parse_tolerance("2 fortnights").is_err());
+        assert!(parse_tolerance("1e400").is_err());
+        assert_eq!(parse_utc_offset("+01:00"), Ok(60));
+        assert_eq!(parse_utc_offset("-0530"), Ok(-330));
+        assert_eq!(parse_utc_offset("Z"), Ok(0));
+        assert_eq!(parse_utc_offset("+2"), Ok(120));
+        assert!(parse_utc_offset("+25:00").is_err());
+        assert!(parse_utc_offset("east").is_err());
+    }
 }

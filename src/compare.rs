@@ -455,60 +455,6 @@ pub struct CompareOptions {
     pub capture_time: Option<u64>,
 }
 
-/// Parses `0`, `500ms`, `2s`, `1.5s`, `100us`, `200ns`, `1m` (a bare number is seconds) into ticks.
-pub fn parse_tolerance(text: &str) -> std::result::Result<u64, String> {
-    let t = text.trim().to_ascii_lowercase();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("bad tolerance {text:?} (e.g. 0, 500ms, 2s)"))?;
-    let ticks_per_unit = match unit.trim() {
-        "" | "s" | "sec" => 1e7,
-        "ms" => 1e4,
-        "us" | "µs" => 10.0,
-        "ns" => 0.01,
-        "m" | "min" => 6e8,
-        other => return Err(format!("bad tolerance unit {other:?} in {text:?}")),
-    };
-    let ticks = (value * ticks_per_unit).round();
-    if !ticks.is_finite() || !(0.0..=1e18).contains(&ticks) {
-        return Err(format!("tolerance {text:?} out of range"));
-    }
-    Ok(ticks as u64)
-}
-
-/// Parses a UTC offset (`+01:00`, `-0500`, `+1`, `Z`, `UTC`) into minutes east of UTC.
-pub fn parse_utc_offset(text: &str) -> std::result::Result<i64, String> {
-    let t = text.trim();
-    let bad = || format!("bad UTC offset {text:?} (e.g. +01:00, -0500, Z)");
-    if t.eq_ignore_ascii_case("z") || t.eq_ignore_ascii_case("utc") {
-        return Ok(0);
-    }
-    let t = t
-        .strip_prefix("UTC")
-        .or_else(|| t.strip_prefix("utc"))
-        .unwrap_or(t);
-    let (sign, rest) = match t.as_bytes().first() {
-        Some(b'+') => (1, t.get(1..).unwrap_or("")),
-        Some(b'-') => (-1, t.get(1..).unwrap_or("")),
-        _ => (1, t),
-    };
-    let (hours, minutes) = match rest.split_once(':') {
-        Some((h, m)) => (h, m),
-        None if rest.len() > 2 => rest.split_at(rest.len() - 2),
-        None => (rest, "0"),
-    };
-    let hours: i64 = hours.parse().map_err(|_| bad())?;
-    let minutes: i64 = minutes.parse().map_err(|_| bad())?;
-    if hours > 14 || minutes > 59 {
-        return Err(bad());
-    }
-    Ok(sign * (hours * 60 + minutes))
-}
-
 /// Matching key: everything but PID. Remote is `None` for UDP.
 fn key_of_memory(m: &EndpointRecord) -> (Proto, Family, &str, u16, Option<&str>, Option<u16>) {
     (
@@ -1841,23 +1787,6 @@ mod tests {
                 "pairing {n} rows weighed {weighed} memory records (linear work is {n})"
             );
         }
-    }
-
-    #[test]
-    fn tolerance_and_offsets_parse() {
-        assert_eq!(parse_tolerance("0"), Ok(0));
-        assert_eq!(parse_tolerance("500ms"), Ok(5_000_000));
-        assert_eq!(parse_tolerance("2s"), Ok(20_000_000));
-        assert_eq!(parse_tolerance("1.5"), Ok(15_000_000));
-        assert!(parse_tolerance("-1s").is_err());
-        assert!(parse_tolerance("2 fortnights").is_err());
-        assert!(parse_tolerance("1e400").is_err());
-        assert_eq!(parse_utc_offset("+01:00"), Ok(60));
-        assert_eq!(parse_utc_offset("-0530"), Ok(-330));
-        assert_eq!(parse_utc_offset("Z"), Ok(0));
-        assert_eq!(parse_utc_offset("+2"), Ok(120));
-        assert!(parse_utc_offset("+25:00").is_err());
-        assert!(parse_utc_offset("east").is_err());
     }
 
     #[test]

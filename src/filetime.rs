@@ -9,7 +9,7 @@ pub const TICKS_PER_SECOND: i128 = 10_000_000;
 /// render as `None`; callers keep the raw integer beside it.
 ///
 /// Written out digit by digit: every decoded endpoint renders one, and formatting through
-/// `strftime` was a tenth of decoding's CPU time.
+/// `strftime` costs a tenth of decoding's CPU time.
 pub fn to_iso(filetime: u64) -> Option<String> {
     let ticks = filetime as i128 - UNIX_EPOCH_TICKS;
     let secs = ticks.div_euclid(TICKS_PER_SECOND);

@@ -1,8 +1,9 @@
 //! Kernel identification: DTB discovery, the kernel image and its CodeView id, NT version and build,
 //! KUSER_SHARED_DATA facts (acquisition time, boot time, time-zone bias).
 use crate::arch::Arch;
+use crate::bytes::{array_at, ReadBytes};
 use crate::container::{ContainerHints, PhysicalSpace};
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use crate::paging::{AddressSpace, PagingMode, VirtualMemory};
 use crate::record::{NtVersion, PdbId};
 
@@ -118,9 +119,9 @@ pub fn identify(phys: &PhysicalSpace, dtb_override: Option<u64>) -> Result<Kerne
     let mut warnings = vec![];
     let modes = modes_for(&phys.hints);
     let found = find_dtb(phys, dtb_override, &modes, &mut warnings).ok_or_else(|| {
-        Error::file(
+        Error::cause(
             &phys.path,
-            "no kernel directory table base found (no valid crash-dump DTB, low stub or self-referencing page table maps KUSER_SHARED_DATA); pass --dtb if you know it",
+            Cause::NoKernel("no kernel directory table base found (no valid crash-dump DTB, low stub or self-referencing page table maps KUSER_SHARED_DATA); pass --dtb if you know it"),
         )
     })?;
     let mut found = found;
@@ -211,12 +212,32 @@ pub fn identify(phys: &PhysicalSpace, dtb_override: Option<u64>) -> Result<Kerne
     })
 }
 
-/// `_KSYSTEM_TIME` {LowPart u32, High1Time i32, High2Time i32}; High1 != High2 means the kernel was
-/// writing it at the moment of acquisition, and High1 is the value that goes with LowPart.
+/// `_KSYSTEM_TIME` {LowPart u32, High1Time i32, High2Time i32}.
+struct KSystemTime {
+    low: u32,
+    high1: u32,
+    high2: u32,
+}
+
+impl KSystemTime {
+    fn read(mem: &impl ReadBytes, va: u64) -> Option<KSystemTime> {
+        let mut raw = [0u8; 12];
+        if !mem.read_into(va, &mut raw) {
+            return None;
+        }
+        let b: &[u8] = &raw;
+        Some(KSystemTime {
+            low: b.read_u32(0)?,
+            high1: b.read_u32(4)?,
+            high2: b.read_u32(8)?,
+        })
+    }
+}
+
+/// The value of the `_KSYSTEM_TIME` at `va`. High1 != High2 means the kernel was writing it at the
+/// moment of acquisition, and High1 is the value that goes with LowPart.
 fn read_ksystem_time(space: &AddressSpace, va: u64, warnings: &mut Vec<String>) -> Option<u64> {
-    let low = space.read_u32(va)?;
-    let high1 = space.read_u32(va + 4)?;
-    let high2 = space.read_u32(va + 8)?;
+    let KSystemTime { low, high1, high2 } = KSystemTime::read(space, va)?;
     if high1 != high2 {
         warnings.push(format!(
             "_KSYSTEM_TIME at {va:#x} was being updated (High1Time {high1:#x} != High2Time {high2:#x})"
@@ -276,19 +297,42 @@ fn find_dtb(
     self_map_scan(phys, modes)
 }
 
-/// x64 PROCESSOR_START_BLOCK in the first MiB (crashdump-formats.md section 6).
+/// The x64 PROCESSOR_START_BLOCK fields that identify it and give the kernel's CR3
+/// (crashdump-formats.md section 6).
+struct ProcessorStartBlock {
+    /// The `Jmp` at +0 and the `CompletionFlag` after it.
+    head: u64,
+    /// `LmTarget`: the kernel entry the processor jumps to.
+    lm_target: u64,
+    /// `ProcessorState.SpecialRegisters.Cr3`.
+    cr3: u64,
+}
+
+impl ProcessorStartBlock {
+    fn read(phys: &PhysicalSpace, pa: u64) -> Option<ProcessorStartBlock> {
+        let raw: &[u8] = &phys.read_array::<0xA8>(pa)?;
+        Some(ProcessorStartBlock {
+            head: raw.read_u64(0)?,
+            lm_target: raw.read_u64(0x70)?,
+            cr3: raw.read_u64(0xA0)?,
+        })
+    }
+}
+
+/// x64 PROCESSOR_START_BLOCK in the first MiB.
 fn low_stub_dtb(phys: &PhysicalSpace) -> Option<Found> {
     for page in (0x1000..0xA0000u64).step_by(0x1000) {
-        let Some(head) = phys.read_u64(page) else {
+        let Some(ProcessorStartBlock {
+            head,
+            lm_target: entry,
+            cr3,
+        }) = ProcessorStartBlock::read(phys, page)
+        else {
             continue;
         };
         if head & 0xFFFF_FFFF_FFFF_00FF != 0x0000_0001_0006_00E9 {
             continue;
         }
-        let (Some(entry), Some(cr3)) = (phys.read_u64(page + 0x70), phys.read_u64(page + 0xA0))
-        else {
-            continue;
-        };
         if entry & 0xFFFF_F800_0000_0003 != 0xFFFF_F800_0000_0000
             || cr3 & 0xFFFF_FF00_0000_0FFF != 0
         {
@@ -349,12 +393,8 @@ fn self_map_scan_in(
         };
         for (i, page) in aligned.chunks_exact(0x1000).enumerate() {
             let pa = run_start + skip as u64 + (i as u64) * 0x1000;
-            let qword = |k: usize| {
-                page.get(k * 8..k * 8 + 8)
-                    .and_then(|b| b.try_into().ok())
-                    .map(u64::from_le_bytes)
-                    .unwrap_or(0)
-            };
+            // `k` < 512 on a whole page: always present.
+            let qword = |k: usize| page.read_u64(k as u64 * 8).unwrap_or_default();
             if want_x64 {
                 let self_ref = (256..512).any(|k| {
                     let e = qword(k);
@@ -372,11 +412,7 @@ fn self_map_scan_in(
                 }
             }
             if want_nonpae && pa <= 0xFFFF_F000 {
-                let e = page
-                    .get(0xC00..0xC04)
-                    .and_then(|b| b.try_into().ok())
-                    .map(u32::from_le_bytes)
-                    .unwrap_or(0);
+                let e = page.read_u32(0xC00).unwrap_or_default();
                 if e & 1 != 0 && u64::from(e & 0xFFFF_F000) == pa {
                     if let Some(v) = validate(phys, pa, PagingMode::NonPae) {
                         return Some(Found {
@@ -426,13 +462,8 @@ fn find_pae_pdpt(
             continue;
         };
         for (i, chunk) in aligned.chunks_exact(32).enumerate() {
-            let e = |k: usize| {
-                chunk
-                    .get(k * 8..k * 8 + 8)
-                    .and_then(|b| b.try_into().ok())
-                    .map(u64::from_le_bytes)
-                    .unwrap_or(0)
-            };
+            // `k` < 4 on a 32-byte chunk: always present.
+            let e = |k: usize| chunk.read_u64(k as u64 * 8).unwrap_or_default();
             let e0 = e(0);
             if e0 & 1 == 0 {
                 continue;
@@ -476,7 +507,7 @@ struct KernelImage {
 fn find_kernel_image(space: &AddressSpace, phys: &PhysicalSpace) -> (Option<KernelImage>, bool) {
     if let Some(kdbg) = phys.hints.kd_debugger_data_block {
         let mut tag = [0u8; 4];
-        if space.read_virt(kdbg + 0x10, &mut tag) && &tag == b"KDBG" {
+        if space.read_into(kdbg + 0x10, &mut tag) && &tag == b"KDBG" {
             if let Some(k) = space
                 .read_ptr(kdbg + 0x18)
                 .and_then(|base| kernel_at(space, base))
@@ -516,7 +547,7 @@ fn find_kernel_image(space: &AddressSpace, phys: &PhysicalSpace) -> (Option<Kern
                 // A read, not a slice: compressed containers have no bytes to slice.
                 let mut magic = [0u8; 2];
                 if list.len() < MAX_KERNEL_CANDIDATES
-                    && phys.read(pa + off, &mut magic)
+                    && phys.read_into(pa + off, &mut magic)
                     && &magic == b"MZ"
                 {
                     list.push(va + off);
@@ -562,18 +593,7 @@ fn kdbg_scan_bases(phys: &PhysicalSpace, ptr: u64) -> Vec<u64> {
                 continue;
             }
             let base_at = hit + 8;
-            let base = if ptr == 8 {
-                bytes
-                    .get(base_at..base_at + 8)
-                    .and_then(|b| b.try_into().ok())
-                    .map(u64::from_le_bytes)
-            } else {
-                bytes
-                    .get(base_at..base_at + 4)
-                    .and_then(|b| b.try_into().ok())
-                    .map(u32::from_le_bytes)
-                    .map(u64::from)
-            };
+            let base = bytes.read_word(base_at as u64, ptr);
             if let Some(b) = base.filter(|b| b & 0xFFF == 0 && *b != 0) {
                 if !bases.contains(&b) {
                     bases.push(b);
@@ -591,7 +611,7 @@ fn read_sparse(space: &AddressSpace, va: u64, buf: &mut [u8]) {
         let cur = va.wrapping_add(done as u64);
         let n = ((0x1000 - (cur & 0xFFF)) as usize).min(buf.len() - done);
         if let Some(chunk) = buf.get_mut(done..done + n) {
-            if !space.read_virt(cur, chunk) {
+            if !space.read_into(cur, chunk) {
                 chunk.fill(0);
             }
         }
@@ -599,12 +619,13 @@ fn read_sparse(space: &AddressSpace, va: u64, buf: &mut [u8]) {
     }
 }
 
-/// A kernel image at `base`: a PE whose CodeView record names a kernel PDB (headers and debug
-/// directory parsed with goblin, reading only the pages involved).
+/// A kernel image at `base`: a PE whose CodeView record names a kernel PDB (the PE headers parsed
+/// with goblin, the debug directory entries and the record as typed structs, reading only the
+/// pages involved).
 fn kernel_at(space: &AddressSpace, base: u64) -> Option<KernelImage> {
     use goblin::pe;
     let mut header = vec![0u8; 0x1000];
-    if !space.read_virt(base, &mut header) || !header.starts_with(b"MZ") {
+    if !space.read_into(base, &mut header) || !header.starts_with(b"MZ") {
         return None;
     }
     let parsed = pe::header::Header::parse(&header).ok()?;
@@ -621,27 +642,22 @@ fn kernel_at(space: &AddressSpace, base: u64) -> Option<KernelImage> {
     }
     let mut dir = vec![0u8; entries * DEBUG_ENTRY];
     read_sparse(space, base.checked_add(dir_rva)?, &mut dir);
-    let (signature, age, name_bytes) = dir.chunks_exact(DEBUG_ENTRY).find_map(|entry| {
-        let field = |o: usize| u32::from_le_bytes(entry[o..o + 4].try_into().unwrap_or([0; 4]));
-        let (kind, size, rva) = (field(12), field(16) as usize, u64::from(field(20)));
-        if kind != 2 || !(24..=MAX_CODEVIEW).contains(&size) || rva >= size_of_image {
+    let codeview = dir.chunks_exact(DEBUG_ENTRY).find_map(|entry| {
+        let DebugDirectoryEntry { kind, size, rva } = DebugDirectoryEntry::parse(entry)?;
+        let size = size as usize;
+        let rva = u64::from(rva);
+        if kind != IMAGE_DEBUG_TYPE_CODEVIEW
+            || !(24..=MAX_CODEVIEW).contains(&size)
+            || rva >= size_of_image
+        {
             return None;
         }
         let mut record = vec![0u8; size];
         read_sparse(space, base.checked_add(rva)?, &mut record);
-        if !record.starts_with(b"RSDS") {
-            return None;
-        }
-        let signature: [u8; 16] = record[4..20].try_into().ok()?;
-        let age = u32::from_le_bytes(record[20..24].try_into().ok()?);
-        let name: Vec<u8> = record[24..]
-            .iter()
-            .copied()
-            .take_while(|&b| b != 0)
-            .collect();
-        Some((signature, age, name))
+        Rsds::parse(&record)
     })?;
-    let full = String::from_utf8_lossy(&name_bytes);
+    let (signature, age) = (codeview.signature, codeview.age);
+    let full = String::from_utf8_lossy(&codeview.name);
     let name = full
         .rsplit(['\\', '/'])
         .next()
@@ -657,6 +673,53 @@ fn kernel_at(space: &AddressSpace, base: u64) -> Option<KernelImage> {
     })
 }
 
+const IMAGE_DEBUG_TYPE_CODEVIEW: u32 = 2;
+
+/// The `IMAGE_DEBUG_DIRECTORY` fields that locate a debug record.
+struct DebugDirectoryEntry {
+    /// `Type`.
+    kind: u32,
+    /// `SizeOfData`.
+    size: u32,
+    /// `AddressOfRawData`.
+    rva: u32,
+}
+
+impl DebugDirectoryEntry {
+    fn parse(entry: &[u8]) -> Option<DebugDirectoryEntry> {
+        Some(DebugDirectoryEntry {
+            kind: entry.read_u32(12)?,
+            size: entry.read_u32(16)?,
+            rva: entry.read_u32(20)?,
+        })
+    }
+}
+
+/// A CodeView `RSDS` record: the PDB's GUID, age and path (up to its NUL).
+struct Rsds {
+    signature: [u8; 16],
+    age: u32,
+    name: Vec<u8>,
+}
+
+impl Rsds {
+    fn parse(record: &[u8]) -> Option<Rsds> {
+        if !record.starts_with(b"RSDS") {
+            return None;
+        }
+        Some(Rsds {
+            signature: array_at(record, 4)?,
+            age: record.read_u32(20)?,
+            name: record
+                .get(24..)?
+                .iter()
+                .copied()
+                .take_while(|&b| b != 0)
+                .collect(),
+        })
+    }
+}
+
 /// Data1, Data2, Data3 as little-endian numbers, then Data4's bytes in order: upper-case hex.
 pub fn format_guid(sig: &[u8; 16]) -> String {
     let d1 = u32::from_le_bytes([sig[0], sig[1], sig[2], sig[3]]);
@@ -669,17 +732,27 @@ pub fn format_guid(sig: &[u8; 16]) -> String {
     s
 }
 
-/// (major, minor, build, revision) from a VS_FIXEDFILEINFO at `bytes[at..]`.
-fn fixed_file_version(bytes: &[u8], at: usize) -> Option<(u32, u32, u32, u32)> {
-    let word = |o: usize| {
-        bytes
-            .get(at + o..at + o + 4)
-            .and_then(|b| b.try_into().ok())
-            .map(u32::from_le_bytes)
-    };
-    let ms = word(8)?;
-    let ls = word(12)?;
-    Some((ms >> 16, ms & 0xFFFF, ls >> 16, ls & 0xFFFF))
+/// The `VS_FIXEDFILEINFO` fields netcarve reads: FileVersion, most and least significant halves
+/// (the signature is how it was found).
+struct FixedFileInfo {
+    file_version_ms: u32,
+    file_version_ls: u32,
+}
+
+impl FixedFileInfo {
+    fn parse(bytes: &[u8], at: usize) -> Option<FixedFileInfo> {
+        let at = at as u64;
+        Some(FixedFileInfo {
+            file_version_ms: bytes.read_u32(at.checked_add(8)?)?,
+            file_version_ls: bytes.read_u32(at.checked_add(12)?)?,
+        })
+    }
+
+    /// (major, minor, build, revision).
+    fn file_version(&self) -> (u32, u32, u32, u32) {
+        let (ms, ls) = (self.file_version_ms, self.file_version_ls);
+        (ms >> 16, ms & 0xFFFF, ls >> 16, ls & 0xFFFF)
+    }
 }
 
 /// The kernel's FileVersion from its version resource (first VS_FIXEDFILEINFO in the image).
@@ -690,7 +763,7 @@ fn kernel_file_version(space: &AddressSpace, base: u64, size: u64) -> Option<(u3
     for off in (0..size).step_by(0x1000) {
         read_sparse(space, base.wrapping_add(off), &mut page);
         if let Some(hit) = finder.find_iter(&page[..0x1000]).find(|h| h % 4 == 0) {
-            return fixed_file_version(&page, hit);
+            return FixedFileInfo::parse(&page, hit).map(|f| f.file_version());
         }
     }
     None
@@ -726,7 +799,8 @@ fn find_tcpip_version(phys: &PhysicalSpace) -> Option<String> {
                 continue;
             };
             if let Some(at) = sig.rfind(window) {
-                if let Some((a, b, c, d)) = fixed_file_version(&bytes, from + at) {
+                if let Some(f) = FixedFileInfo::parse(&bytes, from + at) {
+                    let (a, b, c, d) = f.file_version();
                     return Some(format!("{a}.{b}.{c}.{d}"));
                 }
             }

@@ -9,6 +9,7 @@
 //! from the profile numbers alone, never through the reader's code.
 
 pub mod arch;
+pub mod bytes;
 pub mod capture;
 pub mod carve;
 pub mod cli;

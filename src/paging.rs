@@ -1,4 +1,5 @@
 //! Address translation (x64 4-level, x86 PAE, x86 non-PAE) over any physical space.
+use crate::bytes::ReadBytes;
 use crate::container::PhysicalSpace;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,33 +27,16 @@ impl PagingMode {
     }
 }
 
-/// Reads of kernel virtual memory. The endpoint decoder is written against this trait so it can be
-/// tested on a map of hand-placed objects without page tables.
-pub trait VirtualMemory: Sync {
-    /// Copies `buf.len()` bytes at `va`; false if any byte is not present.
-    fn read_virt(&self, va: u64, buf: &mut [u8]) -> bool;
+/// Reads of kernel virtual memory ([`ReadBytes`] at virtual addresses). The endpoint decoder is
+/// written against this trait so it can be tested on a map of hand-placed objects without page
+/// tables.
+pub trait VirtualMemory: ReadBytes + Sync {
     /// 4 or 8.
     fn pointer_size(&self) -> u64;
 
-    fn read_u16(&self, va: u64) -> Option<u16> {
-        let mut b = [0u8; 2];
-        self.read_virt(va, &mut b).then(|| u16::from_le_bytes(b))
-    }
-    fn read_u32(&self, va: u64) -> Option<u32> {
-        let mut b = [0u8; 4];
-        self.read_virt(va, &mut b).then(|| u32::from_le_bytes(b))
-    }
-    fn read_u64(&self, va: u64) -> Option<u64> {
-        let mut b = [0u8; 8];
-        self.read_virt(va, &mut b).then(|| u64::from_le_bytes(b))
-    }
     /// A pointer-sized value (zero-extended on x86).
     fn read_ptr(&self, va: u64) -> Option<u64> {
-        if self.pointer_size() == 8 {
-            self.read_u64(va)
-        } else {
-            self.read_u32(va).map(u64::from)
-        }
+        self.read_word(va, self.pointer_size())
     }
 }
 
@@ -499,8 +483,8 @@ impl<'a> AddressSpace<'a> {
     }
 }
 
-impl VirtualMemory for AddressSpace<'_> {
-    fn read_virt(&self, va: u64, buf: &mut [u8]) -> bool {
+impl ReadBytes for AddressSpace<'_> {
+    fn read_into(&self, va: u64, buf: &mut [u8]) -> bool {
         let mut done = 0usize;
         while done < buf.len() {
             let cur = va.wrapping_add(done as u64);
@@ -509,17 +493,14 @@ impl VirtualMemory for AddressSpace<'_> {
                 return false;
             };
             let n = ((0x1000 - (cur & 0xfff)) as usize).min(buf.len() - done);
-            if !self.phys.read(pa, &mut buf[done..done + n]) {
+            if !self.phys.read_into(pa, &mut buf[done..done + n]) {
                 return false;
             }
             done += n;
         }
         true
     }
-    fn pointer_size(&self) -> u64 {
-        self.mode.pointer_size()
-    }
-    // Decoding reads mostly small fields: a fixed-size copy instead of `read_virt`'s loop.
+    // Decoding reads mostly small fields: a fixed-size copy instead of `read_into`'s loop.
     fn read_u16(&self, va: u64) -> Option<u16> {
         self.read_fixed(va).map(u16::from_le_bytes)
     }
@@ -531,6 +512,12 @@ impl VirtualMemory for AddressSpace<'_> {
     }
 }
 
+impl VirtualMemory for AddressSpace<'_> {
+    fn pointer_size(&self) -> u64 {
+        self.mode.pointer_size()
+    }
+}
+
 impl AddressSpace<'_> {
     /// `N` bytes at `va`: one walk and a fixed-size copy when they lie in one page.
     fn read_fixed<const N: usize>(&self, va: u64) -> Option<[u8; N]> {
@@ -538,6 +525,6 @@ impl AddressSpace<'_> {
             return self.phys.read_array(self.walk_cached(va)?);
         }
         let mut b = [0u8; N];
-        self.read_virt(va, &mut b).then_some(b)
+        self.read_into(va, &mut b).then_some(b)
     }
 }

@@ -1,5 +1,6 @@
 //! Open → identify → choose a profile: the steps `info`, `scan` and `compare` share, so that every
 //! command reads an image the same way and picks the same profile for it.
+use crate::bytes::ReadBytes;
 use crate::container::PhysicalSpace;
 use crate::error::Result;
 use crate::kernel::KernelInfo;
@@ -98,7 +99,7 @@ pub fn image_hash(phys: &PhysicalSpace) -> ImageHash {
         let mut pos = run.phys;
         while pos < run.phys_end() {
             let n = (run.phys_end() - pos).min(buf.len() as u64) as usize;
-            if !phys.read(pos, &mut buf[..n]) {
+            if !phys.read_into(pos, &mut buf[..n]) {
                 complete = false;
             }
             sha256.update(&buf[..n]);

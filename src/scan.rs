@@ -3,7 +3,7 @@
 //! `netcarve scan` renders and `compare` reads.
 use crate::carve::search::CHUNK_SIZE;
 use crate::carve::{carve, CarveParams};
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use crate::filetime::TimeWindow;
 use crate::paging::AddressSpace;
 use crate::pipeline::{choose_profile, ChosenBy};
@@ -117,14 +117,14 @@ pub fn scan_image_in_pool(path: &Path, opts: &ScanOptions) -> Result<ScanOutput>
         ChosenBy::Selection(reason) => (choice.profile, reason),
     };
     if profile.arch != kernel.arch {
-        return Err(Error::file(
+        return Err(Error::cause(
             path,
-            format!(
+            Cause::Profile(format!(
                 "profile {} is {} but the image's kernel is {}",
                 profile.name,
                 profile.arch.name(),
                 kernel.arch.name()
-            ),
+            )),
         ));
     }
     crate::timings::mark("kernel identified, profile chosen");

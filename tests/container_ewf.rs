@@ -4,6 +4,7 @@
 //! writer stored, and degrade to partial results with a warning when a segment or a chunk is bad.
 mod support;
 
+use netcarve::bytes::ReadBytes;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::*;
@@ -166,7 +167,7 @@ fn a_set_in_memory_reads_as_its_media() {
     assert_eq!(space.kind, "ewf");
     let media = std::fs::read(&raw).unwrap();
     let mut got = vec![0u8; media.len()];
-    assert!(space.read(0, &mut got));
+    assert!(space.read_into(0, &mut got));
     assert!(got == media, "decoded media differs from the raw image");
 }
 

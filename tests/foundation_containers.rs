@@ -2,15 +2,15 @@
 //! overlaps, RDMP, VMware region tables, and the kernel search without shortcuts.
 mod support;
 
+use netcarve::bytes::ReadBytes;
 use netcarve::container::PhysicalSpace;
+use netcarve::error::Cause;
 use netcarve::kernel::identify;
 use netcarve::paging::PagingMode;
 use netcarve::profile::Arch;
-use netcarve::synth::builder::{le32, le64};
+use netcarve::synth::builder::{le32, le64, lime_range_header};
 use std::path::Path;
-use support::containers::{
-    bitmap_dump, elf_core, full_dump, header, lime, lime_header, ranges, vmware,
-};
+use support::containers::{bitmap_dump, elf_core, full_dump, header, lime, ranges, vmware};
 use support::machine::{windows, Mode, PAGE};
 use support::scratch;
 
@@ -30,11 +30,11 @@ fn same_memory(space: &PhysicalSpace, mem: &[u8]) {
     assert!(space.slice(0, 1).is_none());
     let mut buf = [0u8; 16];
     assert!(
-        !space.read(0x9FFF8, &mut buf),
+        !space.read_into(0x9FFF8, &mut buf),
         "a read across the hole must fail"
     );
     let last = space.runs().last().unwrap();
-    assert!(space.read(last.phys_end() - 16, &mut buf));
+    assert!(space.read_into(last.phys_end() - 16, &mut buf));
 }
 
 #[test]
@@ -155,16 +155,19 @@ fn vmware_old_magic_uses_32_bit_block_sizes() {
     let regions = netcarve::container::vmware::parse_regions(&old).unwrap();
     assert_eq!(regions, vec![(0, 0, 0xA0), (0x100, 0xA0, 0x400 - 0x100)]);
     assert!(netcarve::container::vmware::parse_regions(&vmss).is_ok());
-    assert!(netcarve::container::vmware::parse_regions(b"nope").is_err());
+    assert!(matches!(
+        netcarve::container::vmware::parse_regions(b"nope"),
+        Err(Cause::Unsupported(_))
+    ));
     let _ = vmem;
 }
 
 #[test]
 fn overlapping_ranges_keep_the_first_and_warn() {
     let mem: Vec<u8> = (0..0x4000u32).map(|i| (i / 0x1000) as u8 + 1).collect();
-    let mut f = lime_header(0, 0x1FFF);
+    let mut f = lime_range_header(0, 0x1FFF);
     f.extend(&mem[..0x2000]);
-    f.extend(lime_header(0x1000, 0x2FFF));
+    f.extend(lime_range_header(0x1000, 0x2FFF));
     f.extend(vec![0xEE; 0x2000]);
     let space = open(f);
     assert_eq!(space.runs().len(), 1);
@@ -326,4 +329,44 @@ fn looks_cached_follows_the_page_cache() {
     if ok && resident & 1 == 0 {
         assert!(!space.looks_cached(), "an evicted page was not noticed");
     }
+}
+
+fn cause_of(bytes: Vec<u8>) -> Cause {
+    match PhysicalSpace::from_bytes(bytes, Path::new("bad.img")) {
+        Ok(_) => panic!("opened a malformed image"),
+        Err(e) => e
+            .file_cause()
+            .cloned()
+            .unwrap_or_else(|| panic!("no file cause: {e}")),
+    }
+}
+
+/// Malformed headers fail with the cause that says what is wrong, and the numbers behind it.
+#[test]
+fn malformed_headers_have_typed_causes() {
+    assert_eq!(cause_of(vec![]), Cause::Empty);
+    assert_eq!(
+        cause_of(b"PAGE".to_vec()),
+        Cause::Truncated("crash dump header")
+    );
+    let mut dump = b"PAGEDU64".to_vec();
+    dump.resize(0x1800, 0);
+    assert_eq!(
+        cause_of(dump.clone()),
+        Cause::HeaderSize {
+            what: "64-bit crash dump header",
+            expected: 0x2000,
+            actual: 0x1800
+        }
+    );
+    dump.resize(0x2000, 0);
+    dump[0x30..0x34].copy_from_slice(&0xAA64u32.to_le_bytes());
+    assert!(matches!(cause_of(dump), Cause::UnsupportedArch(_)));
+    let mut elf = b"\x7fELF".to_vec();
+    elf.resize(63, 0);
+    assert_eq!(cause_of(elf), Cause::Truncated("ELF header"));
+    assert_eq!(cause_of(vec![1; 100]), Cause::UnknownFormat { len: 100 });
+    let mut lime = lime_range_header(0, 0xFFF);
+    lime.resize(32 + 0x800, 0);
+    assert!(matches!(cause_of(lime), Cause::Malformed(_)));
 }

@@ -2,9 +2,10 @@
 //! headers and of the page tables, each opened and identified.
 mod support;
 
+use netcarve::bytes::ReadBytes;
 use netcarve::container::PhysicalSpace;
 use netcarve::kernel::{identify, image_facts};
-use netcarve::paging::{AddressSpace, VirtualMemory};
+use netcarve::paging::AddressSpace;
 use std::path::Path;
 use support::containers::{bitmap_dump, elf_core, full_dump, lime};
 use support::machine::{windows, Mode};
@@ -47,7 +48,7 @@ fn mutate_and_open(
             assert!(!facts.container.is_empty());
             let a = AddressSpace::new(&space, k.dtb, k.mode);
             let mut buf = [0u8; 64];
-            let _ = a.read_virt(k.kernel_base.unwrap_or(0), &mut buf);
+            let _ = a.read_into(k.kernel_base.unwrap_or(0), &mut buf);
             a.kernel_mappings(|_, _, _| {});
         }
     }

@@ -2,8 +2,9 @@
 //! bad input the foundation must refuse with exit code 2 and a one-line error naming the file.
 mod support;
 
+use netcarve::synth::builder::lime_range_header;
 use std::path::Path;
-use support::containers::{bitmap_dump, elf_core, full_dump, header, lime, lime_header, vmware};
+use support::containers::{bitmap_dump, elf_core, full_dump, header, lime, vmware};
 use support::machine::{windows, Mode, Truth};
 use support::{scratch, write};
 
@@ -331,7 +332,7 @@ fn bad_inputs_exit_2_with_one_line_naming_the_file() {
     no_sdmp[0x2000..0x2004].copy_from_slice(b"XXXX");
     refused(&write(&dir, "bitmap_nosig.dmp", &no_sdmp), "SDMP");
 
-    let mut lime_bad = lime_header(0x2000, 0x1000);
+    let mut lime_bad = lime_range_header(0x2000, 0x1000);
     lime_bad.extend(vec![0u8; 0x1000]);
     refused(&write(&dir, "backwards.lime", &lime_bad), "below its start");
     let lime_img = lime(&m.mem);

@@ -2,8 +2,9 @@
 //! invalid-PTE states, reads across discontiguous frames, the kernel-mapping walk and PA → VA.
 mod support;
 
+use netcarve::bytes::ReadBytes;
 use netcarve::container::PhysicalSpace;
-use netcarve::paging::{AddressSpace, PagingMode, VirtualMemory};
+use netcarve::paging::{AddressSpace, PagingMode};
 use netcarve::synth::builder::le64;
 use std::path::Path;
 use support::machine::{Machine, Mode, PAGE};
@@ -35,12 +36,12 @@ fn small_pages_and_cross_page_reads(mode: Mode, va: u64) {
     assert_eq!(a.translate(va + 0x123), Some(frames[0] + 0x123));
     assert_eq!(a.translate(va + PAGE + 5), Some(frames[1] + 5));
     let mut buf = [0u8; 16];
-    assert!(a.read_virt(va + PAGE - 8, &mut buf));
+    assert!(a.read_into(va + PAGE - 8, &mut buf));
     assert_eq!(&buf, text);
     // The page after the mapping is not present, so a read spilling into it fails.
     assert_eq!(a.translate(va + 2 * PAGE), None);
     let mut spill = [0u8; 16];
-    assert!(!a.read_virt(va + 2 * PAGE - 8, &mut spill));
+    assert!(!a.read_into(va + 2 * PAGE - 8, &mut spill));
 }
 
 #[test]
@@ -297,7 +298,7 @@ fn remembered_translations_stay_with_their_space() {
     let (p1, p2) = (space_of(&m1), space_of(&m2));
     let read = |a: &AddressSpace, at: u64| {
         let mut buf = [0u8; 5];
-        assert!(a.read_virt(at, &mut buf));
+        assert!(a.read_into(at, &mut buf));
         buf
     };
     for _ in 0..3 {

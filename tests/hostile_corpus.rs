@@ -13,12 +13,12 @@
 //! `hostile_fuzz_replay.rs`.
 mod support;
 
-use netcarve::synth::builder::{le32, le64, PoolHeader};
+use netcarve::synth::builder::{le32, le64, lime_range_header, PoolHeader};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
-use support::containers::{bitmap_dump, elf_core, full_dump, lime, lime_header};
+use support::containers::{bitmap_dump, elf_core, full_dump, lime};
 use support::machine::{windows, Machine, Mode, Truth};
 use support::{read_json, watch as run, Rng, Watched as Outcome};
 
@@ -328,7 +328,7 @@ fn c12_elf_truncated_pt_load() {
 
 #[test]
 fn c13_lime_end_before_start() {
-    let mut image = lime_header(0x10_0000, 0x0F_FFFF - 0x1000);
+    let mut image = lime_range_header(0x10_0000, 0x0F_FFFF - 0x1000);
     image.extend(vec![0u8; 0x2000]);
     image_case(
         "LiME end < start",
@@ -1320,7 +1320,7 @@ fn c35_a_warning_flood_is_one_line() {
     assert!(warnings(&scan).len() <= 3, "{:?}", warnings(&scan));
 }
 
-// ---- issue 19: evidence text, bounds, unreadable capture rows ----------------------------------
+// ---- evidence text, bounds, unreadable capture rows --------------------------------------------
 
 /// `compare` of the scan JSON with `capture` in `format`; (exit code, stdout, stderr).
 fn compare_as(memory: &Path, capture: &Path, format: &str) -> Outcome {
@@ -1597,7 +1597,7 @@ fn c38_reads_are_capped() {
     let ranges = netcarve::container::lime::MAX_RANGES + 1;
     let mut lime_file = Vec::with_capacity(ranges * 33);
     for i in 0..ranges as u64 {
-        lime_file.extend(lime_header(i * 0x1000, i * 0x1000));
+        lime_file.extend(lime_range_header(i * 0x1000, i * 0x1000));
         lime_file.push(0);
     }
     let path = file("many_ranges.lime", &lime_file);

@@ -13,7 +13,7 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 /// A kernel header that lies about its debug directory (60 MiB where a kernel's is a few
 /// entries): the kernel is still found through its CodeView record, reading a bounded number of
 /// entries and bytes per candidate, not the 60 MiB the header claims (a hostile image offers
-/// thousands of such candidates; each used to cost a 60 MiB buffer and its reads).
+/// thousands of such candidates, and a buffer of the claimed size for each would cost gigabytes).
 #[test]
 fn a_huge_debug_directory_costs_a_bounded_read() {
     let dir = scratch("hostile-debug-directory");

@@ -6,6 +6,7 @@
 //! normally for every input; a panic is the finding.
 #![allow(dead_code)]
 
+use netcarve::bytes::ReadBytes;
 use netcarve::capture::{self, CaptureFormat, TimeContext};
 use netcarve::carve::pool::{self, PoolHeader};
 use netcarve::carve::{self, search, CarveParams};
@@ -80,8 +81,8 @@ pub fn container(data: &[u8]) {
             );
         }
         let mut probe = [0u8; 16];
-        let _ = space.read(run.phys, &mut probe);
-        let _ = space.read(run.phys_end().saturating_sub(8), &mut probe);
+        let _ = space.read_into(run.phys, &mut probe);
+        let _ = space.read_into(run.phys_end().saturating_sub(8), &mut probe);
         let _ = space.read_u64(run.phys_end().saturating_sub(4));
     }
     let _ = space.present_size();
@@ -128,7 +129,7 @@ pub fn paging(data: &[u8]) {
         let va = u64_at(data, 8 + i * 8);
         let _ = walker.translate(va);
         let mut buf = [0u8; 64];
-        let _ = walker.read_virt(va, &mut buf);
+        let _ = walker.read_into(va, &mut buf);
         let _ = walker.read_ptr(va.wrapping_add(0xFFC));
     }
     let mut mapped = 0u64;
@@ -212,10 +213,13 @@ struct IdentityMemory<'a> {
     pointer_size: u64,
 }
 
-impl VirtualMemory for IdentityMemory<'_> {
-    fn read_virt(&self, va: u64, buf: &mut [u8]) -> bool {
-        self.phys.read(va, buf)
+impl ReadBytes for IdentityMemory<'_> {
+    fn read_into(&self, va: u64, buf: &mut [u8]) -> bool {
+        self.phys.read_into(va, buf)
     }
+}
+
+impl VirtualMemory for IdentityMemory<'_> {
     fn pointer_size(&self) -> u64 {
         self.pointer_size
     }

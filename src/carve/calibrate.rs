@@ -3,6 +3,7 @@
 //! drift with the tcpip.sys patch level inside one build, and no source covers every build, so the
 //! slot that most often points at a valid `_EPROCESS`, and the slot that most often holds a FILETIME
 //! between boot and acquisition, are better evidence than a table.
+use crate::bytes::ReadBytes;
 use crate::carve::decode::{DecodeEnv, FieldChoice, ObjectBytes, Overrides};
 use crate::carve::health::Census;
 use crate::carve::pool::Candidate;
@@ -363,7 +364,7 @@ pub fn best_time_slot(
             offset,
             hits: objects
                 .iter()
-                .filter(|o| o.u64(offset).is_some_and(in_window))
+                .filter(|o| o.bytes.read_u64(offset).is_some_and(in_window))
                 .count(),
         })
         .collect();
@@ -435,14 +436,18 @@ pub fn alternatives_used<'d>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bytes::ReadBytes;
     use crate::carve::decode::OwnerCache;
     use crate::paging::VirtualMemory;
 
     struct NoMemory;
-    impl VirtualMemory for NoMemory {
-        fn read_virt(&self, _: u64, _: &mut [u8]) -> bool {
+    impl ReadBytes for NoMemory {
+        fn read_into(&self, _: u64, _: &mut [u8]) -> bool {
             false
         }
+    }
+
+    impl VirtualMemory for NoMemory {
         fn pointer_size(&self) -> u64 {
             8
         }

@@ -1,6 +1,7 @@
 //! Decoding: a pool-block candidate → an [`EndpointRecord`], following the rules of docs/internals.md
 //! "Endpoint records". Inline fields come from the block's bytes; pointers are followed through the
 //! kernel address space, and a failed read loses only the field it was for.
+use crate::bytes::ReadBytes;
 use crate::carve::pool::Candidate;
 use crate::filetime::{to_iso, TimeWindow};
 use crate::paging::VirtualMemory;
@@ -96,7 +97,7 @@ fn overridden_or(calibrated: Option<u64>, field: &Field) -> impl Iterator<Item =
         .chain(field.candidates().filter(move |_| calibrated.is_none()))
 }
 
-/// Little-endian reads from an object's bytes; `None` past the end.
+/// An object's bytes and the pointer size its fields are read with.
 #[derive(Copy, Clone)]
 pub struct ObjectBytes<'a> {
     pub bytes: &'a [u8],
@@ -104,29 +105,12 @@ pub struct ObjectBytes<'a> {
 }
 
 impl ObjectBytes<'_> {
-    fn array<const N: usize>(&self, off: u64) -> Option<[u8; N]> {
-        let start = usize::try_from(off).ok()?;
-        self.bytes
-            .get(start..start.checked_add(N)?)?
-            .try_into()
-            .ok()
-    }
-    pub fn u32(&self, off: u64) -> Option<u32> {
-        self.array::<4>(off).map(u32::from_le_bytes)
-    }
-    pub fn u64(&self, off: u64) -> Option<u64> {
-        self.array::<8>(off).map(u64::from_le_bytes)
-    }
     /// Ports are stored in network byte order.
     pub fn port(&self, off: u64) -> Option<u16> {
-        self.array::<2>(off).map(u16::from_be_bytes)
+        self.bytes.read_u16(off).map(u16::swap_bytes)
     }
     pub fn ptr(&self, off: u64) -> Option<u64> {
-        if self.pointer_size == 8 {
-            self.u64(off)
-        } else {
-            self.u32(off).map(u64::from)
-        }
+        self.bytes.read_word(off, self.pointer_size)
     }
 }
 
@@ -201,7 +185,7 @@ pub fn owner_at(
     }
     let e = &profile.nt.eprocess;
     let mut kind = [0u8; 1];
-    if !mem.read_virt(va.checked_add(e.dispatcher_type.off()?)?, &mut kind) || kind[0] != 3 {
+    if !mem.read_into(va.checked_add(e.dispatcher_type.off()?)?, &mut kind) || kind[0] != 3 {
         return None;
     }
     let pid = mem.read_ptr(va.checked_add(e.unique_process_id.off()?)?)?;
@@ -213,7 +197,7 @@ pub fn owner_at(
         return None;
     }
     let mut name = [0u8; 15];
-    if !mem.read_virt(va.checked_add(e.image_file_name.off()?)?, &mut name) {
+    if !mem.read_into(va.checked_add(e.image_file_name.off()?)?, &mut name) {
         return None;
     }
     let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
@@ -309,12 +293,12 @@ fn read_addr(mem: &dyn VirtualMemory, va: u64, family: Family) -> Option<String>
     match family {
         Family::Ipv4 => {
             let mut b = [0u8; 4];
-            mem.read_virt(va, &mut b)
+            mem.read_into(va, &mut b)
                 .then(|| Ipv4Addr::from(b).to_string())
         }
         Family::Ipv6 => {
             let mut b = [0u8; 16];
-            mem.read_virt(va, &mut b)
+            mem.read_into(va, &mut b)
                 .then(|| Ipv6Addr::from(b).to_string())
         }
     }
@@ -437,7 +421,7 @@ pub fn decode(c: &Candidate, env: &DecodeEnv) -> Decoded {
     match c.kind {
         ObjectKind::TcpEndpoint => {
             let l = &t.tcp_endpoint;
-            let raw_state = l.state.off().and_then(|o| obj.u32(o));
+            let raw_state = l.state.off().and_then(|o| obj.bytes.read_u32(o));
             let Some(raw_state) = raw_state else {
                 return corrupt(r, "TCP state unreadable".into());
             };
@@ -535,7 +519,7 @@ pub fn decode(c: &Candidate, env: &DecodeEnv) -> Decoded {
     calibrated |= env.overrides.create_time.contains_key(&c.kind);
     let mut readable = env
         .time_offsets(c.kind, fields.create_time)
-        .map(|off| (off, obj.u64(off)))
+        .map(|off| (off, obj.bytes.read_u64(off)))
         .peekable();
     if readable.peek().is_none() {
         r.flags.push(flag::NO_TIME_FIELD.into());
@@ -613,8 +597,8 @@ mod tests {
         reads: AtomicUsize,
     }
 
-    impl VirtualMemory for RepeatedProcess {
-        fn read_virt(&self, va: u64, buf: &mut [u8]) -> bool {
+    impl ReadBytes for RepeatedProcess {
+        fn read_into(&self, va: u64, buf: &mut [u8]) -> bool {
             self.reads.fetch_add(1, Ordering::Relaxed);
             let Some(at) = va.checked_sub(self.base) else {
                 return false;
@@ -628,6 +612,9 @@ mod tests {
                 None => false,
             }
         }
+    }
+
+    impl VirtualMemory for RepeatedProcess {
         fn pointer_size(&self) -> u64 {
             8
         }

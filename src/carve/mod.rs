@@ -156,7 +156,7 @@ fn attach_virtual(records: &mut [EndpointRecord], pages: &[u64], vas: &[Option<u
 
 /// One work unit's finds, sorted out by the worker that found them while they were in its cache:
 /// after the search they are not, and walking thousands of records again (to count them for
-/// calibration, to move them into one vector) was the longest serial step after the search.
+/// calibration, to move them into one vector) would be the longest serial step after the search.
 #[derive(Default)]
 struct UnitFinds<'a> {
     /// Structurally valid records, beside their candidates (calibration may read the objects

@@ -1,5 +1,6 @@
 //! Pool blocks: the `_POOL_HEADER` rules of docs/internals.md and the candidates that pass them.
 use crate::arch::Arch;
+use crate::bytes::{array_at, ReadBytes};
 use crate::profile::ObjectKind;
 use std::borrow::Cow;
 
@@ -19,18 +20,18 @@ pub struct PoolHeader {
 impl PoolHeader {
     /// Parses the first `arch.pool_header_size()` bytes of `bytes`.
     pub fn parse(bytes: &[u8], arch: Arch) -> Option<PoolHeader> {
-        let tag: [u8; 4] = bytes.get(4..8)?.try_into().ok()?;
+        let tag: [u8; 4] = array_at(bytes, 4)?;
         match arch {
             Arch::X64 => Some(PoolHeader {
-                previous_size: u64::from(*bytes.first()?) * 16,
-                pool_index: u16::from(*bytes.get(1)?),
-                block_size: u64::from(*bytes.get(2)?) * 16,
-                pool_type: u16::from(*bytes.get(3)?),
+                previous_size: u64::from(bytes.read_u8(0)?) * 16,
+                pool_index: u16::from(bytes.read_u8(1)?),
+                block_size: u64::from(bytes.read_u8(2)?) * 16,
+                pool_type: u16::from(bytes.read_u8(3)?),
                 tag,
             }),
             Arch::X86 => {
-                let w0 = u16::from_le_bytes(bytes.get(0..2)?.try_into().ok()?);
-                let w1 = u16::from_le_bytes(bytes.get(2..4)?.try_into().ok()?);
+                let w0 = bytes.read_u16(0)?;
+                let w1 = bytes.read_u16(2)?;
                 Some(PoolHeader {
                     previous_size: u64::from(w0 & 0x1ff) * 8,
                     pool_index: w0 >> 9,

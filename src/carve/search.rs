@@ -1,6 +1,7 @@
 //! The tag search: one parallel pass over the file's windows finds every header slot whose tag is an
 //! endpoint tag, checks its pool header and hands each hit to the caller while it is in cache.
 use crate::arch::Arch;
+use crate::bytes::ReadBytes;
 use crate::carve::pool::{check_header, Candidate, PoolHeader, PAGE_SIZE};
 use crate::carve::slots::{search_slots, SlotFilter};
 use crate::container::{BlockStore, PageBitmap, PhysicalSpace, Run};
@@ -188,7 +189,7 @@ impl<'a> FileOrder<'a> {
 
     /// The file bytes from the first to the last byte of `[start, start + len)` that hold present
     /// memory, without cutting the pieces (for the read-ahead hint of the next window: cutting a
-    /// bitmap dump's window into its ~250 pieces twice was 1-2% of a scan's CPU time).
+    /// bitmap dump's window into its ~250 pieces twice costs 1-2% of a scan's CPU time).
     fn stored_span(&self, start: u64, len: u64) -> Option<(u64, u64)> {
         match self {
             FileOrder::Listed(listed) => listed.stored_span(start, len),
@@ -416,7 +417,7 @@ fn examine(
     let header_size = arch.pool_header_size();
     let mut raw = [0u8; 16];
     let raw = raw.get_mut(..header_size as usize)?;
-    if !phys.read(offset, raw) {
+    if !phys.read_into(offset, raw) {
         return None;
     }
     let header = PoolHeader::parse(raw, arch)?;
@@ -433,7 +434,7 @@ fn examine(
         Some(b) => Cow::Borrowed(b),
         None => {
             let mut copy = vec![0u8; body_len as usize];
-            if !phys.read(body_start, &mut copy) {
+            if !phys.read_into(body_start, &mut copy) {
                 copy.clear();
             }
             Cow::Owned(copy)

@@ -1,38 +1,15 @@
 //! `netcarve compare`: memory side (scan JSON or image) + captures → report; exit 1 on discrepancies.
-use crate::capture::{read_capture, CaptureFormat, TimeContext};
-use crate::cli::{CompareArgs, CompareFormat};
-use crate::compare::{
-    compare, load_memory_json, parse_tolerance, parse_utc_offset, CompareOptions, MemorySide,
-};
+use crate::capture::{read_capture, TimeContext};
+use crate::cli::CompareArgs;
+use crate::compare::{compare, load_memory_json, CompareOptions, MemorySide};
 use crate::error::{Error, Result};
-use crate::output::Sink;
+use crate::output::{Format, Sink};
 use crate::scan::{scan_image, threads_warning, ScanOptions};
 use std::io::IsTerminal;
 use std::path::Path;
 
 pub fn run(args: &CompareArgs) -> Result<u8> {
-    let forced = match args.capture_format.trim() {
-        "auto" | "" => None,
-        name => Some(CaptureFormat::from_name(name).ok_or_else(|| {
-            let names: Vec<&str> = CaptureFormat::ALL.iter().map(|f| f.name()).collect();
-            Error::usage(format!(
-                "--capture-format: unknown format {name:?} (auto, {})",
-                names.join(", ")
-            ))
-        })?),
-    };
-    let tolerance_ticks = args
-        .tolerance
-        .as_deref()
-        .map(parse_tolerance)
-        .transpose()
-        .map_err(|m| Error::usage(format!("--tolerance: {m}")))?;
-    let capture_tz_minutes = args
-        .capture_tz
-        .as_deref()
-        .map(parse_utc_offset)
-        .transpose()
-        .map_err(|m| Error::usage(format!("--capture-tz: {m}")))?;
+    let forced = args.capture_format.0;
 
     let memory = match load_memory_json(&args.input)? {
         Some(side) => side,
@@ -59,7 +36,7 @@ pub fn run(args: &CompareArgs) -> Result<u8> {
         }
     };
     let time = TimeContext {
-        capture_tz_minutes,
+        capture_tz_minutes: args.capture_tz,
         // KUSER TimeZoneBias: UTC = local + bias, so the offset east of UTC is −bias.
         image_offset_minutes: memory.image.timezone_bias_minutes.map(|b| -b),
     };
@@ -68,20 +45,12 @@ pub fn run(args: &CompareArgs) -> Result<u8> {
         .iter()
         .map(|path| read_capture(path, forced, &time))
         .collect::<Result<Vec<_>>>()?;
-    let capture_time = match &args.capture_time {
-        Some(text) => Some(crate::filetime::from_iso(text).ok_or_else(|| {
-            Error::usage(format!(
-                "--capture-time: not an ISO-8601 time with Z or an offset: {text:?}"
-            ))
-        })?),
-        None => None,
-    };
     let mut report = compare(
         &memory,
         &captures,
         &CompareOptions {
-            tolerance_ticks,
-            capture_time,
+            tolerance_ticks: args.tolerance,
+            capture_time: args.capture_time,
         },
     );
     // A capture of another host would accuse every endpoint in memory: refuse unless asked.
@@ -105,7 +74,7 @@ pub fn run(args: &CompareArgs) -> Result<u8> {
     }
 
     // CSV has no place for warnings (the table and JSON carry them): they go to stderr.
-    if matches!(args.format, CompareFormat::Csv) && !args.quiet {
+    if args.format == Format::Csv && !args.quiet {
         let memory_warnings = report
             .image
             .warnings
@@ -125,9 +94,10 @@ pub fn run(args: &CompareArgs) -> Result<u8> {
     let mut sink = Sink::open(args.output.as_deref())?;
     let out = sink.writer();
     let written = match args.format {
-        CompareFormat::Table => crate::output::compare::table(&report, out),
-        CompareFormat::Json => crate::output::compare::json(&report, out),
-        CompareFormat::Csv => crate::output::compare::csv(&report, out),
+        Format::Json => crate::output::compare::json(&report, out),
+        Format::Csv => crate::output::compare::csv(&report, out),
+        // The parser admits table, json and csv only.
+        _ => crate::output::compare::table(&report, out),
     };
     sink.finish(written, report.exit_code())
 }

@@ -1,8 +1,8 @@
 //! `netcarve info`: what the image is and which kernel it holds.
-use crate::cli::{InfoArgs, InfoFormat};
+use crate::cli::InfoArgs;
 use crate::error::{Error, Result};
 use crate::kernel::{image_facts, KernelInfo};
-use crate::output::Sink;
+use crate::output::{Format, Sink};
 use crate::pipeline::{choose_profile, ChosenBy, Opened};
 use crate::record::ImageFacts;
 
@@ -22,8 +22,9 @@ pub fn run(args: &InfoArgs) -> Result<u8> {
     let choice = profile_for_info(&kernel, args.image.profile.as_deref())?;
     facts.warnings.extend(phys.decode_warnings());
     let text = match args.format {
-        InfoFormat::Json => render_json(&facts, &kernel, &choice)?,
-        InfoFormat::Table => render_table(&facts, &kernel, &choice),
+        Format::Json => render_json(&facts, &kernel, &choice)?,
+        // The parser admits table and json only.
+        _ => render_table(&facts, &kernel, &choice),
     };
     let mut sink = Sink::open(None)?;
     let written = sink.writer().write_all(text.as_bytes());

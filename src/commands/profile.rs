@@ -1,7 +1,7 @@
 //! `netcarve profile list | show NAME | from-pdb`.
-use crate::cli::{InfoFormat, ProfileArgs, ProfileCommand};
+use crate::cli::{ProfileArgs, ProfileCommand};
 use crate::error::{io_error, Error, Result};
-use crate::output::Sink;
+use crate::output::{Format, Sink};
 use crate::profile::{builtin, by_name, Field, Profile};
 use serde::Serialize;
 use std::io::Write;
@@ -99,7 +99,7 @@ fn entry(p: &Profile) -> ListEntry<'_> {
 pub fn write_list(
     out: &mut dyn Write,
     profiles: &[Profile],
-    format: InfoFormat,
+    format: Format,
 ) -> std::io::Result<()> {
     let mut sorted: Vec<&Profile> = profiles.iter().collect();
     sorted.sort_by_key(|p| {
@@ -116,12 +116,13 @@ pub fn write_list(
         )
     });
     match format {
-        InfoFormat::Json => {
+        Format::Json => {
             let list: Vec<ListEntry> = sorted.iter().map(|p| entry(p)).collect();
             serde_json::to_writer_pretty(&mut *out, &list)?;
             writeln!(out)
         }
-        InfoFormat::Table => {
+        // The parser admits table and json only.
+        _ => {
             writeln!(
                 out,
                 "{:<18} {:<4} {:<5} {:<13} {:<26} CONFIDENCE",
@@ -151,13 +152,14 @@ pub fn write_list(
 }
 
 /// The whole profile: JSON as stored, or readable field/offset/source/confidence lines.
-pub fn write_show(out: &mut dyn Write, p: &Profile, format: InfoFormat) -> std::io::Result<()> {
+pub fn write_show(out: &mut dyn Write, p: &Profile, format: Format) -> std::io::Result<()> {
     match format {
-        InfoFormat::Json => {
+        Format::Json => {
             serde_json::to_writer_pretty(&mut *out, p)?;
             writeln!(out)
         }
-        InfoFormat::Table => {
+        // The parser admits table and json only.
+        _ => {
             let e = entry(p);
             writeln!(out, "{}: {}", p.name, p.description)?;
             writeln!(

@@ -1,13 +1,13 @@
 //! `netcarve scan`: arguments → `scan::scan_image_in_pool` → filters → renderer.
-use crate::cli::{ProtoFilter, ScanArgs, ScanFormat};
-use crate::error::{Error, Result};
+use crate::cli::{ProtoFilter, ScanArgs};
+use crate::error::Result;
 use crate::output::{self, Format, Sink};
 use crate::record::{EndpointRecord, Proto, TcpState};
 use crate::scan::{scan_image_in_pool, threads_warning, with_threads, ScanOptions};
 use std::io::IsTerminal;
 
 pub fn run(args: &ScanArgs) -> Result<u8> {
-    let filter = Filter::from_args(args)?;
+    let filter = Filter::from_args(args);
     let opts = ScanOptions {
         dtb: args.image.dtb,
         profile: args.image.profile.clone(),
@@ -38,7 +38,7 @@ fn scan_and_render(args: &ScanArgs, opts: &ScanOptions, filter: &Filter) -> Resu
 
     // A terminal gets a table; a pipe or a file gets JSON, which tools can read.
     let format = match args.format {
-        Some(f) => convert(f),
+        Some(f) => f,
         None if args.output.is_none() && std::io::stdout().is_terminal() => Format::Table,
         None => Format::Json,
     };
@@ -47,17 +47,6 @@ fn scan_and_render(args: &ScanArgs, opts: &ScanOptions, filter: &Filter) -> Resu
     let code = sink.finish(written, 0)?;
     crate::timings::mark("output written");
     Ok(code)
-}
-
-fn convert(f: ScanFormat) -> Format {
-    match f {
-        ScanFormat::Table => Format::Table,
-        ScanFormat::Json => Format::Json,
-        ScanFormat::Jsonl => Format::Jsonl,
-        ScanFormat::Csv => Format::Csv,
-        ScanFormat::Bodyfile => Format::Bodyfile,
-        ScanFormat::Timesketch => Format::Timesketch,
-    }
 }
 
 /// `--pid`, `--proto`, `--state`: a record is kept when it passes every given filter.
@@ -69,26 +58,15 @@ pub struct Filter {
 }
 
 impl Filter {
-    pub fn from_args(args: &ScanArgs) -> Result<Filter> {
-        let states = args
-            .state
-            .iter()
-            .map(|s| {
-                TcpState::parse_any(s).ok_or_else(|| {
-                    Error::usage(format!(
-                        "--state: unknown TCP state {s:?} (e.g. ESTABLISHED, LISTENING, TIME_WAIT)"
-                    ))
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Filter {
+    pub fn from_args(args: &ScanArgs) -> Filter {
+        Filter {
             pids: args.pid.clone(),
             proto: args.proto.map(|p| match p {
                 ProtoFilter::Tcp => Proto::Tcp,
                 ProtoFilter::Udp => Proto::Udp,
             }),
-            states,
-        })
+            states: args.state.clone(),
+        }
     }
 
     pub fn keeps(&self, r: &EndpointRecord) -> bool {

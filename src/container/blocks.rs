@@ -9,6 +9,10 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+/// Why a block cannot be read: the decoder's own typed error, shown in the warning that names
+/// the block.
+pub type BlockError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Decodes one block of a container's storage.
 pub trait BlockDecoder: Send + Sync {
     fn block_count(&self) -> u64;
@@ -16,7 +20,7 @@ pub trait BlockDecoder: Send + Sync {
     fn block_size(&self) -> u64;
     /// Decodes block `index` into `out` (`block_size` bytes); returns how many bytes it holds.
     /// `Err` says why the block cannot be read, naming it.
-    fn decode(&self, index: u64, out: &mut [u8]) -> Result<usize, String>;
+    fn decode(&self, index: u64, out: &mut [u8]) -> Result<usize, BlockError>;
 }
 
 /// Blocks decoded per thread and kept: the scan needs one at a time, decoding the objects it finds
@@ -124,7 +128,7 @@ impl BlockStore {
                         entry.bytes = Some(buf);
                     }
                     Err(why) => {
-                        self.record_failure(index, why);
+                        self.record_failure(index, why.to_string());
                         entry.len = 0;
                         entry.bytes = None;
                     }
@@ -208,10 +212,10 @@ mod tests {
         fn block_size(&self) -> u64 {
             16
         }
-        fn decode(&self, index: u64, out: &mut [u8]) -> Result<usize, String> {
+        fn decode(&self, index: u64, out: &mut [u8]) -> Result<usize, BlockError> {
             self.decoded.fetch_add(1, Ordering::Relaxed);
             if index == 3 {
-                return Err(format!("block {index}: bad"));
+                return Err(format!("block {index}: bad").into());
             }
             out.fill(index as u8);
             Ok(if index == 5 { 8 } else { 16 })

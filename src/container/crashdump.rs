@@ -1,11 +1,11 @@
 //! Windows crash dumps (`PAGEDUMP` 32-bit, `PAGEDU64` 64-bit): full dumps with a run list, bitmap
 //! dumps (`SDMP`/`FDMP`) and the newer `RDMP` range dumps. Triage/mini dumps carry no physical
 //! memory map and are refused with a clear message.
-use super::le::{u32_at, u64_at};
 use super::pages::{self, PageBitmap};
 use super::{Backing, ContainerHints, PhysicalSpace, Run, Storage};
 use crate::arch::Arch;
-use crate::error::{Error, Result};
+use crate::bytes::ReadBytes;
+use crate::error::{Cause, Error, Result};
 use std::path::Path;
 
 const PAGE: u64 = 0x1000;
@@ -58,65 +58,127 @@ const LAYOUT64: Layout = Layout {
     max_runs: 42,
 };
 
+impl Layout {
+    fn of(bytes: &[u8]) -> &'static Layout {
+        if bytes.starts_with(b"PAGEDU64") {
+            &LAYOUT64
+        } else {
+            &LAYOUT32
+        }
+    }
+}
+
 /// True if the bytes start like a Windows crash dump.
 pub fn detect(bytes: &[u8]) -> bool {
     bytes.starts_with(b"PAGEDUMP") || bytes.starts_with(b"PAGEDU64")
 }
 
+/// The `DUMP_HEADER32`/`DUMP_HEADER64` fields netcarve uses, read once. Pointer-sized fields are
+/// zero-extended on 32-bit dumps; `PAGE` filler is left for [`set`] to drop.
+struct DumpHeader {
+    layout: &'static Layout,
+    /// MinorVersion: the NT build number.
+    build: u32,
+    dtb: u64,
+    ps_loaded_module_list: u64,
+    ps_active_process_head: u64,
+    machine: u32,
+    /// PaeEnabled (32-bit dumps only).
+    pae: Option<bool>,
+    kdbg: u64,
+    /// PhysicalMemoryBlock's NumberOfRuns and NumberOfPages.
+    run_count: u32,
+    declared_pages: u64,
+    dump_type: u32,
+    system_time: u64,
+}
+
+impl DumpHeader {
+    /// `None` when `bytes` is shorter than the layout's header.
+    fn parse(bytes: &[u8]) -> Option<DumpHeader> {
+        let layout = Layout::of(bytes);
+        if (bytes.len() as u64) < layout.header_size {
+            return None;
+        }
+        let width = if layout.wide { 8 } else { 4 };
+        let ptr = |off: usize| bytes.read_word(off as u64, width);
+        let runs = layout.runs as u64;
+        Some(DumpHeader {
+            layout,
+            build: bytes.read_u32(0xC)?,
+            dtb: ptr(layout.dtb)?,
+            ps_loaded_module_list: ptr(layout.ps_loaded_module_list)?,
+            ps_active_process_head: ptr(layout.ps_active_process_head)?,
+            machine: bytes.read_u32(layout.machine as u64)?,
+            pae: match layout.pae {
+                Some(off) => Some(bytes.read_u8(off as u64)? != 0),
+                None => None,
+            },
+            kdbg: ptr(layout.kdbg)?,
+            run_count: bytes.read_u32(runs)?,
+            // NumberOfPages is a u64 at 0x90 on 64-bit dumps (a u32 pad sits at 0x8C), a u32 at
+            // 0x68 on 32-bit ones.
+            declared_pages: bytes.read_word(runs + width, width)?,
+            dump_type: bytes.read_u32(layout.dump_type as u64)?,
+            system_time: bytes.read_u64(layout.system_time as u64)?,
+        })
+    }
+}
+
+/// A header field Windows set: neither zero nor `PAGE` filler.
+fn set(v: u64) -> Option<u64> {
+    (v != 0 && v != u64::from(FILLER) && v != 0x4547_4150_4547_4150).then_some(v)
+}
+
 pub fn open(backing: Backing, path: &Path) -> Result<PhysicalSpace> {
     let bytes = backing.bytes();
-    let layout = if bytes.starts_with(b"PAGEDU64") {
-        &LAYOUT64
-    } else {
-        &LAYOUT32
-    };
-    let bits = if layout.wide { 64 } else { 32 };
-    if (bytes.len() as u64) < layout.header_size {
-        return Err(Error::file(
+    let Some(header) = DumpHeader::parse(bytes) else {
+        let layout = Layout::of(bytes);
+        return Err(Error::cause(
             path,
-            format!(
-                "truncated {bits}-bit crash dump header ({:#x} of {:#x} bytes)",
-                bytes.len(),
-                layout.header_size
-            ),
+            Cause::HeaderSize {
+                what: if layout.wide {
+                    "64-bit crash dump header"
+                } else {
+                    "32-bit crash dump header"
+                },
+                expected: layout.header_size,
+                actual: bytes.len() as u64,
+            },
         ));
-    }
-    let u32f = |off: usize| u32_at(bytes, off).unwrap_or(0);
-    let ptr = |off: usize| -> u64 {
-        if layout.wide {
-            u64_at(bytes, off).unwrap_or(0)
-        } else {
-            u64::from(u32f(off))
-        }
     };
-    let machine = u32f(layout.machine);
+    let layout = header.layout;
+    let bits = if layout.wide { 64 } else { 32 };
+    let machine = header.machine;
     let arch = match machine {
         0x14C => Arch::X86,
         0x8664 => Arch::X64,
         0xAA64 => {
-            return Err(Error::file(
+            return Err(Error::cause(
                 path,
-                "unsupported architecture: ARM64 crash dump (MachineImageType 0xAA64)",
+                Cause::UnsupportedArch("ARM64 crash dump (MachineImageType 0xAA64)".into()),
             ))
         }
         other => {
-            return Err(Error::file(
+            return Err(Error::cause(
                 path,
-                format!("unsupported architecture: crash dump MachineImageType {other:#x}"),
+                Cause::UnsupportedArch(format!("crash dump MachineImageType {other:#x}")),
             ))
         }
     };
     if layout.wide != (arch == Arch::X64) {
-        return Err(Error::file(
+        return Err(Error::cause(
             path,
-            format!("crash dump header is {bits}-bit but MachineImageType is {machine:#x}"),
+            Cause::Malformed(format!(
+                "crash dump header is {bits}-bit but MachineImageType is {machine:#x}"
+            )),
         ));
     }
-    let dump_type = u32f(layout.dump_type);
+    let dump_type = header.dump_type;
     let mut warnings = vec![];
     let (storage, kind) = match dump_type {
         1 => (
-            Storage::Runs(full_runs(bytes, layout, path, &mut warnings)?),
+            Storage::Runs(full_runs(bytes, &header, path, &mut warnings)?),
             "crashdump-full",
         ),
         5 | 6 => (bitmap_storage(bytes, layout, path)?, "crashdump-bitmap"),
@@ -125,38 +187,36 @@ pub fn open(backing: Backing, path: &Path) -> Result<PhysicalSpace> {
             "crashdump-rdmp",
         ),
         2 => {
-            return Err(Error::file(
+            return Err(Error::cause(
                 path,
-                "crash dump type 2 (summary dump) is not supported: its physical memory map format is undocumented",
+                Cause::Unsupported("crash dump type 2 (summary dump) is not supported: its physical memory map format is undocumented".into()),
             ))
         }
         4 => {
-            return Err(Error::file(
+            return Err(Error::cause(
                 path,
-                "triage (mini) crash dump: it has no physical memory map, so endpoints cannot be carved from it",
+                Cause::Unsupported("triage (mini) crash dump: it has no physical memory map, so endpoints cannot be carved from it".into()),
             ))
         }
         other => {
-            return Err(Error::file(
+            return Err(Error::cause(
                 path,
-                format!("crash dump type {other:#x} has no physical memory map netcarve can read"),
+                Cause::Unsupported(format!(
+                    "crash dump type {other:#x} has no physical memory map netcarve can read"
+                )),
             ))
         }
     };
-    let build = u32f(0xC);
-    let set =
-        |v: u64| (v != 0 && v != u64::from(FILLER) && v != 0x4547_4150_4547_4150).then_some(v);
+    let build = header.build;
     let hints = ContainerHints {
         arch: Some(arch),
-        pae: layout
-            .pae
-            .map(|off| bytes.get(off).copied().unwrap_or(0) != 0),
-        dtb: set(ptr(layout.dtb)),
+        pae: header.pae,
+        dtb: set(header.dtb),
         nt_build: (build != 0 && build != FILLER).then_some(build),
-        system_time: set(u64_at(bytes, layout.system_time).unwrap_or(0)),
-        ps_active_process_head: set(ptr(layout.ps_active_process_head)),
-        ps_loaded_module_list: set(ptr(layout.ps_loaded_module_list)),
-        kd_debugger_data_block: set(ptr(layout.kdbg)),
+        system_time: set(header.system_time),
+        ps_active_process_head: set(header.ps_active_process_head),
+        ps_loaded_module_list: set(header.ps_loaded_module_list),
+        kd_debugger_data_block: set(header.kdbg),
     };
     let mut space = PhysicalSpace::from_storage(backing, storage, kind, path)?;
     space.hints = hints;
@@ -167,27 +227,33 @@ pub fn open(backing: Backing, path: &Path) -> Result<PhysicalSpace> {
 /// DumpType 1: the PhysicalMemoryBlock run list; pages packed back to back after the header.
 fn full_runs(
     bytes: &[u8],
-    layout: &Layout,
+    header: &DumpHeader,
     path: &Path,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Run>> {
-    let count = u32_at(bytes, layout.runs).unwrap_or(0);
+    let layout = header.layout;
+    let count = header.run_count;
     if count == FILLER || count == u32::MAX {
-        return Err(Error::file(
+        return Err(Error::cause(
             path,
-            format!("full crash dump has no usable run list (NumberOfRuns {count:#x})"),
+            Cause::Malformed(format!(
+                "full crash dump has no usable run list (NumberOfRuns {count:#x})"
+            )),
         ));
     }
     if count == 0 {
-        return Err(Error::file(path, "full crash dump has an empty run list"));
+        return Err(Error::cause(
+            path,
+            Cause::Malformed("full crash dump has an empty run list".into()),
+        ));
     }
     if u64::from(count) > layout.max_runs {
-        return Err(Error::file(
+        return Err(Error::cause(
             path,
-            format!(
+            Cause::Malformed(format!(
                 "full crash dump declares {count} runs; the header holds at most {}",
                 layout.max_runs
-            ),
+            )),
         ));
     }
     let (first, entry) = if layout.wide {
@@ -198,19 +264,21 @@ fn full_runs(
     let mut runs = Vec::with_capacity(count as usize);
     let mut file_offset = layout.header_size;
     for i in 0..count as usize {
-        let at = first + i * entry;
-        let (base, pages) = if layout.wide {
-            (u64_at(bytes, at), u64_at(bytes, at + 8))
-        } else {
-            (
-                u32_at(bytes, at).map(u64::from),
-                u32_at(bytes, at + 4).map(u64::from),
+        let at = (first + i * entry) as u64;
+        let width = entry as u64 / 2;
+        let (base, pages) = (
+            bytes.read_word(at, width),
+            bytes.read_word(at + width, width),
+        );
+        let (Some(base), Some(pages)) = (base, pages) else {
+            return Err(Error::cause(path, Cause::Truncated("crash dump run list")));
+        };
+        let bad = || {
+            Error::cause(
+                path,
+                Cause::Malformed(format!("crash dump run {i} is out of range")),
             )
         };
-        let (Some(base), Some(pages)) = (base, pages) else {
-            return Err(Error::file(path, "truncated crash dump run list"));
-        };
-        let bad = || Error::file(path, format!("crash dump run {i} is out of range"));
         let phys = base.checked_mul(PAGE).ok_or_else(bad)?;
         let len = pages.checked_mul(PAGE).ok_or_else(bad)?;
         runs.push(Run {
@@ -220,26 +288,22 @@ fn full_runs(
         });
         file_offset = file_offset.checked_add(len).ok_or_else(bad)?;
     }
-    // NumberOfPages is a u64 at 0x90 on 64-bit dumps (a u32 pad sits at 0x8C), a u32 at 0x68 on
-    // 32-bit ones. The runs are authoritative; a disagreement is worth a note.
-    let declared = if layout.wide {
-        u64_at(bytes, layout.runs + 8)
-    } else {
-        u32_at(bytes, layout.runs + 4).map(u64::from)
-    };
+    // The runs are authoritative; a disagreement is worth a note.
+    let declared = header.declared_pages;
     let listed = (file_offset - layout.header_size) / PAGE;
-    if let Some(declared) = declared.filter(|&d| d != listed) {
+    if declared != listed {
         warnings.push(format!(
             "crash dump header declares {declared} pages but its runs hold {listed}"
         ));
     }
     if file_offset > bytes.len() as u64 {
-        return Err(Error::file(
+        return Err(Error::cause(
             path,
-            format!(
-                "crash dump runs need {file_offset:#x} bytes but the file has {:#x} (truncated dump)",
-                bytes.len()
-            ),
+            Cause::DataSize {
+                what: "crash dump runs",
+                expected: u128::from(file_offset),
+                actual: bytes.len() as u64,
+            },
         ));
     }
     Ok(runs)
@@ -252,18 +316,29 @@ fn bitmap_storage(bytes: &[u8], layout: &Layout, path: &Path) -> Result<Storage>
     let hdr = layout.header_size as usize;
     let sig = bytes.get(hdr..hdr + 4);
     if sig != Some(b"SDMP") && sig != Some(b"FDMP") {
-        return Err(Error::file(
+        return Err(Error::cause(
             path,
-            format!("bitmap crash dump without an SDMP/FDMP header at {hdr:#x}"),
+            Cause::Malformed(format!(
+                "bitmap crash dump without an SDMP/FDMP header at {hdr:#x}"
+            )),
         ));
     }
-    let trunc = || Error::file(path, "truncated bitmap crash dump header");
-    let first_page = u64_at(bytes, hdr + 0x20).ok_or_else(trunc)?;
-    let bits = u64_at(bytes, hdr + 0x30).ok_or_else(trunc)?;
-    if first_page > bytes.len() as u64 {
-        return Err(Error::file(
+    // `SDMP`/`FDMP` header: FirstPage (file offset of the first stored page) at +0x20, the
+    // bitmap's size in bits at +0x30, the bitmap from +0x38.
+    let at = hdr as u64;
+    let (Some(first_page), Some(bits)) = (bytes.read_u64(at + 0x20), bytes.read_u64(at + 0x30))
+    else {
+        return Err(Error::cause(
             path,
-            format!("bitmap crash dump's first page {first_page:#x} lies past the end of the file"),
+            Cause::Truncated("bitmap crash dump header"),
+        ));
+    };
+    if first_page > bytes.len() as u64 {
+        return Err(Error::cause(
+            path,
+            Cause::Malformed(format!(
+                "bitmap crash dump's first page {first_page:#x} lies past the end of the file"
+            )),
         ));
     }
     let bitmap_len = bits.div_ceil(8);
@@ -272,9 +347,11 @@ fn bitmap_storage(bytes: &[u8], layout: &Layout, path: &Path) -> Result<Storage>
         .ok()
         .and_then(|n| bytes.get(bitmap_start..bitmap_start.checked_add(n)?))
         .ok_or_else(|| {
-            Error::file(
+            Error::cause(
                 path,
-                format!("bitmap of {bits} pages runs past the end of the file"),
+                Cause::Malformed(format!(
+                    "bitmap of {bits} pages runs past the end of the file"
+                )),
             )
         })?;
     // Checked before anything is allocated: a hostile bitmap can claim more pages than the file
@@ -284,13 +361,13 @@ fn bitmap_storage(bytes: &[u8], layout: &Layout, path: &Path) -> Result<Storage>
         .checked_mul(PAGE)
         .and_then(|n| n.checked_add(first_page));
     if needed.is_none_or(|n| n > bytes.len() as u64) {
-        return Err(Error::file(
+        return Err(Error::cause(
             path,
-            format!(
-                "bitmap crash dump pages need {:#x} bytes but the file has {:#x} (truncated dump)",
-                u128::from(present) * u128::from(PAGE) + u128::from(first_page),
-                bytes.len()
-            ),
+            Cause::DataSize {
+                what: "bitmap crash dump pages",
+                expected: u128::from(present) * u128::from(PAGE) + u128::from(first_page),
+                actual: bytes.len() as u64,
+            },
         ));
     }
     if pages::index_bytes(bits) <= runs.saturating_mul(std::mem::size_of::<Run>() as u64) {
@@ -320,35 +397,40 @@ fn bitmap_storage(bytes: &[u8], layout: &Layout, path: &Path) -> Result<Storage>
 fn rdmp_runs(bytes: &[u8], layout: &Layout, dump_type: u32, path: &Path) -> Result<Vec<Run>> {
     let hdr = layout.header_size as usize;
     if bytes.get(hdr + 4..hdr + 8) != Some(b"RDMP") {
-        return Err(Error::file(
+        return Err(Error::cause(
             path,
-            format!("crash dump type {dump_type:#x} without an RDMP header"),
+            Cause::Malformed(format!(
+                "crash dump type {dump_type:#x} without an RDMP header"
+            )),
         ));
     }
-    let trunc = || Error::file(path, "truncated RDMP crash dump header");
-    let metadata_size = u64_at(bytes, hdr + 0x10).ok_or_else(trunc)?;
-    let first_page = u64_at(bytes, hdr + 0x18).ok_or_else(trunc)?;
+    let trunc = || Error::cause(path, Cause::Truncated("RDMP crash dump header"));
+    let at = hdr as u64;
+    let metadata_size = bytes.read_u64(at + 0x10).ok_or_else(trunc)?;
+    let first_page = bytes.read_u64(at + 0x18).ok_or_else(trunc)?;
     if metadata_size.checked_sub(0x20) != first_page.checked_sub(0x2040) {
-        return Err(Error::file(
+        return Err(Error::cause(
             path,
-            "RDMP header is inconsistent (MetadataSize does not match FirstPageOffset)",
+            Cause::Malformed(
+                "RDMP header is inconsistent (MetadataSize does not match FirstPageOffset)".into(),
+            ),
         ));
     }
     let total_pages = (dump_type == 0xA)
-        .then(|| u64_at(bytes, hdr + 0x28))
+        .then(|| bytes.read_u64(at + 0x28))
         .flatten();
     let mut runs = vec![];
     let mut file_offset = first_page;
     let mut stored = 0u64;
-    let mut at = hdr + 0x40;
-    while (at as u64) < first_page {
-        let (Some(pfn), Some(count)) = (u64_at(bytes, at), u64_at(bytes, at + 8)) else {
+    let mut at = at + 0x40;
+    while at < first_page {
+        let (Some(pfn), Some(count)) = (bytes.read_u64(at), bytes.read_u64(at + 8)) else {
             return Err(trunc());
         };
         if pfn == 0 || total_pages.is_some_and(|t| stored >= t) {
             break;
         }
-        let bad = || Error::file(path, "RDMP range out of range");
+        let bad = || Error::cause(path, Cause::Malformed("RDMP range out of range".into()));
         let len = count.checked_mul(PAGE).ok_or_else(bad)?;
         runs.push(Run {
             phys: pfn.checked_mul(PAGE).ok_or_else(bad)?,

@@ -11,9 +11,11 @@
 //! u64 @8 (EnCase 6+), entries from @24, each u32 whose top bit says "zlib-compressed" and whose
 //! low 31 bits are the chunk's offset from the base; `table2` mirrors it. `hash`: MD5 @0;
 //! `digest`: MD5 @0, SHA-1 @16. `next` ends every segment but the last, `done` the last one.
-use crate::container::le::{u16_at, u32_at, u64_at};
-use crate::container::{Backing, BlockDecoder, BlockStore, ContainerFacts, PhysicalSpace, Run};
-use crate::error::{Error, Result};
+use crate::bytes::{array_at, ReadBytes};
+use crate::container::{
+    Backing, BlockDecoder, BlockError, BlockStore, ContainerFacts, PhysicalSpace, Run,
+};
+use crate::error::{Cause, Error, Result};
 use std::path::{Path, PathBuf};
 
 pub const SIGNATURE: &[u8; 8] = b"EVF\x09\x0d\x0a\xff\x00";
@@ -72,13 +74,15 @@ pub enum ChunkError {
     #[error("chunk {0} is in no readable table")]
     Missing(u64),
     #[error("chunk {index}: zlib stream does not decode ({why})")]
-    Inflate { index: u64, why: String },
+    Inflate { index: u64, why: InflateError },
     #[error("chunk {index}: {actual} bytes decoded where {expected} were expected")]
     SizeMismatch {
         index: u64,
         expected: u64,
         actual: u64,
     },
+    #[error("chunk {index}: {stored} bytes stored, too few for its checksum")]
+    NoChecksum { index: u64, stored: usize },
     #[error("chunk {index}: stored checksum {stored:#010x}, data checksum {actual:#010x}")]
     Checksum {
         index: u64,
@@ -125,10 +129,10 @@ struct Volume {
 }
 
 fn volume(data: &[u8]) -> Option<Volume> {
-    let chunk_count = u64::from(u32_at(data, 4)?);
-    let sectors_per_chunk = u64::from(u32_at(data, 8)?);
-    let bytes_per_sector = u64::from(u32_at(data, 12)?);
-    let sectors = u64_at(data, 16)?;
+    let chunk_count = u64::from(data.read_u32(4)?);
+    let sectors_per_chunk = u64::from(data.read_u32(8)?);
+    let bytes_per_sector = u64::from(data.read_u32(12)?);
+    let sectors = data.read_u64(16)?;
     Some(Volume {
         chunk_count,
         chunk_size: sectors_per_chunk.checked_mul(bytes_per_sector)?,
@@ -159,6 +163,17 @@ fn section_data(bytes: &[u8], at: u64, size: u64) -> &[u8] {
         .unwrap_or(&[])
 }
 
+/// Why a `table`/`table2` section cannot be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TableError {
+    #[error("table header truncated")]
+    HeaderTruncated,
+    #[error("table claims {count} entries, its section holds {holds}")]
+    TooManyEntries { count: usize, holds: usize },
+    #[error("chunk entry {entry} points at {start:#x}..{end:#x}")]
+    BadChunk { entry: usize, start: u64, end: u64 },
+}
+
 /// The chunks one table lists. `sectors_end` is the end of the sectors section before it: the
 /// last chunk runs up to there.
 fn table_chunks(
@@ -166,21 +181,20 @@ fn table_chunks(
     segment: u32,
     sectors_end: u64,
     file_len: u64,
-) -> std::result::Result<Vec<Chunk>, String> {
-    let count = u32_at(data, 0).ok_or("table header truncated")? as usize;
-    let base = u64_at(data, 8).ok_or("table header truncated")?;
+) -> std::result::Result<Vec<Chunk>, TableError> {
+    let count = data.read_u32(0).ok_or(TableError::HeaderTruncated)? as usize;
+    let base = data.read_u64(8).ok_or(TableError::HeaderTruncated)?;
     let entries = data.get(24..).unwrap_or(&[]);
     if count > entries.len() / 4 {
-        return Err(format!(
-            "table claims {count} entries, its section holds {}",
-            entries.len() / 4
-        ));
+        return Err(TableError::TooManyEntries {
+            count,
+            holds: entries.len() / 4,
+        });
     }
+    // `count` entries fit, checked above.
     let starts: Vec<(u64, bool)> = (0..count)
-        .map(|i| {
-            let v = u32_at(entries, i * 4).unwrap_or(0);
-            (base + u64::from(v & 0x7FFF_FFFF), v & 0x8000_0000 != 0)
-        })
+        .filter_map(|i| entries.read_u32((i * 4) as u64))
+        .map(|v| (base + u64::from(v & 0x7FFF_FFFF), v & 0x8000_0000 != 0))
         .collect();
     let mut chunks = Vec::with_capacity(count);
     for (i, &(offset, compressed)) in starts.iter().enumerate() {
@@ -188,7 +202,11 @@ fn table_chunks(
         let stored = end
             .checked_sub(offset)
             .filter(|&n| n > 0 && n <= MAX_CHUNK_SIZE + 4 && end <= file_len)
-            .ok_or_else(|| format!("chunk entry {i} points at {offset:#x}..{end:#x}"))?;
+            .ok_or(TableError::BadChunk {
+                entry: i,
+                start: offset,
+                end,
+            })?;
         chunks.push(Chunk {
             segment,
             offset,
@@ -208,7 +226,7 @@ fn walk_segment(bytes: &[u8], segment: u32, path: &Path) -> SegmentFacts {
     // entries. Either way a table's last chunk ends where that area ends.
     let mut sectors_end: Option<u64> = None;
     // A table that failed, waiting for its mirror: (why, where its chunks end).
-    let mut failed_table: Option<(String, u64)> = None;
+    let mut failed_table: Option<(TableError, u64)> = None;
     let name = path.display();
     let mut sections = 0;
     loop {
@@ -233,8 +251,10 @@ fn walk_segment(bytes: &[u8], segment: u32, path: &Path) -> SegmentFacts {
             .copied()
             .take_while(|&b| b != 0)
             .collect();
-        let next = u64_at(header, 16).unwrap_or(0);
-        let size = u64_at(header, 24).unwrap_or(0);
+        // `header` is a whole section header.
+        let (Some(next), Some(size)) = (header.read_u64(16), header.read_u64(24)) else {
+            break;
+        };
         let data = section_data(bytes, at, size);
         if kind != b"table2" {
             if let Some((why, _)) = failed_table.take() {
@@ -264,11 +284,11 @@ fn walk_segment(bytes: &[u8], segment: u32, path: &Path) -> SegmentFacts {
                 }
             }
             b"hash" => {
-                facts.md5 = data.get(..16).and_then(|b| b.try_into().ok());
+                facts.md5 = array_at(data, 0);
             }
             b"digest" => {
-                facts.md5 = data.get(..16).and_then(|b| b.try_into().ok());
-                facts.sha1 = data.get(16..36).and_then(|b| b.try_into().ok());
+                facts.md5 = array_at(data, 0);
+                facts.sha1 = array_at(data, 16);
             }
             b"done" => {
                 facts.done = true;
@@ -318,7 +338,7 @@ impl EwfSet {
         let mut bytes = first;
         let mut seg_path = path.to_path_buf();
         for n in 1..=MAX_SEGMENTS {
-            let number = u16_at(bytes.bytes(), 9);
+            let number = bytes.bytes().read_u16(9);
             if !detect(bytes.bytes()) || number != Some(n as u16) {
                 let msg = format!(
                     "{}: not segment {n} of this set (segment number {:?})",
@@ -326,7 +346,10 @@ impl EwfSet {
                     number
                 );
                 if n == 1 {
-                    return Err(Error::file(path, "EWF: bad segment file header"));
+                    return Err(Error::cause(
+                        path,
+                        Cause::Malformed("EWF: bad segment file header".into()),
+                    ));
                 }
                 set.warnings.push(msg);
                 break;
@@ -367,12 +390,18 @@ impl EwfSet {
             }
         }
         let Some(v) = volume_found else {
-            return Err(Error::file(path, "EWF: no volume section"));
+            return Err(Error::cause(
+                path,
+                Cause::Malformed("EWF: no volume section".into()),
+            ));
         };
         if v.chunk_size == 0 || v.chunk_size > MAX_CHUNK_SIZE || v.chunk_size % 512 != 0 {
-            return Err(Error::file(
+            return Err(Error::cause(
                 path,
-                format!("EWF: chunk size {} bytes is not plausible", v.chunk_size),
+                Cause::Malformed(format!(
+                    "EWF: chunk size {} bytes is not plausible",
+                    v.chunk_size
+                )),
             ));
         }
         let needed = v.media_size.div_ceil(v.chunk_size);
@@ -388,8 +417,8 @@ impl EwfSet {
                 chunks.len()
             ));
         }
-        let needed =
-            usize::try_from(needed).map_err(|_| Error::file(path, "EWF: media too large"))?;
+        let needed = usize::try_from(needed)
+            .map_err(|_| Error::cause(path, Cause::Unsupported("EWF: media too large".into())))?;
         set.chunks = chunks.into_iter().map(Some).collect();
         set.chunks.resize(needed, None);
         set.chunks.truncate(needed);
@@ -441,7 +470,10 @@ impl EwfSet {
                 .map_err(|why| ChunkError::Inflate { index, why })?
         } else {
             let (data, sum) = stored.split_at(stored.len().saturating_sub(4));
-            let stored_sum = u32_at(sum, 0).unwrap_or(0);
+            let stored_sum = sum.read_u32(0).ok_or(ChunkError::NoChecksum {
+                index,
+                stored: stored.len(),
+            })?;
             let actual = adler32(data);
             if stored_sum != actual {
                 return Err(ChunkError::Checksum {
@@ -476,10 +508,10 @@ impl BlockDecoder for EwfSet {
     fn block_size(&self) -> u64 {
         self.chunk_size
     }
-    fn decode(&self, index: u64, out: &mut [u8]) -> std::result::Result<usize, String> {
+    fn decode(&self, index: u64, out: &mut [u8]) -> std::result::Result<usize, BlockError> {
         INFLATER
             .with(|inflater| EwfSet::decode(self, index, out, &mut inflater.borrow_mut()))
-            .map_err(|e| e.to_string())
+            .map_err(BlockError::from)
     }
 }
 
@@ -488,7 +520,10 @@ impl BlockDecoder for EwfSet {
 pub fn open(backing: Backing, path: &Path) -> Result<PhysicalSpace> {
     let mut set = EwfSet::open(backing, path)?;
     if set.media_size == 0 {
-        return Err(Error::file(path, "EWF: the media is empty"));
+        return Err(Error::cause(
+            path,
+            Cause::Malformed("EWF: the media is empty".into()),
+        ));
     }
     let runs: Vec<Run> = (0..set.chunks.len() as u64)
         .filter(|&i| set.chunks[i as usize].is_some())
@@ -519,13 +554,27 @@ pub fn open(backing: Backing, path: &Path) -> Result<PhysicalSpace> {
     Ok(space)
 }
 
+/// Why a zlib stream does not decode.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InflateError {
+    #[error("more output than one chunk")]
+    MoreOutput,
+    /// miniz_oxide's status, by its name.
+    #[error("{0}")]
+    Status(String),
+}
+
 /// A reusable zlib decoder (its state is 11 KB; one per thread).
 #[derive(Default)]
 pub struct Inflater(Option<Box<miniz_oxide::inflate::core::DecompressorOxide>>);
 
 impl Inflater {
     /// Decodes one whole zlib stream (header, data, Adler-32 checked) into `out`.
-    pub fn zlib(&mut self, input: &[u8], out: &mut [u8]) -> std::result::Result<usize, String> {
+    pub fn zlib(
+        &mut self,
+        input: &[u8],
+        out: &mut [u8],
+    ) -> std::result::Result<usize, InflateError> {
         use miniz_oxide::inflate::core::{decompress, inflate_flags};
         use miniz_oxide::inflate::TINFLStatus;
         let state = self.0.get_or_insert_with(Default::default);
@@ -536,8 +585,8 @@ impl Inflater {
         let (status, _, written) = decompress(state, input, out, 0, flags);
         match status {
             TINFLStatus::Done => Ok(written),
-            TINFLStatus::HasMoreOutput => Err("more output than one chunk".into()),
-            other => Err(format!("{other:?}")),
+            TINFLStatus::HasMoreOutput => Err(InflateError::MoreOutput),
+            other => Err(InflateError::Status(format!("{other:?}"))),
         }
     }
 }

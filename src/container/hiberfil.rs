@@ -17,11 +17,11 @@
 //! hibernation address space and Sylve's paper; the compressed sets are decoded by `xpress`. Each
 //! compression set or Xpress block is one block of a [`BlockStore`], so the scan decodes them in
 //! parallel on demand and a damaged one costs only its own pages.
-use super::blocks::{BlockDecoder, BlockStore};
-use super::le::{u32_at, u64_at};
+use super::blocks::{BlockDecoder, BlockError, BlockStore};
 use super::xpress;
 use super::{Backing, ContainerFacts, PhysicalSpace, Run};
-use crate::error::{Error, Result};
+use crate::bytes::ReadBytes;
+use crate::error::{Cause, Error, Result};
 use std::path::Path;
 
 const PAGE: u64 = 0x1000;
@@ -220,41 +220,70 @@ impl BlockDecoder for HiberFile {
         BLOCK
     }
 
-    fn decode(&self, index: u64, out: &mut [u8]) -> std::result::Result<usize, String> {
+    fn decode(&self, index: u64, out: &mut [u8]) -> std::result::Result<usize, BlockError> {
         let set = usize::try_from(index)
             .ok()
             .and_then(|i| self.sets.get(i))
-            .ok_or_else(|| format!("compression set {index} does not exist"))?;
-        let name = || format!("compression set {index} at file offset {:#x}", set.offset);
-        let from = usize::try_from(set.offset).map_err(|_| name())?;
+            .ok_or(SetError::Missing { index })?;
+        let failed = |why| SetError::Set {
+            index,
+            offset: set.offset,
+            why,
+        };
+        let from = usize::try_from(set.offset).map_err(|_| failed(SetFailure::Unreadable))?;
         let input = from
             .checked_add(set.stored as usize)
             .and_then(|to| self.bytes.bytes().get(from..to))
-            .ok_or_else(|| format!("{}: runs past the end of the file", name()))?;
+            .ok_or(failed(SetFailure::PastEnd))?;
         let want = usize::from(set.pages) * PAGE as usize;
         let out = out
             .get_mut(..want)
-            .ok_or_else(|| format!("{}: more pages than a block holds", name()))?;
-        let got = match set.storage {
-            Storage::Raw => {
-                out.copy_from_slice(input.get(..want).ok_or_else(name)?);
-                want
-            }
-            Storage::Plain => {
-                xpress::decompress_plain(input, out).map_err(|e| format!("{}: {e}", name()))?
-            }
-            Storage::Huffman => {
-                xpress::decompress_huffman(input, out).map_err(|e| format!("{}: {e}", name()))?
-            }
-        };
+            .ok_or(failed(SetFailure::TooManyPages))?;
+        let got =
+            match set.storage {
+                Storage::Raw => {
+                    out.copy_from_slice(input.get(..want).ok_or(failed(SetFailure::Unreadable))?);
+                    want
+                }
+                Storage::Plain => xpress::decompress_plain(input, out)
+                    .map_err(|e| failed(SetFailure::Xpress(e)))?,
+                Storage::Huffman => xpress::decompress_huffman(input, out)
+                    .map_err(|e| failed(SetFailure::Xpress(e)))?,
+            };
         if got != want {
-            return Err(format!(
-                "{}: decodes to {got:#x} bytes, its pages need {want:#x}",
-                name()
-            ));
+            return Err(failed(SetFailure::Size { got, want }).into());
         }
         Ok(want)
     }
+}
+
+/// Why a compression set (or Xpress block) cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SetError {
+    #[error("compression set {index} does not exist")]
+    Missing { index: u64 },
+    #[error("compression set {index} at file offset {offset:#x}{why}")]
+    Set {
+        index: u64,
+        offset: u64,
+        why: SetFailure,
+    },
+}
+
+/// What is wrong with a compression set; shown after its name.
+#[derive(Debug, thiserror::Error)]
+pub enum SetFailure {
+    /// Its stored bytes cannot be addressed or are shorter than its raw pages.
+    #[error("")]
+    Unreadable,
+    #[error(": runs past the end of the file")]
+    PastEnd,
+    #[error(": more pages than a block holds")]
+    TooManyPages,
+    #[error(": {0}")]
+    Xpress(xpress::XpressError),
+    #[error(": decodes to {got:#x} bytes, its pages need {want:#x}")]
+    Size { got: usize, want: usize },
 }
 
 /// What parsing found: the sets, the runs into their decoded space, and what went wrong.
@@ -286,21 +315,22 @@ impl Parsed {
 
 fn ptr_at(bytes: &[u8], at: usize, x86: bool) -> Option<u64> {
     if x86 {
-        u32_at(bytes, at).map(u64::from)
+        bytes.read_u32(at as u64).map(u64::from)
     } else {
-        u64_at(bytes, at)
+        bytes.read_u64(at as u64)
     }
 }
 
 fn bad(path: &Path, what: impl std::fmt::Display) -> Error {
-    Error::file(path, format!("hibernation file: {what}"))
+    Error::cause(path, Cause::Malformed(format!("hibernation file: {what}")))
 }
 
 /// Opens a hibernation file (detected by the caller) as physical memory.
 pub fn open(backing: Backing, path: &Path) -> Result<PhysicalSpace> {
     let bytes = backing.bytes();
     let signature = String::from_utf8_lossy(&bytes[..4]).into_owned();
-    let length_self = u32_at(bytes, 0xc).unwrap_or(0);
+    // `detect` saw 16 bytes.
+    let length_self = bytes.read_u32(0xc).unwrap_or_default();
     let (mut hibernation, parsed) =
         if let Some(l) = LAYOUTS_8.iter().find(|l| l.length_self == length_self) {
             parse_8(bytes, l, path)?
@@ -356,8 +386,9 @@ pub fn open(backing: Backing, path: &Path) -> Result<PhysicalSpace> {
 fn parse_8(bytes: &[u8], l: &Layout8, path: &Path) -> Result<(Hibernation, Parsed)> {
     let page_size_at = if l.x86 { 0x14 } else { 0x18 };
     let time_at = if l.x86 { 0x18 } else { 0x20 };
-    let field = |at| ptr_at(bytes, at, l.x86).ok_or_else(|| bad(path, "header truncated"));
-    let page_size = u32_at(bytes, page_size_at).unwrap_or(0);
+    let trunc = || bad(path, "header truncated");
+    let field = |at| ptr_at(bytes, at, l.x86).ok_or_else(trunc);
+    let page_size = bytes.read_u32(page_size_at).ok_or_else(trunc)?;
     if u64::from(page_size) != PAGE {
         return Err(bad(path, format!("page size {page_size:#x}, not 0x1000")));
     }
@@ -371,7 +402,7 @@ fn parse_8(bytes: &[u8], l: &Layout8, path: &Path) -> Result<(Hibernation, Parse
         });
     let hibernation = Hibernation {
         format: "windows8+",
-        system_time: u64_at(bytes, time_at).unwrap_or(0),
+        system_time: bytes.read_u64(time_at).ok_or_else(trunc)?,
         hiberboot,
         ..Hibernation::default()
     };
@@ -380,12 +411,12 @@ fn parse_8(bytes: &[u8], l: &Layout8, path: &Path) -> Result<(Hibernation, Parse
         (
             "boot",
             field(l.first_boot_page)?,
-            u64_at(bytes, l.loader_pages).unwrap_or(0),
+            bytes.read_u64(l.loader_pages as u64).ok_or_else(trunc)?,
         ),
         (
             "kernel",
             field(l.first_kernel_page)?,
-            u64_at(bytes, l.kernel_pages).unwrap_or(0),
+            bytes.read_u64(l.kernel_pages as u64).ok_or_else(trunc)?,
         ),
     ] {
         restoration_set(bytes, name, first_page, pages, highest, l.x86, &mut parsed);
@@ -420,7 +451,7 @@ fn restoration_set(
                 "{name} restoration set: {why}; {left} of its {pages} pages are not located"
             ));
         };
-        let Some(header) = usize::try_from(at).ok().and_then(|a| u32_at(bytes, a)) else {
+        let Some(header) = bytes.read_u32(at) else {
             return stop(
                 parsed,
                 format!("set header at {at:#x} is past the end of the file"),
@@ -489,11 +520,11 @@ fn restoration_set(
 
 fn parse_7(bytes: &[u8], l: &Layout7, path: &Path) -> Result<(Hibernation, Parsed)> {
     let time_at = if l.x86 { 0x18 } else { 0x20 };
-    let first_table =
-        ptr_at(bytes, l.first_table_page, l.x86).ok_or_else(|| bad(path, "header truncated"))?;
+    let trunc = || bad(path, "header truncated");
+    let first_table = ptr_at(bytes, l.first_table_page, l.x86).ok_or_else(trunc)?;
     let hibernation = Hibernation {
         format: "windows7/vista",
-        system_time: u64_at(bytes, time_at).unwrap_or(0),
+        system_time: bytes.read_u64(time_at).ok_or_else(trunc)?,
         hiberboot: None,
         ..Hibernation::default()
     };
@@ -510,17 +541,21 @@ fn parse_7(bytes: &[u8], l: &Layout7, path: &Path) -> Result<(Hibernation, Parse
                 .push(format!("more than {MAX_TABLES} memory-range tables"));
             break;
         }
-        let Some(page) = usize::try_from(table.saturating_mul(PAGE))
+        // A whole page, so its header fields are there.
+        let Some((page, next, entries)) = usize::try_from(table.saturating_mul(PAGE))
             .ok()
             .and_then(|a| bytes.get(a..a + PAGE as usize))
+            .and_then(|page| {
+                let next = ptr_at(page, l.next_table, l.x86)?;
+                Some((page, next, page.read_u32(l.entry_count as u64)?))
+            })
         else {
             parsed.warnings.push(format!(
                 "memory-range table at page {table:#x} is past the end of the file"
             ));
             break;
         };
-        let next = ptr_at(page, l.next_table, l.x86).unwrap_or(0);
-        let entries = u64::from(u32_at(page, l.entry_count).unwrap_or(0));
+        let entries = u64::from(entries);
         let room = ((PAGE as usize - l.first_range) / l.element) as u64;
         if entries > room {
             parsed.warnings.push(format!(
@@ -620,7 +655,7 @@ fn find_block(bytes: &[u8], at: u64) -> Option<(u64, u64)> {
     let window = bytes.get(from..bytes.len().min(from + BLOCK_SEARCH as usize))?;
     let found = memchr::memmem::find(window, XPRESS_MAGIC)?;
     let header_at = from + found;
-    let word = u32_at(bytes, header_at + 8)?;
+    let word = bytes.read_u32((header_at + 8) as u64)?;
     // Bits 10-31 hold the compressed size - 1 (a plain stream ends where its input does, so the
     // padding to 8 bytes must not reach the decoder).
     let stored = u64::from(word >> 10) + 1;
@@ -659,7 +694,7 @@ mod tests {
         assert_eq!(space.present_size(), 16 * PAGE);
         assert!(space.is_present(0x100 * PAGE));
         let mut page = [1u8; 16];
-        assert!(space.read(0x10f * PAGE, &mut page));
+        assert!(space.read_into(0x10f * PAGE, &mut page));
         assert_eq!(page, [0u8; 16]);
     }
 

@@ -8,7 +8,8 @@
 //! read: a file named hiberfil.sys without a hibernation header gets an error instead of being
 //! read as raw memory.
 use crate::arch::Arch;
-use crate::error::{io_error, Error, Result};
+use crate::bytes::ReadBytes;
+use crate::error::{io_error, Cause, Error, Result};
 use std::path::{Path, PathBuf};
 
 mod blocks;
@@ -16,7 +17,6 @@ pub mod crashdump;
 pub mod elf;
 pub mod ewf;
 pub mod hiberfil;
-mod le;
 pub mod lime;
 mod mapping;
 mod pages;
@@ -61,7 +61,7 @@ impl Run {
     }
 }
 
-pub use blocks::{BlockDecoder, BlockStore};
+pub use blocks::{BlockDecoder, BlockError, BlockStore};
 pub use pages::PageBitmap;
 pub use warnings::Warnings;
 
@@ -235,13 +235,10 @@ impl PhysicalSpace {
         for r in &runs {
             let end = r.file_offset.checked_add(r.len);
             if !matches!(end, Some(e) if e <= file_len) || r.phys.checked_add(r.len).is_none() {
-                return Err(Error::file(
-                    path,
-                    format!(
+                return Err(Error::cause(path, Cause::Malformed(format!(
                         "{kind}: range at physical {:#x} ({:#x} bytes) points past the end of the file (file offset {:#x}, file size {:#x})",
                         r.phys, r.len, r.file_offset, file_len
-                    ),
-                ));
+                    ))));
             }
         }
         runs.retain(|r| r.len > 0);
@@ -305,13 +302,13 @@ impl PhysicalSpace {
             Storage::Pages(pages) => pages,
         };
         if pages.stored_end() > backing.bytes().len() as u64 {
-            return Err(Error::file(
+            return Err(Error::cause(
                 path,
-                format!(
+                Cause::Malformed(format!(
                     "{kind}: pages stored up to file offset {:#x} but the file has {:#x} bytes",
                     pages.stored_end(),
                     backing.bytes().len()
-                ),
+                )),
             ));
         }
         Ok(PhysicalSpace {
@@ -334,7 +331,7 @@ impl PhysicalSpace {
         let file = crate::evidence::open_input(path, "memory image")?;
         let len = file.metadata().map_err(|e| io_error(path, &e))?.len();
         if len == 0 {
-            return Err(Error::file(path, "empty file"));
+            return Err(Error::cause(path, Cause::Empty));
         }
         let map = crate::evidence::EvidenceMap::new(file, path)?;
         Self::detect(Backing::Map(map), path)
@@ -343,7 +340,7 @@ impl PhysicalSpace {
     /// Detects the container of in-memory bytes (tests and fuzzing use this).
     pub fn from_bytes(bytes: Vec<u8>, origin: &Path) -> Result<PhysicalSpace> {
         if bytes.is_empty() {
-            return Err(Error::file(origin, "empty file"));
+            return Err(Error::cause(origin, Cause::Empty));
         }
         Self::detect(Backing::Owned(bytes), origin)
     }
@@ -353,7 +350,7 @@ impl PhysicalSpace {
     fn detect(backing: Backing, path: &Path) -> Result<PhysicalSpace> {
         let head = backing.bytes();
         if head.starts_with(b"PAGE") && head.len() < 8 {
-            return Err(Error::file(path, "truncated crash dump header"));
+            return Err(Error::cause(path, Cause::Truncated("crash dump header")));
         }
         if crashdump::detect(head) {
             return crashdump::open(backing, path);
@@ -374,21 +371,26 @@ impl PhysicalSpace {
             } else {
                 "no hibernation signature (HIBR, WAKE, RSTR, hibr, wake) at its start"
             };
-            return Err(Error::file(
+            return Err(Error::cause(
                 path,
-                format!("hibernation file holds no memory image: {what}"),
+                Cause::Unsupported(format!("hibernation file holds no memory image: {what}")),
             ));
         }
         if ewf::is_version2(head) {
-            return Err(Error::file(
+            return Err(Error::cause(
                 path,
-                "EWF version 2 (Ex01/Lx01) is not supported: convert it with `ewfexport -f raw`",
+                Cause::Unsupported(
+                    "EWF version 2 (Ex01/Lx01) is not supported: convert it with `ewfexport -f raw`"
+                        .into(),
+                ),
             ));
         }
         if head.starts_with(b"PAGE") && head.get(4..8).is_some_and(|v| v.starts_with(b"DU")) {
-            return Err(Error::file(
+            return Err(Error::cause(
                 path,
-                "unknown crash dump signature (neither PAGEDUMP nor PAGEDU64)",
+                Cause::Malformed(
+                    "unknown crash dump signature (neither PAGEDUMP nor PAGEDU64)".into(),
+                ),
             ));
         }
         if elf::detect(head) {
@@ -404,13 +406,7 @@ impl PhysicalSpace {
             return vmware::open_without_metadata(backing, path);
         }
         if head.len() < 0x1000 {
-            return Err(Error::file(
-                path,
-                format!(
-                    "unknown format: {} bytes, no known header and too small for a raw memory image",
-                    head.len()
-                ),
-            ));
+            return Err(Error::cause(path, Cause::UnknownFormat { len: head.len() }));
         }
         raw::open(backing, path)
     }
@@ -666,7 +662,7 @@ impl PhysicalSpace {
     }
 
     /// Zero-copy slice of `len` bytes at `pa`, if they are present and stored contiguously (never
-    /// for compressed containers: their bytes exist only decoded, see [`read`](Self::read)).
+    /// for compressed containers: their bytes exist only decoded, see [`ReadBytes::read_into`]).
     pub fn slice(&self, pa: u64, len: usize) -> Option<&[u8]> {
         if self.blocks.is_some() {
             return None;
@@ -685,8 +681,20 @@ impl PhysicalSpace {
         self.backing.bytes().get(start..start.checked_add(len)?)
     }
 
+    /// `N` bytes at `pa`: a fixed-size copy when they are stored contiguously (page-table entries
+    /// always are), else through [`ReadBytes::read_into`].
+    pub fn read_array<const N: usize>(&self, pa: u64) -> Option<[u8; N]> {
+        if let Some(bytes) = self.slice(pa, N).and_then(|s| s.first_chunk::<N>()) {
+            return Some(*bytes);
+        }
+        let mut b = [0u8; N];
+        self.read_into(pa, &mut b).then_some(b)
+    }
+}
+
+impl ReadBytes for PhysicalSpace {
     /// Copies `buf.len()` bytes at `pa` into `buf`, across runs if needed. False if any byte is absent.
-    pub fn read(&self, pa: u64, buf: &mut [u8]) -> bool {
+    fn read_into(&self, pa: u64, buf: &mut [u8]) -> bool {
         if let Some(s) = self.slice(pa, buf.len()) {
             buf.copy_from_slice(s);
             return true;
@@ -717,23 +725,11 @@ impl PhysicalSpace {
         }
         true
     }
-
-    pub fn read_u64(&self, pa: u64) -> Option<u64> {
-        self.read_array(pa).map(u64::from_le_bytes)
-    }
-
-    pub fn read_u32(&self, pa: u64) -> Option<u32> {
+    fn read_u32(&self, pa: u64) -> Option<u32> {
         self.read_array(pa).map(u32::from_le_bytes)
     }
-
-    /// `N` bytes at `pa`: a fixed-size copy when they are stored contiguously (page-table entries
-    /// always are), else through [`read`](Self::read).
-    pub fn read_array<const N: usize>(&self, pa: u64) -> Option<[u8; N]> {
-        if let Some(bytes) = self.slice(pa, N).and_then(|s| s.first_chunk::<N>()) {
-            return Some(*bytes);
-        }
-        let mut b = [0u8; N];
-        self.read(pa, &mut b).then_some(b)
+    fn read_u64(&self, pa: u64) -> Option<u64> {
+        self.read_array(pa).map(u64::from_le_bytes)
     }
 }
 
@@ -852,8 +848,8 @@ mod tests {
                 "{pa:#x}+{len:#x}"
             );
             let (mut a, mut b) = (vec![0u8; len], vec![0u8; len]);
-            let read = by_pages.read(pa, &mut a);
-            assert_eq!(read, by_runs.read(pa, &mut b), "{pa:#x}+{len:#x}");
+            let read = by_pages.read_into(pa, &mut a);
+            assert_eq!(read, by_runs.read_into(pa, &mut b), "{pa:#x}+{len:#x}");
             assert_eq!(a, b);
             reads += usize::from(read);
             let (lo, hi) = (pa, pa + next() % (64 * PAGE));

@@ -2,9 +2,9 @@
 //! "memory" holds a region table (regionsCount, regionPPN[i], regionPageNum[i], regionSize[i]) that
 //! maps guest page numbers to .vmem file pages, needed above the PCI hole. Without the snapshot file
 //! the .vmem is read 1:1 and a warning says so.
-use super::le::{u32_at, u64_at};
 use super::{raw, Backing, PhysicalSpace, Run};
-use crate::error::{Error, Result};
+use crate::bytes::ReadBytes;
+use crate::error::{Cause, Error, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -69,15 +69,13 @@ impl Source for FileSource {
 }
 
 fn u16_of(src: &mut impl Source, at: u64) -> Option<u64> {
-    src.bytes(at, 2)
-        .and_then(|b| super::le::u16_at(b, 0))
-        .map(u64::from)
+    src.bytes(at, 2).and_then(|b| b.read_u16(0)).map(u64::from)
 }
 fn u32_of(src: &mut impl Source, at: u64) -> Option<u64> {
-    src.bytes(at, 4).and_then(|b| u32_at(b, 0)).map(u64::from)
+    src.bytes(at, 4).and_then(|b| b.read_u32(0)).map(u64::from)
 }
 fn u64_of(src: &mut impl Source, at: u64) -> Option<u64> {
-    src.bytes(at, 8).and_then(|b| u64_at(b, 0))
+    src.bytes(at, 8).and_then(|b| b.read_u64(0))
 }
 
 /// The `.vmss`/`.vmsn` next to `path` (same stem), if any.
@@ -108,21 +106,26 @@ pub fn open_with_metadata(
         read: 0,
         over_budget: false,
     };
-    let regions = parse_from(&mut source).map_err(|msg| {
-        let msg = if source.over_budget {
-            format!(
-                "read {} MiB of VMware snapshot metadata without finding the region table (the cap): {msg}",
+    let regions = parse_from(&mut source).map_err(|cause| {
+        let cause = if source.over_budget {
+            Cause::Malformed(format!(
+                "read {} MiB of VMware snapshot metadata without finding the region table (the cap): {cause}",
                 MAX_METADATA_READ >> 20
-            )
+            ))
         } else {
-            msg
+            cause
         };
-        Error::file(meta_path, msg)
+        Error::cause(meta_path, cause)
     })?;
     let runs: Vec<Run> = regions
         .iter()
         .map(|&(ppn, file_page, pages)| {
-            let overflow = || Error::file(meta_path, "VMware region table entry out of range");
+            let overflow = || {
+                Error::cause(
+                    meta_path,
+                    Cause::Malformed("VMware region table entry out of range".into()),
+                )
+            };
             Ok(Run {
                 phys: ppn.checked_mul(PAGE).ok_or_else(overflow)?,
                 len: pages.checked_mul(PAGE).ok_or_else(overflow)?,
@@ -145,45 +148,53 @@ pub fn open_without_metadata(backing: Backing, path: &Path) -> Result<PhysicalSp
 }
 
 /// (guest page number, .vmem page number, page count) of each region.
-pub fn parse_regions(mut meta: &[u8]) -> std::result::Result<Vec<(u64, u64, u64)>, String> {
+pub fn parse_regions(mut meta: &[u8]) -> std::result::Result<Vec<(u64, u64, u64)>, Cause> {
     parse_from(&mut meta)
 }
 
-fn parse_from(meta: &mut impl Source) -> std::result::Result<Vec<(u64, u64, u64)>, String> {
-    let magic = u32_of(meta, 0).ok_or("truncated VMware snapshot header")? as u32;
+fn parse_from(meta: &mut impl Source) -> std::result::Result<Vec<(u64, u64, u64)>, Cause> {
+    let magic = u32_of(meta, 0).ok_or(Cause::Truncated("VMware snapshot header"))? as u32;
     let wide = if MAGICS_NEW.contains(&magic) {
         true
     } else if MAGICS_OLD.contains(&magic) {
         false
     } else {
-        return Err(format!("not a VMware snapshot (magic {magic:#x})"));
+        return Err(Cause::Unsupported(format!(
+            "not a VMware snapshot (magic {magic:#x})"
+        )));
     };
-    let group_count = u32_of(meta, 8).ok_or("truncated VMware snapshot header")? as usize;
+    let group_count = u32_of(meta, 8).ok_or(Cause::Truncated("VMware snapshot header"))? as usize;
     let mut memory_tags = None;
     for g in 0..group_count.min(4096) {
         let at = (12 + g * GROUP_ENTRY) as u64;
-        let name = meta
-            .bytes(at, 64)
-            .ok_or("VMware snapshot group table runs past the end of the file")?;
+        let name = meta.bytes(at, 64).ok_or(Cause::Malformed(
+            "VMware snapshot group table runs past the end of the file".into(),
+        ))?;
         let name = name.split(|&b| b == 0).next().unwrap_or(&[]);
         if name == b"memory" {
             memory_tags = u64_of(meta, at + 64);
         }
     }
-    let start = memory_tags.ok_or("VMware snapshot has no \"memory\" group")?;
+    let start = memory_tags.ok_or(Cause::Malformed(
+        "VMware snapshot has no \"memory\" group".into(),
+    ))?;
     let tags = read_tags(meta, start, wide)?;
     let count = *tags
         .get(&("regionsCount".to_string(), vec![]))
-        .ok_or("VMware snapshot has no regionsCount tag")?;
+        .ok_or(Cause::Malformed(
+            "VMware snapshot has no regionsCount tag".into(),
+        ))?;
     if count == 0 {
-        return Err("VMware snapshot memory is not split into regions (regionsCount 0)".into());
+        return Err(Cause::Unsupported(
+            "VMware snapshot memory is not split into regions (regionsCount 0)".into(),
+        ));
     }
     let mut regions = vec![];
     for i in 0..count.min(4096) as u32 {
         let get = |name: &str| {
             tags.get(&(name.to_string(), vec![i]))
                 .copied()
-                .ok_or(format!("VMware snapshot region {i} lacks {name}"))
+                .ok_or_else(|| Cause::Malformed(format!("VMware snapshot region {i} lacks {name}")))
         };
         regions.push((get("regionPPN")?, get("regionPageNum")?, get("regionSize")?));
     }
@@ -197,8 +208,9 @@ fn read_tags(
     meta: &mut impl Source,
     start: u64,
     wide: bool,
-) -> std::result::Result<HashMap<(String, Vec<u32>), u64>, String> {
-    let trunc = || "VMware snapshot tag table runs past the end of the file".to_string();
+) -> std::result::Result<HashMap<(String, Vec<u32>), u64>, Cause> {
+    let trunc =
+        || Cause::Malformed("VMware snapshot tag table runs past the end of the file".into());
     let mut tags = HashMap::new();
     let mut at = start;
     for _ in 0..MAX_TAGS {
@@ -245,13 +257,16 @@ fn read_tags(
         let data = meta.bytes(at, size).ok_or_else(trunc)?;
         at += size as u64;
         let value = match size {
-            1 => u64::from(data.first().copied().unwrap_or(0)),
-            2 => u64::from(super::le::u16_at(data, 0).unwrap_or(0)),
-            4 => u64::from(u32_at(data, 0).unwrap_or(0)),
-            8 => u64_at(data, 0).unwrap_or(0),
+            1 => data.read_u8(0).map(u64::from),
+            2 => data.read_u16(0).map(u64::from),
+            4 => data.read_u32(0).map(u64::from),
+            8 => data.read_u64(0),
             _ => continue,
-        };
+        }
+        .ok_or_else(trunc)?;
         tags.insert((name, indices), value);
     }
-    Err("VMware snapshot tag table does not end".into())
+    Err(Cause::Malformed(
+        "VMware snapshot tag table does not end".into(),
+    ))
 }

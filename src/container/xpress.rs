@@ -19,6 +19,7 @@
 //!   an over-subscribed, incomplete or empty set of code lengths is refused.
 //! - Lengths: plain streams may carry the 32-bit length form (`0xFF`, `0x0000`, u32) of the current
 //!   §2.4; Huffman lengths stop at 16 bits, and a 16-bit length below 15 is refused, as §2.2.4 says.
+use crate::bytes::ReadBytes;
 
 /// Why a Huffman block's 256-byte table of code lengths is refused.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -70,17 +71,15 @@ fn byte_at(input: &[u8], at: usize) -> Result<u8, XpressError> {
 }
 
 fn u16_at(input: &[u8], at: usize) -> Result<u16, XpressError> {
-    match input.get(at..at.saturating_add(2)) {
-        Some(b) => Ok(u16::from_le_bytes([b[0], b[1]])),
-        None => Err(XpressError::TruncatedInput { at }),
-    }
+    input
+        .read_u16(at as u64)
+        .ok_or(XpressError::TruncatedInput { at })
 }
 
 fn u32_at(input: &[u8], at: usize) -> Result<u32, XpressError> {
-    match input.get(at..at.saturating_add(4)) {
-        Some(b) => Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        None => Err(XpressError::TruncatedInput { at }),
-    }
+    input
+        .read_u32(at as u64)
+        .ok_or(XpressError::TruncatedInput { at })
 }
 
 /// Appends `length` bytes copied from `distance` back. The checks are the callers'; this only

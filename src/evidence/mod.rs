@@ -4,7 +4,7 @@
 //! [`open_output`] refuses an output that is an input under any name (the same path, a hard link,
 //! a symlink). Evidence is mapped through [`EvidenceMap`], which turns the file shrinking under
 //! the map (SIGBUS) into one line and exit code 2 (see `map`).
-use crate::error::{io_error, Error, Result};
+use crate::error::{io_error, Cause, Error, Result};
 use std::fs::{File, Metadata};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -67,13 +67,12 @@ fn refuse_input(out: &Path, meta: &Metadata) -> Result<()> {
     };
     let inputs = INPUTS.lock().unwrap_or_else(|e| e.into_inner());
     match inputs.iter().find(|i| i.dev == dev && i.ino == ino) {
-        Some(input) => Err(Error::file(
+        Some(input) => Err(Error::cause(
             out,
-            format!(
-                "is the {} {} (the same file): netcarve never writes over its input",
-                input.what,
-                input.path.display()
-            ),
+            Cause::IsInput {
+                what: input.what.clone(),
+                input: input.path.display().to_string(),
+            },
         )),
         None => Ok(()),
     }
@@ -96,13 +95,18 @@ fn remember(meta: &Metadata, path: &Path, what: &str) {
 
 fn refuse_special(path: &Path, meta: &Metadata, what: &str) -> Result<()> {
     if meta.is_dir() {
-        return Err(Error::file(path, format!("is a directory, not a {what}")));
+        return Err(Error::cause(
+            path,
+            Cause::NotRegular(format!("is a directory, not a {what}")),
+        ));
     }
     if let Some(kind) = special_file_kind(meta) {
         // A pipe cannot be mapped or read twice, and a device reports no size: say so.
-        return Err(Error::file(
+        return Err(Error::cause(
             path,
-            format!("is a {kind}, not a regular file: copy the {what} to a file first"),
+            Cause::NotRegular(format!(
+                "is a {kind}, not a regular file: copy the {what} to a file first"
+            )),
         ));
     }
     Ok(())

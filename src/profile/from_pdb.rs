@@ -4,7 +4,7 @@
 //! the tcpip symbol RVAs. Public tcpip PDBs carry no endpoint types, so the tcpip layouts come
 //! from a base profile (`--base`, or the one built-in profile whose nt offsets the PDB matches).
 use super::{builtin, Arch, Confidence, Field, Off, Profile};
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use pdb2::FallibleIterator;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -42,7 +42,8 @@ struct PdbFacts {
 
 /// Reads a PDB file read-only; every failure names the file.
 fn read_pdb(path: &Path) -> Result<PdbFacts> {
-    let bad = |what: &str, e: pdb2::Error| Error::file(path, format!("{what}: {e}"));
+    let bad =
+        |what: &str, e: pdb2::Error| Error::cause(path, Cause::Profile(format!("{what}: {e}")));
     let file = crate::evidence::open_input(path, "PDB")?;
     let mut pdb = pdb2::PDB::open(file).map_err(|e| bad("not a readable PDB", e))?;
     let info = pdb
@@ -139,7 +140,10 @@ impl PdbFacts {
         struct_name: &str,
     ) -> Result<Vec<(String, u64, pdb2::TypeIndex)>> {
         let (fields, _) = self.types.get(struct_name).ok_or_else(|| {
-            Error::file(&self.path, format!("type {struct_name} is not in this PDB"))
+            Error::cause(
+                &self.path,
+                Cause::Profile(format!("type {struct_name} is not in this PDB")),
+            )
         })?;
         let mut out = vec![];
         self.collect_members(finder, *fields, 0, &mut out, 0)?;
@@ -246,9 +250,9 @@ impl PdbFacts {
 
 fn off32(path: &Path, what: &str, v: u64) -> Result<Off> {
     u32::try_from(v).map(Off).map_err(|_| {
-        Error::file(
+        Error::cause(
             path,
-            format!("{what} offset {v:#x} does not fit in 32 bits"),
+            Cause::Profile(format!("{what} offset {v:#x} does not fit in 32 bits")),
         )
     })
 }
@@ -261,9 +265,11 @@ pub fn from_pdb(nt_pdb: &Path, tcpip_pdb: Option<&Path>, base: Option<&str>) -> 
     let field = |struct_name: &str, path: &str, required: bool| -> Result<Field> {
         match nt.offset(&finder, struct_name, path)? {
             Some(v) => Ok(Field::at(off32(nt_pdb, path, v)?.0, &key, Confidence::Pdb)),
-            None if required => Err(Error::file(
+            None if required => Err(Error::cause(
                 nt_pdb,
-                format!("{struct_name}.{path} is not in this PDB (not a kernel PDB?)"),
+                Cause::Profile(format!(
+                    "{struct_name}.{path} is not in this PDB (not a kernel PDB?)"
+                )),
             )),
             None => Ok(Field::absent(&key, Confidence::Pdb)),
         }
@@ -308,14 +314,14 @@ pub fn from_pdb(nt_pdb: &Path, tcpip_pdb: Option<&Path>, base: Option<&str>) -> 
     };
     if let Some(a) = nt.arch {
         if a != base_profile.arch {
-            return Err(Error::file(
+            return Err(Error::cause(
                 nt_pdb,
-                format!(
+                Cause::Profile(format!(
                     "the PDB is {} but base profile {} is {}",
                     a.name(),
                     base_profile.name,
                     base_profile.arch.name()
-                ),
+                )),
             ));
         }
     }
@@ -370,11 +376,8 @@ pub fn from_pdb(nt_pdb: &Path, tcpip_pdb: Option<&Path>, base: Option<&str>) -> 
             }
         }
         if found == 0 {
-            return Err(Error::file(
-                tp,
-                "none of PartitionTable, PartitionCount, Tcp/UdpCompartmentSet, Tcp/UdpPortPool \
-                 is in this PDB (not tcpip.pdb?)",
-            ));
+            return Err(Error::cause(tp, Cause::Profile("none of PartitionTable, PartitionCount, Tcp/UdpCompartmentSet, Tcp/UdpPortPool \
+                 is in this PDB (not tcpip.pdb?)".into())));
         }
     }
     p.symbols = symbols;
@@ -415,18 +418,12 @@ fn matching_base<'a>(nt: &PdbFacts, layout: &super::NtLayout) -> Result<&'a Prof
         .collect();
     match hits.as_slice() {
         [one] => Ok(one),
-        [] => Err(Error::file(
-            &nt.path,
-            "no built-in profile has this kernel's _EPROCESS layout; pass --base NAME to choose \
-             the tcpip layouts",
-        )),
-        many => Err(Error::file(
-            &nt.path,
-            format!(
+        [] => Err(Error::cause(&nt.path, Cause::Profile("no built-in profile has this kernel's _EPROCESS layout; pass --base NAME to choose \
+             the tcpip layouts".into()))),
+        many => Err(Error::cause(&nt.path, Cause::Profile(format!(
                 "this kernel's _EPROCESS layout fits several built-in profiles ({}); pass --base NAME",
                 many.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
-            ),
-        )),
+            )))),
     }
 }
 

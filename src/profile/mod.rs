@@ -4,7 +4,7 @@
 //! Every offset carries its provenance (a key into `sources`) and a confidence. Offsets are relative
 //! to the object body (the first byte after the `_POOL_HEADER`) for pool objects, and to the struct
 //! start for everything else.
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -342,7 +342,7 @@ impl Profile {
     /// Parses a profile from JSON text; `origin` names the file in errors.
     pub fn from_json(origin: &str, text: &str) -> Result<Profile> {
         serde_json::from_str(text)
-            .map_err(|e| Error::file(origin, format!("not a valid profile: {e}")))
+            .map_err(|e| Error::cause(origin, Cause::Profile(format!("not a valid profile: {e}"))))
     }
 
     /// Loads a profile from a JSON file (`--profile FILE`).

@@ -1,8 +1,10 @@
 //! The writer's lowest layer, public so that tests which lay objects out by hand (hostile
 //! headers, one field at a time) encode them exactly as synth does instead of with a second
-//! encoder that could drift from it: pool headers and little-endian fields.
+//! encoder that could drift from it: pool headers, container headers (crash dump, ELF core, LiME
+//! range) and little-endian fields.
 use crate::profile::Arch;
 
+pub use super::containers::{dump_header, elf_header, lime_range_header, DumpFacts, Runs};
 pub use super::kernel::{le16, le32, le64};
 
 /// A `_POOL_HEADER`'s fields; sizes are in the pool's units (16 bytes on x64, 8 on x86).

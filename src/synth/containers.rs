@@ -72,8 +72,9 @@ pub fn write_raw(path: &Path, mem: &PhysMem, runs: &Runs) -> Result<()> {
     finish(w, path)
 }
 
-/// The DUMP_HEADER32/64 with the run list; the rest of the header keeps the `PAGE` filler.
-fn dump_header(f: &DumpFacts, runs: &Runs, dump_type: u32, required: u64, pages: u64) -> Vec<u8> {
+/// The DUMP_HEADER32/64 with the run list (at most the 42 or 86 runs the header holds);
+/// `required` is RequiredDumpSpace. The rest of the header keeps the `PAGE` filler.
+pub fn dump_header(f: &DumpFacts, runs: &Runs, dump_type: u32, required: u64) -> Vec<u8> {
     let size = if f.x64 { 0x2000 } else { 0x1000 };
     let mut h: Vec<u8> = b"PAGE".iter().copied().cycle().take(size).collect();
     let total: u64 = runs.iter().map(|r| r.1).sum();
@@ -136,7 +137,6 @@ fn dump_header(f: &DumpFacts, runs: &Runs, dump_type: u32, required: u64, pages:
         le64(&mut h, 0xFB8, f.uptime);
         le64(&mut h, 0xFC0, f.system_time);
     }
-    let _ = pages;
     h
 }
 
@@ -144,7 +144,7 @@ fn dump_header(f: &DumpFacts, runs: &Runs, dump_type: u32, required: u64, pages:
 pub fn write_crashdump(path: &Path, mem: &PhysMem, runs: &Runs, f: &DumpFacts) -> Result<()> {
     let total: u64 = runs.iter().map(|r| r.1).sum();
     let hsize = if f.x64 { 0x2000 } else { 0x1000 };
-    let h = dump_header(f, runs, 1, hsize + total * PAGE, mem.pages);
+    let h = dump_header(f, runs, 1, hsize + total * PAGE);
     let mut w = create(path)?;
     w.write_all(&h).map_err(|e| io_error(path, &e))?;
     write_runs(&mut w, mem, runs, path)?;
@@ -164,7 +164,7 @@ pub fn write_bitmap(
     let bitmap_len = bits.div_ceil(32) * 4;
     let first_page = (hsize + 0x38 + bitmap_len).div_ceil(PAGE) * PAGE;
     let total: u64 = present.iter().map(|r| r.1).sum();
-    let mut out = dump_header(f, full_runs, 5, first_page + total * PAGE, bits);
+    let mut out = dump_header(f, full_runs, 5, first_page + total * PAGE);
     let mut summary = vec![0u8; (first_page - hsize) as usize];
     summary[0..4].copy_from_slice(b"FDMP");
     summary[4..8].copy_from_slice(b"DUMP");
@@ -183,9 +183,9 @@ pub fn write_bitmap(
     finish(w, path)
 }
 
-/// ELF64 core (QEMU `dump-guest-memory` style): a PT_NOTE with one NT_PRSTATUS, then one PT_LOAD
-/// per present range with p_paddr = guest physical address.
-pub fn write_elf(path: &Path, mem: &PhysMem, runs: &Runs, x64: bool) -> Result<()> {
+/// The ELF64 core's file header, program headers and note, padded to the page where the first
+/// run's pages start (the runs follow back to back).
+pub fn elf_header(runs: &Runs, x64: bool) -> Vec<u8> {
     let phnum = 1 + runs.len();
     let note_off = 64 + 56 * phnum as u64;
     let mut note = vec![0u8; 12];
@@ -231,6 +231,13 @@ pub fn write_elf(path: &Path, mem: &PhysMem, runs: &Runs, x64: bool) -> Result<(
     }
     h.extend_from_slice(&note);
     h.resize(data_start as usize, 0);
+    h
+}
+
+/// ELF64 core (QEMU `dump-guest-memory` style): a PT_NOTE with one NT_PRSTATUS, then one PT_LOAD
+/// per present range with p_paddr = guest physical address.
+pub fn write_elf(path: &Path, mem: &PhysMem, runs: &Runs, x64: bool) -> Result<()> {
+    let h = elf_header(runs, x64);
     let mut w = create(path)?;
     w.write_all(&h).map_err(|e| io_error(path, &e))?;
     write_runs(&mut w, mem, runs, path)?;
@@ -241,15 +248,21 @@ pub fn write_elf(path: &Path, mem: &PhysMem, runs: &Runs, x64: bool) -> Result<(
 pub fn write_lime(path: &Path, mem: &PhysMem, runs: &Runs) -> Result<()> {
     let mut w = create(path)?;
     for &(s, n) in runs {
-        let mut h = vec![0u8; 32];
-        le32(&mut h, 0, 0x4C69_4D45);
-        le32(&mut h, 4, 1);
-        le64(&mut h, 8, s * PAGE);
-        le64(&mut h, 16, (s + n) * PAGE - 1);
+        let h = lime_range_header(s * PAGE, (s + n) * PAGE - 1);
         w.write_all(&h).map_err(|e| io_error(path, &e))?;
         write_runs(&mut w, mem, &vec![(s, n)], path)?;
     }
     finish(w, path)
+}
+
+/// A LiME range header: magic, version 1, start and inclusive end address.
+pub fn lime_range_header(start: u64, end_inclusive: u64) -> Vec<u8> {
+    let mut h = vec![0u8; 32];
+    le32(&mut h, 0, 0x4C69_4D45);
+    le32(&mut h, 4, 1);
+    le64(&mut h, 8, start);
+    le64(&mut h, 16, end_inclusive);
+    h
 }
 
 /// VMware: `.vmem` holds the present ranges back to back; the `.vmss` "memory" group maps them

@@ -1,63 +1,47 @@
 //! Container writers for the tests: each wraps one flat physical memory buffer.
 use super::machine::{HOLE, PAGE};
-use netcarve::synth::builder::{le32, le64};
+use netcarve::synth::builder::{dump_header, elf_header, le64, lime_range_header, DumpFacts, Runs};
 
 /// Present physical ranges of the test machines: everything but page 0 and the legacy hole.
 pub fn ranges(mem_len: u64) -> Vec<(u64, u64)> {
     vec![(PAGE, HOLE.start), (HOLE.end, mem_len)]
 }
 
+/// `ranges` as synth's runs: (first page, page count).
+fn page_runs(mem_len: u64) -> Runs {
+    ranges(mem_len)
+        .into_iter()
+        .map(|(s, e)| (s / PAGE, (e - s) / PAGE))
+        .collect()
+}
+
 /// Windows crash dump, DumpType 1 (full), with the run list of `ranges`.
 pub fn full_dump(mem: &[u8], x64: bool, dtb: u64, build: u32, pae: bool, kdbg: u64) -> Vec<u8> {
-    let hsize = if x64 { 0x2000 } else { 0x1000 };
-    let mut h = header(x64, dtb, build, pae, kdbg, 1);
-    let runs = ranges(mem.len() as u64);
-    let pages: u64 = runs.iter().map(|(s, e)| (e - s) / PAGE).sum();
-    if x64 {
-        le32(&mut h, 0x88, runs.len() as u32);
-        le32(&mut h, 0x8C, 0);
-        le64(&mut h, 0x90, pages);
-        for (i, (s, e)) in runs.iter().enumerate() {
-            le64(&mut h, 0x98 + i * 16, s / PAGE);
-            le64(&mut h, 0x98 + i * 16 + 8, (e - s) / PAGE);
-        }
-    } else {
-        le32(&mut h, 0x64, runs.len() as u32);
-        le32(&mut h, 0x68, pages as u32);
-        for (i, (s, e)) in runs.iter().enumerate() {
-            le32(&mut h, 0x6C + i * 8, (s / PAGE) as u32);
-            le32(&mut h, 0x6C + i * 8 + 4, ((e - s) / PAGE) as u32);
-        }
-    }
-    assert_eq!(h.len(), hsize);
-    for (s, e) in runs {
-        h.extend_from_slice(&mem[s as usize..e as usize]);
+    let runs = page_runs(mem.len() as u64);
+    let mut h = dump_header(&facts(x64, dtb, build, pae, kdbg), &runs, 1, 0);
+    for (s, n) in runs {
+        h.extend_from_slice(&mem[(s * PAGE) as usize..((s + n) * PAGE) as usize]);
     }
     h
 }
 
-/// Crash dump header with `PAGE` filler, the given DumpType and the common fields.
-pub fn header(x64: bool, dtb: u64, build: u32, pae: bool, kdbg: u64, dump_type: u32) -> Vec<u8> {
-    let hsize = if x64 { 0x2000 } else { 0x1000 };
-    let mut h: Vec<u8> = b"PAGE".iter().copied().cycle().take(hsize).collect();
-    h[4..8].copy_from_slice(if x64 { b"DU64" } else { b"DUMP" });
-    le32(&mut h, 8, 0xF);
-    le32(&mut h, 0xC, build);
-    if x64 {
-        le64(&mut h, 0x10, dtb);
-        le32(&mut h, 0x30, 0x8664);
-        le64(&mut h, 0x80, kdbg);
-        le32(&mut h, 0xF98, dump_type);
-        le64(&mut h, 0xFA8, 133_590_404_967_890_000);
-    } else {
-        le32(&mut h, 0x10, dtb as u32);
-        le32(&mut h, 0x20, 0x14C);
-        h[0x5C] = pae as u8;
-        le32(&mut h, 0x60, kdbg as u32);
-        le32(&mut h, 0xF88, dump_type);
-        le64(&mut h, 0xFC0, 133_590_404_967_890_000);
+fn facts(x64: bool, dtb: u64, build: u32, pae: bool, kdbg: u64) -> DumpFacts {
+    DumpFacts {
+        x64,
+        pae,
+        dtb,
+        build,
+        ps_active_process_head: 0,
+        ps_loaded_module_list: 0,
+        kdbg,
+        system_time: 133_590_404_967_890_000,
+        uptime: 0,
     }
-    h
+}
+
+/// Crash dump header (synth's) with the given DumpType and an empty run list.
+pub fn header(x64: bool, dtb: u64, build: u32, pae: bool, kdbg: u64, dump_type: u32) -> Vec<u8> {
+    dump_header(&facts(x64, dtb, build, pae, kdbg), &vec![], dump_type, 0)
 }
 
 /// DumpType 5 bitmap dump (`SDMP`): present = non-zero pages plus every fifth page, minus page 0 and the hole.
@@ -91,54 +75,20 @@ pub fn bitmap_dump(mem: &[u8], x64: bool, dtb: u64, build: u32, kdbg: u64) -> Ve
     h
 }
 
-/// ELF64 core with one PT_LOAD per range (plus a PT_NOTE that must be ignored).
+/// ELF64 core (synth's headers) with one PT_LOAD per range, after a PT_NOTE that must be ignored.
 pub fn elf_core(mem: &[u8]) -> Vec<u8> {
-    let runs = ranges(mem.len() as u64);
-    let phnum = runs.len() + 1;
-    let data_start = (64 + 56 * phnum as u64).div_ceil(PAGE) * PAGE;
-    let mut f = vec![0u8; data_start as usize];
-    f[0..4].copy_from_slice(b"\x7fELF");
-    f[4] = 2;
-    f[5] = 1;
-    f[6] = 1;
-    f[16] = 4; // ET_CORE
-    f[18] = 62; // x86-64
-    le64(&mut f, 32, 64);
-    f[52] = 64;
-    f[54] = 56;
-    f[56] = phnum as u8;
-    // PT_NOTE first.
-    le32(&mut f, 64, 4);
-    let mut off = data_start;
-    for (i, (s, e)) in runs.iter().enumerate() {
-        let ph = 64 + 56 * (i + 1);
-        le32(&mut f, ph, 1);
-        le64(&mut f, ph + 8, off);
-        le64(&mut f, ph + 24, *s);
-        le64(&mut f, ph + 32, e - s);
-        le64(&mut f, ph + 40, e - s);
-        off += e - s;
-    }
-    for (s, e) in runs {
-        f.extend_from_slice(&mem[s as usize..e as usize]);
+    let runs = page_runs(mem.len() as u64);
+    let mut f = elf_header(&runs, true);
+    for (s, n) in runs {
+        f.extend_from_slice(&mem[(s * PAGE) as usize..((s + n) * PAGE) as usize]);
     }
     f
-}
-
-/// One LiME range header (inclusive end).
-pub fn lime_header(start: u64, end_inclusive: u64) -> Vec<u8> {
-    let mut h = vec![0u8; 32];
-    le32(&mut h, 0, 0x4C69_4D45);
-    le32(&mut h, 4, 1);
-    le64(&mut h, 8, start);
-    le64(&mut h, 16, end_inclusive);
-    h
 }
 
 pub fn lime(mem: &[u8]) -> Vec<u8> {
     let mut f = vec![];
     for (s, e) in ranges(mem.len() as u64) {
-        f.extend(lime_header(s, e - 1));
+        f.extend(lime_range_header(s, e - 1));
         f.extend_from_slice(&mem[s as usize..e as usize]);
     }
     f

@@ -3,6 +3,7 @@
 //! profile's offsets and says what the scanner must report for each (docs/internals.md "Endpoint
 //! records"). Profiles can be built from the shared reference tables, to hold the decoder against
 //! layouts that no built-in profile carries.
+use netcarve::bytes::ReadBytes;
 use netcarve::carve::{carve, CarveParams, Carved};
 use netcarve::container::PhysicalSpace;
 use netcarve::filetime::TimeWindow;
@@ -117,8 +118,8 @@ pub struct MockMemory {
     pub pointer_size: u64,
 }
 
-impl VirtualMemory for MockMemory {
-    fn read_virt(&self, va: u64, buf: &mut [u8]) -> bool {
+impl ReadBytes for MockMemory {
+    fn read_into(&self, va: u64, buf: &mut [u8]) -> bool {
         let Some((start, bytes)) = self.regions.range(..=va).next_back() else {
             return false;
         };
@@ -131,6 +132,9 @@ impl VirtualMemory for MockMemory {
             None => false,
         }
     }
+}
+
+impl VirtualMemory for MockMemory {
     fn pointer_size(&self) -> u64 {
         self.pointer_size
     }
