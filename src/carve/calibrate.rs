@@ -277,7 +277,7 @@ fn census_votes(
         .map(|&offset| {
             let hits = objects
                 .iter()
-                .filter(|o| o.u64(offset).is_some_and(in_window))
+                .filter(|o| o.bytes.read_u64(offset).is_some_and(in_window))
                 .count();
             (offset, hits)
         })
