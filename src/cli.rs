@@ -121,6 +121,14 @@ pub struct CompareArgs {
     /// Capture format: auto, netcarve, ps51, ps7, nettcpip, velociraptor, osquery, netstat.
     #[arg(long, default_value = "auto")]
     pub capture_format: String,
+    /// Text encoding of every capture: auto (detected from the content), utf-8, utf-16le,
+    /// utf-16be, or a Windows code page (cp437, cp850, cp852, cp866, cp1250-cp1252, cp932, ...).
+    #[arg(long, default_value = "auto")]
+    pub capture_encoding: String,
+    /// Culture of dates shown as text in PowerShell tables (Export-Csv, Format-List): auto, or
+    /// en-US, en-GB, de-DE, fr-FR, es-ES, ja-JP, zh-CN, ko-KR, ...
+    #[arg(long, default_value = "auto")]
+    pub capture_culture: String,
     /// Time tolerance (e.g. 0, 500ms, 2s); default from each format's precision.
     #[arg(long)]
     pub tolerance: Option<String>,

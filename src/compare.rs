@@ -235,6 +235,8 @@ pub struct CaptureInfo {
     pub collected_source: String,
     pub utc_offset_minutes: Option<i64>,
     pub tz_source: String,
+    /// The text encoding the capture was read in (`utf-8`, `cp850`, ...).
+    pub encoding: String,
     /// Whether the capture belongs to the image's host, from what the two have in common.
     pub host_check: HostCheck,
     pub warnings: Vec<String>,
@@ -759,6 +761,7 @@ pub fn compare(memory: &MemorySide, captures: &[Capture], opts: &CompareOptions)
             collected_source: collected_source.to_string(),
             utc_offset_minutes: capture.utc_offset_minutes,
             tz_source: capture.tz_source.clone(),
+            encoding: capture.encoding.clone(),
             host_check: host,
             warnings,
         });
@@ -1274,6 +1277,7 @@ mod tests {
             host: None,
             utc_offset_minutes: None,
             tz_source: "utc".into(),
+            encoding: "utf-8".into(),
             warnings: vec![],
             unreadable: vec![],
         };

@@ -12,6 +12,7 @@ mod json;
 mod row;
 mod text;
 mod time;
+mod words;
 
 pub mod netcarve;
 pub mod netstat;
@@ -23,7 +24,7 @@ pub mod velociraptor;
 use json::{detect_json, load_json, looks_like_json};
 pub use json::{field, json_kind, json_text, json_u64, JsonRows};
 pub use row::{parse_addr, record_unreadable, salvage, split_host_port, ParseContext};
-pub use text::decode_text;
+pub use text::{decode, decode_text, CodePage, Decoded, TextEncoding, CODE_PAGES};
 pub use time::TimeContext;
 
 /// Captures larger than this are not live-response tables: reading stops here (a special file such
@@ -141,6 +142,9 @@ pub struct Capture {
     /// How the times were brought to UTC: `utc`, `offset_in_file`, `capture_tz`, `image_bias`,
     /// `assumed_utc`, or `none` (no times); several joined with `+` when rows differ.
     pub tz_source: String,
+    /// The text encoding the file was read in (`utf-8`, `utf-16le`, `cp850`, `utf-8+cp850` when
+    /// lines differ, `undecided` when bytes outside every row could not be told).
+    pub encoding: String,
     /// Rows skipped and other non-fatal problems, each naming the line.
     pub warnings: Vec<String>,
     /// Rows that could not be read: compare accuses no endpoint such a row may list.
@@ -187,19 +191,45 @@ pub fn read_bounded(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// What the command line says about every capture: `--capture-format`, `--capture-encoding`.
+#[derive(Clone, Debug, Default)]
+pub struct CaptureOptions {
+    pub format: Option<CaptureFormat>,
+    pub encoding: Option<TextEncoding>,
+}
+
 /// Reads, detects (unless `forced`) and parses one capture file.
 pub fn read_capture(
     path: &Path,
     forced: Option<CaptureFormat>,
     time: &TimeContext,
 ) -> Result<Capture> {
+    let opts = CaptureOptions {
+        format: forced,
+        ..Default::default()
+    };
+    read_capture_with(path, &opts, time)
+}
+
+/// [`read_capture`] with every option.
+pub fn read_capture_with(
+    path: &Path,
+    opts: &CaptureOptions,
+    time: &TimeContext,
+) -> Result<Capture> {
     let bytes = read_bounded(path, MAX_CAPTURE_BYTES, "a capture")?;
-    let text = decode_text(&bytes).map_err(|m| Error::file(path, m))?;
-    let text = text.trim_start_matches('\u{feff}');
+    let decoded = decode(&bytes, opts.encoding).map_err(|m| Error::file(path, m))?;
+    let text = decoded.text.trim_start_matches('\u{feff}');
     if text.trim().is_empty() {
         return Err(Error::file(path, "empty capture"));
     }
-    parse_text(path, text, forced, time)
+    let mut capture = parse_text_with(path, text, opts, time)?;
+    capture.encoding = decoded.encoding;
+    // The file's encoding is said before its rows' problems.
+    let mut warnings = decoded.warnings;
+    warnings.append(&mut capture.warnings);
+    capture.warnings = warnings;
+    Ok(capture)
 }
 
 /// Parses decoded capture text (the testable core of [`read_capture`]).
@@ -209,6 +239,21 @@ pub fn parse_text(
     forced: Option<CaptureFormat>,
     time: &TimeContext,
 ) -> Result<Capture> {
+    let opts = CaptureOptions {
+        format: forced,
+        ..Default::default()
+    };
+    parse_text_with(path, text, &opts, time)
+}
+
+/// [`parse_text`] with every option.
+pub fn parse_text_with(
+    path: &Path,
+    text: &str,
+    opts: &CaptureOptions,
+    time: &TimeContext,
+) -> Result<Capture> {
+    let forced = opts.format;
     let file = path.display().to_string();
     let fail = |m: String| Error::file(path, m);
     let mut capture = Capture {
@@ -220,6 +265,7 @@ pub fn parse_text(
         host: None,
         utc_offset_minutes: None,
         tz_source: "none".to_string(),
+        encoding: "utf-8".to_string(),
         warnings: Vec::new(),
         unreadable: Vec::new(),
     };

@@ -1,5 +1,5 @@
 //! `netcarve compare`: memory side (scan JSON or image) + captures → report; exit 1 on discrepancies.
-use crate::capture::{read_capture, CaptureFormat, TimeContext};
+use crate::capture::{read_capture_with, CaptureFormat, CaptureOptions, TextEncoding, TimeContext};
 use crate::cli::{CompareArgs, CompareFormat};
 use crate::compare::{
     compare, load_memory_json, parse_tolerance, parse_utc_offset, CompareOptions, MemorySide,
@@ -20,6 +20,19 @@ pub fn run(args: &CompareArgs) -> Result<u8> {
                 names.join(", ")
             ))
         })?),
+    };
+    let encoding = match args.capture_encoding.trim() {
+        "auto" | "" => None,
+        name => Some(TextEncoding::from_name(name).ok_or_else(|| {
+            Error::usage(format!(
+                "--capture-encoding: unknown encoding {name:?} (auto, {})",
+                TextEncoding::names().join(", ")
+            ))
+        })?),
+    };
+    let capture_opts = CaptureOptions {
+        format: forced,
+        encoding,
     };
     let tolerance_ticks = args
         .tolerance
@@ -63,7 +76,7 @@ pub fn run(args: &CompareArgs) -> Result<u8> {
     let captures = args
         .live
         .iter()
-        .map(|path| read_capture(path, forced, &time))
+        .map(|path| read_capture_with(path, &capture_opts, &time))
         .collect::<Result<Vec<_>>>()?;
     let capture_time = match &args.capture_time {
         Some(text) => Some(crate::filetime::from_iso(text).ok_or_else(|| {

@@ -207,9 +207,10 @@ pub fn table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         };
         writeln!(
             out,
-            "capture: {} ({}, {} rows, precision {}, {tolerance}, {collected}, times: {})",
+            "capture: {} ({} in {}, {} rows, precision {}, {tolerance}, {collected}, times: {})",
             escape(&c.file),
             c.format,
+            escape(&c.encoding),
             c.rows,
             c.precision,
             c.tz_source
