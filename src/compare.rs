@@ -237,6 +237,8 @@ pub struct CaptureInfo {
     pub tz_source: String,
     /// The text encoding the capture was read in (`utf-8`, `cp850`, ...).
     pub encoding: String,
+    /// How culture-formatted dates were read (`--capture-culture`, or the pattern found).
+    pub culture: Option<String>,
     /// Whether the capture belongs to the image's host, from what the two have in common.
     pub host_check: HostCheck,
     pub warnings: Vec<String>,
@@ -762,6 +764,7 @@ pub fn compare(memory: &MemorySide, captures: &[Capture], opts: &CompareOptions)
             utc_offset_minutes: capture.utc_offset_minutes,
             tz_source: capture.tz_source.clone(),
             encoding: capture.encoding.clone(),
+            culture: capture.culture.clone(),
             host_check: host,
             warnings,
         });
@@ -1278,6 +1281,8 @@ mod tests {
             utc_offset_minutes: None,
             tz_source: "utc".into(),
             encoding: "utf-8".into(),
+            culture: None,
+            protocols: None,
             warnings: vec![],
             unreadable: vec![],
         };

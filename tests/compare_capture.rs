@@ -333,17 +333,28 @@ fn mutated_fixtures_never_panic() {
         "velociraptor.jsonl",
         "osquery.json",
         "netstat.txt",
+        "netstat-es-cp850.txt",
+        "netstat-de-cp850.txt",
+        "netstat-ja-cp932.txt",
+        "pscsv-en-US.csv",
+        "pscsv-de-DE.csv",
+        "pscsv-ko-KR.csv",
+        "pslist-ja-JP.txt",
+        "velociraptor-enriched.jsonl",
     ] {
         let original = std::fs::read(fixture(file)).unwrap();
         let path = Path::new(file);
         let check = |bytes: &[u8]| {
-            let Ok(text) = netcarve::capture::decode_text(bytes) else {
+            let Ok(decoded) = netcarve::capture::decode(bytes, None) else {
                 return;
             };
+            let text = decoded.text;
             for forced in [
                 None,
                 Some(CaptureFormat::Ps51),
                 Some(CaptureFormat::Netstat),
+                Some(CaptureFormat::PsCsv),
+                Some(CaptureFormat::PsList),
             ] {
                 if let Err(e) = parse_text(path, &text, forced, &tz) {
                     let e = e.to_string();

@@ -3,9 +3,9 @@
 //! a bad row is kept as [`Unreadable`] with a warning when the rest of the file is usable (compare
 //! must not accuse an endpoint such a row may list).
 use crate::error::{io_error, Error, Result};
-use crate::record::CaptureRow;
+use crate::record::{CaptureRow, Proto};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 mod json;
@@ -19,13 +19,14 @@ pub mod netstat;
 pub mod nettcpip;
 pub mod osquery;
 pub mod ps;
+pub mod pstext;
 pub mod velociraptor;
 
 use json::{detect_json, load_json, looks_like_json};
 pub use json::{field, json_kind, json_text, json_u64, JsonRows};
 pub use row::{parse_addr, record_unreadable, salvage, split_host_port, ParseContext};
 pub use text::{decode, decode_text, CodePage, Decoded, TextEncoding, CODE_PAGES};
-pub use time::TimeContext;
+pub use time::{culture_order, DateOrder, TimeContext};
 
 /// Captures larger than this are not live-response tables: reading stops here (a special file such
 /// as `/dev/zero` has no size to check first) and the capture is refused.
@@ -45,10 +46,14 @@ pub enum CaptureFormat {
     Velociraptor,
     Osquery,
     Netstat,
+    /// PowerShell `Export-Csv` of Get-NetTCPConnection / Get-NetUDPEndpoint / Get-NetworkConnection.
+    PsCsv,
+    /// The same cmdlets through `Format-List` (`Name : value` records).
+    PsList,
 }
 
 impl CaptureFormat {
-    pub const ALL: [CaptureFormat; 7] = [
+    pub const ALL: [CaptureFormat; 9] = [
         CaptureFormat::Netcarve,
         CaptureFormat::Ps51,
         CaptureFormat::Ps7,
@@ -56,6 +61,8 @@ impl CaptureFormat {
         CaptureFormat::Velociraptor,
         CaptureFormat::Osquery,
         CaptureFormat::Netstat,
+        CaptureFormat::PsCsv,
+        CaptureFormat::PsList,
     ];
 
     /// The name used by `--capture-format` and in `CaptureRow::source`.
@@ -68,6 +75,8 @@ impl CaptureFormat {
             CaptureFormat::Velociraptor => "velociraptor",
             CaptureFormat::Osquery => "osquery",
             CaptureFormat::Netstat => "netstat",
+            CaptureFormat::PsCsv => "pscsv",
+            CaptureFormat::PsList => "pslist",
         }
     }
 
@@ -83,7 +92,10 @@ impl CaptureFormat {
             CaptureFormat::Ps51 => Precision::Millisecond,
             // Per row: `\/Date(ms)\/` from 5.1, ISO from 7; the capture reports the coarsest seen.
             CaptureFormat::NetTcpIp => Precision::Tick,
-            CaptureFormat::Velociraptor => Precision::Second,
+            // Culture-formatted text shows whole seconds.
+            CaptureFormat::Velociraptor | CaptureFormat::PsCsv | CaptureFormat::PsList => {
+                Precision::Second
+            }
             CaptureFormat::Osquery | CaptureFormat::Netstat => Precision::None,
         }
     }
@@ -145,6 +157,12 @@ pub struct Capture {
     /// The text encoding the file was read in (`utf-8`, `utf-16le`, `cp850`, `utf-8+cp850` when
     /// lines differ, `undecided` when bytes outside every row could not be told).
     pub encoding: String,
+    /// How culture-formatted dates were read: the `--capture-culture` given, else the pattern
+    /// found (`M/d/yyyy h:mm:ss tt`); `None` when the capture has none.
+    pub culture: Option<String>,
+    /// The protocols the capture covers, when its format says (Get-NetTCPConnection: TCP only);
+    /// `None` when it does not say.
+    pub protocols: Option<BTreeSet<Proto>>,
     /// Rows skipped and other non-fatal problems, each naming the line.
     pub warnings: Vec<String>,
     /// Rows that could not be read: compare accuses no endpoint such a row may list.
@@ -196,6 +214,8 @@ pub fn read_bounded(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
 pub struct CaptureOptions {
     pub format: Option<CaptureFormat>,
     pub encoding: Option<TextEncoding>,
+    /// `--capture-culture`: its name and the date order it implies.
+    pub culture: Option<(String, DateOrder)>,
 }
 
 /// Reads, detects (unless `forced`) and parses one capture file.
@@ -266,21 +286,31 @@ pub fn parse_text_with(
         utc_offset_minutes: None,
         tz_source: "none".to_string(),
         encoding: "utf-8".to_string(),
+        culture: None,
+        protocols: None,
         warnings: Vec::new(),
         unreadable: Vec::new(),
     };
     let is_json = looks_like_json(text);
+    let is_text = |f: CaptureFormat| {
+        matches!(
+            f,
+            CaptureFormat::Netstat | CaptureFormat::PsCsv | CaptureFormat::PsList
+        )
+    };
     let format = match (forced, is_json) {
         (Some(CaptureFormat::Netstat), true) => {
             return Err(fail("JSON, not `netstat -ano` text".into()))
         }
-        (Some(f), false) if f != CaptureFormat::Netstat => {
+        (Some(f), true) if is_text(f) => return Err(fail(format!("JSON, not {} text", f.name()))),
+        (Some(f), false) if !is_text(f) => {
             return Err(fail(format!(
                 "not JSON, so not a {} capture (does it start with {{ or [?)",
                 f.name()
             )))
         }
-        (_, false) => CaptureFormat::Netstat,
+        (Some(f), false) => f,
+        (None, false) => pstext::detect(text).unwrap_or(CaptureFormat::Netstat),
         (forced, true) => {
             let doc = load_json(text).map_err(fail)?;
             let format = match forced {
@@ -315,7 +345,10 @@ pub fn parse_text_with(
                                 velociraptor::parse_row(&mut ctx, *line, obj)
                             }
                             CaptureFormat::Osquery => osquery::parse_row(&mut ctx, *line, obj),
-                            CaptureFormat::Netcarve | CaptureFormat::Netstat => {
+                            CaptureFormat::Netcarve
+                            | CaptureFormat::Netstat
+                            | CaptureFormat::PsCsv
+                            | CaptureFormat::PsList => {
                                 Err("unreachable format for a JSON row".to_string())
                             }
                         },
@@ -340,9 +373,10 @@ pub fn parse_text_with(
                                     CaptureFormat::Osquery => {
                                         osquery::parse_row(&mut ctx, *line, obj)
                                     }
-                                    CaptureFormat::Netcarve | CaptureFormat::Netstat => {
-                                        Err(String::new())
-                                    }
+                                    CaptureFormat::Netcarve
+                                    | CaptureFormat::Netstat
+                                    | CaptureFormat::PsCsv
+                                    | CaptureFormat::PsList => Err(String::new()),
                                 })
                             };
                             record_unreadable(
@@ -366,16 +400,29 @@ pub fn parse_text_with(
     };
     capture.format = format;
     let mut ctx = ParseContext::new(format, time);
-    netstat::parse(&mut ctx, text, &mut capture).map_err(fail)?;
+    match format {
+        CaptureFormat::PsCsv | CaptureFormat::PsList => {
+            pstext::parse(&mut ctx, text, opts.culture.as_ref(), &mut capture).map_err(fail)?
+        }
+        _ => netstat::parse(&mut ctx, text, &mut capture).map_err(fail)?,
+    }
     finish(&mut capture, &mut ctx);
     Ok(capture)
+}
+
+/// Text formats number their rows by line.
+fn is_text_format(f: CaptureFormat) -> bool {
+    matches!(
+        f,
+        CaptureFormat::Netstat | CaptureFormat::PsCsv | CaptureFormat::PsList
+    )
 }
 
 /// What every format shares once its rows are read: precision and time-zone facts, the parsers'
 /// warnings, text fields bounded, duplicate rows counted once, offsets no zone has flagged.
 fn finish(capture: &mut Capture, ctx: &mut ParseContext) {
     capture.warnings.append(&mut ctx.warnings);
-    let row_word = if capture.format == CaptureFormat::Netstat {
+    let row_word = if is_text_format(capture.format) {
         "line"
     } else {
         "row"

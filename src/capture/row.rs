@@ -77,6 +77,8 @@ pub struct ParseContext<'a> {
     pub precisions: BTreeSet<Precision>,
     /// Rows kept, but with something worth saying (a family contradicting its address ...).
     pub warnings: Vec<String>,
+    /// The day/month order of culture-formatted dates (PowerShell text tables only), when known.
+    pub date_order: Option<time::DateOrder>,
 }
 
 impl<'a> ParseContext<'a> {
@@ -87,13 +89,22 @@ impl<'a> ParseContext<'a> {
             tz_used: BTreeSet::new(),
             precisions: BTreeSet::new(),
             warnings: Vec::new(),
+            date_order: None,
         }
     }
 
     /// Parses a PowerShell / ISO-8601 date ([`time::parse_date`]) in this file's precision and
     /// zone, noting the zone source used.
+    /// PowerShell's text tables (Export-Csv, Format-List) show dates in the host's culture
+    /// (`1/14/2026 7:17:53 AM`); JSON never does, so a display string there stays unreadable.
     pub fn parse_date(&mut self, text: &str) -> std::result::Result<(u64, Precision), String> {
-        time::parse_date(text, self.format.precision(), self.time, &mut self.tz_used)
+        let iso = time::parse_date(text, self.format.precision(), self.time, &mut self.tz_used);
+        match self.format {
+            CaptureFormat::PsCsv | CaptureFormat::PsList if iso.is_err() => {
+                time::parse_culture_date(text, self.date_order, self.time, &mut self.tz_used)
+            }
+            _ => iso,
+        }
     }
 
     /// Records that a row carried a time of this precision.

@@ -145,9 +145,7 @@ pub fn state(word: &str) -> Option<TcpState> {
 
 /// Whether `token` is a word netstat prints in some language (a header or state word).
 pub fn is_known(token: &str) -> bool {
-    HEADER_WORDS
-        .iter()
-        .any(|(_, words)| words.contains(&token))
+    HEADER_WORDS.iter().any(|(_, words)| words.contains(&token))
         || STATE_WORDS.iter().any(|(_, w, _)| *w == token)
 }
 

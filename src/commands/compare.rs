@@ -1,5 +1,7 @@
 //! `netcarve compare`: memory side (scan JSON or image) + captures → report; exit 1 on discrepancies.
-use crate::capture::{read_capture_with, CaptureFormat, CaptureOptions, TextEncoding, TimeContext};
+use crate::capture::{
+    culture_order, read_capture_with, CaptureFormat, CaptureOptions, TextEncoding, TimeContext,
+};
 use crate::cli::{CompareArgs, CompareFormat};
 use crate::compare::{
     compare, load_memory_json, parse_tolerance, parse_utc_offset, CompareOptions, MemorySide,
@@ -30,9 +32,21 @@ pub fn run(args: &CompareArgs) -> Result<u8> {
             ))
         })?),
     };
+    let culture = match args.capture_culture.trim() {
+        "auto" | "" => None,
+        name => Some((
+            name.to_string(),
+            culture_order(name).ok_or_else(|| {
+                Error::usage(format!(
+                    "--capture-culture: {name:?} is not a culture name (auto, en-US, en-GB, de-DE, ja-JP, ...)"
+                ))
+            })?,
+        )),
+    };
     let capture_opts = CaptureOptions {
         format: forced,
         encoding,
+        culture,
     };
     let tolerance_ticks = args
         .tolerance
