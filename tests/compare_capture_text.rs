@@ -364,3 +364,31 @@ fn bad_text_captures_are_warnings_or_one_line_errors() {
     let c = read(&fixture("netstat-es-cp850.txt"), &forced);
     assert_eq!((c.encoding.as_str(), c.rows.len()), ("cp437", 11));
 }
+
+#[test]
+fn the_text_report_names_encoding_and_culture() {
+    let memory = fixture("memory-win7.json");
+    for (file, want) in [
+        ("netstat-es-cp850.txt", "(netstat in cp850, 11 rows,"),
+        (
+            "pscsv-de-DE.csv",
+            "(pscsv in utf-8, dates d.M.yyyy H:mm:ss, 11 rows,",
+        ),
+    ] {
+        let live = fixture(file);
+        let out = netcarve(&[
+            "compare",
+            memory.to_str().unwrap(),
+            "--live",
+            live.to_str().unwrap(),
+            "--format",
+            "table",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("capture: "))
+            .unwrap_or_else(|| panic!("{file}: no capture line in {text}"));
+        assert!(line.contains(want), "{file}: {line}");
+    }
+}

@@ -392,9 +392,13 @@ pub fn decode(bytes: &[u8], forced: Option<TextEncoding>) -> std::result::Result
         }
         None => {}
     }
-    if let Some((encoding, _)) = unicode_form(bytes) {
-        let text = decode_unicode(bytes).unwrap_or_else(|| Ok(String::new()))?;
-        return Ok(done(text, encoding.name(), vec![]));
+    if let Some((encoding, body)) = unicode_form(bytes) {
+        return match decode_unicode(bytes).unwrap_or_else(|| Ok(String::new())) {
+            Ok(text) => Ok(done(text, encoding.name(), vec![])),
+            // A UTF-8 file that `cmd.exe` appended to in its OEM page: the lines are told apart.
+            Err(_) if matches!(encoding, TextEncoding::Utf8) => decode_code_page(body),
+            Err(e) => Err(e),
+        };
     }
     if let Ok(text) = std::str::from_utf8(bytes) {
         return Ok(done(text.to_string(), "utf-8", vec![]));
@@ -657,5 +661,10 @@ mod tests {
         assert_eq!(d.encoding, "utf-8+cp850");
         assert!(d.warnings[0].starts_with("mixed encodings: line 2 UTF-8, line 3 cp850"));
         assert_eq!(d.text.matches("Dirección").count(), 2);
+        // The same behind a UTF-8 BOM (PowerShell wrote the file, `netstat >>` added to it).
+        let with_bom: Vec<u8> = [0xEF, 0xBB, 0xBF].iter().chain(&mixed).copied().collect();
+        let d = decode(&with_bom, None).unwrap();
+        assert_eq!(d.encoding, "utf-8+cp850");
+        assert!(!d.text.starts_with('\u{feff}'));
     }
 }
