@@ -118,7 +118,8 @@ pub struct CompareArgs {
     /// Live-response capture file (repeatable).
     #[arg(long = "live", required = true)]
     pub live: Vec<PathBuf>,
-    /// Capture format: auto, netcarve, ps51, ps7, nettcpip, velociraptor, osquery, netstat.
+    /// Capture format: auto, netcarve, ps51, ps7, nettcpip, velociraptor, osquery, netstat, pscsv
+    /// (Export-Csv), pslist (Format-List).
     #[arg(long, default_value = "auto")]
     pub capture_format: String,
     /// Text encoding of every capture: auto (detected from the content), utf-8, utf-16le,
