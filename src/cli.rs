@@ -1,5 +1,5 @@
 //! Command-line definitions (clap). Each subcommand's work lives in `commands/<name>.rs`.
-use crate::capture::CaptureFormat;
+use crate::capture::{culture_order, CaptureFormat, DateOrder, TextEncoding};
 use crate::output::Format;
 use crate::record::TcpState;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
@@ -99,9 +99,18 @@ pub struct CompareArgs {
     /// Live-response capture file (repeatable).
     #[arg(long = "live", required = true)]
     pub live: Vec<PathBuf>,
-    /// Capture format: auto, netcarve, ps51, ps7, nettcpip, velociraptor, osquery, netstat.
+    /// Capture format: auto, netcarve, ps51, ps7, nettcpip, velociraptor, osquery, netstat, pscsv
+    /// (Export-Csv), pslist (Format-List).
     #[arg(long, default_value = "auto", value_parser = parse_capture_format)]
     pub capture_format: CaptureChoice,
+    /// Text encoding of every capture: auto (detected from the content), utf-8, utf-16le,
+    /// utf-16be, or a Windows code page (cp437, cp850, cp852, cp866, cp1250-cp1252, cp932, ...).
+    #[arg(long, default_value = "auto", value_parser = parse_capture_encoding)]
+    pub capture_encoding: EncodingChoice,
+    /// Culture of dates shown as text in PowerShell tables (Export-Csv, Format-List): auto, or
+    /// en-US, en-GB, de-DE, fr-FR, es-ES, ja-JP, zh-CN, ko-KR, ...
+    #[arg(long, default_value = "auto", value_parser = parse_capture_culture)]
+    pub capture_culture: CultureChoice,
     /// Time tolerance (e.g. 0, 500ms, 2s); default from each format's precision.
     #[arg(long, value_parser = parse_tolerance)]
     pub tolerance: Option<u64>,
@@ -272,6 +281,39 @@ fn parse_capture_format(s: &str) -> Result<CaptureChoice, String> {
             .ok_or_else(|| {
                 let names: Vec<&str> = CaptureFormat::ALL.iter().map(|f| f.name()).collect();
                 format!("unknown format {name:?} (auto, {})", names.join(", "))
+            }),
+    }
+}
+
+/// `--capture-encoding`: an encoding, or `auto` (detect each capture's from its content).
+#[derive(Copy, Clone, Debug)]
+pub struct EncodingChoice(pub Option<TextEncoding>);
+
+fn parse_capture_encoding(s: &str) -> Result<EncodingChoice, String> {
+    match s.trim() {
+        "auto" | "" => Ok(EncodingChoice(None)),
+        name => TextEncoding::from_name(name)
+            .map(|e| EncodingChoice(Some(e)))
+            .ok_or_else(|| {
+                format!(
+                    "unknown encoding {name:?} (auto, {})",
+                    TextEncoding::names().join(", ")
+                )
+            }),
+    }
+}
+
+/// `--capture-culture`: a culture name with the date order it implies, or `auto`.
+#[derive(Clone, Debug)]
+pub struct CultureChoice(pub Option<(String, DateOrder)>);
+
+fn parse_capture_culture(s: &str) -> Result<CultureChoice, String> {
+    match s.trim() {
+        "auto" | "" => Ok(CultureChoice(None)),
+        name => culture_order(name)
+            .map(|order| CultureChoice(Some((name.to_string(), order))))
+            .ok_or_else(|| {
+                format!("{name:?} is not a culture name (auto, en-US, en-GB, de-DE, ja-JP, ...)")
             }),
     }
 }

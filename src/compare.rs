@@ -268,6 +268,10 @@ pub struct CaptureInfo {
     pub collected_source: String,
     pub utc_offset_minutes: Option<i64>,
     pub tz_source: String,
+    /// The text encoding the capture was read in (`utf-8`, `cp850`, ...).
+    pub encoding: String,
+    /// How culture-formatted dates were read (`--capture-culture`, or the pattern found).
+    pub culture: Option<String>,
     /// Whether the capture belongs to the image's host, from what the two have in common.
     pub host_check: HostCheck,
     /// The protocols the capture lists (a TCP-only tool says nothing of UDP endpoints).
@@ -758,6 +762,8 @@ pub fn compare(memory: &MemorySide, captures: &[Capture], opts: &CompareOptions)
             collected_source: collected_source.to_string(),
             utc_offset_minutes: capture.utc_offset_minutes,
             tz_source: capture.tz_source.clone(),
+            encoding: capture.encoding.clone(),
+            culture: capture.culture.clone(),
             host_check: host,
             protocols: protocols.clone(),
             not_compared,
@@ -842,7 +848,11 @@ pub fn compare(memory: &MemorySide, captures: &[Capture], opts: &CompareOptions)
 /// The protocols a capture covers: those of its rows, readable or not (a row of which not even
 /// the protocol was read may be of either).
 fn covered_protocols(capture: &Capture) -> Vec<Proto> {
-    let mut covered: Vec<Proto> = capture.rows.iter().map(|r| r.proto).collect();
+    let mut covered: Vec<Proto> = match &capture.protocols {
+        // What the format says was asked (Get-NetTCPConnection: TCP only).
+        Some(asked) => asked.iter().copied().collect(),
+        None => capture.rows.iter().map(|r| r.proto).collect(),
+    };
     for u in &capture.unreadable {
         match u.proto {
             Some(p) => covered.push(p),
@@ -1362,6 +1372,9 @@ mod tests {
             host: None,
             utc_offset_minutes: None,
             tz_source: "utc".into(),
+            encoding: "utf-8".into(),
+            culture: None,
+            protocols: None,
             warnings: vec![],
             unreadable: vec![],
         };

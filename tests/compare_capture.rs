@@ -288,9 +288,15 @@ fn netstat_variants() {
     let c = parse_text(Path::new("netstat.txt"), text, None, &tz).unwrap();
     assert_eq!(c.rows.len(), 4);
     assert_eq!(c.rows[0].process.as_deref(), Some("svchost.exe"));
+    assert_eq!(c.rows[0].state, Some(TcpState::Listening), "ABHÖREN");
+    assert_eq!(c.rows[1].state, Some(TcpState::Established), "HERGESTELLT");
     assert_eq!(
-        c.rows[0].state, None,
-        "localized state words are unknown, not an error"
+        c.rows[3].state, None,
+        "an unknown state word is no state, not an error"
+    );
+    assert_eq!(
+        c.warnings,
+        ["line 8: state word \"WAITING FOR GODOT\" is not one netcarve knows: kept with no state"]
     );
     assert_eq!(c.rows[1].local_addr, "fe80::1");
     assert_eq!(c.rows[1].remote_addr.as_deref(), Some("fe80::2"));
@@ -327,17 +333,28 @@ fn mutated_fixtures_never_panic() {
         "velociraptor.jsonl",
         "osquery.json",
         "netstat.txt",
+        "netstat-es-cp850.txt",
+        "netstat-de-cp850.txt",
+        "netstat-ja-cp932.txt",
+        "pscsv-en-US.csv",
+        "pscsv-de-DE.csv",
+        "pscsv-ko-KR.csv",
+        "pslist-ja-JP.txt",
+        "velociraptor-enriched.jsonl",
     ] {
         let original = std::fs::read(fixture(file)).unwrap();
         let path = Path::new(file);
         let check = |bytes: &[u8]| {
-            let Ok(text) = netcarve::capture::decode_text(bytes) else {
+            let Ok(decoded) = netcarve::capture::decode(bytes, None) else {
                 return;
             };
+            let text = decoded.text;
             for forced in [
                 None,
                 Some(CaptureFormat::Ps51),
                 Some(CaptureFormat::Netstat),
+                Some(CaptureFormat::PsCsv),
+                Some(CaptureFormat::PsList),
             ] {
                 if let Err(e) = parse_text(path, &text, forced, &tz) {
                     let e = e.to_string();

@@ -3,19 +3,30 @@
 //! a bad row is kept as [`Unreadable`] with a warning when the rest of the file is usable (compare
 //! must not accuse an endpoint such a row may list).
 use crate::error::{io_error, Error, Result};
-use crate::filetime;
-use crate::record::{CaptureRow, Family};
-use serde_json::{Map, Value};
+use crate::record::{CaptureRow, Proto};
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::IpAddr;
 use std::path::Path;
+
+mod json;
+mod row;
+mod text;
+mod time;
+mod words;
 
 pub mod netcarve;
 pub mod netstat;
 pub mod nettcpip;
 pub mod osquery;
 pub mod ps;
+pub mod pstext;
 pub mod velociraptor;
+
+use json::{detect_json, load_json, looks_like_json};
+pub use json::{field, json_kind, json_text, json_u64, JsonRows};
+pub use row::{parse_addr, record_unreadable, salvage, split_host_port, ParseContext};
+pub use text::{decode, decode_text, CodePage, Decoded, TextEncoding, CODE_PAGES};
+pub use time::{culture_order, DateOrder, TimeContext};
 
 /// Captures larger than this are not live-response tables: reading stops here (a special file such
 /// as `/dev/zero` has no size to check first) and the capture is refused.
@@ -26,10 +37,6 @@ pub const MAX_CAPTURE_BYTES: u64 = 256 << 20;
 /// whatever renders it.
 pub const MAX_TEXT_CHARS: usize = 1024;
 
-/// FILETIMEs below one day after 1601 are zero timestamps shown in some local time zone
-/// (`1601-01-01T01:00:00+01:00`, or `1600-12-31` when the offset was applied the other way).
-const ZERO_WINDOW_TICKS: i128 = 24 * 3600 * filetime::TICKS_PER_SECOND;
-
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum CaptureFormat {
     Netcarve,
@@ -39,10 +46,14 @@ pub enum CaptureFormat {
     Velociraptor,
     Osquery,
     Netstat,
+    /// PowerShell `Export-Csv` of Get-NetTCPConnection / Get-NetUDPEndpoint / Get-NetworkConnection.
+    PsCsv,
+    /// The same cmdlets through `Format-List` (`Name : value` records).
+    PsList,
 }
 
 impl CaptureFormat {
-    pub const ALL: [CaptureFormat; 7] = [
+    pub const ALL: [CaptureFormat; 9] = [
         CaptureFormat::Netcarve,
         CaptureFormat::Ps51,
         CaptureFormat::Ps7,
@@ -50,6 +61,8 @@ impl CaptureFormat {
         CaptureFormat::Velociraptor,
         CaptureFormat::Osquery,
         CaptureFormat::Netstat,
+        CaptureFormat::PsCsv,
+        CaptureFormat::PsList,
     ];
 
     /// The name used by `--capture-format` and in `CaptureRow::source`.
@@ -62,6 +75,8 @@ impl CaptureFormat {
             CaptureFormat::Velociraptor => "velociraptor",
             CaptureFormat::Osquery => "osquery",
             CaptureFormat::Netstat => "netstat",
+            CaptureFormat::PsCsv => "pscsv",
+            CaptureFormat::PsList => "pslist",
         }
     }
 
@@ -77,7 +92,10 @@ impl CaptureFormat {
             CaptureFormat::Ps51 => Precision::Millisecond,
             // Per row: `\/Date(ms)\/` from 5.1, ISO from 7; the capture reports the coarsest seen.
             CaptureFormat::NetTcpIp => Precision::Tick,
-            CaptureFormat::Velociraptor => Precision::Second,
+            // Culture-formatted text shows whole seconds.
+            CaptureFormat::Velociraptor | CaptureFormat::PsCsv | CaptureFormat::PsList => {
+                Precision::Second
+            }
             CaptureFormat::Osquery | CaptureFormat::Netstat => Precision::None,
         }
     }
@@ -121,15 +139,6 @@ impl Precision {
     }
 }
 
-/// How local times that carry no UTC offset are converted.
-#[derive(Clone, Debug, Default)]
-pub struct TimeContext {
-    /// `--capture-tz`, in minutes east of UTC.
-    pub capture_tz_minutes: Option<i64>,
-    /// The image's offset (minutes east of UTC, i.e. minus KUSER TimeZoneBias).
-    pub image_offset_minutes: Option<i64>,
-}
-
 /// One parsed capture file.
 #[derive(Clone, Debug)]
 pub struct Capture {
@@ -145,6 +154,15 @@ pub struct Capture {
     /// How the times were brought to UTC: `utc`, `offset_in_file`, `capture_tz`, `image_bias`,
     /// `assumed_utc`, or `none` (no times); several joined with `+` when rows differ.
     pub tz_source: String,
+    /// The text encoding the file was read in (`utf-8`, `utf-16le`, `cp850`, `utf-8+cp850` when
+    /// lines differ, `undecided` when bytes outside every row could not be told).
+    pub encoding: String,
+    /// How culture-formatted dates were read: the `--capture-culture` given, else the pattern
+    /// found (`M/d/yyyy h:mm:ss tt`); `None` when the capture has none.
+    pub culture: Option<String>,
+    /// The protocols the capture covers, when its format says (Get-NetTCPConnection: TCP only);
+    /// `None` when it does not say.
+    pub protocols: Option<BTreeSet<Proto>>,
     /// Rows skipped and other non-fatal problems, each naming the line.
     pub warnings: Vec<String>,
     /// Rows that could not be read: compare accuses no endpoint such a row may list.
@@ -164,512 +182,6 @@ pub struct Unreadable {
     pub partial: Option<(CaptureRow, String)>,
     /// Why the row could not be read.
     pub reason: String,
-}
-
-/// Rows of one file whose fields are tried one by one when they fail; past this many, a failed
-/// row is kept as "nothing readable" (a hostile file of bad rows must not cost a parse per field).
-const MAX_SALVAGED_ROWS: usize = 1000;
-/// Rows with more fields than this are not tried field by field.
-const MAX_SALVAGE_FIELDS: usize = 64;
-
-/// The row `parse` reads from `obj` without one of its fields, and that field's name; `None` when
-/// leaving out no single field makes it readable.
-pub fn salvage(
-    obj: &Map<String, Value>,
-    mut parse: impl FnMut(&Map<String, Value>) -> std::result::Result<CaptureRow, String>,
-) -> Option<(CaptureRow, String)> {
-    if obj.len() > MAX_SALVAGE_FIELDS {
-        return None;
-    }
-    obj.keys().find_map(|key| {
-        let mut without = obj.clone();
-        without.remove(key);
-        parse(&without).ok().map(|row| (row, key.clone()))
-    })
-}
-
-/// Records a row that failed with `message` (`what` names it: `row 3`, `tcp row 3`): a warning,
-/// and what could be salvaged by `try_partial` (called only for the first rows of a file).
-pub fn record_unreadable(
-    capture: &mut Capture,
-    what: &str,
-    line: u64,
-    proto: Option<crate::record::Proto>,
-    message: &str,
-    try_partial: impl FnOnce() -> Option<(CaptureRow, String)>,
-) {
-    let partial = if capture.unreadable.len() < MAX_SALVAGED_ROWS {
-        try_partial()
-    } else {
-        None
-    };
-    let kept = match &partial {
-        Some((row, field)) => format!(
-            "the rest of it ({} {}:{}) is kept without {field:?}, and an endpoint it may list is not accused",
-            match row.proto {
-                crate::record::Proto::Tcp => "TCP",
-                crate::record::Proto::Udp => "UDP",
-            },
-            row.local_addr,
-            row.local_port
-        ),
-        None => "nothing else in it was readable, so no endpoint it may list is accused".into(),
-    };
-    capture
-        .warnings
-        .push(format!("{what}: {message}; row unreadable: {kept}"));
-    capture.unreadable.push(Unreadable {
-        line,
-        proto: proto.or(partial.as_ref().map(|(r, _)| r.proto)),
-        partial,
-        reason: message.to_string(),
-    });
-}
-
-/// State shared by one file's row parsers.
-pub struct ParseContext<'a> {
-    pub format: CaptureFormat,
-    pub time: &'a TimeContext,
-    pub tz_used: BTreeSet<&'static str>,
-    pub precisions: BTreeSet<Precision>,
-    /// Rows kept, but with something worth saying (a family contradicting its address ...).
-    pub warnings: Vec<String>,
-}
-
-impl<'a> ParseContext<'a> {
-    pub fn new(format: CaptureFormat, time: &'a TimeContext) -> Self {
-        ParseContext {
-            format,
-            time,
-            tz_used: BTreeSet::new(),
-            precisions: BTreeSet::new(),
-            warnings: Vec::new(),
-        }
-    }
-
-    /// Parses a PowerShell / ISO-8601 date into a FILETIME with its precision. Accepts
-    /// `/Date(ms)/` (5.1, UTC), `/Date(ms+hhmm)/`, RFC 3339 with `Z` or an offset, and naive local
-    /// times (converted with `--capture-tz`, else the image's bias, else taken as UTC).
-    pub fn parse_date(&mut self, text: &str) -> std::result::Result<(u64, Precision), String> {
-        let t = text.trim();
-        if let Some(inner) = t
-            .strip_prefix("/Date(")
-            .or_else(|| t.strip_prefix("\\/Date("))
-        {
-            let inner = inner.trim_end_matches('/').trim_end_matches('\\');
-            let inner = inner
-                .strip_suffix(')')
-                .ok_or_else(|| format!("bad date {t:?}"))?;
-            // An optional `+hhmm` suffix names the local zone; the number itself is UTC.
-            let digits_end = inner
-                .char_indices()
-                .skip(1)
-                .find(|(_, c)| *c == '+' || *c == '-')
-                .map(|(i, _)| i)
-                .unwrap_or(inner.len());
-            let ms: i64 = inner
-                .get(..digits_end)
-                .unwrap_or("")
-                .parse()
-                .map_err(|_| format!("bad date {t:?}"))?;
-            let ticks = (ms as i128) * 10_000 + filetime::UNIX_EPOCH_TICKS;
-            self.tz_used.insert("utc");
-            return Ok((clamp_zero(ticks, t)?, Precision::Millisecond));
-        }
-        let precision = self.format.precision();
-        if let Ok(ts) = t.parse::<jiff::Timestamp>() {
-            let has_offset = !(t.ends_with('Z') || t.ends_with('z'));
-            self.tz_used
-                .insert(if has_offset { "offset_in_file" } else { "utc" });
-            return Ok((clamp_zero(timestamp_ticks(ts), t)?, precision));
-        }
-        if let Ok(dt) = t.parse::<jiff::civil::DateTime>() {
-            let (offset, source) =
-                match (self.time.capture_tz_minutes, self.time.image_offset_minutes) {
-                    (Some(m), _) => (m, "capture_tz"),
-                    (None, Some(m)) => (m, "image_bias"),
-                    (None, None) => (0, "assumed_utc"),
-                };
-            self.tz_used.insert(source);
-            let as_utc = dt
-                .to_zoned(jiff::tz::TimeZone::UTC)
-                .map_err(|_| format!("date out of range {t:?}"))?
-                .timestamp();
-            let ticks =
-                timestamp_ticks(as_utc) - (offset as i128) * 60 * filetime::TICKS_PER_SECOND;
-            return Ok((clamp_zero(ticks, t)?, precision));
-        }
-        Err(format!("bad date {t:?}"))
-    }
-
-    /// Records that a row carried a time of this precision.
-    pub fn note_precision(&mut self, p: Precision) {
-        self.precisions.insert(p);
-    }
-
-    /// Builds a row with the shared normalisation (addresses, families, UDP without remote).
-    #[allow(clippy::too_many_arguments)]
-    pub fn row(
-        &mut self,
-        line: u64,
-        proto: crate::record::Proto,
-        family_hint: Option<Family>,
-        local: (&str, u64),
-        remote: Option<(&str, u64)>,
-        state: Option<crate::record::TcpState>,
-        pid: Option<u64>,
-        process: Option<String>,
-        time: Option<(u64, Precision)>,
-    ) -> std::result::Result<CaptureRow, String> {
-        use crate::record::Proto;
-        let (local_family, local_addr) =
-            parse_addr(local.0).ok_or_else(|| format!("bad local address {:?}", local.0))?;
-        let family = family_hint.unwrap_or(local_family);
-        if family != local_family {
-            self.warnings.push(format!(
-                "row {line}: family {} contradicts local address {local_addr}; kept as given",
-                family_text(family)
-            ));
-        }
-        let local_port = port(local.1)?;
-        let (remote_addr, remote_port) = match (proto, remote) {
-            // UDP endpoints have no remote side, whatever placeholder the producer wrote.
-            (Proto::Udp, _) => (None, None),
-            (Proto::Tcp, Some((addr, p))) if !addr.trim().is_empty() && addr.trim() != "*" => {
-                let (_, a) =
-                    parse_addr(addr).ok_or_else(|| format!("bad remote address {addr:?}"))?;
-                (Some(a), Some(port(p)?))
-            }
-            // A listener row without remote fields: the kernel shows the family wildcard, port 0.
-            (Proto::Tcp, _) => (Some(family.wildcard().to_string()), Some(0)),
-        };
-        let pid = match pid {
-            Some(p) => Some(u32::try_from(p).map_err(|_| format!("PID {p} out of range"))?),
-            None => None,
-        };
-        if let Some((_, p)) = time {
-            self.note_precision(p);
-        }
-        let precision = time.map(|(_, p)| p).unwrap_or(Precision::None);
-        Ok(CaptureRow {
-            proto,
-            family,
-            local_addr,
-            local_port,
-            remote_addr,
-            remote_port,
-            state: if proto == Proto::Udp { None } else { state },
-            pid,
-            process: process.filter(|p| !p.trim().is_empty()),
-            create_time: time.and_then(|(raw, _)| filetime::to_iso(raw)),
-            create_time_raw: time.map(|(raw, _)| raw),
-            source: self.format.name().to_string(),
-            line,
-            precision: precision.name().to_string(),
-        })
-    }
-}
-
-fn family_text(f: Family) -> &'static str {
-    match f {
-        Family::Ipv4 => "ipv4",
-        Family::Ipv6 => "ipv6",
-    }
-}
-
-fn timestamp_ticks(ts: jiff::Timestamp) -> i128 {
-    (ts.as_second() as i128) * filetime::TICKS_PER_SECOND
-        + (ts.subsec_nanosecond() as i128) / 100
-        + filetime::UNIX_EPOCH_TICKS
-}
-
-fn clamp_zero(ticks: i128, text: &str) -> std::result::Result<u64, String> {
-    if ticks < ZERO_WINDOW_TICKS {
-        if ticks < -ZERO_WINDOW_TICKS {
-            return Err(format!("date before 1601 {text:?}"));
-        }
-        return Ok(0);
-    }
-    u64::try_from(ticks).map_err(|_| format!("date out of range {text:?}"))
-}
-
-fn port(p: u64) -> std::result::Result<u16, String> {
-    u16::try_from(p).map_err(|_| format!("port {p} out of range"))
-}
-
-/// Canonical address text and family of `text`, accepting `[v6]`, `v6%scope` and surrounding spaces.
-pub fn parse_addr(text: &str) -> Option<(Family, String)> {
-    let t = text.trim();
-    let t = t
-        .strip_prefix('[')
-        .and_then(|s| s.strip_suffix(']'))
-        .unwrap_or(t);
-    let t = t.split('%').next().unwrap_or(t);
-    match t.parse::<IpAddr>().ok()? {
-        IpAddr::V4(a) => Some((Family::Ipv4, a.to_string())),
-        IpAddr::V6(a) => Some((Family::Ipv6, a.to_string())),
-    }
-}
-
-/// Splits `addr:port`, `[v6%scope]:port` or `*:*` (port `*` → 0).
-pub fn split_host_port(text: &str) -> Option<(&str, u64)> {
-    let (host, port) = text.trim().rsplit_once(':')?;
-    let port = if port == "*" { 0 } else { port.parse().ok()? };
-    Some((host, port))
-}
-
-/// A field by exact name, else case-insensitively (producers differ in key case).
-pub fn field<'v>(obj: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
-    obj.get(key)
-        .or_else(|| {
-            obj.iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(key))
-                .map(|(_, v)| v)
-        })
-        .filter(|v| !v.is_null())
-}
-
-/// A non-negative integer given as a JSON number or a numeric string (osquery renders all as strings).
-pub fn json_u64(v: &Value) -> std::result::Result<u64, String> {
-    match v {
-        Value::Number(n) => n
-            .as_u64()
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u32::MAX as f64)
-                    .map(|f| f as u64)
-            })
-            .ok_or_else(|| format!("not a non-negative integer: {n}")),
-        Value::String(s) if s.trim().is_empty() => Ok(0),
-        Value::String(s) => s
-            .trim()
-            .parse()
-            .map_err(|_| format!("not a non-negative integer: {s:?}")),
-        other => Err(format!("expected a number, found {}", json_kind(other))),
-    }
-}
-
-/// Text given as a JSON string or number.
-pub fn json_text(v: &Value) -> std::result::Result<String, String> {
-    match v {
-        Value::String(s) => Ok(s.clone()),
-        Value::Number(n) => Ok(n.to_string()),
-        other => Err(format!("expected text, found {}", json_kind(other))),
-    }
-}
-
-pub fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// Decodes UTF-8 (BOM optional), UTF-16LE/BE with a BOM, and UTF-16LE without one (PowerShell 5.1's
-/// `>` redirection writes UTF-16LE; some copies lose the BOM).
-pub fn decode_text(bytes: &[u8]) -> std::result::Result<String, String> {
-    let utf16 = |body: &[u8], big_endian: bool| -> String {
-        let units = body.chunks_exact(2).map(|c| match (c, big_endian) {
-            ([a, b], false) => u16::from_le_bytes([*a, *b]),
-            ([a, b], true) => u16::from_be_bytes([*a, *b]),
-            _ => 0xFFFD,
-        });
-        char::decode_utf16(units)
-            .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
-            .collect()
-    };
-    if let Some(body) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
-        return std::str::from_utf8(body)
-            .map(str::to_string)
-            .map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to() + 3));
-    }
-    if let Some(body) = bytes.strip_prefix(&[0xFF, 0xFE]) {
-        return Ok(utf16(body, false));
-    }
-    if let Some(body) = bytes.strip_prefix(&[0xFE, 0xFF]) {
-        return Ok(utf16(body, true));
-    }
-    // Without a BOM, ASCII text in UTF-16 has a zero in every other byte.
-    let sample = bytes.get(..bytes.len().min(512)).unwrap_or(bytes);
-    let zeros_at = |parity: usize| {
-        sample
-            .iter()
-            .enumerate()
-            .filter(|(i, b)| i % 2 == parity && **b == 0)
-            .count()
-    };
-    let pairs = sample.len() / 2;
-    if pairs > 0 && zeros_at(1) * 10 >= pairs * 9 && zeros_at(0) == 0 {
-        return Ok(utf16(bytes, false));
-    }
-    if pairs > 0 && zeros_at(0) * 10 >= pairs * 9 && zeros_at(1) == 0 {
-        return Ok(utf16(bytes, true));
-    }
-    std::str::from_utf8(bytes).map(str::to_string).map_err(|e| {
-        format!(
-            "not UTF-8 or UTF-16 text (invalid byte at {})",
-            e.valid_up_to()
-        )
-    })
-}
-
-/// A JSON capture's rows with their 1-based position (array index, or line for JSONL), plus the
-/// top-level object when the file is one object (netcarve's own format).
-pub struct JsonRows {
-    pub top: Option<Map<String, Value>>,
-    pub rows: Vec<(u64, Value)>,
-    pub warnings: Vec<String>,
-}
-
-fn looks_like_json(text: &str) -> bool {
-    matches!(text.trim_start().chars().next(), Some('{' | '['))
-}
-
-/// Parses a JSON document, a single object, PowerShell's `{"value": [...], "Count": n}` wrapper, or
-/// JSONL. A truncated last JSONL line is skipped with a warning; any other syntax error is fatal.
-fn load_json(text: &str) -> std::result::Result<JsonRows, String> {
-    let whole: std::result::Result<Value, _> = serde_json::from_str(text);
-    match whole {
-        Ok(Value::Array(items)) => Ok(JsonRows {
-            top: None,
-            rows: number_rows(items),
-            warnings: Vec::new(),
-        }),
-        Ok(Value::Object(obj)) => {
-            if let Some(Value::Array(items)) = obj.get("value") {
-                let items = items.clone();
-                return Ok(JsonRows {
-                    top: None,
-                    rows: number_rows(items),
-                    warnings: Vec::new(),
-                });
-            }
-            let is_table = obj.get("tcp").is_some() || obj.get("udp").is_some();
-            if is_table || obj.get("format").is_some() {
-                return Ok(JsonRows {
-                    top: Some(obj),
-                    rows: Vec::new(),
-                    warnings: Vec::new(),
-                });
-            }
-            // ConvertTo-Json writes a single object, not an array, when there is one row.
-            Ok(JsonRows {
-                top: None,
-                rows: vec![(1, Value::Object(obj))],
-                warnings: Vec::new(),
-            })
-        }
-        Ok(other) => Err(format!(
-            "expected a JSON array or object, found {}",
-            json_kind(&other)
-        )),
-        Err(whole_err) => {
-            let lines: Vec<(u64, &str)> = text
-                .lines()
-                .enumerate()
-                .map(|(i, l)| (i as u64 + 1, l.trim()))
-                .filter(|(_, l)| !l.is_empty())
-                .collect();
-            let jsonl = lines.len() > 1 && lines.iter().all(|(_, l)| l.starts_with('{'));
-            if !jsonl {
-                return Err(format!(
-                    "line {} column {}: invalid JSON ({})",
-                    whole_err.line(),
-                    whole_err.column(),
-                    json_error_text(&whole_err)
-                ));
-            }
-            let mut rows = Vec::new();
-            let mut warnings = Vec::new();
-            let last = lines.len() - 1;
-            for (i, (line, l)) in lines.iter().enumerate() {
-                match serde_json::from_str::<Value>(l) {
-                    Ok(v) => rows.push((*line, v)),
-                    Err(e) if i == last && !rows.is_empty() => warnings.push(format!(
-                        "line {line}: skipped a truncated JSONL row ({})",
-                        json_error_text(&e)
-                    )),
-                    Err(e) => {
-                        return Err(format!(
-                            "line {line}: invalid JSONL row ({})",
-                            json_error_text(&e)
-                        ))
-                    }
-                }
-            }
-            Ok(JsonRows {
-                top: None,
-                rows,
-                warnings,
-            })
-        }
-    }
-}
-
-/// serde_json's message without its own " at line L column C" tail (the caller names the line).
-fn json_error_text(e: &serde_json::Error) -> String {
-    let s = e.to_string();
-    s.split(" at line ").next().unwrap_or(&s).to_string()
-}
-
-fn number_rows(items: Vec<Value>) -> Vec<(u64, Value)> {
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| (i as u64 + 1, v))
-        .collect()
-}
-
-/// Which producer wrote these rows, from their keys and values.
-fn detect_json(doc: &JsonRows) -> std::result::Result<CaptureFormat, String> {
-    if let Some(top) = &doc.top {
-        return match top.get("format").and_then(Value::as_str) {
-            Some("netcarve-capture") | None => Ok(CaptureFormat::Netcarve),
-            Some(other) => Err(format!("unknown capture format {other:?}")),
-        };
-    }
-    let first = doc
-        .rows
-        .iter()
-        .find_map(|(_, v)| v.as_object())
-        .ok_or("no JSON object rows to recognise the producer from")?;
-    let has =
-        |k: &str| field(first, k).is_some() || first.keys().any(|x| x.eq_ignore_ascii_case(k));
-    if has("Laddr.IP") || has("Laddr") {
-        return Ok(CaptureFormat::Velociraptor);
-    }
-    if has("OwningProcess") {
-        return Ok(CaptureFormat::NetTcpIp);
-    }
-    if has("local_address") {
-        return Ok(CaptureFormat::Osquery);
-    }
-    if has("ProcessId") || has("Timestamp") {
-        // The Timestamp form tells the two PowerShell generations apart.
-        let date_form = doc.rows.iter().find_map(|(_, v)| {
-            let ts = field(v.as_object()?, "Timestamp")?;
-            let ts = match ts {
-                Value::Object(o) => field(o, "value")?,
-                other => other,
-            };
-            ts.as_str().map(|s| s.contains("/Date("))
-        });
-        return Ok(if date_form.unwrap_or(false) {
-            CaptureFormat::Ps51
-        } else {
-            CaptureFormat::Ps7
-        });
-    }
-    let mut keys: Vec<&str> = first.keys().map(String::as_str).collect();
-    keys.truncate(8);
-    Err(format!(
-        "unrecognised JSON capture (keys: {})",
-        keys.join(", ")
-    ))
 }
 
 /// Reads `path` whole, refusing it (one line naming it) past `max` bytes: read through
@@ -697,19 +209,47 @@ pub fn read_bounded(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// What the command line says about every capture: `--capture-format`, `--capture-encoding`.
+#[derive(Clone, Debug, Default)]
+pub struct CaptureOptions {
+    pub format: Option<CaptureFormat>,
+    pub encoding: Option<TextEncoding>,
+    /// `--capture-culture`: its name and the date order it implies.
+    pub culture: Option<(String, DateOrder)>,
+}
+
 /// Reads, detects (unless `forced`) and parses one capture file.
 pub fn read_capture(
     path: &Path,
     forced: Option<CaptureFormat>,
     time: &TimeContext,
 ) -> Result<Capture> {
+    let opts = CaptureOptions {
+        format: forced,
+        ..Default::default()
+    };
+    read_capture_with(path, &opts, time)
+}
+
+/// [`read_capture`] with every option.
+pub fn read_capture_with(
+    path: &Path,
+    opts: &CaptureOptions,
+    time: &TimeContext,
+) -> Result<Capture> {
     let bytes = read_bounded(path, MAX_CAPTURE_BYTES, "a capture")?;
-    let text = decode_text(&bytes).map_err(|m| Error::file(path, m))?;
-    let text = text.trim_start_matches('\u{feff}');
+    let decoded = decode(&bytes, opts.encoding).map_err(|m| Error::file(path, m))?;
+    let text = decoded.text.trim_start_matches('\u{feff}');
     if text.trim().is_empty() {
         return Err(Error::file(path, "empty capture"));
     }
-    parse_text(path, text, forced, time)
+    let mut capture = parse_text_with(path, text, opts, time)?;
+    capture.encoding = decoded.encoding;
+    // The file's encoding is said before its rows' problems.
+    let mut warnings = decoded.warnings;
+    warnings.append(&mut capture.warnings);
+    capture.warnings = warnings;
+    Ok(capture)
 }
 
 /// Parses decoded capture text (the testable core of [`read_capture`]).
@@ -719,6 +259,21 @@ pub fn parse_text(
     forced: Option<CaptureFormat>,
     time: &TimeContext,
 ) -> Result<Capture> {
+    let opts = CaptureOptions {
+        format: forced,
+        ..Default::default()
+    };
+    parse_text_with(path, text, &opts, time)
+}
+
+/// [`parse_text`] with every option.
+pub fn parse_text_with(
+    path: &Path,
+    text: &str,
+    opts: &CaptureOptions,
+    time: &TimeContext,
+) -> Result<Capture> {
+    let forced = opts.format;
     let file = path.display().to_string();
     let fail = |m: String| Error::file(path, m);
     let mut capture = Capture {
@@ -730,21 +285,32 @@ pub fn parse_text(
         host: None,
         utc_offset_minutes: None,
         tz_source: "none".to_string(),
+        encoding: "utf-8".to_string(),
+        culture: None,
+        protocols: None,
         warnings: Vec::new(),
         unreadable: Vec::new(),
     };
     let is_json = looks_like_json(text);
+    let is_text = |f: CaptureFormat| {
+        matches!(
+            f,
+            CaptureFormat::Netstat | CaptureFormat::PsCsv | CaptureFormat::PsList
+        )
+    };
     let format = match (forced, is_json) {
         (Some(CaptureFormat::Netstat), true) => {
             return Err(fail("JSON, not `netstat -ano` text".into()))
         }
-        (Some(f), false) if f != CaptureFormat::Netstat => {
+        (Some(f), true) if is_text(f) => return Err(fail(format!("JSON, not {} text", f.name()))),
+        (Some(f), false) if !is_text(f) => {
             return Err(fail(format!(
                 "not JSON, so not a {} capture (does it start with {{ or [?)",
                 f.name()
             )))
         }
-        (_, false) => CaptureFormat::Netstat,
+        (Some(f), false) => f,
+        (None, false) => pstext::detect(text).unwrap_or(CaptureFormat::Netstat),
         (forced, true) => {
             let doc = load_json(text).map_err(fail)?;
             let format = match forced {
@@ -779,7 +345,10 @@ pub fn parse_text(
                                 velociraptor::parse_row(&mut ctx, *line, obj)
                             }
                             CaptureFormat::Osquery => osquery::parse_row(&mut ctx, *line, obj),
-                            CaptureFormat::Netcarve | CaptureFormat::Netstat => {
+                            CaptureFormat::Netcarve
+                            | CaptureFormat::Netstat
+                            | CaptureFormat::PsCsv
+                            | CaptureFormat::PsList => {
                                 Err("unreachable format for a JSON row".to_string())
                             }
                         },
@@ -804,9 +373,10 @@ pub fn parse_text(
                                     CaptureFormat::Osquery => {
                                         osquery::parse_row(&mut ctx, *line, obj)
                                     }
-                                    CaptureFormat::Netcarve | CaptureFormat::Netstat => {
-                                        Err(String::new())
-                                    }
+                                    CaptureFormat::Netcarve
+                                    | CaptureFormat::Netstat
+                                    | CaptureFormat::PsCsv
+                                    | CaptureFormat::PsList => Err(String::new()),
                                 })
                             };
                             record_unreadable(
@@ -830,16 +400,29 @@ pub fn parse_text(
     };
     capture.format = format;
     let mut ctx = ParseContext::new(format, time);
-    netstat::parse(&mut ctx, text, &mut capture).map_err(fail)?;
+    match format {
+        CaptureFormat::PsCsv | CaptureFormat::PsList => {
+            pstext::parse(&mut ctx, text, opts.culture.as_ref(), &mut capture).map_err(fail)?
+        }
+        _ => netstat::parse(&mut ctx, text, &mut capture).map_err(fail)?,
+    }
     finish(&mut capture, &mut ctx);
     Ok(capture)
+}
+
+/// Text formats number their rows by line.
+fn is_text_format(f: CaptureFormat) -> bool {
+    matches!(
+        f,
+        CaptureFormat::Netstat | CaptureFormat::PsCsv | CaptureFormat::PsList
+    )
 }
 
 /// What every format shares once its rows are read: precision and time-zone facts, the parsers'
 /// warnings, text fields bounded, duplicate rows counted once, offsets no zone has flagged.
 fn finish(capture: &mut Capture, ctx: &mut ParseContext) {
     capture.warnings.append(&mut ctx.warnings);
-    let row_word = if capture.format == CaptureFormat::Netstat {
+    let row_word = if is_text_format(capture.format) {
         "line"
     } else {
         "row"
@@ -943,111 +526,4 @@ fn drop_duplicates(capture: &mut Capture, row_word: &str) {
     }
     let mut is_copy = duplicate.into_iter();
     capture.rows.retain(|_| !is_copy.next().unwrap_or(false));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ctx_parse(format: CaptureFormat, text: &str, tz: &TimeContext) -> Option<(u64, Precision)> {
-        ParseContext::new(format, tz).parse_date(text).ok()
-    }
-
-    #[test]
-    fn dates_in_every_form() {
-        let tz = TimeContext::default();
-        let ms = 1_710_406_752_123i64;
-        let expect = filetime::from_unix_millis(ms).unwrap();
-        assert_eq!(
-            ctx_parse(CaptureFormat::Ps51, "/Date(1710406752123)/", &tz),
-            Some((expect, Precision::Millisecond))
-        );
-        assert_eq!(
-            ctx_parse(CaptureFormat::Ps51, "/Date(1710406752123+0100)/", &tz),
-            Some((expect, Precision::Millisecond))
-        );
-        assert_eq!(
-            ctx_parse(CaptureFormat::Ps51, "/Date(-11644473600000)/", &tz),
-            Some((0, Precision::Millisecond))
-        );
-        for zero in [
-            "1601-01-01T01:00:00+01:00",
-            "1600-12-31T19:00:00-05:00",
-            "1601-01-01T00:00:00Z",
-        ] {
-            assert_eq!(
-                ctx_parse(CaptureFormat::Ps7, zero, &tz).map(|t| t.0),
-                Some(0),
-                "{zero}"
-            );
-        }
-        let local = TimeContext {
-            capture_tz_minutes: Some(60),
-            image_offset_minutes: Some(-300),
-        };
-        assert_eq!(
-            ctx_parse(CaptureFormat::Ps7, "2024-03-14T09:59:12.1234567", &local).map(|t| t.0),
-            filetime::from_iso("2024-03-14T08:59:12.1234567Z")
-        );
-        assert!(ctx_parse(CaptureFormat::Ps7, "yesterday", &tz).is_none());
-        assert!(ctx_parse(CaptureFormat::Ps51, "/Date(99999999999999999999)/", &tz).is_none());
-        assert!(ctx_parse(CaptureFormat::Ps51, "/Date(-99999999999999)/", &tz).is_none());
-    }
-
-    #[test]
-    fn addresses_normalise() {
-        assert_eq!(
-            parse_addr("[fe80::0001%12]"),
-            Some((Family::Ipv6, "fe80::1".to_string()))
-        );
-        assert_eq!(
-            parse_addr(" 10.0.0.5 "),
-            Some((Family::Ipv4, "10.0.0.5".into()))
-        );
-        assert_eq!(parse_addr("nope"), None);
-        assert_eq!(split_host_port("[::]:135"), Some(("[::]", 135)));
-        assert_eq!(split_host_port("*:*"), Some(("*", 0)));
-        assert_eq!(split_host_port("1.2.3.4:99999999999999999999"), None);
-    }
-
-    #[test]
-    fn text_encodings() {
-        let s = "[{\"a\":1}]";
-        let le: Vec<u8> = s.encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
-        let be: Vec<u8> = s.encode_utf16().flat_map(|u| u.to_be_bytes()).collect();
-        let mut le_bom = vec![0xFF, 0xFE];
-        le_bom.extend(&le);
-        let mut be_bom = vec![0xFE, 0xFF];
-        be_bom.extend(&be);
-        let mut utf8_bom = vec![0xEF, 0xBB, 0xBF];
-        utf8_bom.extend(s.as_bytes());
-        for bytes in [le.clone(), le_bom, be_bom, utf8_bom, s.as_bytes().to_vec()] {
-            assert_eq!(decode_text(&bytes).unwrap(), s);
-        }
-        assert!(decode_text(&[0x80, 0x81, 0x41]).is_err());
-        // An odd trailing byte does not panic.
-        let mut odd = vec![0xFF, 0xFE, 0x41];
-        odd.push(0);
-        odd.push(0x42);
-        assert_eq!(decode_text(&odd).unwrap(), "A");
-    }
-
-    #[test]
-    fn json_shapes() {
-        assert_eq!(load_json("{\"a\":1}").unwrap().rows.len(), 1);
-        assert_eq!(
-            load_json("{\"value\":[{},{}],\"Count\":2}")
-                .unwrap()
-                .rows
-                .len(),
-            2
-        );
-        let jsonl = load_json("{\"a\":1}\n{\"a\":2}\n{\"a\":").unwrap();
-        assert_eq!(jsonl.rows.len(), 2);
-        assert_eq!(jsonl.rows[1].0, 2);
-        assert_eq!(jsonl.warnings.len(), 1);
-        let err = load_json("[{\"a\":1},\n{\"a\":").err().unwrap();
-        assert!(err.starts_with("line 2 column"), "{err}");
-        assert!(load_json("42").is_err());
-    }
 }

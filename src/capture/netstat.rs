@@ -1,16 +1,26 @@
 //! `netstat -ano` (and `-anob`) text: no times; `[v6%scope]:port`; UDP `*:*` without a state.
-//! Headers and state words may be localized, so rows are recognised by their `TCP`/`UDP` token.
-use super::{split_host_port, Capture, ParseContext};
+//! Headers and state words are localized, so rows are recognised by their shape (protocol, an
+//! endpoint, ...), never by English headers; state words are read in any language
+//! [`super::words`] knows, and an unknown one keeps its row with no state.
+use super::{split_host_port, words, Capture, ParseContext};
 use crate::record::{Proto, TcpState};
+use std::collections::BTreeMap;
 
 pub fn parse(ctx: &mut ParseContext, text: &str, capture: &mut Capture) -> Result<(), String> {
     let mut candidates = 0usize;
     let mut first_error = None;
+    let mut unknown_states: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    // Lines of other text between rows (a table cut with `...`, a second command's output): the
+    // rows after them are read all the same.
+    let mut between: Vec<usize> = Vec::new();
+    let mut pending_other: Vec<usize> = Vec::new();
+    let mut owner_lines = false;
     for (index, raw_line) in text.lines().enumerate() {
         let line = index as u64 + 1;
         let trimmed = raw_line.trim();
         // `-b` puts the owner's image name on its own line after the row, in brackets.
         if let Some(name) = trimmed.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            owner_lines = true;
             if let Some(last) = capture.rows.last_mut() {
                 if last.process.is_none() && !name.contains(':') {
                     last.process = Some(name.to_string());
@@ -20,13 +30,26 @@ pub fn parse(ctx: &mut ParseContext, text: &str, capture: &mut Capture) -> Resul
         }
         let tokens: Vec<&str> = trimmed.split_whitespace().collect();
         let proto = match tokens.first().map(|t| t.to_ascii_uppercase()) {
-            Some(t) if t == "TCP" || t == "TCPV6" => Proto::Tcp,
-            Some(t) if t == "UDP" || t == "UDPV6" => Proto::Udp,
-            _ => continue,
+            Some(t) if t == "TCP" || t == "TCPV6" => Some(Proto::Tcp),
+            Some(t) if t == "UDP" || t == "UDPV6" => Some(Proto::Udp),
+            _ => None,
         };
+        // A row's shape: the protocol, then an endpoint (`netstat -s` prints "TCP Statistics").
+        let Some(proto) = proto.filter(|_| tokens.get(1).is_some_and(|t| t.contains(':'))) else {
+            if !trimmed.is_empty() && candidates > 0 {
+                pending_other.push(index + 1);
+            }
+            continue;
+        };
+        between.append(&mut pending_other);
         candidates += 1;
         match parse_row(ctx, line, proto, &tokens) {
-            Ok(row) => capture.rows.push(row),
+            Ok((row, unknown)) => {
+                if let Some(word) = unknown {
+                    unknown_states.entry(word).or_default().push(index + 1);
+                }
+                capture.rows.push(row);
+            }
             Err(m) => {
                 let what = format!("line {line}");
                 first_error.get_or_insert_with(|| format!("{what}: {m}"));
@@ -41,15 +64,29 @@ pub fn parse(ctx: &mut ParseContext, text: &str, capture: &mut Capture) -> Resul
     if capture.rows.is_empty() {
         return Err(first_error.unwrap_or_else(|| "no usable rows".into()));
     }
+    for (word, lines) in &unknown_states {
+        ctx.warnings.push(format!(
+            "{}: state word {word:?} is not one netcarve knows: kept with no state",
+            super::text::line_list("line", lines)
+        ));
+    }
+    // `-b` output puts component names and "cannot obtain ownership" lines between rows: normal.
+    if !between.is_empty() && !owner_lines {
+        ctx.warnings.push(format!(
+            "{} between rows: not rows, skipped; the rows after them are read",
+            super::text::line_list("line", &between)
+        ));
+    }
     Ok(())
 }
 
+/// A row, and its state word when no language known says what it means.
 fn parse_row(
     ctx: &mut ParseContext,
     line: u64,
     proto: Proto,
     tokens: &[&str],
-) -> Result<crate::record::CaptureRow, String> {
+) -> Result<(crate::record::CaptureRow, Option<String>), String> {
     let local = tokens.get(1).ok_or("missing local address")?;
     let foreign = tokens.get(2).ok_or("missing foreign address")?;
     // The PID is always last; a TCP state (possibly localized, possibly several words) sits between.
@@ -58,22 +95,19 @@ fn parse_row(
         Proto::Tcp => tokens.get(3..tokens.len().saturating_sub(1)).unwrap_or(&[]),
         Proto::Udp => &[],
     };
-    let state = if state_words.is_empty() {
-        None
-    } else {
-        Some(state_words.join(" "))
-    };
+    let state_text = (!state_words.is_empty()).then(|| state_words.join(" "));
     let pid: u64 = pid_token
         .ok_or("missing PID")?
         .parse()
         .map_err(|_| format!("bad PID {:?}", pid_token.copied().unwrap_or("")))?;
-    // Localized state words are not an error: the row still matches on addresses and PID.
-    let state = state.as_deref().and_then(TcpState::parse_any);
+    // An unknown state word is not an error: the row still matches on addresses and PID.
+    let state: Option<TcpState> = state_text.as_deref().and_then(words::state);
+    let unknown = state_text.filter(|_| state.is_none());
     let (local_host, local_port) =
         split_host_port(local).ok_or_else(|| format!("bad local address {local:?}"))?;
     let (remote_host, remote_port) =
         split_host_port(foreign).ok_or_else(|| format!("bad foreign address {foreign:?}"))?;
-    ctx.row(
+    let row = ctx.row(
         line,
         proto,
         None,
@@ -83,5 +117,6 @@ fn parse_row(
         Some(pid),
         None,
         None,
-    )
+    )?;
+    Ok((row, unknown))
 }

@@ -1,5 +1,5 @@
 //! `netcarve compare`: memory side (scan JSON or image) + captures → report; exit 1 on discrepancies.
-use crate::capture::{read_capture, TimeContext};
+use crate::capture::{read_capture_with, CaptureOptions, TimeContext};
 use crate::cli::CompareArgs;
 use crate::compare::{compare, load_memory_json, CompareOptions, MemorySide};
 use crate::error::{Error, Result};
@@ -9,7 +9,11 @@ use std::io::IsTerminal;
 use std::path::Path;
 
 pub fn run(args: &CompareArgs) -> Result<u8> {
-    let forced = args.capture_format.0;
+    let capture_opts = CaptureOptions {
+        format: args.capture_format.0,
+        encoding: args.capture_encoding.0,
+        culture: args.capture_culture.0.clone(),
+    };
 
     let memory = match load_memory_json(&args.input)? {
         Some(side) => side,
@@ -43,7 +47,7 @@ pub fn run(args: &CompareArgs) -> Result<u8> {
     let captures = args
         .live
         .iter()
-        .map(|path| read_capture(path, forced, &time))
+        .map(|path| read_capture_with(path, &capture_opts, &time))
         .collect::<Result<Vec<_>>>()?;
     let mut report = compare(
         &memory,

@@ -207,9 +207,14 @@ pub fn table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         };
         writeln!(
             out,
-            "capture: {} ({}, {} rows, precision {}, {tolerance}, {collected}, times: {})",
+            "capture: {} ({} in {}{}, {} rows, precision {}, {tolerance}, {collected}, times: {})",
             escape(&c.file),
             c.format,
+            escape(&c.encoding),
+            c.culture
+                .as_deref()
+                .map(|p| format!(", dates {}", escape(p)))
+                .unwrap_or_default(),
             c.rows,
             c.precision,
             c.tz_source

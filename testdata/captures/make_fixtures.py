@@ -187,3 +187,150 @@ for p, l, lp, r, rp, s, pid, name, t in api:
         lines.append(f"  UDP    {hp(l, lp):<22} {'*:*':<22} {'':<15} {pid}")
 with open("netstat.txt", "w") as f:
     f.write("\r\n".join(lines) + "\r\n")
+
+# ---- Localized netstat, PowerShell text tables, Velociraptor NetstatEnriched (issue 18) ----
+
+def local_dt(raw, offset_min=OFFSET_MIN):
+    import datetime
+    return datetime.datetime(1601, 1, 1) + datetime.timedelta(
+        microseconds=raw // 10 + offset_min * 60_000_000)
+
+def netstat_lines(title, header, states):
+    """netstat -ano with a translated title/header and `states` mapping English state words."""
+    out = ["", title, "", header]
+    for p, l, lp, r, rp, s, pid, name, t in api:
+        if p == "TCP":
+            out.append(f"  TCP    {hp(l, lp):<22} {hp(r, rp):<22} {states.get(s, s):<15} {pid}")
+        else:
+            out.append(f"  UDP    {hp(l, lp):<22} {'*:*':<22} {'':<15} {pid}")
+    return "\r\n".join(out) + "\r\n"
+
+# Spanish Windows 7 `netstat -ano > file`: the console's OEM code page (CP850), header
+# translated, state words left in English. Shape learned from a real Spanish Windows 7 SP1 x64
+# capture (shared/real-world/netstat-ano-win7-es-cp850.txt, not copied).
+with open("netstat-es-cp850.txt", "wb") as f:
+    f.write(netstat_lines(
+        "Conexiones activas",
+        "  Proto  Dirección local          Dirección remota        Estado           PID",
+        {}).encode("cp850"))
+
+# German Windows: CP850, header and state words translated. Shape learned from a real German
+# `netstat -an` in a published network-analysis report and the German state maps of
+# systeminformation (network.js) and check_mk's Windows agent.
+DE_STATES = {"LISTENING": "ABHÖREN", "ESTABLISHED": "HERGESTELLT", "TIME_WAIT": "WARTEND",
+             "CLOSE_WAIT": "SCHLIESSEN_WARTEN"}
+with open("netstat-de-cp850.txt", "wb") as f:
+    f.write(netstat_lines(
+        "Aktive Verbindungen",
+        "  Proto  Lokale Adresse         Remoteadresse          Status           PID",
+        DE_STATES).encode("cp850"))
+
+# Japanese Windows: CP932 (the OEM and ANSI page of ja-JP), header translated, states English
+# (as Windows' Japanese netstat messages print them; no real output was found to confirm).
+with open("netstat-ja-cp932.txt", "wb") as f:
+    f.write(netstat_lines(
+        "アクティブな接続",
+        "  プロトコル  ローカル アドレス      外部アドレス           状態            PID",
+        {}).encode("cp932"))
+
+# Get-NetTCPConnection / Get-NetUDPEndpoint objects as PowerShell shows them: State names
+# (Listen, Established, TimeWait, CloseWait), OwningProcess, CreationTime in local time.
+PS_STATE = {"ESTABLISHED": "Established", "LISTENING": "Listen", "TIME_WAIT": "TimeWait",
+            "CLOSE_WAIT": "CloseWait"}
+TCP_COLS = ["State", "AppliedSetting", "OwningProcess", "CreationTime", "OffloadState",
+            "LocalAddress", "LocalPort", "RemoteAddress", "RemotePort", "PSComputerName",
+            "CimClass"]
+
+def ps_objects(date):
+    """One dict per API row, in the property order of MSFT_NetTCPConnection; UDP rows lack
+    the TCP-only properties (Export-Csv leaves their cells empty)."""
+    objs = []
+    for p, l, lp, r, rp, s, pid, name, t in api:
+        o = {"OwningProcess": str(pid), "CreationTime": date(t), "LocalAddress": l,
+             "LocalPort": str(lp), "PSComputerName": "",
+             "CimClass": "ROOT/StandardCimv2:MSFT_Net%s" % ("TCPConnection" if p == "TCP"
+                                                             else "UDPEndpoint")}
+        if p == "TCP":
+            o.update({"State": PS_STATE[s], "AppliedSetting": "Internet" if r != l else "",
+                      "OffloadState": "InHost", "RemoteAddress": r, "RemotePort": str(rp)})
+        objs.append(o)
+    return objs
+
+def export_csv(path, objs, delimiter=",", type_line=True, encoding="utf-8", bom=False):
+    """`Get-NetTCPConnection; Get-NetUDPEndpoint | Export-Csv`: every value quoted, the first
+    object's properties as the header, CRLF; Windows PowerShell 5.1 writes the #TYPE line."""
+    import csv, io
+    buf = io.StringIO()
+    w = csv.writer(buf, delimiter=delimiter, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
+    if type_line:
+        buf.write("#TYPE Microsoft.Management.Infrastructure.CimInstance#ROOT/StandardCimv2/"
+                  "MSFT_NetTCPConnection\r\n")
+    w.writerow(TCP_COLS)
+    for o in objs:
+        w.writerow([o.get(c, "") for c in TCP_COLS])
+    data = buf.getvalue().encode(encoding)
+    with open(path, "wb") as f:
+        f.write((b"\xef\xbb\xbf" if bom else b"") + data)
+
+def en_us(t):
+    d = local_dt(t)
+    h = d.hour % 12 or 12
+    return f"{d.month}/{d.day}/{d.year} {h}:{d.minute:02d}:{d.second:02d} {'PM' if d.hour >= 12 else 'AM'}"
+
+def de_de(t):
+    return local_dt(t).strftime("%d.%m.%Y %H:%M:%S")
+
+def ko_kr(t):
+    d = local_dt(t)
+    h = d.hour % 12 or 12
+    return f"{d.year:04d}-{d.month:02d}-{d.day:02d} {'오후' if d.hour >= 12 else '오전'} {h}:{d.minute:02d}:{d.second:02d}"
+
+def ja_jp(t):
+    d = local_dt(t)
+    return f"{d.year:04d}/{d.month:02d}/{d.day:02d} {d.hour}:{d.minute:02d}:{d.second:02d}"
+
+# en-US, Windows PowerShell 5.1 (`#TYPE`, ASCII). Its zero is written as the issue's seed case
+# shows it, `1/1/1601 2:00:00 AM` (FILETIME 0 on a UTC+2 host): any time on 1/1/1601 is zero,
+# whatever the zone. All dates are May 1: day and month cannot be told apart, so the file is read
+# with --capture-culture en-US (and refused without it).
+export_csv("pscsv-en-US.csv", ps_objects(lambda t: en_us(t) if t else "1/1/1601 2:00:00 AM"),
+           encoding="ascii")
+# de-DE, PowerShell 7 (no #TYPE) with -UseCulture (the culture's list separator `;`).
+export_csv("pscsv-de-DE.csv", ps_objects(lambda t: de_de(t)), delimiter=";", type_line=False)
+# ko-KR, -Encoding UTF8 (a BOM): 오전/오후 before the time.
+export_csv("pscsv-ko-KR.csv", ps_objects(lambda t: ko_kr(t)), bom=True)
+
+# `Get-NetTCPConnection | Format-List; Get-NetUDPEndpoint | Format-List` on a ja-JP host, UTF-8:
+# the default list view's properties, names padded to one column, a blank line between objects.
+LIST_TCP = ["LocalAddress", "LocalPort", "RemoteAddress", "RemotePort", "State",
+            "AppliedSetting", "OwningProcess", "CreationTime", "OffloadState"]
+LIST_UDP = ["LocalAddress", "LocalPort", "OwningProcess", "CreationTime"]
+lines = [""]
+for o in ps_objects(lambda t: ja_jp(t)):
+    cols = LIST_TCP if "State" in o else LIST_UDP
+    width = max(len(c) for c in cols)
+    for c in cols:
+        lines.append(f"{c:<{width}} : {o.get(c, '')}".rstrip() if o.get(c, "") == "" else
+                     f"{c:<{width}} : {o[c]}")
+    lines.append("")
+with open("pslist-ja-JP.txt", "w", encoding="utf-8", newline="") as f:
+    f.write("\r\n".join(lines) + "\r\n")
+
+# Velociraptor Windows.Network.NetstatEnriched (JSONL): the Netstat row plus the process's
+# Ppid, Path, CommandLine, Hash, Username and Authenticode. Shape learned from a real capture
+# (shared/real-world/velociraptor-netstatenriched-wkst02.jsonl, not copied).
+with open("velociraptor-enriched.jsonl", "w") as f:
+    for p, l, lp, r, rp, s, pid, name, t in api:
+        path = "" if name is None else "C:\\Windows\\System32\\" + name
+        row = {"Pid": pid, "Ppid": 0 if pid in (0, 4) else 600, "Name": name or "",
+               "Path": path, "CommandLine": path,
+               "Hash": None if not path else {"MD5": "0" * 32, "SHA1": "0" * 40,
+                                                "SHA256": "0" * 64},
+               "Username": "NT AUTHORITY\\SYSTEM" if path else "",
+               "Authenticode": None if not path else {"Filename": path, "Trusted": "trusted",
+                                                       "_ExtraInfo": None},
+               "Family": "IPv6" if ":" in l else "IPv4", "Type": p,
+               "Status": STATUS[s] if s else "", "Laddr.IP": l, "Laddr.Port": lp,
+               "Raddr.IP": r if r is not None else "", "Raddr.Port": rp or 0,
+               "Timestamp": iso(t, digits=0)}
+        f.write(json.dumps(row, separators=(",", ":")) + "\n")
