@@ -69,9 +69,49 @@ pub enum Cause {
     /// A profile or PDB that does not give what a profile needs.
     #[error("{0}")]
     Profile(String),
-    /// Said in words only (captures, compare's inputs, scan JSON).
+    /// A capture that cannot be read.
+    #[error("{0}")]
+    Capture(Fault),
+    /// Said in words only (compare's inputs, scan JSON).
     #[error("{0}")]
     Other(String),
+}
+
+/// Why a capture, or one row of it, could not be read: typed by what a caller may act on (a field
+/// absent, a value the format does not allow, a time, the file's structure, its text encoding),
+/// each rendering as the one line the warnings and errors show.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Fault {
+    /// A field the format requires is absent (`"LocalAddress"`, `local address`).
+    #[error("missing {0}")]
+    Missing(String),
+    /// A field is there but its value is not one the format allows.
+    #[error("{0}")]
+    Value(String),
+    /// A time that reads as no instant.
+    #[error("{0}")]
+    Time(String),
+    /// The file is not laid out as its format is (not JSON, no rows, an unknown producer).
+    #[error("{0}")]
+    Structure(String),
+    /// The bytes are not text in an encoding that can be decided.
+    #[error("{0}")]
+    Encoding(String),
+    /// A fault of one row (`row 3`, `line 12`).
+    #[error("{place}: {fault}")]
+    At { place: String, fault: Box<Fault> },
+}
+
+impl Fault {
+    pub fn at(self, place: impl Into<String>) -> Fault {
+        Fault::At {
+            place: place.into(),
+            fault: Box::new(self),
+        }
+    }
+    pub fn missing(field: impl Into<String>) -> Fault {
+        Fault::Missing(field.into())
+    }
 }
 
 impl Error {

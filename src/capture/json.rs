@@ -1,6 +1,7 @@
 //! JSON captures: one document, PowerShell's `{"value": [...]}` wrapper, a single object or JSONL
 //! → numbered rows; which producer wrote them; and the typed reads of their fields.
 use super::CaptureFormat;
+use crate::error::Fault;
 use serde_json::{Map, Value};
 
 /// A JSON capture's rows with their 1-based position (array index, or line for JSONL), plus the
@@ -17,7 +18,7 @@ pub(super) fn looks_like_json(text: &str) -> bool {
 
 /// Parses a JSON document, a single object, PowerShell's `{"value": [...], "Count": n}` wrapper, or
 /// JSONL. A truncated last JSONL line is skipped with a warning; any other syntax error is fatal.
-pub(super) fn load_json(text: &str) -> std::result::Result<JsonRows, String> {
+pub(super) fn load_json(text: &str) -> std::result::Result<JsonRows, Fault> {
     let whole: std::result::Result<Value, _> = serde_json::from_str(text);
     match whole {
         Ok(Value::Array(items)) => Ok(JsonRows {
@@ -49,7 +50,8 @@ pub(super) fn load_json(text: &str) -> std::result::Result<JsonRows, String> {
                 warnings: Vec::new(),
             })
         }
-        Ok(other) => Err(format!(
+        Ok(other) => Err(fault!(
+            Structure,
             "expected a JSON array or object, found {}",
             json_kind(&other)
         )),
@@ -62,7 +64,8 @@ pub(super) fn load_json(text: &str) -> std::result::Result<JsonRows, String> {
                 .collect();
             let jsonl = lines.len() > 1 && lines.iter().all(|(_, l)| l.starts_with('{'));
             if !jsonl {
-                return Err(format!(
+                return Err(fault!(
+                    Structure,
                     "line {} column {}: invalid JSON ({})",
                     whole_err.line(),
                     whole_err.column(),
@@ -80,7 +83,8 @@ pub(super) fn load_json(text: &str) -> std::result::Result<JsonRows, String> {
                         json_error_text(&e)
                     )),
                     Err(e) => {
-                        return Err(format!(
+                        return Err(fault!(
+                            Structure,
                             "line {line}: invalid JSONL row ({})",
                             json_error_text(&e)
                         ))
@@ -111,18 +115,23 @@ fn number_rows(items: Vec<Value>) -> Vec<(u64, Value)> {
 }
 
 /// Which producer wrote these rows, from their keys and values.
-pub(super) fn detect_json(doc: &JsonRows) -> std::result::Result<CaptureFormat, String> {
+pub(super) fn detect_json(doc: &JsonRows) -> std::result::Result<CaptureFormat, Fault> {
     if let Some(top) = &doc.top {
         return match top.get("format").and_then(Value::as_str) {
             Some("netcarve-capture") | None => Ok(CaptureFormat::Netcarve),
-            Some(other) => Err(format!("unknown capture format {other:?}")),
+            Some(other) => Err(fault!(Structure, "unknown capture format {other:?}")),
         };
     }
     let first = doc
         .rows
         .iter()
         .find_map(|(_, v)| v.as_object())
-        .ok_or("no JSON object rows to recognise the producer from")?;
+        .ok_or_else(|| {
+            fault!(
+                Structure,
+                "no JSON object rows to recognise the producer from"
+            )
+        })?;
     let has =
         |k: &str| field(first, k).is_some() || first.keys().any(|x| x.eq_ignore_ascii_case(k));
     if has("Laddr.IP") || has("Laddr") {
@@ -152,7 +161,8 @@ pub(super) fn detect_json(doc: &JsonRows) -> std::result::Result<CaptureFormat, 
     }
     let mut keys: Vec<&str> = first.keys().map(String::as_str).collect();
     keys.truncate(8);
-    Err(format!(
+    Err(fault!(
+        Structure,
         "unrecognised JSON capture (keys: {})",
         keys.join(", ")
     ))
@@ -170,7 +180,7 @@ pub fn field<'v>(obj: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
 }
 
 /// A non-negative integer given as a JSON number or a numeric string (osquery renders all as strings).
-pub fn json_u64(v: &Value) -> std::result::Result<u64, String> {
+pub fn json_u64(v: &Value) -> std::result::Result<u64, Fault> {
     match v {
         Value::Number(n) => n
             .as_u64()
@@ -179,22 +189,26 @@ pub fn json_u64(v: &Value) -> std::result::Result<u64, String> {
                     .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u32::MAX as f64)
                     .map(|f| f as u64)
             })
-            .ok_or_else(|| format!("not a non-negative integer: {n}")),
+            .ok_or_else(|| fault!(Value, "not a non-negative integer: {n}")),
         Value::String(s) if s.trim().is_empty() => Ok(0),
         Value::String(s) => s
             .trim()
             .parse()
-            .map_err(|_| format!("not a non-negative integer: {s:?}")),
-        other => Err(format!("expected a number, found {}", json_kind(other))),
+            .map_err(|_| fault!(Value, "not a non-negative integer: {s:?}")),
+        other => Err(fault!(
+            Value,
+            "expected a number, found {}",
+            json_kind(other)
+        )),
     }
 }
 
 /// Text given as a JSON string or number.
-pub fn json_text(v: &Value) -> std::result::Result<String, String> {
+pub fn json_text(v: &Value) -> std::result::Result<String, Fault> {
     match v {
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.to_string()),
-        other => Err(format!("expected text, found {}", json_kind(other))),
+        other => Err(fault!(Value, "expected text, found {}", json_kind(other))),
     }
 }
 
@@ -228,7 +242,10 @@ mod tests {
         assert_eq!(jsonl.rows[1].0, 2);
         assert_eq!(jsonl.warnings.len(), 1);
         let err = load_json("[{\"a\":1},\n{\"a\":").err().unwrap();
-        assert!(err.starts_with("line 2 column"), "{err}");
+        assert!(
+            matches!(&err, Fault::Structure(m) if m.starts_with("line 2 column")),
+            "{err}"
+        );
         assert!(load_json("42").is_err());
     }
 }

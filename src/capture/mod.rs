@@ -2,11 +2,19 @@
 //! normalised into [`CaptureRow`]s. Parsers never panic: a bad file is a one-line error naming it,
 //! a bad row is kept as [`Unreadable`] with a warning when the rest of the file is usable (compare
 //! must not accuse an endpoint such a row may list).
-use crate::error::{io_error, Error, Result};
+use crate::error::{io_error, Cause, Error, Fault, Result};
 use crate::record::{CaptureRow, Proto};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
+
+/// `fault!(Value, "bad port {p}")`: a [`Fault`](crate::error::Fault) of that kind, its text
+/// formatted as by `format!`.
+macro_rules! fault {
+    ($kind:ident, $($arg:tt)*) => {
+        $crate::error::Fault::$kind(format!($($arg)*))
+    };
+}
 
 mod json;
 mod row;
@@ -181,7 +189,7 @@ pub struct Unreadable {
     /// The row read without the one field that could not be (`field`), when that was enough.
     pub partial: Option<(CaptureRow, String)>,
     /// Why the row could not be read.
-    pub reason: String,
+    pub reason: Fault,
 }
 
 /// Reads `path` whole, refusing it (one line naming it) past `max` bytes: read through
@@ -238,7 +246,8 @@ pub fn read_capture_with(
     time: &TimeContext,
 ) -> Result<Capture> {
     let bytes = read_bounded(path, MAX_CAPTURE_BYTES, "a capture")?;
-    let decoded = decode(&bytes, opts.encoding).map_err(|m| Error::file(path, m))?;
+    let decoded =
+        decode(&bytes, opts.encoding).map_err(|m| Error::cause(path, Cause::Capture(m)))?;
     let text = decoded.text.trim_start_matches('\u{feff}');
     if text.trim().is_empty() {
         return Err(Error::file(path, "empty capture"));
@@ -275,7 +284,7 @@ pub fn parse_text_with(
 ) -> Result<Capture> {
     let forced = opts.format;
     let file = path.display().to_string();
-    let fail = |m: String| Error::file(path, m);
+    let fail = |m: Fault| Error::cause(path, Cause::Capture(m));
     let mut capture = Capture {
         file,
         format: forced.unwrap_or(CaptureFormat::Netstat),
@@ -300,11 +309,14 @@ pub fn parse_text_with(
     };
     let format = match (forced, is_json) {
         (Some(CaptureFormat::Netstat), true) => {
-            return Err(fail("JSON, not `netstat -ano` text".into()))
+            return Err(fail(fault!(Structure, "JSON, not `netstat -ano` text")))
         }
-        (Some(f), true) if is_text(f) => return Err(fail(format!("JSON, not {} text", f.name()))),
+        (Some(f), true) if is_text(f) => {
+            return Err(fail(fault!(Structure, "JSON, not {} text", f.name())))
+        }
         (Some(f), false) if !is_text(f) => {
-            return Err(fail(format!(
+            return Err(fail(fault!(
+                Structure,
                 "not JSON, so not a {} capture (does it start with {{ or [?)",
                 f.name()
             )))
@@ -322,12 +334,16 @@ pub fn parse_text_with(
             let mut ctx = ParseContext::new(format, time);
             if format == CaptureFormat::Netcarve {
                 let top = doc.top.as_ref().ok_or_else(|| {
-                    fail("not a netcarve capture object (no \"tcp\"/\"udp\")".into())
+                    fail(fault!(
+                        Structure,
+                        "not a netcarve capture object (no \"tcp\"/\"udp\")"
+                    ))
                 })?;
                 netcarve::parse(&mut ctx, top, &mut capture).map_err(fail)?;
             } else {
                 if doc.top.is_some() {
-                    return Err(fail(format!(
+                    return Err(fail(fault!(
+                        Structure,
                         "a netcarve capture object, not {} rows",
                         format.name()
                     )));
@@ -349,15 +365,19 @@ pub fn parse_text_with(
                             | CaptureFormat::Netstat
                             | CaptureFormat::PsCsv
                             | CaptureFormat::PsList => {
-                                Err("unreachable format for a JSON row".to_string())
+                                Err(fault!(Structure, "unreachable format for a JSON row"))
                             }
                         },
-                        other => Err(format!("expected an object, found {}", json_kind(other))),
+                        other => Err(fault!(
+                            Structure,
+                            "expected an object, found {}",
+                            json_kind(other)
+                        )),
                     };
                     match result {
                         Ok(row) => capture.rows.push(row),
                         Err(m) => {
-                            first_error.get_or_insert_with(|| format!("row {line}: {m}"));
+                            first_error.get_or_insert_with(|| m.clone().at(format!("row {line}")));
                             let partial = || {
                                 let obj = value.as_object()?;
                                 salvage(obj, |obj| match format {
@@ -376,7 +396,7 @@ pub fn parse_text_with(
                                     CaptureFormat::Netcarve
                                     | CaptureFormat::Netstat
                                     | CaptureFormat::PsCsv
-                                    | CaptureFormat::PsList => Err(String::new()),
+                                    | CaptureFormat::PsList => Err(fault!(Structure, "")),
                                 })
                             };
                             record_unreadable(
@@ -391,7 +411,9 @@ pub fn parse_text_with(
                     }
                 }
                 if capture.rows.is_empty() && total > 0 {
-                    return Err(fail(first_error.unwrap_or_else(|| "no usable rows".into())));
+                    return Err(fail(
+                        first_error.unwrap_or_else(|| fault!(Structure, "no usable rows")),
+                    ));
                 }
             }
             finish(&mut capture, &mut ctx);

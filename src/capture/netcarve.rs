@@ -1,5 +1,6 @@
 //! netcarve's own capture JSON (docs/capture-format.md): raw FILETIMEs, MIB states, collection time.
 use super::{field, json_kind, json_text, json_u64, Capture, ParseContext, Precision};
+use crate::error::Fault;
 use crate::record::{Family, Proto, TcpState};
 use serde_json::{Map, Value};
 
@@ -9,15 +10,18 @@ pub fn parse(
     ctx: &mut ParseContext,
     top: &Map<String, Value>,
     capture: &mut Capture,
-) -> Result<(), String> {
+) -> Result<(), Fault> {
     if let Some(v) = field(top, "version") {
-        let version = json_u64(v).map_err(|m| format!("\"version\": {m}"))?;
+        let version = json_u64(v).map_err(|m| fault!(Value, "\"version\": {m}"))?;
         if version != 1 {
-            return Err(format!("capture version {version} is not supported (1 is)"));
+            return Err(fault!(
+                Structure,
+                "capture version {version} is not supported (1 is)"
+            ));
         }
     }
     capture.collected_raw = match field(top, "collected_raw") {
-        Some(v) => Some(json_u64(v).map_err(|m| format!("\"collected_raw\": {m}"))?),
+        Some(v) => Some(json_u64(v).map_err(|m| fault!(Value, "\"collected_raw\": {m}"))?),
         None => None,
     };
     capture.host = field(top, "host").and_then(|v| json_text(v).ok());
@@ -29,20 +33,30 @@ pub fn parse(
         let rows = match field(top, key) {
             None => continue,
             Some(Value::Array(rows)) => rows,
-            Some(other) => return Err(format!("\"{key}\" is {}, not an array", json_kind(other))),
+            Some(other) => {
+                return Err(fault!(
+                    Structure,
+                    "\"{key}\" is {}, not an array",
+                    json_kind(other)
+                ))
+            }
         };
         for value in rows {
             line += 1;
             total += 1;
             let result = match value {
                 Value::Object(obj) => parse_row(ctx, line, proto, obj),
-                other => Err(format!("expected an object, found {}", json_kind(other))),
+                other => Err(fault!(
+                    Structure,
+                    "expected an object, found {}",
+                    json_kind(other)
+                )),
             };
             match result {
                 Ok(row) => capture.rows.push(row),
                 Err(m) => {
                     let what = format!("{key} row {line}");
-                    first_error.get_or_insert_with(|| format!("{what}: {m}"));
+                    first_error.get_or_insert_with(|| m.clone().at(what.to_string()));
                     let partial = || {
                         super::salvage(value.as_object()?, |obj| parse_row(ctx, line, proto, obj))
                     };
@@ -52,7 +66,7 @@ pub fn parse(
         }
     }
     if capture.rows.is_empty() && total > 0 {
-        return Err(first_error.unwrap_or_else(|| "no usable rows".into()));
+        return Err(first_error.unwrap_or_else(|| fault!(Structure, "no usable rows")));
     }
     // Raw FILETIMEs are UTC by definition.
     ctx.tz_used.insert("utc");
@@ -64,13 +78,13 @@ fn parse_row(
     line: u64,
     proto: Proto,
     obj: &Map<String, Value>,
-) -> Result<crate::record::CaptureRow, String> {
-    let need = |k: &str| field(obj, k).ok_or_else(|| format!("missing \"{k}\""));
+) -> Result<crate::record::CaptureRow, Fault> {
+    let need = |k: &str| field(obj, k).ok_or_else(|| Fault::missing(format!("\"{k}\"")));
     let family = match field(obj, "family").map(json_text).transpose()? {
         Some(f) => Some(match f.to_ascii_lowercase().as_str() {
             "ipv4" | "2" => Family::Ipv4,
             "ipv6" | "23" => Family::Ipv6,
-            _ => return Err(format!("unknown family {f:?}")),
+            _ => return Err(fault!(Value, "unknown family {f:?}")),
         }),
         None => None,
     };
@@ -85,7 +99,7 @@ fn parse_row(
                 u32::try_from(mib)
                     .ok()
                     .and_then(TcpState::from_mib)
-                    .ok_or_else(|| format!("state {mib} is not a MIB_TCP_STATE (1-12)"))?,
+                    .ok_or_else(|| fault!(Value, "state {mib} is not a MIB_TCP_STATE (1-12)"))?,
             )
         }
         _ => None,

@@ -3,10 +3,11 @@
 //! endpoint, ...), never by English headers; state words are read in any language
 //! [`super::words`] knows, and an unknown one keeps its row with no state.
 use super::{split_host_port, words, Capture, ParseContext};
+use crate::error::Fault;
 use crate::record::{Proto, TcpState};
 use std::collections::BTreeMap;
 
-pub fn parse(ctx: &mut ParseContext, text: &str, capture: &mut Capture) -> Result<(), String> {
+pub fn parse(ctx: &mut ParseContext, text: &str, capture: &mut Capture) -> Result<(), Fault> {
     let mut candidates = 0usize;
     let mut first_error = None;
     let mut unknown_states: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -52,17 +53,20 @@ pub fn parse(ctx: &mut ParseContext, text: &str, capture: &mut Capture) -> Resul
             }
             Err(m) => {
                 let what = format!("line {line}");
-                first_error.get_or_insert_with(|| format!("{what}: {m}"));
+                first_error.get_or_insert_with(|| m.clone().at(what.to_string()));
                 // Text rows have no fields to leave out one by one: only the protocol is known.
                 super::record_unreadable(capture, &what, line, Some(proto), &m, || None);
             }
         }
     }
     if candidates == 0 {
-        return Err("no TCP/UDP rows: not `netstat -ano` output".into());
+        return Err(fault!(
+            Structure,
+            "no TCP/UDP rows: not `netstat -ano` output"
+        ));
     }
     if capture.rows.is_empty() {
-        return Err(first_error.unwrap_or_else(|| "no usable rows".into()));
+        return Err(first_error.unwrap_or_else(|| fault!(Structure, "no usable rows")));
     }
     for (word, lines) in &unknown_states {
         ctx.warnings.push(format!(
@@ -86,9 +90,13 @@ fn parse_row(
     line: u64,
     proto: Proto,
     tokens: &[&str],
-) -> Result<(crate::record::CaptureRow, Option<String>), String> {
-    let local = tokens.get(1).ok_or("missing local address")?;
-    let foreign = tokens.get(2).ok_or("missing foreign address")?;
+) -> Result<(crate::record::CaptureRow, Option<String>), Fault> {
+    let local = tokens
+        .get(1)
+        .ok_or_else(|| Fault::missing("local address"))?;
+    let foreign = tokens
+        .get(2)
+        .ok_or_else(|| Fault::missing("foreign address"))?;
     // The PID is always last; a TCP state (possibly localized, possibly several words) sits between.
     let pid_token = tokens.get(3..).and_then(|rest| rest.last());
     let state_words = match proto {
@@ -97,16 +105,16 @@ fn parse_row(
     };
     let state_text = (!state_words.is_empty()).then(|| state_words.join(" "));
     let pid: u64 = pid_token
-        .ok_or("missing PID")?
+        .ok_or_else(|| Fault::missing("PID"))?
         .parse()
-        .map_err(|_| format!("bad PID {:?}", pid_token.copied().unwrap_or("")))?;
+        .map_err(|_| fault!(Value, "bad PID {:?}", pid_token.copied().unwrap_or("")))?;
     // An unknown state word is not an error: the row still matches on addresses and PID.
     let state: Option<TcpState> = state_text.as_deref().and_then(words::state);
     let unknown = state_text.filter(|_| state.is_none());
     let (local_host, local_port) =
-        split_host_port(local).ok_or_else(|| format!("bad local address {local:?}"))?;
+        split_host_port(local).ok_or_else(|| fault!(Value, "bad local address {local:?}"))?;
     let (remote_host, remote_port) =
-        split_host_port(foreign).ok_or_else(|| format!("bad foreign address {foreign:?}"))?;
+        split_host_port(foreign).ok_or_else(|| fault!(Value, "bad foreign address {foreign:?}"))?;
     let row = ctx.row(
         line,
         proto,

@@ -2,6 +2,7 @@
 //! `CreationTime` in either PowerShell's date form, `State` as a name or number (Bound = 100).
 use super::ps::{parse_cmdlet_row, GET_NET_TCP_CONNECTION};
 use super::{field, ParseContext};
+use crate::error::Fault;
 use crate::record::{CaptureRow, Proto};
 use serde_json::{Map, Value};
 
@@ -9,7 +10,7 @@ pub fn parse_row(
     ctx: &mut ParseContext,
     line: u64,
     obj: &Map<String, Value>,
-) -> Result<CaptureRow, String> {
+) -> Result<CaptureRow, Fault> {
     // UDP endpoints have neither a remote side nor a state.
     let proto = if field(obj, "RemoteAddress").is_some() || field(obj, "State").is_some() {
         Proto::Tcp

@@ -1,6 +1,7 @@
 //! Get-NetworkConnection (the version with `Timestamp`) through ConvertTo-Json: Windows PowerShell
 //! 5.1 (`/Date(ms)/`, UTC) and PowerShell 7 (ISO-8601 with the local offset).
 use super::{field, json_text, json_u64, ParseContext};
+use crate::error::Fault;
 use crate::record::{CaptureRow, Proto, TcpState};
 use serde_json::{Map, Value};
 
@@ -8,7 +9,7 @@ pub fn parse_row(
     ctx: &mut ParseContext,
     line: u64,
     obj: &Map<String, Value>,
-) -> Result<CaptureRow, String> {
+) -> Result<CaptureRow, Fault> {
     let proto = parse_proto(field(obj, "Protocol"))?;
     parse_cmdlet_row(ctx, line, obj, proto, &GET_NETWORK_CONNECTION)
 }
@@ -42,9 +43,11 @@ pub fn parse_cmdlet_row(
     obj: &Map<String, Value>,
     proto: Proto,
     names: &CmdletFields,
-) -> Result<CaptureRow, String> {
-    let local = json_text(field(obj, "LocalAddress").ok_or("missing \"LocalAddress\"")?)?;
-    let local_port = json_u64(field(obj, "LocalPort").ok_or("missing \"LocalPort\"")?)?;
+) -> Result<CaptureRow, Fault> {
+    let local =
+        json_text(field(obj, "LocalAddress").ok_or_else(|| Fault::missing("\"LocalAddress\""))?)?;
+    let local_port =
+        json_u64(field(obj, "LocalPort").ok_or_else(|| Fault::missing("\"LocalPort\""))?)?;
     let remote = field(obj, "RemoteAddress").map(json_text).transpose()?;
     let remote_port = field(obj, "RemotePort").map(json_u64).transpose()?;
     let state = parse_state(field(obj, "State"))?;
@@ -67,20 +70,20 @@ pub fn parse_cmdlet_row(
     )
 }
 
-pub fn parse_proto(v: Option<&Value>) -> Result<Proto, String> {
-    let text = json_text(v.ok_or("missing \"Protocol\"")?)?;
+pub fn parse_proto(v: Option<&Value>) -> Result<Proto, Fault> {
+    let text = json_text(v.ok_or_else(|| Fault::missing("\"Protocol\""))?)?;
     let upper = text.trim().to_ascii_uppercase();
     if upper.starts_with("TCP") || upper == "6" {
         Ok(Proto::Tcp)
     } else if upper.starts_with("UDP") || upper == "17" {
         Ok(Proto::Udp)
     } else {
-        Err(format!("unknown protocol {text:?}"))
+        Err(fault!(Value, "unknown protocol {text:?}"))
     }
 }
 
 /// A state name in any producer's spelling, or a MIB number; empty means none (UDP).
-pub fn parse_state(v: Option<&Value>) -> Result<Option<TcpState>, String> {
+pub fn parse_state(v: Option<&Value>) -> Result<Option<TcpState>, Fault> {
     match v {
         None => Ok(None),
         Some(Value::Number(_)) => {
@@ -101,25 +104,27 @@ pub fn parse_state(v: Option<&Value>) -> Result<Option<TcpState>, String> {
             }
             TcpState::parse_any(&text)
                 .map(Some)
-                .ok_or_else(|| format!("unknown TCP state {text:?}"))
+                .ok_or_else(|| fault!(Value, "unknown TCP state {text:?}"))
         }
     }
 }
 
-fn mib_state(n: u64) -> Result<TcpState, String> {
+fn mib_state(n: u64) -> Result<TcpState, Fault> {
     if n == 100 {
         return Ok(TcpState::Closed);
     }
     u32::try_from(n)
         .ok()
         .and_then(TcpState::from_mib)
-        .ok_or_else(|| format!("state {n} is not a MIB_TCP_STATE"))
+        .ok_or_else(|| fault!(Value, "state {n} is not a MIB_TCP_STATE"))
 }
 
 /// The date text, unwrapping 5.1's `{"value": "/Date(..)/", "DisplayHint": 2, ...}` form.
-pub fn date_text(v: &Value) -> Result<String, String> {
+pub fn date_text(v: &Value) -> Result<String, Fault> {
     match v {
-        Value::Object(o) => json_text(field(o, "value").ok_or("date object without \"value\"")?),
+        Value::Object(o) => json_text(
+            field(o, "value").ok_or_else(|| fault!(Value, "date object without \"value\""))?,
+        ),
         other => json_text(other),
     }
 }

@@ -14,6 +14,7 @@
 use super::time::{CultureDate, DateOrder};
 use super::{field, json_text, ParseContext};
 use super::{nettcpip, ps, record_unreadable, salvage, text::line_list, Capture, CaptureFormat};
+use crate::error::Fault;
 use crate::record::Proto;
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
@@ -193,7 +194,7 @@ pub fn parse(
     text: &str,
     culture: Option<&(String, DateOrder)>,
     capture: &mut Capture,
-) -> Result<(), String> {
+) -> Result<(), Fault> {
     let records = match ctx.format {
         CaptureFormat::PsCsv => csv_records(text),
         _ => list_records(text),
@@ -204,7 +205,7 @@ pub fn parse(
     } else if has("ProcessId") || has("Protocol") {
         Cmdlet::NetworkConnection
     } else if let Some((line, m)) = records.bad.first() {
-        return Err(format!("line {line}: {m}"));
+        return Err(fault!(Structure, "line {line}: {m}"));
     } else {
         // Names as Debug text, cut: a header cell may hold anything, newlines included.
         let keys: Vec<String> = records
@@ -217,7 +218,7 @@ pub fn parse(
                     .collect()
             })
             .unwrap_or_default();
-        return Err(format!(
+        return Err(fault!(Structure,
             "no OwningProcess or ProcessId property: not Get-NetTCPConnection, Get-NetUDPEndpoint or Get-NetworkConnection output (properties: {})",
             keys.join(", ")
         ));
@@ -293,7 +294,7 @@ pub fn parse(
                 capture.rows.push(row);
             }
             Err(e) => {
-                first_error.get_or_insert_with(|| format!("line {line}: {e}"));
+                first_error.get_or_insert_with(|| e.clone().at(format!("line {line}")));
                 record_unreadable(capture, &format!("line {line}"), *line, None, &e, || {
                     salvage(m, |m| parse_row(ctx, *line, m))
                 });
@@ -301,8 +302,16 @@ pub fn parse(
         }
     }
     for (line, m) in &records.bad {
-        first_error.get_or_insert_with(|| format!("line {line}: {m}"));
-        record_unreadable(capture, &format!("line {line}"), *line, None, m, || None);
+        let fault = Fault::Structure(m.clone());
+        first_error.get_or_insert_with(|| fault.clone().at(format!("line {line}")));
+        record_unreadable(
+            capture,
+            &format!("line {line}"),
+            *line,
+            None,
+            &fault,
+            || None,
+        );
     }
     if !zero_lines.is_empty() {
         ctx.warnings.push(format!(
@@ -311,7 +320,7 @@ pub fn parse(
         ));
     }
     if capture.rows.is_empty() {
-        return Err(first_error.unwrap_or_else(|| "no records".into()));
+        return Err(first_error.unwrap_or_else(|| fault!(Structure, "no records")));
     }
     Ok(())
 }
@@ -319,7 +328,7 @@ pub fn parse(
 /// The day/month order the dates allow: one order when some date only it reads and none only the
 /// other; `None` when no date needs one; an error naming the rows when they disagree or when
 /// every date that needs an order reads both ways.
-fn detect_order(dates: &[(u64, CultureDate)]) -> Result<Option<DateOrder>, String> {
+fn detect_order(dates: &[(u64, CultureDate)]) -> Result<Option<DateOrder>, Fault> {
     let lines_with = |want: DateOrder| -> Vec<usize> {
         dates
             .iter()
@@ -335,7 +344,7 @@ fn detect_order(dates: &[(u64, CultureDate)]) -> Result<Option<DateOrder>, Strin
         .map(|(l, _)| *l as usize)
         .collect();
     match (day_first.is_empty(), month_first.is_empty()) {
-        (false, false) => Err(format!(
+        (false, false) => Err(fault!(Structure,
             "dates disagree on the culture: {} read only day first, {} only month first; --capture-culture NAME (e.g. en-US, en-GB) says which",
             line_list("line", &day_first),
             line_list("line", &month_first)
@@ -343,7 +352,7 @@ fn detect_order(dates: &[(u64, CultureDate)]) -> Result<Option<DateOrder>, Strin
         (false, true) => Ok(Some(DateOrder::DayFirst)),
         (true, false) => Ok(Some(DateOrder::MonthFirst)),
         (true, true) if ambiguous.is_empty() => Ok(None),
-        (true, true) => Err(format!(
+        (true, true) => Err(fault!(Structure,
             "culture-formatted dates read both day first and month first ({}: no day above 12); --capture-culture NAME (e.g. en-US, en-GB) says which",
             line_list("line", &ambiguous)
         )),

@@ -3,6 +3,7 @@
 //! [`Unreadable`] with what of them can be salvaged.
 use super::time::{self, TimeContext};
 use super::{Capture, CaptureFormat, Precision, Unreadable};
+use crate::error::Fault;
 use crate::filetime;
 use crate::record::{CaptureRow, Family};
 use serde_json::{Map, Value};
@@ -19,7 +20,7 @@ const MAX_SALVAGE_FIELDS: usize = 64;
 /// leaving out no single field makes it readable.
 pub fn salvage(
     obj: &Map<String, Value>,
-    mut parse: impl FnMut(&Map<String, Value>) -> std::result::Result<CaptureRow, String>,
+    mut parse: impl FnMut(&Map<String, Value>) -> std::result::Result<CaptureRow, Fault>,
 ) -> Option<(CaptureRow, String)> {
     if obj.len() > MAX_SALVAGE_FIELDS {
         return None;
@@ -38,7 +39,7 @@ pub fn record_unreadable(
     what: &str,
     line: u64,
     proto: Option<crate::record::Proto>,
-    message: &str,
+    message: &Fault,
     try_partial: impl FnOnce() -> Option<(CaptureRow, String)>,
 ) {
     let partial = if capture.unreadable.len() < MAX_SALVAGED_ROWS {
@@ -65,7 +66,7 @@ pub fn record_unreadable(
         line,
         proto: proto.or(partial.as_ref().map(|(r, _)| r.proto)),
         partial,
-        reason: message.to_string(),
+        reason: message.clone(),
     });
 }
 
@@ -97,7 +98,7 @@ impl<'a> ParseContext<'a> {
     /// zone, noting the zone source used.
     /// PowerShell's text tables (Export-Csv, Format-List) show dates in the host's culture
     /// (`1/14/2026 7:17:53 AM`); JSON never does, so a display string there stays unreadable.
-    pub fn parse_date(&mut self, text: &str) -> std::result::Result<(u64, Precision), String> {
+    pub fn parse_date(&mut self, text: &str) -> std::result::Result<(u64, Precision), Fault> {
         let iso = time::parse_date(text, self.format.precision(), self.time, &mut self.tz_used);
         match self.format {
             CaptureFormat::PsCsv | CaptureFormat::PsList if iso.is_err() => {
@@ -125,10 +126,10 @@ impl<'a> ParseContext<'a> {
         pid: Option<u64>,
         process: Option<String>,
         time: Option<(u64, Precision)>,
-    ) -> std::result::Result<CaptureRow, String> {
+    ) -> std::result::Result<CaptureRow, Fault> {
         use crate::record::Proto;
         let (local_family, local_addr) =
-            parse_addr(local.0).ok_or_else(|| format!("bad local address {:?}", local.0))?;
+            parse_addr(local.0).ok_or_else(|| fault!(Value, "bad local address {:?}", local.0))?;
         let family = family_hint.unwrap_or(local_family);
         if family != local_family {
             self.warnings.push(format!(
@@ -142,14 +143,14 @@ impl<'a> ParseContext<'a> {
             (Proto::Udp, _) => (None, None),
             (Proto::Tcp, Some((addr, p))) if !addr.trim().is_empty() && addr.trim() != "*" => {
                 let (_, a) =
-                    parse_addr(addr).ok_or_else(|| format!("bad remote address {addr:?}"))?;
+                    parse_addr(addr).ok_or_else(|| fault!(Value, "bad remote address {addr:?}"))?;
                 (Some(a), Some(port(p)?))
             }
             // A listener row without remote fields: the kernel shows the family wildcard, port 0.
             (Proto::Tcp, _) => (Some(family.wildcard().to_string()), Some(0)),
         };
         let pid = match pid {
-            Some(p) => Some(u32::try_from(p).map_err(|_| format!("PID {p} out of range"))?),
+            Some(p) => Some(u32::try_from(p).map_err(|_| fault!(Value, "PID {p} out of range"))?),
             None => None,
         };
         if let Some((_, p)) = time {
@@ -182,8 +183,8 @@ fn family_text(f: Family) -> &'static str {
     }
 }
 
-fn port(p: u64) -> std::result::Result<u16, String> {
-    u16::try_from(p).map_err(|_| format!("port {p} out of range"))
+fn port(p: u64) -> std::result::Result<u16, Fault> {
+    u16::try_from(p).map_err(|_| fault!(Value, "port {p} out of range"))
 }
 
 /// Canonical address text and family of `text`, accepting `[v6]`, `v6%scope` and surrounding spaces.

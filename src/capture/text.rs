@@ -5,6 +5,7 @@
 //! the non-ASCII words known netstat words ([`super::words`]); when none does, the file is refused
 //! with the flag that says it, unless the undecided bytes lie outside every row.
 use super::words;
+use crate::error::Fault;
 use encoding_rs::Encoding as Whatwg;
 
 /// How a code page's bytes above 0x7F become characters.
@@ -291,10 +292,11 @@ pub struct Decoded {
 /// Decodes UTF-8 (BOM optional), UTF-16LE/BE with a BOM, and UTF-16LE without one (PowerShell 5.1's
 /// `>` redirection writes UTF-16LE; some copies lose the BOM). Code pages are not tried: see
 /// [`decode`].
-pub fn decode_text(bytes: &[u8]) -> std::result::Result<String, String> {
+pub fn decode_text(bytes: &[u8]) -> std::result::Result<String, Fault> {
     decode_unicode(bytes).unwrap_or_else(|| {
         std::str::from_utf8(bytes).map(str::to_string).map_err(|e| {
-            format!(
+            fault!(
+                Encoding,
                 "not UTF-8 or UTF-16 text (invalid byte at {})",
                 e.valid_up_to()
             )
@@ -314,13 +316,13 @@ fn utf16(body: &[u8], big_endian: bool) -> String {
 }
 
 /// The Unicode encodings a BOM or the zero bytes of UTF-16 tell; `None` for anything else.
-fn decode_unicode(bytes: &[u8]) -> Option<std::result::Result<String, String>> {
+fn decode_unicode(bytes: &[u8]) -> Option<std::result::Result<String, Fault>> {
     Some(Ok(match unicode_form(bytes)? {
         (TextEncoding::Utf8, body) => {
             return Some(
                 std::str::from_utf8(body)
                     .map(str::to_string)
-                    .map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to() + 3)),
+                    .map_err(|e| fault!(Encoding, "invalid UTF-8 at byte {}", e.valid_up_to() + 3)),
             )
         }
         (TextEncoding::Utf16Be, body) => utf16(body, true),
@@ -360,7 +362,7 @@ fn unicode_form(bytes: &[u8]) -> Option<(TextEncoding, &[u8])> {
 
 /// Decodes capture bytes in `forced`, else in the encoding their content tells (see the module
 /// doc). Errors are one line, without the file name (the caller adds it).
-pub fn decode(bytes: &[u8], forced: Option<TextEncoding>) -> std::result::Result<Decoded, String> {
+pub fn decode(bytes: &[u8], forced: Option<TextEncoding>) -> std::result::Result<Decoded, Fault> {
     let done = |text: String, encoding: &str, warnings: Vec<String>| Decoded {
         text,
         encoding: encoding.to_string(),
@@ -370,7 +372,8 @@ pub fn decode(bytes: &[u8], forced: Option<TextEncoding>) -> std::result::Result
         Some(TextEncoding::Utf8) => {
             let body = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
             let text = std::str::from_utf8(body).map_err(|e| {
-                format!(
+                fault!(
+                    Encoding,
                     "not UTF-8 (invalid byte at {}), though --capture-encoding says so",
                     e.valid_up_to() + (bytes.len() - body.len())
                 )
@@ -426,7 +429,7 @@ enum LineKind {
 
 /// Bytes that are not UTF-8: each line that is UTF-8 is read so (a file two tools appended to);
 /// the other lines in the code page that makes their non-ASCII words netstat's.
-fn decode_code_page(bytes: &[u8]) -> std::result::Result<Decoded, String> {
+fn decode_code_page(bytes: &[u8]) -> std::result::Result<Decoded, Fault> {
     let lines: Vec<&[u8]> = bytes.split_inclusive(|&b| b == b'\n').collect();
     let kinds: Vec<LineKind> = lines
         .iter()
@@ -488,7 +491,7 @@ fn decode_code_page(bytes: &[u8]) -> std::result::Result<Decoded, String> {
         // Pages that read these bytes as the same text are the same evidence: the first is named.
         if winners.iter().any(|w| w.1 != winners[0].1) {
             let names: Vec<&str> = winners.iter().map(|w| w.0.name).collect();
-            return Err(format!(
+            return Err(fault!(Encoding,
                 "not UTF-8 or UTF-16 text, and its code page cannot be decided: {} read its netstat words alike but its other bytes differently; --capture-encoding NAME says which",
                 names.join(" and ")
             ));
@@ -498,7 +501,7 @@ fn decode_code_page(bytes: &[u8]) -> std::result::Result<Decoded, String> {
         let rows_affected = other.iter().any(|&i| is_row_line(lines[i]));
         let any_row = lines.iter().any(|l| is_row_line(l));
         if rows_affected || !any_row {
-            return Err(format!(
+            return Err(fault!(Encoding,
                 "not UTF-8 or UTF-16 text (invalid byte at {utf8_error}), and no netstat word tells its code page; --capture-encoding NAME reads it as one ({})",
                 TextEncoding::names().join(", ")
             ));
@@ -648,8 +651,11 @@ mod tests {
         // A row holds them: refused, naming the flag.
         let row = b"  TCP    0.0.0.0:135   0.0.0.0:0   \xa2\xa3   780\r\n";
         let e = decode(row, None).unwrap_err();
-        assert!(e.contains("--capture-encoding"), "{e}");
-        assert_eq!(e.lines().count(), 1);
+        assert!(
+            matches!(&e, Fault::Encoding(m) if m.contains("--capture-encoding")),
+            "{e}"
+        );
+        assert_eq!(e.to_string().lines().count(), 1);
         // UTF-8 lines and CP850 lines in one file.
         let mixed = "Conexiones activas\r\n  Proto  Dirección local\r\n"
             .as_bytes()

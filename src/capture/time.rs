@@ -2,6 +2,7 @@
 //! and how a local time without an offset is brought to UTC (`--capture-tz`, else the image's
 //! bias, else UTC).
 use super::Precision;
+use crate::error::Fault;
 use crate::filetime;
 use std::collections::BTreeSet;
 
@@ -27,7 +28,7 @@ pub fn parse_date(
     precision: Precision,
     time: &TimeContext,
     tz_used: &mut BTreeSet<&'static str>,
-) -> std::result::Result<(u64, Precision), String> {
+) -> std::result::Result<(u64, Precision), Fault> {
     let t = text.trim();
     if let Some(inner) = t
         .strip_prefix("/Date(")
@@ -36,7 +37,7 @@ pub fn parse_date(
         let inner = inner.trim_end_matches('/').trim_end_matches('\\');
         let inner = inner
             .strip_suffix(')')
-            .ok_or_else(|| format!("bad date {t:?}"))?;
+            .ok_or_else(|| fault!(Time, "bad date {t:?}"))?;
         // An optional `+hhmm` suffix names the local zone; the number itself is UTC.
         let digits_end = inner
             .char_indices()
@@ -48,7 +49,7 @@ pub fn parse_date(
             .get(..digits_end)
             .unwrap_or("")
             .parse()
-            .map_err(|_| format!("bad date {t:?}"))?;
+            .map_err(|_| fault!(Time, "bad date {t:?}"))?;
         let ticks = (ms as i128) * 10_000 + filetime::UNIX_EPOCH_TICKS;
         tz_used.insert("utc");
         return Ok((clamp_zero(ticks, t)?, Precision::Millisecond));
@@ -61,7 +62,7 @@ pub fn parse_date(
     if let Ok(dt) = t.parse::<jiff::civil::DateTime>() {
         return Ok((local_ticks(dt, t, time, tz_used)?, precision));
     }
-    Err(format!("bad date {t:?}"))
+    Err(fault!(Time, "bad date {t:?}"))
 }
 
 /// A local time without an offset to a FILETIME: `--capture-tz`, else the image's bias, else UTC.
@@ -70,7 +71,7 @@ fn local_ticks(
     t: &str,
     time: &TimeContext,
     tz_used: &mut BTreeSet<&'static str>,
-) -> std::result::Result<u64, String> {
+) -> std::result::Result<u64, Fault> {
     let (offset, source) = match (time.capture_tz_minutes, time.image_offset_minutes) {
         (Some(m), _) => (m, "capture_tz"),
         (None, Some(m)) => (m, "image_bias"),
@@ -79,7 +80,7 @@ fn local_ticks(
     tz_used.insert(source);
     let as_utc = dt
         .to_zoned(jiff::tz::TimeZone::UTC)
-        .map_err(|_| format!("date out of range {t:?}"))?
+        .map_err(|_| fault!(Time, "date out of range {t:?}"))?
         .timestamp();
     let ticks = timestamp_ticks(as_utc) - (offset as i128) * 60 * filetime::TICKS_PER_SECOND;
     clamp_zero(ticks, t)
@@ -142,7 +143,7 @@ const MARKERS: &[(&str, bool)] = &[
 ];
 
 impl CultureDate {
-    pub fn parse(text: &str) -> std::result::Result<CultureDate, String> {
+    pub fn parse(text: &str) -> std::result::Result<CultureDate, Fault> {
         let t = text.trim();
         let mut date = None;
         let mut hms = None;
@@ -158,12 +159,12 @@ impl CultureDate {
                     .split(':')
                     .map(|p| p.split('.').next().unwrap_or(p).parse::<u32>());
                 let (Some(Ok(h)), Some(Ok(m))) = (n.next(), n.next()) else {
-                    return Err(format!("bad time in {t:?}"));
+                    return Err(fault!(Time, "bad time in {t:?}"));
                 };
                 let s = match n.next() {
                     Some(Ok(s)) => s,
                     None => 0,
-                    Some(Err(_)) => return Err(format!("bad time in {t:?}")),
+                    Some(Err(_)) => return Err(fault!(Time, "bad time in {t:?}")),
                 };
                 hms = Some((h, m, s));
             } else if let Some(separator) = ['/', '.', '-'].into_iter().find(|c| token.contains(*c))
@@ -171,19 +172,20 @@ impl CultureDate {
                 let nums: Vec<&str> = token.trim_end_matches('.').split(separator).collect();
                 let parsed: Vec<u32> = nums.iter().filter_map(|p| p.parse().ok()).collect();
                 if nums.len() != 3 || parsed.len() != 3 {
-                    return Err(format!("bad date in {t:?}"));
+                    return Err(fault!(Time, "bad date in {t:?}"));
                 }
                 let year_first = nums[0].len() == 4;
                 if !year_first && nums[2].len() != 4 {
-                    return Err(format!("no four-digit year in {t:?}"));
+                    return Err(fault!(Time, "no four-digit year in {t:?}"));
                 }
                 date = Some(([parsed[0], parsed[1], parsed[2]], year_first, separator));
             } else {
-                return Err(format!("unrecognised {token:?} in date {t:?}"));
+                return Err(fault!(Time, "unrecognised {token:?} in date {t:?}"));
             }
         }
-        let (parts, year_first, separator) = date.ok_or_else(|| format!("no date in {t:?}"))?;
-        let hms = hms.ok_or_else(|| format!("no time in {t:?}"))?;
+        let (parts, year_first, separator) =
+            date.ok_or_else(|| fault!(Time, "no date in {t:?}"))?;
+        let hms = hms.ok_or_else(|| fault!(Time, "no time in {t:?}"))?;
         Ok(CultureDate {
             parts,
             year_first,
@@ -237,7 +239,7 @@ impl CultureDate {
         &self,
         order: Option<DateOrder>,
         t: &str,
-    ) -> std::result::Result<jiff::civil::DateTime, String> {
+    ) -> std::result::Result<jiff::civil::DateTime, Fault> {
         let [a, b, c] = self.parts;
         let (year, month, day) = if self.year_first {
             (a, b, c)
@@ -248,12 +250,14 @@ impl CultureDate {
                 Some(DateOrder::MonthFirst) => (c, a, b),
                 Some(DateOrder::DayFirst) => (c, b, a),
                 None if a == b => (c, a, b),
-                None => return Err(format!("day and month cannot be told apart in {t:?}")),
+                None => return Err(fault!(Time, "day and month cannot be told apart in {t:?}")),
             }
         };
         let (mut h, m, s) = self.hms;
         match self.pm {
-            Some(_) if h == 0 || h > 12 => return Err(format!("hour {h} beside AM/PM in {t:?}")),
+            Some(_) if h == 0 || h > 12 => {
+                return Err(fault!(Time, "hour {h} beside AM/PM in {t:?}"))
+            }
             Some(true) if h < 12 => h += 12,
             Some(false) if h == 12 => h = 0,
             _ => {}
@@ -267,10 +271,10 @@ impl CultureDate {
             small(s),
             i16::try_from(year),
         ) else {
-            return Err(format!("date out of range {t:?}"));
+            return Err(fault!(Time, "date out of range {t:?}"));
         };
         jiff::civil::DateTime::new(year, month, day, h, m, s, 0)
-            .map_err(|_| format!("not a date {t:?}"))
+            .map_err(|_| fault!(Time, "not a date {t:?}"))
     }
 }
 
@@ -281,7 +285,7 @@ pub fn parse_culture_date(
     order: Option<DateOrder>,
     time: &TimeContext,
     tz_used: &mut BTreeSet<&'static str>,
-) -> std::result::Result<(u64, Precision), String> {
+) -> std::result::Result<(u64, Precision), Fault> {
     let t = text.trim();
     let date = CultureDate::parse(t)?;
     let dt = date.civil(order, t)?;
@@ -298,14 +302,14 @@ fn timestamp_ticks(ts: jiff::Timestamp) -> i128 {
         + filetime::UNIX_EPOCH_TICKS
 }
 
-fn clamp_zero(ticks: i128, text: &str) -> std::result::Result<u64, String> {
+fn clamp_zero(ticks: i128, text: &str) -> std::result::Result<u64, Fault> {
     if ticks < ZERO_WINDOW_TICKS {
         if ticks < -ZERO_WINDOW_TICKS {
-            return Err(format!("date before 1601 {text:?}"));
+            return Err(fault!(Time, "date before 1601 {text:?}"));
         }
         return Ok(0);
     }
-    u64::try_from(ticks).map_err(|_| format!("date out of range {text:?}"))
+    u64::try_from(ticks).map_err(|_| fault!(Time, "date out of range {text:?}"))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Velociraptor `Windows.Network.Netstat` rows (JSON array or JSONL): dotted keys `Laddr.IP`, whole
 //! seconds UTC, `ESTAB`-style states. The raw `netstat()` plugin's nested `Laddr: {IP, Port}` also works.
 use super::{field, json_text, json_u64, ParseContext};
+use crate::error::Fault;
 use crate::record::{CaptureRow, Family, Proto, TcpState};
 use serde_json::{Map, Value};
 
@@ -13,25 +14,28 @@ pub fn parse_row(
     ctx: &mut ParseContext,
     line: u64,
     obj: &Map<String, Value>,
-) -> Result<CaptureRow, String> {
-    let proto_text = json_text(field(obj, "Type").ok_or("missing \"Type\"")?)?;
+) -> Result<CaptureRow, Fault> {
+    let proto_text = json_text(field(obj, "Type").ok_or_else(|| Fault::missing("\"Type\""))?)?;
     let proto = match proto_text.trim().to_ascii_uppercase().as_str() {
         t if t.starts_with("TCP") => Proto::Tcp,
         t if t.starts_with("UDP") => Proto::Udp,
-        _ => return Err(format!("unknown Type {proto_text:?}")),
+        _ => return Err(fault!(Value, "unknown Type {proto_text:?}")),
     };
     let family = match field(obj, "Family").map(json_text).transpose()? {
         Some(f) => match f.trim().to_ascii_lowercase().as_str() {
             "ipv4" | "2" => Some(Family::Ipv4),
             "ipv6" | "23" => Some(Family::Ipv6),
             "" => None,
-            _ => return Err(format!("unknown Family {f:?}")),
+            _ => return Err(fault!(Value, "unknown Family {f:?}")),
         },
         None => None,
     };
-    let local = json_text(endpoint_part(obj, "Laddr", "IP").ok_or("missing \"Laddr.IP\"")?)?;
-    let local_port =
-        json_u64(endpoint_part(obj, "Laddr", "Port").ok_or("missing \"Laddr.Port\"")?)?;
+    let local = json_text(
+        endpoint_part(obj, "Laddr", "IP").ok_or_else(|| Fault::missing("\"Laddr.IP\""))?,
+    )?;
+    let local_port = json_u64(
+        endpoint_part(obj, "Laddr", "Port").ok_or_else(|| Fault::missing("\"Laddr.Port\""))?,
+    )?;
     let remote = endpoint_part(obj, "Raddr", "IP")
         .map(json_text)
         .transpose()?;
@@ -40,7 +44,7 @@ pub fn parse_row(
         .transpose()?;
     let state = match field(obj, "Status").map(json_text).transpose()? {
         Some(s) if !s.trim().is_empty() && proto == Proto::Tcp => {
-            Some(TcpState::parse_any(&s).ok_or_else(|| format!("unknown Status {s:?}"))?)
+            Some(TcpState::parse_any(&s).ok_or_else(|| fault!(Value, "unknown Status {s:?}"))?)
         }
         _ => None,
     };
@@ -49,9 +53,11 @@ pub fn parse_row(
     let time = match field(obj, "Timestamp") {
         // Some exports carry epoch seconds instead of text.
         Some(Value::Number(n)) => {
-            let secs = n.as_i64().ok_or_else(|| format!("bad Timestamp {n}"))?;
+            let secs = n
+                .as_i64()
+                .ok_or_else(|| fault!(Value, "bad Timestamp {n}"))?;
             let raw = crate::filetime::from_unix_parts(secs, 0)
-                .ok_or_else(|| format!("Timestamp {secs} out of range"))?;
+                .ok_or_else(|| fault!(Value, "Timestamp {secs} out of range"))?;
             ctx.tz_used.insert("utc");
             Some((raw, super::Precision::Second))
         }

@@ -268,8 +268,8 @@ pub(super) fn classify_single(
         );
     }
     let alive = match liveness(m) {
-        Ok(evidence) => evidence,
-        Err(why) => return (Class::Stale, why),
+        Liveness::Alive(evidence) => evidence,
+        Liveness::Stale(why) => return (Class::Stale, why),
     };
     let created = if m.has_flag(flag::NO_TIME_FIELD) {
         None
@@ -304,12 +304,18 @@ pub(super) fn classify_single(
     (class, format!("{note}; alive: {alive}"))
 }
 
-/// `Ok`: the evidence that `m` is alive; `Err`: why it is stale. The object's own fields decide,
+/// Whether an allocated object is alive, with the evidence either way.
+pub(super) enum Liveness {
+    Alive(String),
+    Stale(String),
+}
+
+/// The evidence that `m` is alive, or why it is stale. The object's own fields decide,
 /// since a connection that ended or whose process exited stays in pool until its last reference
 /// goes (real Windows 7 images show most carved TCP objects CLOSED).
-pub(super) fn liveness(m: &EndpointRecord) -> std::result::Result<String, String> {
+pub(super) fn liveness(m: &EndpointRecord) -> Liveness {
     if let Some(state @ (TcpState::Closed | TcpState::DeleteTcb)) = m.state {
-        return Err(format!(
+        return Liveness::Stale(format!(
             "state {}: the connection has ended and its object is not yet freed",
             state.name()
         ));
@@ -322,7 +328,7 @@ pub(super) fn liveness(m: &EndpointRecord) -> std::result::Result<String, String
         )
     };
     if m.has_flag(flag::OWNER_EXITED) {
-        return Err(format!(
+        return Liveness::Stale(format!(
             "its owner {} exited at {}: its endpoints closed with it",
             owner(),
             m.process_exit_time.as_deref().unwrap_or("?")
@@ -330,7 +336,7 @@ pub(super) fn liveness(m: &EndpointRecord) -> std::result::Result<String, String
     }
     let time_wait = m.state == Some(TcpState::TimeWait);
     if m.has_flag(flag::NO_OWNER) && !time_wait {
-        return Err(
+        return Liveness::Stale(
             "no process owns it (its owner pointer leads to no _EPROCESS): what opened it is gone"
                 .into(),
         );
@@ -345,5 +351,5 @@ pub(super) fn liveness(m: &EndpointRecord) -> std::result::Result<String, String
         (None, true) => "a TIME_WAIT needs no owner".to_string(),
         (None, false) => "its layout has no owner field".to_string(),
     };
-    Ok(format!("{state}, {owner} (tcpip's tables were not walked)"))
+    Liveness::Alive(format!("{state}, {owner} (tcpip's tables were not walked)"))
 }
