@@ -8,6 +8,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod containers;
+pub mod fixtures;
 pub mod machine;
 pub mod world;
 pub mod xpress;
