@@ -7,6 +7,8 @@
 #
 #   scripts/synth_identity.sh BASE_BINARY NEW_BINARY [WORK_DIR]
 #
+# PROFILES="win7-x64 win10-19041-x64" limits the check to those profiles (a quick run).
+#
 # Each case's outputs are deleted once compared; a differing case is kept in WORK_DIR (default: a
 # fresh directory under /tmp, removed when nothing differs).
 set -euo pipefail
@@ -59,7 +61,9 @@ check() {
     fi
 }
 
-"$base" profile list | awk 'NR > 1 { print $1, $2, $4 }' >"$work/profiles"
+"$base" profile list | awk -v only="${PROFILES:-}" '
+    BEGIN { n = split(only, names, " "); for (i = 1; i <= n; i++) keep[names[i]] = 1 }
+    NR > 1 && (n == 0 || $1 in keep) { print $1, $2, $4 }' >"$work/profiles"
 while read -r profile arch builds; do
     for container in "${containers[@]}"; do
         for seed in 1 7; do
