@@ -60,21 +60,8 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
     let procs = spawn_processes(&mut world, &mut rng, &clock, kernel.head_va, dtb, &extras);
 
     let mut sc = Scenario::new(rng, clock);
-    let mut specs = sc.listeners();
-    specs.extend(sc.udp_endpoints());
-    specs.extend(sc.connections(o.extra_endpoints));
-    let hidden = specs.len();
-    specs.push(sc.hidden_connection());
-    specs.push(sc.stale_connection());
-    specs.push(sc.late_endpoint(p));
-    specs.extend(sc.time_wait(p));
-    specs.extend(sc.flag_cases());
-    specs.extend(sc.freed());
-    if let TimeFieldPlant::Zero(kind) = o.time_field {
-        for s in specs.iter_mut().filter(|s| s.kind == Kind::of(kind)) {
-            s.create = 0;
-        }
-    }
+    let (mut specs, hidden) = endpoint_specs(&mut sc, o);
+    zero_time_field(&mut specs, o.time_field);
 
     let mut planted = plant(&mut world, &specs, &procs, o.time_field, &clock);
     let decoys = plant_decoys(&mut world, &specs, &procs);
@@ -88,17 +75,7 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
     };
     planted.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
 
-    let dump = DumpFacts {
-        x64: space.mode == Mode::X64,
-        pae: space.mode == Mode::Pae,
-        dtb,
-        build: version.build,
-        ps_active_process_head: kernel.head_va,
-        ps_loaded_module_list: kernel.modules_va,
-        kdbg: kernel.kdbg_va,
-        system_time: clock.acquired,
-        uptime: clock.uptime,
-    };
+    let dump = dump_facts(&space, &kernel, version.build, &clock, dtb);
     let isf = super::isf::build(
         p,
         kernel.pdb_name,
@@ -463,6 +440,31 @@ fn spawn_processes(
     world.processes(&list, head_va, dtb, extras)
 }
 
+/// Every endpoint spec, group by group in the order of their draws; and the index of the
+/// connection hidden from the API.
+fn endpoint_specs(sc: &mut Scenario, o: &SynthOptions) -> (Vec<Spec>, usize) {
+    let mut specs = sc.listeners();
+    specs.extend(sc.udp_endpoints());
+    specs.extend(sc.connections(o.extra_endpoints));
+    let hidden = specs.len();
+    specs.push(sc.hidden_connection());
+    specs.push(sc.stale_connection());
+    specs.push(sc.late_endpoint(&o.profile));
+    specs.extend(sc.time_wait(&o.profile));
+    specs.extend(sc.flag_cases());
+    specs.extend(sc.freed());
+    (specs, hidden)
+}
+
+/// `--zero-time-field KIND`: every KIND object's creation time is zero.
+fn zero_time_field(specs: &mut [Spec], plant: TimeFieldPlant) {
+    if let TimeFieldPlant::Zero(kind) = plant {
+        for s in specs.iter_mut().filter(|s| s.kind == Kind::of(kind)) {
+            s.create = 0;
+        }
+    }
+}
+
 /// Writes every spec; returns the records a correct reader produces.
 fn plant(
     world: &mut World,
@@ -668,6 +670,27 @@ fn discrepancies(
         });
     }
     out
+}
+
+/// What the crash-dump and hibernation headers record.
+fn dump_facts(
+    space: &AddressSpace,
+    kernel: &KernelImage,
+    build: u32,
+    clock: &Clock,
+    dtb: u64,
+) -> DumpFacts {
+    DumpFacts {
+        x64: space.mode == Mode::X64,
+        pae: space.mode == Mode::Pae,
+        dtb,
+        build,
+        ps_active_process_head: kernel.head_va,
+        ps_loaded_module_list: kernel.modules_va,
+        kdbg: kernel.kdbg_va,
+        system_time: clock.acquired,
+        uptime: clock.uptime,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
