@@ -240,7 +240,7 @@ fn connection(
 }
 
 /// The endpoint specs' shared inputs: the RNG, the clock, the network and the ephemeral port
-/// counter. Each group method returns its specs; `build` calls them in the order of the draws.
+/// counter. Each group method returns its specs; `plan::build` calls them in the order of the draws.
 pub struct Scenario {
     pub rng: Rng,
     pub clock: Clock,
