@@ -14,6 +14,7 @@ pub mod objects;
 pub mod phys;
 pub mod plan;
 pub mod rng;
+pub mod scenario;
 pub mod vmap;
 pub mod xpress;
 

@@ -18,6 +18,16 @@ pub struct Proc {
     pub va: u64,
 }
 
+/// A process by its place in the scenario's process table (`scenario::PROCESSES`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ProcId(pub usize);
+
+impl ProcId {
+    pub fn of(self, procs: &[Proc]) -> &Proc {
+        &procs[self.0]
+    }
+}
+
 /// Everything the object writer needs, threaded through one place.
 pub struct World<'a> {
     pub p: &'a Profile,
@@ -66,8 +76,8 @@ pub struct Spec {
     pub lport: u16,
     pub remote: Option<(IpAddr, u16)>,
     pub state: Option<TcpState>,
-    /// Index into the process list.
-    pub owner: Option<usize>,
+    /// `None`: the owner pointer leads to no process (TcTW has no owner field).
+    pub owner: Option<ProcId>,
     pub create: u64,
     pub freed: bool,
 }
@@ -449,7 +459,7 @@ impl<'a> World<'a> {
         self.vm
             .write(&mut self.mem, body, &vec![0u8; body_len as usize]);
         let owner_va = match s.owner {
-            Some(i) => procs[i].va,
+            Some(id) => id.of(procs).va,
             None if s.kind != Kind::TcTW => self.dangling_owner(),
             None => 0,
         };
@@ -667,7 +677,7 @@ pub fn record(
     let owner = if s.kind == Kind::TcTW {
         None
     } else {
-        s.owner.map(|i| &procs[i])
+        s.owner.map(|id| id.of(procs))
     };
     if s.kind != Kind::TcTW && owner.is_none() {
         flags.push(flag::NO_OWNER.to_string());
