@@ -296,7 +296,7 @@ pub struct ObjectRow {
     pub error: Option<String>,
     pub image_sha256: Option<String>,
     pub build: Option<u32>,
-    /// tcpip.sys FileVersion: not in the scan's image facts today, so always `null`.
+    /// tcpip.sys FileVersion: found for NT 6.3 images only (`null` otherwise, and for scan JSONs).
     pub tcpip_version: Option<String>,
     pub capture_file: Option<String>,
     /// The layout kind of the memory object (`tcp_endpoint`, `tcp_listener`, `udp_endpoint`,
@@ -422,6 +422,7 @@ fn rows_of(
         }
     }
     let build = memory.image.nt.build;
+    let tcpip_version = tcpip_version(pair, &memory);
     let census = |tag: &str| {
         memory
             .profile
@@ -443,7 +444,7 @@ fn rows_of(
                 error: None,
                 image_sha256: memory.image.sha256.clone(),
                 build: Some(build),
-                tcpip_version: None,
+                tcpip_version: tcpip_version.clone(),
                 capture_file: Some(r.capture_file.clone()),
                 kind: health.map(|h| h.kind.clone()),
                 tag: m.map(|m| m.tag.clone()),
@@ -469,6 +470,19 @@ fn rows_of(
         })
         .collect::<Vec<_>>();
     Ok(rows)
+}
+
+/// tcpip.sys FileVersion, which `ImageFacts` does not carry: the kernel identification finds it
+/// for NT 6.3 only (where it selects the profile), so those images are identified once more.
+/// `None` for scan JSONs and other releases.
+fn tcpip_version(pair: &Pair, memory: &MemorySide) -> Option<String> {
+    let nt = &memory.image.nt;
+    if memory.source != "image" || (nt.major, nt.minor) != (6, 3) {
+        return None;
+    }
+    crate::pipeline::open(&pair.image, None)
+        .ok()
+        .and_then(|o| o.kernel.tcpip_version)
 }
 
 /// An enum's name as the scan JSON spells it (`tcp`, `allocated`).

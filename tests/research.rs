@@ -10,11 +10,13 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// 8 profiles over Windows 7, 8.1, 10 and 11, x64 and x86, three seeds each: 24 pairs.
-const PROFILES: [&str; 8] = [
+/// 9 profiles over Windows 7, 8.1 (both tcpip.sys layouts), 10 and 11, x64 and x86, three seeds
+/// each: 27 pairs.
+const PROFILES: [&str; 9] = [
     "win7-x64",
     "win7-x86",
     "win81-x64",
+    "win81-19935-x64",
     "win81-x86",
     "win10-14393-x86",
     "win10-19041-x64",
@@ -110,21 +112,44 @@ fn corpus_table_equals_duckdb_over_the_jsonl() {
     assert!(err.contains("pair zz-broken missing"), "{err}");
     let agg: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(agg, support::read_json(&out.join("aggregate.json")));
-    assert_eq!(agg["pairs"], 25);
-    assert_eq!(agg["pairs_ok"], 24);
+    assert_eq!(agg["pairs"], 28);
+    assert_eq!(agg["pairs_ok"], 27);
     let groups = agg["groups"].as_array().unwrap();
     let builds: Vec<u64> = groups
         .iter()
         .map(|g| g["build"].as_u64().unwrap())
         .collect();
-    assert_eq!(builds, [7601, 9600, 14393, 19041, 22000, 22621]);
+    let mut distinct = builds.clone();
+    distinct.dedup();
+    assert_eq!(distinct, [7601, 9600, 14393, 19041, 22000, 22621]);
     let group = |b: u64| groups.iter().find(|g| g["build"] == b).unwrap();
     // Windows 7 and 8.1 TcpE have no time field and their API shows zero: the hypothesis holds;
     // Windows 10 and 11 have times, and only the kernel's own zero shows as zero.
-    for b in [7601, 9600] {
-        assert_eq!(group(b)["verdict"], "supported", "{b}");
-        assert_eq!(group(b)["pairs"], 6);
-        assert!(group(b)["api_zero_on_no_time_field"].as_u64().unwrap() > 0);
+    assert_eq!(group(7601)["pairs"], 6);
+    // 8.1 is split by tcpip.sys FileVersion (x64 only: x86 does not look for it); synth picks a
+    // version per seed below 6.3.9600.19935 for win81-x64.
+    let win81 = |v: Value| -> u64 {
+        groups
+            .iter()
+            .filter(|g| g["build"] == 9600 && g["tcpip_version"] == v)
+            .map(|g| g["pairs"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(win81(Value::Null), 3);
+    assert_eq!(win81(Value::from("6.3.9600.19935")), 3);
+    let older = groups
+        .iter()
+        .filter(|g| g["build"] == 9600)
+        .filter_map(|g| g["tcpip_version"].as_str())
+        .filter(|v| v.starts_with("6.3.9600.1") && *v < "6.3.9600.19935")
+        .count();
+    assert!(older >= 1, "{groups:?}");
+    for g in groups
+        .iter()
+        .filter(|g| g["build"] == 7601 || g["build"] == 9600)
+    {
+        assert_eq!(g["verdict"], "supported", "{g}");
+        assert!(g["api_zero_on_no_time_field"].as_u64().unwrap() > 0);
     }
     for b in [19041, 22000, 22621] {
         assert_eq!(group(b)["verdict"], "inconclusive", "{b}");
@@ -155,7 +180,7 @@ fn corpus_table_equals_duckdb_over_the_jsonl() {
 
     // Resumed: nothing researched again, same output, whatever the thread count.
     let parts = mtimes(&out.join("parts"));
-    assert_eq!(parts.len(), 24);
+    assert_eq!(parts.len(), 27);
     let (code2, json2, _) = research(&[
         corpus_arg,
         "--out",
