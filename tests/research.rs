@@ -192,6 +192,17 @@ fn corpus_table_equals_duckdb_over_the_jsonl() {
     ]);
     assert_eq!((code2, &json2), (1, &json));
     assert_eq!(mtimes(&out.join("parts")), parts, "done pairs are skipped");
+    let (code4, json4, _) =
+        research(&[corpus_arg, "--out", out_arg, "--format", "json", "--force"]);
+    assert_eq!((code4, &json4), (1, &json));
+    let redone = mtimes(&out.join("parts"));
+    assert!(
+        redone
+            .iter()
+            .zip(&parts)
+            .all(|(a, b)| a.0 == b.0 && a.1 != b.1),
+        "--force redoes every pair"
+    );
     let fresh = root.join("fresh");
     let (_, json3, _) = research(&[
         corpus_arg,
@@ -329,6 +340,44 @@ fn manifest_pairs_missing_refused_and_bad_manifests() {
         "--allow-mismatch",
     ]);
     assert_eq!(code, 0, "{err}");
+
+    // A scan JSON in place of the image: the same rows, the hash from the scan.
+    let scan = root.join("ev/scans/a.json");
+    std::fs::create_dir_all(scan.parent().unwrap()).unwrap();
+    let o = support::netcarve(&[
+        "scan",
+        a.join("memory.raw").to_str().unwrap(),
+        "--hash",
+        "--format",
+        "json",
+        "-o",
+        scan.to_str().unwrap(),
+    ]);
+    support::assert_success(&o, "scan --hash");
+    let from_scan = support::write(
+        &root,
+        "scan.jsonl",
+        b"{\"id\": \"a\", \"image\": \"ev/scans/a.json\", \"capture\": \"ev/a/capture-netcarve.json\"}\n",
+    );
+    let out3 = root.join("out3");
+    let (code, _, err) = research(&[from_scan.to_str().unwrap(), "--out", out3.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let scanned = read_rows(&out3.join("rows.jsonl"));
+    let imaged: Vec<&Value> = rows
+        .iter()
+        .filter(|r| {
+            r["pair_id"] == "a"
+                && r["capture_file"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("capture-netcarve.json")
+        })
+        .collect();
+    assert_eq!(scanned.iter().collect::<Vec<_>>(), imaged);
+    assert_eq!(
+        scanned[0]["image_sha256"].as_str().unwrap(),
+        support::sha256_file(&a.join("memory.raw"))
+    );
 
     // Nothing readable, an unreadable manifest, --out beside evidence: one line, exit 2.
     let none = support::write(
