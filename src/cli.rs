@@ -29,6 +29,38 @@ pub enum Command {
     Synth(SynthArgs),
     /// List, show and derive structure profiles.
     Profile(ProfileArgs),
+    /// The zero-timestamp question over a corpus of image + capture pairs (a manifest or a folder).
+    Research(ResearchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ResearchArgs {
+    /// Manifest of pairs (JSON Lines or CSV: id, image, capture, capture_time), or a folder whose
+    /// subfolders each hold one memory image and its capture(s).
+    pub input: PathBuf,
+    /// Folder for the per-pair parts, rows.jsonl and aggregate.json (never inside an input's folder).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Folder convention: the capture file(s) of each subfolder (`*` and `?` match).
+    #[arg(long, default_value = "capture-netcarve.json")]
+    pub capture_glob: String,
+    /// Research pairs again even when their part is already in --out.
+    #[arg(long)]
+    pub force: bool,
+    /// Profile name or JSON file for every image, overriding selection.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Compare a capture that looks like another host's anyway.
+    #[arg(long)]
+    pub allow_mismatch: bool,
+    /// Worker threads for pairs and their scans (default: all cores; at most 4 per core and 256).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[arg(long, default_value = "table", value_parser = formats(&[Format::Table, Format::Json]))]
+    pub format: Format,
+    /// No progress bar, no warnings.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]

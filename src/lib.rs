@@ -25,6 +25,7 @@ pub mod paging;
 pub mod pipeline;
 pub mod profile;
 pub mod record;
+pub mod research;
 pub mod scan;
 pub mod synth;
 pub mod timings;

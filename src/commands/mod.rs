@@ -5,6 +5,7 @@ use crate::error::Result;
 pub mod compare;
 pub mod info;
 pub mod profile;
+pub mod research;
 pub mod scan;
 pub mod synth;
 
@@ -17,5 +18,6 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Compare(a) => compare::run(&a),
         Command::Synth(a) => synth::run(&a),
         Command::Profile(a) => profile::run(&a),
+        Command::Research(a) => research::run(&a),
     }
 }
