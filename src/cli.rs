@@ -276,12 +276,12 @@ pub enum ProfileCommand {
 }
 
 /// Parses `0x…` hex or decimal.
-pub fn parse_u64(s: &str) -> Result<u64, String> {
+fn parse_u64(s: &str) -> Result<u64, String> {
     crate::record::parse_hex(s).ok_or_else(|| format!("not a number: {s:?}"))
 }
 
 /// Parses a size with an optional K/M/G/T suffix (binary units).
-pub fn parse_size(s: &str) -> Result<u64, String> {
+fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let (num, mult) = match t.chars().last() {
         Some('K' | 'k') => (&t[..t.len() - 1], 1u64 << 10),
@@ -361,7 +361,7 @@ fn parse_capture_time(s: &str) -> Result<u64, String> {
 }
 
 /// Parses `0`, `500ms`, `2s`, `1.5s`, `100us`, `200ns`, `1m` (a bare number is seconds) into ticks.
-pub fn parse_tolerance(text: &str) -> Result<u64, String> {
+fn parse_tolerance(text: &str) -> Result<u64, String> {
     let t = text.trim().to_ascii_lowercase();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -386,7 +386,7 @@ pub fn parse_tolerance(text: &str) -> Result<u64, String> {
 }
 
 /// Parses a UTC offset (`+01:00`, `-0500`, `+1`, `Z`, `UTC`) into minutes east of UTC.
-pub fn parse_utc_offset(text: &str) -> Result<i64, String> {
+fn parse_utc_offset(text: &str) -> Result<i64, String> {
     let t = text.trim();
     let bad = || format!("bad UTC offset {text:?} (e.g. +01:00, -0500, Z)");
     if t.eq_ignore_ascii_case("z") || t.eq_ignore_ascii_case("utc") {

@@ -721,7 +721,7 @@ impl Rsds {
 }
 
 /// Data1, Data2, Data3 as little-endian numbers, then Data4's bytes in order: upper-case hex.
-pub fn format_guid(sig: &[u8; 16]) -> String {
+fn format_guid(sig: &[u8; 16]) -> String {
     let d1 = u32::from_le_bytes([sig[0], sig[1], sig[2], sig[3]]);
     let d2 = u16::from_le_bytes([sig[4], sig[5]]);
     let d3 = u16::from_le_bytes([sig[6], sig[7]]);

@@ -8,6 +8,9 @@
 //! Captures flow through [`capture`] into [`compare`]. [`synth`] writes images with known ground truth
 //! from the profile numbers alone, never through the reader's code.
 
+// Items of private modules say so (`pub(crate)`), so that the dead-code lint sees them.
+#![warn(unreachable_pub)]
+
 pub mod arch;
 pub mod bytes;
 pub mod capture;

@@ -262,7 +262,7 @@ fn from_folder(root: &Path, capture_glob: &str) -> Result<Corpus> {
 }
 
 /// `*` any run of characters, `?` one; everything else literal.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
+fn glob_match(pattern: &str, name: &str) -> bool {
     let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
     // Iterative with one backtrack point: linear enough for file names, no recursion.
     let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);

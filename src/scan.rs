@@ -66,7 +66,7 @@ pub fn scan_image(path: &Path, opts: &ScanOptions) -> Result<ScanOutput> {
 
 /// The most workers a scan starts: 4 per core, at most 256. More only cost their start-up (4,000
 /// took 12 s) and, by the ten thousand, fail to start.
-pub fn max_threads() -> usize {
+fn max_threads() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     cores.saturating_mul(4).min(256)
 }

@@ -38,7 +38,7 @@ pub use time::{culture_order, DateOrder, TimeContext};
 
 /// Captures larger than this are not live-response tables: reading stops here (a special file such
 /// as `/dev/zero` has no size to check first) and the capture is refused.
-pub const MAX_CAPTURE_BYTES: u64 = 256 << 20;
+const MAX_CAPTURE_BYTES: u64 = 256 << 20;
 
 /// Longest text field (process, host) kept from a capture; longer ones are cut with a warning.
 /// Windows image names are at most 260 characters; a longer one is not a name but an attack on
@@ -276,7 +276,7 @@ pub fn parse_text(
 }
 
 /// [`parse_text`] with every option.
-pub fn parse_text_with(
+fn parse_text_with(
     path: &Path,
     text: &str,
     opts: &CaptureOptions,

@@ -22,7 +22,7 @@ pub struct CmdletFields {
 }
 
 /// Get-NetworkConnection (both PowerShell editions).
-pub const GET_NETWORK_CONNECTION: CmdletFields = CmdletFields {
+const GET_NETWORK_CONNECTION: CmdletFields = CmdletFields {
     pid: "ProcessId",
     process: "Process",
     time: "Timestamp",
@@ -70,7 +70,7 @@ pub fn parse_cmdlet_row(
     )
 }
 
-pub fn parse_proto(v: Option<&Value>) -> Result<Proto, Fault> {
+fn parse_proto(v: Option<&Value>) -> Result<Proto, Fault> {
     let text = json_text(v.ok_or_else(|| Fault::missing("\"Protocol\""))?)?;
     let upper = text.trim().to_ascii_uppercase();
     if upper.starts_with("TCP") || upper == "6" {
@@ -120,7 +120,7 @@ fn mib_state(n: u64) -> Result<TcpState, Fault> {
 }
 
 /// The date text, unwrapping 5.1's `{"value": "/Date(..)/", "DisplayHint": 2, ...}` form.
-pub fn date_text(v: &Value) -> Result<String, Fault> {
+fn date_text(v: &Value) -> Result<String, Fault> {
     match v {
         Value::Object(o) => json_text(
             field(o, "value").ok_or_else(|| fault!(Value, "date object without \"value\""))?,

@@ -109,7 +109,7 @@ impl<'a> ParseContext<'a> {
     }
 
     /// Records that a row carried a time of this precision.
-    pub fn note_precision(&mut self, p: Precision) {
+    fn note_precision(&mut self, p: Precision) {
         self.precisions.insert(p);
     }
 

@@ -578,7 +578,7 @@ fn is_row_line(line: &[u8]) -> bool {
 }
 
 /// `lines 3, 5, 9` (at most 5 named, then how many more).
-pub fn line_list(word: &str, numbers: &[usize]) -> String {
+pub(super) fn line_list(word: &str, numbers: &[usize]) -> String {
     let shown: Vec<String> = numbers.iter().take(5).map(usize::to_string).collect();
     let more = numbers.len().saturating_sub(5);
     let plural = if numbers.len() == 1 { "" } else { "s" };

@@ -23,7 +23,7 @@ pub struct TimeContext {
 /// `/Date(ms)/` (5.1, UTC), `/Date(ms+hhmm)/`, RFC 3339 with `Z` or an offset, and naive local
 /// times (converted with `--capture-tz`, else the image's bias, else taken as UTC). `precision` is
 /// the format's own, for the ISO forms; the zone source used is added to `tz_used`.
-pub fn parse_date(
+pub(super) fn parse_date(
     text: &str,
     precision: Precision,
     time: &TimeContext,
@@ -117,7 +117,7 @@ pub fn culture_order(name: &str) -> Option<DateOrder> {
 /// A date as a .NET culture prints it (`1/14/2026 7:17:53 AM`, `14.01.2026 07:17:53`,
 /// `2022/3/9 10:31:36`, `2020-08-28 오후 12:52:04`), split but not yet given an order.
 #[derive(Clone, Debug)]
-pub struct CultureDate {
+pub(super) struct CultureDate {
     /// The date's three numbers as written.
     parts: [u32; 3],
     year_first: bool,
@@ -143,7 +143,7 @@ const MARKERS: &[(&str, bool)] = &[
 ];
 
 impl CultureDate {
-    pub fn parse(text: &str) -> std::result::Result<CultureDate, Fault> {
+    pub(super) fn parse(text: &str) -> std::result::Result<CultureDate, Fault> {
         let t = text.trim();
         let mut date = None;
         let mut hms = None;
@@ -198,7 +198,7 @@ impl CultureDate {
 
     /// What the date says of its culture's order: `Some` when only one order makes it a date,
     /// `None` when both do (and differ) or when its shape says (year first, dotted).
-    pub fn order_evidence(&self) -> Option<DateOrder> {
+    pub(super) fn order_evidence(&self) -> Option<DateOrder> {
         if self.year_first || self.separator == '.' {
             return None;
         }
@@ -210,7 +210,7 @@ impl CultureDate {
     }
 
     /// Whether the order matters and the date does not tell it (both numbers ≤ 12 and unequal).
-    pub fn is_ambiguous(&self) -> bool {
+    pub(super) fn is_ambiguous(&self) -> bool {
         !self.year_first
             && self.separator != '.'
             && self.parts[0] <= 12
@@ -219,7 +219,7 @@ impl CultureDate {
     }
 
     /// The .NET pattern this date was written in, for the report.
-    pub fn pattern(&self, order: Option<DateOrder>) -> String {
+    pub(super) fn pattern(&self, order: Option<DateOrder>) -> String {
         let s = self.separator;
         let date = if self.year_first {
             format!("yyyy{s}M{s}d")
@@ -280,7 +280,7 @@ impl CultureDate {
 
 /// A culture-formatted local time to a FILETIME (whole seconds), converted like any local time.
 /// Any time on 1/1/1601, in any zone, is the zero timestamp.
-pub fn parse_culture_date(
+pub(super) fn parse_culture_date(
     text: &str,
     order: Option<DateOrder>,
     time: &TimeContext,

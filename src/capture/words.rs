@@ -16,7 +16,7 @@ use crate::record::TcpState;
 
 /// Header words of `netstat -ano` per language (ASCII ones too, for completeness: only words with
 /// non-ASCII letters decide a code page).
-pub const HEADER_WORDS: &[(&str, &[&str])] = &[
+const HEADER_WORDS: &[(&str, &[&str])] = &[
     (
         "es",
         &[
@@ -120,7 +120,7 @@ pub const HEADER_WORDS: &[(&str, &[&str])] = &[
 ];
 
 /// Translated TCP state words (upper case, as netstat prints them) and the state each names.
-pub const STATE_WORDS: &[(&str, &str, TcpState)] = &[
+const STATE_WORDS: &[(&str, &str, TcpState)] = &[
     ("de", "ABHÖREN", TcpState::Listening),
     ("de", "HERGESTELLT", TcpState::Established),
     ("de", "WARTEND", TcpState::TimeWait),
@@ -133,7 +133,7 @@ pub const STATE_WORDS: &[(&str, &str, TcpState)] = &[
 
 /// The state a netstat state word names: English in any producer's spelling, else a translated
 /// word of [`STATE_WORDS`].
-pub fn state(word: &str) -> Option<TcpState> {
+pub(super) fn state(word: &str) -> Option<TcpState> {
     TcpState::parse_any(word).or_else(|| {
         let upper = word.trim().to_uppercase();
         STATE_WORDS
@@ -144,7 +144,7 @@ pub fn state(word: &str) -> Option<TcpState> {
 }
 
 /// Whether `token` is a word netstat prints in some language (a header or state word).
-pub fn is_known(token: &str) -> bool {
+pub(super) fn is_known(token: &str) -> bool {
     HEADER_WORDS.iter().any(|(_, words)| words.contains(&token))
         || STATE_WORDS.iter().any(|(_, w, _)| *w == token)
 }

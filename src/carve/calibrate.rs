@@ -15,11 +15,11 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 /// Slots past this are not searched: every known owner/time offset is below it.
-pub const SEARCH_LIMIT: u64 = 0x400;
+const SEARCH_LIMIT: u64 = 0x400;
 
 /// The best slot of a search and its evidence.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct SlotVote {
+struct SlotVote {
     pub offset: u64,
     pub hits: usize,
 }
@@ -322,7 +322,7 @@ fn slot_limit(objects: &[ObjectBytes]) -> u64 {
 
 /// The pointer-aligned slot that most often points at a valid `_EPROCESS`. Ties go to the slot
 /// nearest the profile's offset, then the lower one, so the answer does not depend on order.
-pub fn best_owner_slot(
+fn best_owner_slot(
     objects: &[ObjectBytes],
     env: &DecodeEnv,
     profile_offset: Option<u64>,
@@ -351,7 +351,7 @@ pub fn best_owner_slot(
 
 /// The 8-aligned slot that most often holds a FILETIME in the window. Ties go to the slot nearest
 /// Owner+0x10/+0x18 (where the sources put CreateTime on Windows 10), then the profile's offset.
-pub fn best_time_slot(
+fn best_time_slot(
     objects: &[ObjectBytes],
     in_window: &(dyn Fn(u64) -> bool + Sync),
     owner_offset: Option<u64>,

@@ -174,12 +174,7 @@ fn name_char(b: u8) -> Option<char> {
 }
 
 /// Checks that `va` is an `_EPROCESS` (docs/internals.md "Owner") and returns its PID and name.
-pub fn owner_at(
-    mem: &dyn VirtualMemory,
-    profile: &Profile,
-    dtb_align: u64,
-    va: u64,
-) -> Option<Owner> {
+fn owner_at(mem: &dyn VirtualMemory, profile: &Profile, dtb_align: u64, va: u64) -> Option<Owner> {
     if va == 0 {
         return None;
     }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Below this many objects of a kind neither a warning nor a census decision is worth making.
-pub const MIN_OBJECTS: usize = 8;
+const MIN_OBJECTS: usize = 8;
 
 /// Why decoding rejected a candidate whose pool header passed.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

@@ -348,7 +348,7 @@ fn settle(
 }
 
 /// Owner DTB alignment: page-aligned, except PAE's 32-byte-aligned PDPT.
-pub fn dtb_alignment(mode: PagingMode) -> u64 {
+fn dtb_alignment(mode: PagingMode) -> u64 {
     match mode {
         PagingMode::Pae => 0x20,
         _ => PAGE_SIZE,

@@ -78,7 +78,7 @@ pub struct TagHit<'a> {
 /// caller would drop are never held: on a flood of tag-bearing garbage the heap stays flat. The
 /// counter is the caller's, one per work unit, starting at 0 (the carve counts corrupt candidates
 /// in it, to keep only the first of a unit); `finish` gets its final value.
-pub type HitFilter<'a, 'f, T> = dyn Fn(TagHit<'a>, &mut u64) -> Option<T> + Sync + 'f;
+type HitFilter<'a, 'f, T> = dyn Fn(TagHit<'a>, &mut u64) -> Option<T> + Sync + 'f;
 
 /// Searches every present byte for endpoint pool tags. Work is split into `chunk_size` windows of
 /// the file, and each header position is examined in exactly one of them; reads that run past a

@@ -49,7 +49,7 @@ pub fn run(args: &ProfileArgs) -> Result<u8> {
 
 /// One row of `profile list --format json`.
 #[derive(Serialize)]
-pub struct ListEntry<'a> {
+struct ListEntry<'a> {
     pub name: &'a str,
     pub arch: &'a str,
     pub nt_major: u32,
@@ -96,11 +96,7 @@ fn entry(p: &Profile) -> ListEntry<'_> {
 }
 
 /// Writes the list sorted by (arch, NT version, build) so related builds sit together.
-pub fn write_list(
-    out: &mut dyn Write,
-    profiles: &[Profile],
-    format: Format,
-) -> std::io::Result<()> {
+fn write_list(out: &mut dyn Write, profiles: &[Profile], format: Format) -> std::io::Result<()> {
     let mut sorted: Vec<&Profile> = profiles.iter().collect();
     sorted.sort_by_key(|p| {
         (
@@ -152,7 +148,7 @@ pub fn write_list(
 }
 
 /// The whole profile: JSON as stored, or readable field/offset/source/confidence lines.
-pub fn write_show(out: &mut dyn Write, p: &Profile, format: Format) -> std::io::Result<()> {
+fn write_show(out: &mut dyn Write, p: &Profile, format: Format) -> std::io::Result<()> {
     match format {
         Format::Json => {
             serde_json::to_writer_pretty(&mut *out, p)?;

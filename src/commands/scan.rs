@@ -51,14 +51,14 @@ fn scan_and_render(args: &ScanArgs, opts: &ScanOptions, filter: &Filter) -> Resu
 
 /// `--pid`, `--proto`, `--state`: a record is kept when it passes every given filter.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Filter {
+struct Filter {
     pub pids: Vec<u32>,
     pub proto: Option<Proto>,
     pub states: Vec<TcpState>,
 }
 
 impl Filter {
-    pub fn from_args(args: &ScanArgs) -> Filter {
+    fn from_args(args: &ScanArgs) -> Filter {
         Filter {
             pids: args.pid.clone(),
             proto: args.proto.map(|p| match p {
@@ -69,7 +69,7 @@ impl Filter {
         }
     }
 
-    pub fn keeps(&self, r: &EndpointRecord) -> bool {
+    pub(crate) fn keeps(&self, r: &EndpointRecord) -> bool {
         (self.pids.is_empty() || r.pid.is_some_and(|p| self.pids.contains(&p)))
             && self.proto.is_none_or(|p| r.proto == p)
             && (self.states.is_empty() || r.state.is_some_and(|s| self.states.contains(&s)))

@@ -18,7 +18,7 @@ use crate::container::{
 use crate::error::{Cause, Error, Result};
 use std::path::{Path, PathBuf};
 
-pub const SIGNATURE: &[u8; 8] = b"EVF\x09\x0d\x0a\xff\x00";
+const SIGNATURE: &[u8; 8] = b"EVF\x09\x0d\x0a\xff\x00";
 const FILE_HEADER: u64 = 13;
 const SECTION_HEADER: u64 = 76;
 /// EnCase writes at most 32,768 sectors of 512 bytes per chunk.
@@ -40,7 +40,7 @@ pub fn is_version2(head: &[u8]) -> bool {
 
 /// One chunk of media: where its stored bytes are and how they are stored.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct Chunk {
+struct Chunk {
     /// Index into [`EwfSet::segments`].
     pub segment: u32,
     pub offset: u64,
@@ -50,13 +50,12 @@ pub struct Chunk {
 }
 
 /// One segment file, mapped read-only.
-pub struct Segment {
-    pub path: PathBuf,
+struct Segment {
     pub bytes: Backing,
 }
 
 /// A whole segment set.
-pub struct EwfSet {
+struct EwfSet {
     pub segments: Vec<Segment>,
     /// Chunk `i` holds media bytes `i * chunk_size ..`; `None` where its table could not be read.
     pub chunks: Vec<Option<Chunk>>,
@@ -70,7 +69,7 @@ pub struct EwfSet {
 
 /// Why one chunk could not be decoded.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ChunkError {
+enum ChunkError {
     #[error("chunk {0} is in no readable table")]
     Missing(u64),
     #[error("chunk {index}: zlib stream does not decode ({why})")]
@@ -93,7 +92,7 @@ pub enum ChunkError {
 
 /// The path of segment `n` (1-based) beside `first`: `.E01`..`.E99`, then `.EAA`..`.ZZZ` (SMART's
 /// `.s01` sets the same from `s`), in the case of the first segment's extension.
-pub fn segment_path(first: &Path, n: u32) -> Option<PathBuf> {
+fn segment_path(first: &Path, n: u32) -> Option<PathBuf> {
     let ext = first.extension()?.to_str()?;
     let first_letter = ext.chars().next()?;
     let lower = first_letter.is_ascii_lowercase();
@@ -165,7 +164,7 @@ fn section_data(bytes: &[u8], at: u64, size: u64) -> &[u8] {
 
 /// Why a `table`/`table2` section cannot be read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum TableError {
+enum TableError {
     #[error("table header truncated")]
     HeaderTruncated,
     #[error("table claims {count} entries, its section holds {holds}")]
@@ -321,7 +320,7 @@ fn map_segment(path: &Path) -> Result<Backing> {
 impl EwfSet {
     /// Opens the set whose first segment is `first` (already read by the caller); the next
     /// segments are found beside `path`.
-    pub fn open(first: Backing, path: &Path) -> Result<EwfSet> {
+    pub(crate) fn open(first: Backing, path: &Path) -> Result<EwfSet> {
         let mut set = EwfSet {
             segments: vec![],
             chunks: vec![],
@@ -362,10 +361,7 @@ impl EwfSet {
             chunks.extend(facts.chunks);
             set.md5 = facts.md5.or(set.md5);
             set.sha1 = facts.sha1.or(set.sha1);
-            set.segments.push(Segment {
-                path: seg_path.clone(),
-                bytes,
-            });
+            set.segments.push(Segment { bytes });
             if facts.done || !on_disk {
                 break;
             }
@@ -428,14 +424,14 @@ impl EwfSet {
     }
 
     /// Media bytes chunk `index` holds (the last one may be short).
-    pub fn chunk_len(&self, index: u64) -> u64 {
+    fn chunk_len(&self, index: u64) -> u64 {
         self.media_size
             .saturating_sub(index.saturating_mul(self.chunk_size))
             .min(self.chunk_size)
     }
 
     /// Decodes chunk `index` into `out` (at least `chunk_size` bytes); returns the bytes written.
-    pub fn decode(
+    pub(crate) fn decode(
         &self,
         index: u64,
         out: &mut [u8],
@@ -556,7 +552,7 @@ pub fn open(backing: Backing, path: &Path) -> Result<PhysicalSpace> {
 
 /// Why a zlib stream does not decode.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum InflateError {
+enum InflateError {
     #[error("more output than one chunk")]
     MoreOutput,
     /// miniz_oxide's status, by its name.
@@ -566,15 +562,11 @@ pub enum InflateError {
 
 /// A reusable zlib decoder (its state is 11 KB; one per thread).
 #[derive(Default)]
-pub struct Inflater(Option<Box<miniz_oxide::inflate::core::DecompressorOxide>>);
+struct Inflater(Option<Box<miniz_oxide::inflate::core::DecompressorOxide>>);
 
 impl Inflater {
     /// Decodes one whole zlib stream (header, data, Adler-32 checked) into `out`.
-    pub fn zlib(
-        &mut self,
-        input: &[u8],
-        out: &mut [u8],
-    ) -> std::result::Result<usize, InflateError> {
+    fn zlib(&mut self, input: &[u8], out: &mut [u8]) -> std::result::Result<usize, InflateError> {
         use miniz_oxide::inflate::core::{decompress, inflate_flags};
         use miniz_oxide::inflate::TINFLStatus;
         let state = self.0.get_or_insert_with(Default::default);

@@ -259,7 +259,7 @@ impl BlockDecoder for HiberFile {
 
 /// Why a compression set (or Xpress block) cannot be read.
 #[derive(Debug, thiserror::Error)]
-pub enum SetError {
+enum SetError {
     #[error("compression set {index} does not exist")]
     Missing { index: u64 },
     #[error("compression set {index} at file offset {offset:#x}{why}")]
@@ -272,7 +272,7 @@ pub enum SetError {
 
 /// What is wrong with a compression set; shown after its name.
 #[derive(Debug, thiserror::Error)]
-pub enum SetFailure {
+enum SetFailure {
     /// Its stored bytes cannot be addressed or are shorter than its raw pages.
     #[error("")]
     Unreadable,

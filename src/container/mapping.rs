@@ -10,7 +10,7 @@
 /// small (not huge) entries, counted up to `limit` (the kernel stops looking there). `None` when
 /// the kernel cannot say (not Linux, older than 6.7, or /proc unavailable).
 #[cfg(target_os = "linux")]
-pub fn small_pages_mapped(start: *const u8, len: usize, limit: u64) -> Option<u64> {
+pub(super) fn small_pages_mapped(start: *const u8, len: usize, limit: u64) -> Option<u64> {
     use std::os::fd::AsRawFd;
     use std::sync::OnceLock;
 

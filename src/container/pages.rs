@@ -240,7 +240,7 @@ fn bitmap_words(
 }
 
 /// Set bits and stretches of set bits among the first `bits` bits of `bitmap`.
-pub fn census(bitmap: &[u8], bits: u64) -> (u64, u64) {
+pub(super) fn census(bitmap: &[u8], bits: u64) -> (u64, u64) {
     let (mut set, mut runs) = (0u64, 0u64);
     let mut below = 0u64; // the previous word's top bit
     for (_, word) in bitmap_words(bitmap, bits, 0, bits) {
@@ -258,7 +258,7 @@ fn run_starts(word: u64, below: u64) -> u64 {
 }
 
 /// Bytes of running totals a [`PageBitmap`] of `bits` bits keeps.
-pub fn index_bytes(bits: u64) -> u64 {
+pub(super) fn index_bytes(bits: u64) -> u64 {
     bits.div_ceil(BLOCK_BITS) * 8
 }
 
@@ -267,7 +267,7 @@ pub fn index_bytes(bits: u64) -> u64 {
 ///
 /// A multi-GiB dump has millions of bits: they are read 64 at a time, and only the positions where
 /// a bit differs from the one below it (a run's start or end) are visited.
-pub fn for_each_run(bitmap: &[u8], from: u64, to: u64, mut f: impl FnMut(u64, u64)) {
+pub(super) fn for_each_run(bitmap: &[u8], from: u64, to: u64, mut f: impl FnMut(u64, u64)) {
     let mut open: Option<u64> = None;
     let mut below = 0u64;
     // Bits from `to` on are masked as past the end.

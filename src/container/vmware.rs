@@ -18,7 +18,7 @@ const MAX_TAGS: usize = 1 << 20;
 /// Most bytes of a `.vmss`/`.vmsn` read to find the region table. The header, the group table
 /// and the memory group's small tags are all that is needed; the snapshot's long blocks (which can
 /// hold gigabytes of memory and device state) are skipped without being read.
-pub const MAX_METADATA_READ: u64 = 16 << 20;
+const MAX_METADATA_READ: u64 = 16 << 20;
 /// Bytes read at a time from the snapshot file.
 const WINDOW: usize = 64 << 10;
 

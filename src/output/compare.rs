@@ -9,7 +9,7 @@ pub fn json(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out)
 }
 
-pub const CSV_HEADER: [&str; 24] = [
+const CSV_HEADER: [&str; 24] = [
     "class",
     "cause",
     "capture_file",

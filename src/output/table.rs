@@ -7,7 +7,7 @@ use std::io::Write;
 /// must not push every other column off the screen.
 pub const CELL_MAX_CHARS: usize = 64;
 /// Longest the last, unpadded column (notes, flags) is shown.
-pub const LAST_CELL_MAX_CHARS: usize = 512;
+const LAST_CELL_MAX_CHARS: usize = 512;
 
 /// Writes `rows` under `headers` with every column padded to its widest cell (the last column is
 /// not padded, so lines carry no trailing blanks). Every cell is cut and escaped
@@ -61,7 +61,7 @@ pub fn write_table(
     Ok(())
 }
 
-pub const HEADERS: [&str; 11] = [
+const HEADERS: [&str; 11] = [
     "Proto", "Local", "Remote", "State", "PID", "Process", "Created", "Tag", "Status", "Offset",
     "Flags",
 ];

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 /// The marker a cut value ends with (the whole value is in the JSON output).
-pub const CUT_MARKER: char = '…';
+const CUT_MARKER: char = '…';
 
 /// Characters that change how text around them reads without being visible themselves: bidi
 /// embeddings, overrides, isolates and marks, zero-width characters, line and paragraph separators.

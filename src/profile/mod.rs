@@ -346,7 +346,7 @@ impl Profile {
     }
 
     /// Loads a profile from a JSON file (`--profile FILE`).
-    pub fn from_file(path: &Path) -> Result<Profile> {
+    fn from_file(path: &Path) -> Result<Profile> {
         let mut text = String::new();
         std::io::Read::read_to_string(
             &mut crate::evidence::open_input(path, "profile")?,

@@ -44,7 +44,7 @@ pub fn select(q: &Query) -> Result<Selection> {
 }
 
 /// [`select`] over any profile set (a profile and the reason it was chosen).
-pub fn select_from<'a>(profiles: &'a [Profile], q: &Query) -> Result<(&'a Profile, String)> {
+fn select_from<'a>(profiles: &'a [Profile], q: &Query) -> Result<(&'a Profile, String)> {
     let os = format!(
         "{} NT {}.{} build {}",
         q.arch.name(),
@@ -223,7 +223,7 @@ fn describe(p: &Profile) -> String {
 }
 
 /// `6.3.9600.19935` → [6, 3, 9600, 19935]; missing parts count as 0.
-pub fn parse_version(text: &str) -> Option<[u32; 4]> {
+fn parse_version(text: &str) -> Option<[u32; 4]> {
     let mut out = [0u32; 4];
     let mut parts = text.trim().split('.');
     for slot in out.iter_mut() {

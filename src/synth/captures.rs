@@ -342,7 +342,7 @@ impl CaptureSet {
 }
 
 /// A PowerShell property value.
-pub enum PsVal {
+enum PsVal {
     Str(String),
     Num(i64),
     Null,
@@ -373,7 +373,7 @@ fn ps_json(o: &[(&str, PsVal)]) -> Value {
 
 /// .NET `DateTime` round-trip text in local time with the offset, trailing zero digits trimmed
 /// (PowerShell 7 / Newtonsoft): `2024-03-14T09:59:12.1234567+01:00`, zero → `1601-01-01T01:00:00+01:00`.
-pub fn local_iso(filetime: u64, offset_minutes: i64) -> String {
+fn local_iso(filetime: u64, offset_minutes: i64) -> String {
     let local =
         filetime as i128 - UNIX_EPOCH_TICKS + i128::from(offset_minutes) * 60 * TICKS_PER_SECOND;
     let secs = local.div_euclid(TICKS_PER_SECOND);

@@ -5,9 +5,9 @@ use crate::profile::{Arch, Profile};
 
 /// RVAs inside the synthetic kernel image.
 pub const RVA_TEXT: u64 = 0x1000;
-pub const RVA_RDATA: u64 = 0x2000;
-pub const RVA_DATA: u64 = 0x3000;
-pub const RVA_RSRC: u64 = 0x4000;
+const RVA_RDATA: u64 = 0x2000;
+const RVA_DATA: u64 = 0x3000;
+const RVA_RSRC: u64 = 0x4000;
 pub const IMAGE_SIZE: u64 = 0x5000;
 pub const RVA_KD_VERSION_BLOCK: u64 = RVA_DATA;
 pub const RVA_PS_ACTIVE_PROCESS_HEAD: u64 = RVA_DATA + 0x40;
@@ -191,7 +191,7 @@ fn vnode(key: &str, value: &[u8], value_len: u16, text: bool, children: &[Vec<u8
 }
 
 /// VS_VERSIONINFO with VS_FIXEDFILEINFO and a StringFileInfo naming the file and its version.
-pub fn version_info(ver: [u16; 4], original_filename: &str) -> Vec<u8> {
+fn version_info(ver: [u16; 4], original_filename: &str) -> Vec<u8> {
     let mut fixed = vec![0u8; 52];
     le32(&mut fixed, 0, 0xFEEF_04BD);
     le32(&mut fixed, 4, 0x0001_0000);
@@ -245,7 +245,7 @@ fn resource_section(version: &[u8]) -> Vec<u8> {
 }
 
 /// `_KSYSTEM_TIME` bytes: LowPart, High1Time, High2Time (equal when consistent).
-pub fn ksystem_time(v: u64) -> [u8; 12] {
+fn ksystem_time(v: u64) -> [u8; 12] {
     let mut b = [0u8; 12];
     le32(&mut b, 0, v as u32);
     le32(&mut b, 4, (v >> 32) as u32);

@@ -119,8 +119,8 @@ pub struct Truth {
     pub captures: BTreeMap<String, String>,
 }
 
-pub const DEFAULT_SIZE: u64 = 32 << 20;
-pub const MIN_SIZE: u64 = 16 << 20;
+const DEFAULT_SIZE: u64 = 32 << 20;
+const MIN_SIZE: u64 = 16 << 20;
 
 /// Refuses layouts the writer cannot lay out: an object that does not fit in one pool page, or
 /// structure offsets past the size the writer allocates for them.

@@ -426,7 +426,7 @@ impl<'a> World<'a> {
 
     /// Writes the object with its header at `hdr_va` inside `block`.
     #[allow(clippy::too_many_arguments)]
-    pub fn write_object(
+    fn write_object(
         &mut self,
         s: &Spec,
         procs: &[Proc],

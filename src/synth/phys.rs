@@ -175,7 +175,7 @@ impl PhysMem {
 
 /// Deterministic filler for one page: mostly random bytes, some zero pages, some text-like pages.
 /// Pool tags are scrubbed so that noise never forges an endpoint.
-pub fn noise_page(seed: u64, pfn: u64, out: &mut [u8]) {
+fn noise_page(seed: u64, pfn: u64, out: &mut [u8]) {
     let h = mix(seed ^ mix(pfn.wrapping_add(0x5EED)));
     let mut rng = Rng::new(h);
     match h % 16 {

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 pub const SECOND: u64 = TICKS_PER_SECOND as u64;
 pub const MINUTE: u64 = 60 * SECOND;
-pub const HOUR: u64 = 60 * MINUTE;
+const HOUR: u64 = 60 * MINUTE;
 
 /// When a process started, which sets its creation time's window.
 #[derive(Copy, Clone, PartialEq, Eq)]
@@ -38,21 +38,21 @@ const fn row(name: &'static str, start: Start) -> ProcessRow {
     }
 }
 
-pub const SYSTEM: ProcId = ProcId(0);
-pub const WININIT: ProcId = ProcId(3);
-pub const LSASS: ProcId = ProcId(5);
+const SYSTEM: ProcId = ProcId(0);
+const WININIT: ProcId = ProcId(3);
+const LSASS: ProcId = ProcId(5);
 /// RpcSs: the port-135 listeners.
 pub const SVCHOST_RPCSS: ProcId = ProcId(6);
 /// NetworkService: mDNS and NTP.
 pub const SVCHOST_NETSVC: ProcId = ProcId(7);
 /// The DHCPv6 client.
-pub const SVCHOST_DHCP: ProcId = ProcId(8);
-pub const SPOOLSV: ProcId = ProcId(9);
-pub const EXPLORER: ProcId = ProcId(10);
+const SVCHOST_DHCP: ProcId = ProcId(8);
+const SPOOLSV: ProcId = ProcId(9);
+const EXPLORER: ProcId = ProcId(10);
 pub const CHROME: ProcId = ProcId(11);
 /// Owner of the connection hidden from the API, its backdoor listener and DNS socket.
-pub const EVIL: ProcId = ProcId(12);
-pub const ONEDRIVE: ProcId = ProcId(13);
+const EVIL: ProcId = ProcId(12);
+const ONEDRIVE: ProcId = ProcId(13);
 /// The exited process whose connection is stale.
 pub const UPDATER: ProcId = ProcId(14);
 
