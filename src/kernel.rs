@@ -202,7 +202,7 @@ pub fn identify(phys: &PhysicalSpace, dtb_override: Option<u64>) -> Result<Kerne
         nt: NtVersion {
             major,
             minor,
-            build: build.unwrap_or(0),
+            build,
         },
         system_time,
         interrupt_time,

@@ -482,7 +482,8 @@ impl PdbId {
 pub struct NtVersion {
     pub major: u32,
     pub minor: u32,
-    pub build: u32,
+    /// `null` when no source in the image gave it: unknown, never 0.
+    pub build: Option<u32>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

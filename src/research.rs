@@ -443,7 +443,7 @@ fn rows_of(
                 status: "ok".into(),
                 error: None,
                 image_sha256: memory.image.sha256.clone(),
-                build: Some(build),
+                build,
                 tcpip_version: tcpip_version.clone(),
                 capture_file: Some(r.capture_file.clone()),
                 kind: health.map(|h| h.kind.clone()),

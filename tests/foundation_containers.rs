@@ -249,14 +249,14 @@ fn nt63_build_from_version_resource_and_tcpip_version() {
     m.mem[decoy_pa..decoy_pa + decoy.len()].copy_from_slice(&decoy);
     let space = open(m.mem.clone());
     let k = identify(&space, None).unwrap();
-    assert_eq!(k.nt.build, 9600, "from the kernel's VS_FIXEDFILEINFO");
+    assert_eq!(k.nt.build, Some(9600), "from the kernel's VS_FIXEDFILEINFO");
     assert_eq!(k.tcpip_version.as_deref(), Some("6.3.9600.19935"));
     assert_eq!(k.dtb, t.dtb);
     // Other NT versions do not look for it.
     let (m, _) = windows(Mode::X64, 4 * MIB, 6, 1, 7601);
     let k = identify(&open(m.mem), None).unwrap();
     assert_eq!(k.tcpip_version, None);
-    assert_eq!(k.nt.build, 7601);
+    assert_eq!(k.nt.build, Some(7601));
 }
 
 #[test]
@@ -272,7 +272,7 @@ fn bad_user_dtb_is_used_with_a_warning() {
     let space = open(full_dump(&m.mem, true, t.dtb, t.build, false, 0));
     let k = identify(&space, Some(0x5000)).unwrap();
     assert_eq!(k.system_time, Some(133_590_404_967_890_000));
-    assert_eq!(k.nt.build, 19041, "from the dump header");
+    assert_eq!(k.nt.build, Some(19041), "from the dump header");
 }
 
 #[test]

@@ -10,7 +10,7 @@ fn pick(arch: Arch, nt: (u32, u32), build: u32, tcpip: Option<&str>) -> (String,
         arch,
         nt_major: nt.0,
         nt_minor: nt.1,
-        build,
+        build: Some(build),
         tcpip_version: tcpip.map(str::to_string),
     })
     .unwrap_or_else(|e| panic!("{arch:?} {nt:?} {build}: {e}"));
@@ -153,7 +153,7 @@ fn no_guess_below_known_builds_or_for_unknown_nt_versions() {
         arch,
         nt_major: major,
         nt_minor: minor,
-        build,
+        build: Some(build),
         tcpip_version: None,
     };
     assert!(select(&q(Arch::X64, 10, 0, 9999)).is_err());
@@ -187,9 +187,18 @@ fn a_raw_image_without_a_build_is_scanned_by_its_nt_version() {
     support::assert_success(&o, "scan of an image without a build");
     let got: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let truth = support::read_json(&dir.join("truth.json"));
-    assert_eq!(got["image"]["nt"]["build"], 0);
+    // Unknown stays unknown: null in JSON, "unknown" in text, never 0.
+    assert!(
+        got["image"]["nt"]["build"].is_null(),
+        "{}",
+        got["image"]["nt"]
+    );
     assert_eq!(got["profile"]["name"], "win7-x86");
     let reason = got["profile"]["reason"].as_str().unwrap();
     assert!(reason.contains("build unknown"), "{reason}");
     assert_eq!(got["endpoints"], truth["endpoints"]);
+    let info = support::command().arg("info").arg(&image).output().unwrap();
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(text.contains("6.1 build unknown"), "{text}");
+    assert!(!text.contains("build 0"), "{text}");
 }

@@ -133,7 +133,12 @@ fn render_table(facts: &ImageFacts, k: &KernelInfo, choice: &ProfileChoice) -> S
             "NT version",
             format!(
                 "{}.{} build {}",
-                facts.nt.major, facts.nt.minor, facts.nt.build
+                facts.nt.major,
+                facts.nt.minor,
+                facts
+                    .nt
+                    .build
+                    .map_or("unknown".to_string(), |b| b.to_string())
             ),
         ),
         (

@@ -14,7 +14,8 @@ pub const HYPOTHESIS: &str =
 pub struct ZeroTally {
     /// `memory` or `capture`.
     pub side: &'static str,
-    pub build: u32,
+    /// `null` when the image's build is unknown.
+    pub build: Option<u32>,
     pub proto: Proto,
     /// The pool tag (for capture rows: of the paired memory object, if any).
     pub tag: Option<String>,
@@ -63,7 +64,7 @@ pub(super) fn rows(n: usize, singular: &str, plural: &str) -> String {
 /// (side, build, proto, tag, state, kind).
 type TallyKey = (
     &'static str,
-    u32,
+    Option<u32>,
     Proto,
     Option<String>,
     Option<String>,
@@ -78,8 +79,8 @@ pub(super) struct ResearchAccumulator {
 }
 
 impl ResearchAccumulator {
-    pub(super) fn tally_memory(&mut self, endpoints: &[EndpointRecord], build: u32) {
-        self.builds.insert(build);
+    pub(super) fn tally_memory(&mut self, endpoints: &[EndpointRecord], build: Option<u32>) {
+        self.builds.extend(build);
         for m in endpoints {
             let kind = if m.has_flag(flag::NO_TIME_FIELD) {
                 "no_time_field"
@@ -100,7 +101,12 @@ impl ResearchAccumulator {
         }
     }
 
-    pub(super) fn tally_capture(&mut self, c: &CaptureRow, m: Option<&EndpointRecord>, build: u32) {
+    pub(super) fn tally_capture(
+        &mut self,
+        c: &CaptureRow,
+        m: Option<&EndpointRecord>,
+        build: Option<u32>,
+    ) {
         if Precision::from_name(&c.precision) == Precision::None {
             return;
         }

@@ -181,7 +181,10 @@ pub fn table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         report.memory_source,
         image.nt.major,
         image.nt.minor,
-        image.nt.build,
+        image
+            .nt
+            .build
+            .map_or("unknown".to_string(), |b| b.to_string()),
         if image.arch.is_empty() {
             "-"
         } else {
@@ -338,7 +341,7 @@ pub fn table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
                 out,
                 "  {:<8} {:>6} {:<5} {:<5} {:<12} {:<14} {:>5}",
                 t.side,
-                t.build,
+                t.build.map_or("?".to_string(), |b| b.to_string()),
                 match t.proto {
                     Proto::Tcp => "TCP",
                     Proto::Udp => "UDP",

@@ -25,7 +25,8 @@ pub struct Query {
     pub arch: Arch,
     pub nt_major: u32,
     pub nt_minor: u32,
-    pub build: u32,
+    /// `None`: no source in the image gave it.
+    pub build: Option<u32>,
     /// tcpip.sys file version (dotted), when known.
     pub tcpip_version: Option<String>,
 }
@@ -50,7 +51,7 @@ fn select_from<'a>(profiles: &'a [Profile], q: &Query) -> Result<(&'a Profile, S
         q.arch.name(),
         q.nt_major,
         q.nt_minor,
-        q.build
+        q.build.map_or("unknown".to_string(), |b| b.to_string())
     );
     let same_os: Vec<&Profile> = profiles
         .iter()
@@ -69,12 +70,15 @@ fn select_from<'a>(profiles: &'a [Profile], q: &Query) -> Result<(&'a Profile, S
     let exact: Vec<&Profile> = same_os
         .iter()
         .copied()
-        .filter(|p| p.matches.build_min <= q.build && q.build <= p.matches.build_max)
+        .filter(|p| {
+            q.build
+                .is_some_and(|b| p.matches.build_min <= b && b <= p.matches.build_max)
+        })
         .collect();
-    // Build 0 is "unknown" (no source gave it), not a build. Where the profiles for this NT
-    // version all cover the same builds (one release, perhaps told apart by tcpip.sys) it is
-    // one of them; where they cover different builds, guessing would be a silent choice.
-    let unknown_build = q.build == 0 && exact.is_empty();
+    // An unknown build (no source gave it): where the profiles for this NT version all cover the
+    // same builds (one release, perhaps told apart by tcpip.sys) it is one of them; where they
+    // cover different builds, guessing would be a silent choice.
+    let unknown_build = q.build.is_none();
     let mut ranges: Vec<(u32, u32)> = same_os
         .iter()
         .map(|p| (p.matches.build_min, p.matches.build_max))
@@ -113,7 +117,7 @@ fn select_from<'a>(profiles: &'a [Profile], q: &Query) -> Result<(&'a Profile, S
     } else {
         let nearest = same_os
             .iter()
-            .filter(|p| p.matches.build_max < q.build)
+            .filter(|p| q.build.is_some_and(|b| p.matches.build_max < b))
             .map(|p| p.matches.build_max)
             .max();
         let Some(nearest) = nearest else {
@@ -242,12 +246,13 @@ fn parse_version(text: &str) -> Option<[u32; 4]> {
 mod tests {
     use super::*;
 
+    /// Build 0 here stands for "unknown".
     fn q(arch: Arch, major: u32, minor: u32, build: u32, tcpip: Option<&str>) -> Query {
         Query {
             arch,
             nt_major: major,
             nt_minor: minor,
-            build,
+            build: (build != 0).then_some(build),
             tcpip_version: tcpip.map(str::to_string),
         }
     }

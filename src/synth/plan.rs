@@ -717,7 +717,7 @@ fn truth(
         nt: NtVersion {
             major: version.major,
             minor: version.minor,
-            build: version.build,
+            build: Some(version.build),
         },
         system_time: to_iso(clock.acquired),
         system_time_raw: Some(clock.acquired),
