@@ -3,7 +3,9 @@
 //! the aggregate per (build, tcpip version) is a plain count over those rows, so that any SQL
 //! engine reading the JSONL reproduces it exactly (docs/research.md gives the query).
 use crate::capture::{read_bounded, read_capture_with, CaptureOptions, Precision, TimeContext};
-use crate::compare::{compare, load_memory_json, CompareOptions, MemoryProfile, MemorySide};
+use crate::compare::{
+    compare, load_memory_json, CompareOptions, MemoryProfile, MemorySide, ResearchCounts,
+};
 use crate::error::{Error, Result};
 use crate::record::flag;
 use crate::scan::{scan_image_in_pool, ScanOptions};
@@ -508,7 +510,8 @@ fn kernel_time(m: &crate::record::EndpointRecord) -> &'static str {
 /// version), each a plain filter (docs/research.md gives the SQL).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Group {
-    pub build: u32,
+    /// `null` when the image's build is unknown.
+    pub build: Option<u32>,
     pub tcpip_version: Option<String>,
     /// Distinct pair ids with at least one row.
     pub pairs: usize,
@@ -548,7 +551,7 @@ pub struct FailedPair {
 
 pub fn aggregate(rows: &[ObjectRow]) -> Aggregate {
     // (build, tcpip version) → the counts and the pair ids seen.
-    type Groups<'a> = BTreeMap<(u32, Option<String>), (Group, BTreeSet<&'a str>)>;
+    type Groups<'a> = BTreeMap<(Option<u32>, Option<String>), (Group, BTreeSet<&'a str>)>;
     let mut groups: Groups = BTreeMap::new();
     let mut ids = BTreeSet::new();
     let mut ok_ids = BTreeSet::new();
@@ -564,7 +567,7 @@ pub fn aggregate(rows: &[ObjectRow]) -> Aggregate {
             continue;
         }
         ok_ids.insert(r.pair_id.as_str());
-        let build = r.build.unwrap_or(0);
+        let build = r.build;
         let (g, pairs) = groups
             .entry((build, r.tcpip_version.clone()))
             .or_insert_with(|| {
@@ -614,16 +617,13 @@ pub fn aggregate(rows: &[ObjectRow]) -> Aggregate {
         .into_values()
         .map(|(mut g, pairs)| {
             g.pairs = pairs.len();
-            let against = g.api_zero_on_kernel_time
-                + g.no_time_field_api_nonzero
-                + g.api_zero_not_tcp_connection;
-            g.verdict = if against > 0 {
-                "refuted"
-            } else if g.api_zero_on_no_time_field > 0 {
-                "supported"
-            } else {
-                "inconclusive"
-            }
+            g.verdict = crate::compare::verdict(&ResearchCounts {
+                api_zero_on_kernel_time: g.api_zero_on_kernel_time,
+                no_time_field_api_nonzero: g.no_time_field_api_nonzero,
+                api_zero_not_tcp_connection: g.api_zero_not_tcp_connection,
+                api_zero_on_no_time_field: g.api_zero_on_no_time_field,
+                ..Default::default()
+            })
             .into();
             g
         })
@@ -726,5 +726,13 @@ mod tests {
         ]);
         assert_eq!(a.groups[0].verdict, "inconclusive");
         assert_eq!((a.pairs, a.pairs_ok, a.failed.len()), (2, 1, 1));
+        // An image whose build is unknown is its own group, null (first), never build 0.
+        let unknown = ObjectRow {
+            build: None,
+            ..row("absent", Some(true), true)
+        };
+        let a = aggregate(&[row("absent", Some(true), true), unknown]);
+        let builds: Vec<Option<u32>> = a.groups.iter().map(|g| g.build).collect();
+        assert_eq!(builds, [None, Some(7601)]);
     }
 }

@@ -258,7 +258,7 @@ fn table(agg: &Aggregate, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(
             out,
             "{:<7} {:<18} {:>5} {:>7} {:>7} {:>8} {:>10} {:>9} {:>9} {:>9} {:>10} {:>9}  {}",
-            g.build,
+            g.build.map_or("unknown".to_string(), |b| b.to_string()),
             crate::output::text::cut(&tcpip, 18),
             g.pairs,
             g.objects,

@@ -23,7 +23,7 @@ pub use host::HostCheck;
 pub use memory::{load_memory_json, MemoryProfile, MemorySide, MAX_MEMORY_JSON_BYTES};
 use pair::pair_rows;
 use research::ResearchAccumulator;
-pub use research::{Research, ResearchCounts, ZeroTally, HYPOTHESIS};
+pub use research::{verdict, Research, ResearchCounts, ZeroTally, HYPOTHESIS};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct CompareRow {

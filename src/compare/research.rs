@@ -56,6 +56,20 @@ pub struct Research {
     pub census: Vec<String>,
 }
 
+/// The verdict on [`HYPOTHESIS`] from the counts: `refuted` by any counter-example (a zero API
+/// time on an object whose kernel time is not zero, on a listener or UDP endpoint, or a non-zero
+/// API time on an object without a time field), else `supported` when a zero API time sits on an
+/// object without a time field, else `inconclusive`. `netcarve research` applies it per group.
+pub fn verdict(c: &ResearchCounts) -> &'static str {
+    if c.api_zero_on_kernel_time + c.no_time_field_api_nonzero + c.api_zero_not_tcp_connection > 0 {
+        "refuted"
+    } else if c.api_zero_on_no_time_field > 0 {
+        "supported"
+    } else {
+        "inconclusive"
+    }
+}
+
 /// `1 API row shows`, `3 API rows show`: counts read as sentences.
 pub(super) fn rows(n: usize, singular: &str, plural: &str) -> String {
     format!("{n} {}", if n == 1 { singular } else { plural })
@@ -176,9 +190,8 @@ impl ResearchAccumulator {
         } else {
             String::new()
         };
-        let counter_examples =
-            c.api_zero_on_kernel_time + c.no_time_field_api_nonzero + c.api_zero_not_tcp_connection;
-        let (verdict, reasoning) = if counter_examples > 0 {
+        let verdict = verdict(c);
+        let (verdict, reasoning) = if verdict == "refuted" {
             let mut against = vec![];
             if c.api_zero_on_kernel_time > 0 {
                 against.push(format!(
@@ -207,7 +220,7 @@ impl ResearchAccumulator {
                 ));
             }
             ("refuted", format!("{}{faithful}", against.join("; ")))
-        } else if c.api_zero_on_no_time_field > 0 {
+        } else if verdict == "supported" {
             ("supported", {
                 let n = c.api_zero_on_no_time_field;
                 let of = if n == c.api_zero_rows {
