@@ -271,23 +271,35 @@ fn census_votes(
     objects: &[ObjectBytes],
     in_window: &(dyn Fn(u64) -> bool + Sync),
 ) -> (Option<(u64, usize)>, usize) {
-    let slots: Vec<u64> = (0..slot_limit(objects)).step_by(8).collect();
-    let mut votes: Vec<(u64, usize)> = slots
-        .par_iter()
-        .map(|&offset| {
-            let hits = objects
-                .iter()
-                .filter(|o| o.bytes.read_u64(offset).is_some_and(in_window))
-                .count();
-            (offset, hits)
-        })
-        .filter(|&(_, hits)| hits > 0)
+    let mut votes: Vec<(u64, usize)> = time_slot_hits(objects, in_window)
+        .into_iter()
+        .map(|v| (v.offset, v.hits))
         .collect();
     votes.sort_by_key(|&(offset, hits)| (std::cmp::Reverse(hits), offset));
     (
         votes.first().copied(),
         votes.get(1).map_or(0, |&(_, hits)| hits),
     )
+}
+
+/// Every 8-aligned slot of the objects that holds a FILETIME in the window in at least one of
+/// them, with how many: what both the time vote and the census rank.
+fn time_slot_hits(
+    objects: &[ObjectBytes],
+    in_window: &(dyn Fn(u64) -> bool + Sync),
+) -> Vec<SlotVote> {
+    let slots: Vec<u64> = (0..slot_limit(objects)).step_by(8).collect();
+    slots
+        .par_iter()
+        .map(|&offset| SlotVote {
+            offset,
+            hits: objects
+                .iter()
+                .filter(|o| o.bytes.read_u64(offset).is_some_and(in_window))
+                .count(),
+        })
+        .filter(|v| v.hits > 0)
+        .collect()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -357,24 +369,14 @@ fn best_time_slot(
     owner_offset: Option<u64>,
     profile_offset: u64,
 ) -> Option<SlotVote> {
-    let slots: Vec<u64> = (0..slot_limit(objects)).step_by(8).collect();
-    let votes: Vec<SlotVote> = slots
-        .par_iter()
-        .map(|&offset| SlotVote {
-            offset,
-            hits: objects
-                .iter()
-                .filter(|o| o.bytes.read_u64(offset).is_some_and(in_window))
-                .count(),
-        })
-        .collect();
+    let votes = time_slot_hits(objects, in_window);
     let near_owner = |off: u64| match owner_offset {
         Some(o) => off
             .abs_diff(o.saturating_add(0x10))
             .min(off.abs_diff(o.saturating_add(0x18))),
         None => 0,
     };
-    votes.into_iter().filter(|v| v.hits > 0).min_by_key(|v| {
+    votes.into_iter().min_by_key(|v| {
         (
             std::cmp::Reverse(v.hits),
             near_owner(v.offset),
