@@ -272,6 +272,21 @@ pub enum PoolStatus {
     Freed,
 }
 
+/// A route to an endpoint object.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FoundBy {
+    /// The pool-tag carve.
+    Pool,
+    /// A walk of tcpip.sys's own tables (partition hash tables, port pools).
+    Table,
+}
+
+/// What records of scans made before the table walk existed say.
+fn found_by_pool() -> Vec<FoundBy> {
+    vec![FoundBy::Pool]
+}
+
 /// Flags on an endpoint record. Strings, so that the set can grow without breaking readers.
 pub mod flag {
     /// The layout has no creation-time field (Vista to 8.1 TcpE).
@@ -286,6 +301,10 @@ pub mod flag {
     pub const CALIBRATED: &str = "calibrated";
     /// The owner `_EPROCESS` has an ExitTime: the process ended, so the endpoint is stale.
     pub const OWNER_EXITED: &str = "owner_exited";
+    /// Found only by the table walk: the pool header before it does not carry the kind's tag (or
+    /// fails the header checks), so the carve could not see it. Someone altered it, or it sits
+    /// where no scan looks.
+    pub const NO_POOL_TAG: &str = "no_pool_tag";
 }
 
 /// One carved endpoint object (also the form of `truth.json` endpoints and decoys).
@@ -316,6 +335,13 @@ pub struct EndpointRecord {
     pub pool_status: PoolStatus,
     pub physical_offset: Hex,
     pub virtual_address: Option<Hex>,
+    /// How the object was found: the pool carve, tcpip's tables, or both (in that order).
+    #[serde(default = "found_by_pool")]
+    pub found_by: Vec<FoundBy>,
+    /// `true`: in a walked tcpip table; `false`: the tables were walked completely and it is not
+    /// there; `null`: they could not be walked (or not completely where it would be).
+    #[serde(default)]
+    pub linked: Option<bool>,
     pub flags: Vec<String>,
     /// Only on `truth.json` decoys and `--include-corrupt` rows: why it must not be (or was not) reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -346,6 +372,8 @@ impl EndpointRecord {
             pool_status: PoolStatus::Allocated,
             physical_offset: Hex(0),
             virtual_address: None,
+            found_by: vec![FoundBy::Pool],
+            linked: None,
             flags: vec![],
             reason: None,
         }

@@ -312,8 +312,53 @@ def tcpip_layout(b, p):
             helpers["win10_udp_p_data"] = b.field(0x0, ex(), "inferred")
     else:
         helpers["win10_udp_p_data"] = None
+    helpers["tables"] = tables_layout(b, p, t, te, tl, ua, v3, mp)
     return dict({"tcp_endpoint": tcp_endpoint, "tcp_listener": tcp_listener, "udp_endpoint": udp_endpoint,
                  "time_wait": time_wait}, **helpers)
+
+
+def tables_layout(b, p, t, te, tl, ua, v3, mp):
+    """tcpip's own tables (what netstat enumerates): Volatility 3's netstat structures of table `t`,
+    or None where no source describes them for this layout."""
+    nw = VOL3[t].get("netstat_walk_structs")
+    if not nw or p.get("tcpe_inferred_from"):
+        b.notes.append("tcpip tables: no source describes the partition and port-pool structures for this "
+                       "layout, so they are not walked (records say linked: null).")
+        return None
+
+    def f(struct, name):
+        return b.field(h(nw[struct]["fields"][name]["off"]), v3, "reference")
+
+    link = te["ListEntry"]
+    # MemProcFS finds a TcpE's hash link at +0x40 on x64 (its pool-header test at link - 0x50);
+    # Volatility 3's tables say +0x28. The walker tries both, checking the pool tag.
+    link_alts = [0x40] if p["arch"] == "x64" and link != 0x40 else []
+    unused = VOL3[t].get("unused_structs", {})
+    tw = unused.get("_TCP_TIMEWAIT_ENDPOINT", {}).get("fields", {}).get("ListEntry")
+    tw_link = None if tw is None else b.field(h(tw["off"]), v3, "reference")
+    if tw is None:
+        # The TcTW layout follows MemProcFS here: its hash-table route has the link at the object's start.
+        tw_link = b.field(0x0, mp(), "reference")
+    b.notes.append("tcpip tables: partition hash tables and port pools follow Volatility 3's netstat structures "
+                   "(facts only)" + ("; the TcpE hash link 0x%x, MemProcFS's 0x40 tried as the alternative"
+                                     % link if link_alts else "") + ".")
+    return {
+        "tcp_endpoint_link": b.field(link, v3, "reference", link_alts),
+        "time_wait_link": tw_link,
+        "tcp_listener_next": b.field(tl["Next"], v3, "reference"),
+        "udp_endpoint_next": b.field(ua["Next"], v3, "reference"),
+        "partition_size": hx(h(nw["_PARTITION"]["vol3_size"])),
+        "partition_endpoints": f("_PARTITION", "Endpoints"),
+        "partition_second_table": f("_PARTITION", "UnknownHashTable"),
+        "compartment_set_compartment": f("_INET_COMPARTMENT_SET", "InetCompartment"),
+        "compartment_protocol": f("_INET_COMPARTMENT", "ProtocolCompartment"),
+        "protocol_port_pool": f("_PROTOCOL_COMPARTMENT", "PortPool"),
+        "port_pool_bitmap": f("_INET_PORT_POOL", "PortBitMap"),
+        "port_pool_assignments": f("_INET_PORT_POOL", "PortAssignments"),
+        "port_assignment_list": f("_PORT_ASSIGNMENT", "InPaBigPoolBase"),
+        "port_entry_size": hx(h(nw["_PORT_ASSIGNMENT_ENTRY"]["vol3_size"])),
+        "port_entry_pointer": f("_PORT_ASSIGNMENT_ENTRY", "Entry"),
+    }
 
 
 # ---------------------------------------------------------------- per-profile decisions

@@ -260,6 +260,8 @@ fn skeleton(c: &Candidate) -> EndpointRecord {
         },
         physical_offset: Hex(c.offset),
         virtual_address: None,
+        found_by: vec![crate::record::FoundBy::Pool],
+        linked: None,
         flags: vec![],
         reason: None,
     }

@@ -48,6 +48,8 @@ fn mem(
         pool_status: PoolStatus::Allocated,
         physical_offset: Hex(offset),
         virtual_address: None,
+        found_by: vec![crate::record::FoundBy::Pool],
+        linked: None,
         flags: vec![],
         reason: None,
     }

@@ -336,6 +336,43 @@ pub struct TcpipLayout {
     /// `_LOCAL_ADDRESS_WIN10_UDP.pData` (pointer to the address bytes), where the layout uses it.
     #[serde(default)]
     pub win10_udp_p_data: Option<Field>,
+    /// tcpip's own tables (what netstat enumerates); `null` where no source describes them.
+    #[serde(default)]
+    pub tables: Option<TablesLayout>,
+}
+
+/// tcpip.sys's tables of live endpoints: the partition hash tables (connections) and the port
+/// pools (listeners, UDP). Object offsets are body offsets like the endpoint layouts'; the rest
+/// are offsets inside the named structure. `_RTL_DYNAMIC_HASH_TABLE` and `_RTL_BITMAP` are fixed
+/// kernel structures the walker knows itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TablesLayout {
+    /// TcpE/TTcb: the `LIST_ENTRY` that links it into a partition hash bucket.
+    pub tcp_endpoint_link: Field,
+    /// TcTW: its hash-bucket `LIST_ENTRY`, where a source gives one.
+    pub time_wait_link: Option<Field>,
+    /// TcpL / UdpA: `Next`, the pointer to the next object's `Next` on the same port (0 ends).
+    pub tcp_listener_next: Field,
+    pub udp_endpoint_next: Field,
+    /// `_PARTITION` size: the stride of `PartitionTable`'s array.
+    pub partition_size: Off,
+    /// `_PARTITION.Endpoints` (pointer to the connections' hash table).
+    pub partition_endpoints: Field,
+    /// `_PARTITION`'s second hash-table pointer (Volatility's `UnknownHashTable`).
+    pub partition_second_table: Field,
+    /// `_INET_COMPARTMENT_SET.InetCompartment`, `_INET_COMPARTMENT.ProtocolCompartment`,
+    /// `_PROTOCOL_COMPARTMENT.PortPool`: from `Tcp/UdpCompartmentSet` to the port pool.
+    pub compartment_set_compartment: Field,
+    pub compartment_protocol: Field,
+    pub protocol_port_pool: Field,
+    /// `_INET_PORT_POOL.PortBitMap` (`_RTL_BITMAP`) and `.PortAssignments` (256 pointers).
+    pub port_pool_bitmap: Field,
+    pub port_pool_assignments: Field,
+    /// `_PORT_ASSIGNMENT.InPaBigPoolBase` (pointer to 256 `_PORT_ASSIGNMENT_ENTRY`s).
+    pub port_assignment_list: Field,
+    pub port_entry_size: Off,
+    /// `_PORT_ASSIGNMENT_ENTRY.Entry`: the first object's `Next` field (low 2 bits are flags).
+    pub port_entry_pointer: Field,
 }
 
 impl Profile {

@@ -734,6 +734,8 @@ pub fn record(
         },
         physical_offset: Hex(pa),
         virtual_address: va.map(Hex),
+        found_by: vec![crate::record::FoundBy::Pool],
+        linked: None,
         flags,
         reason: None,
     }

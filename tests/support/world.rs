@@ -425,6 +425,8 @@ impl World {
             },
             physical_offset: Hex(pa),
             virtual_address: None,
+            found_by: vec![netcarve::record::FoundBy::Pool],
+            linked: None,
             flags: vec![],
             reason: None,
         };
