@@ -16,6 +16,8 @@ pub struct KernelInfo {
     /// `crashdump-header`, `low-stub`, `self-map-scan`, `user`.
     pub dtb_source: String,
     pub kernel_base: Option<u64>,
+    /// The kernel image's SizeOfImage.
+    pub kernel_size: Option<u64>,
     pub pdb: Option<PdbId>,
     pub nt: NtVersion,
     /// KUSER_SHARED_DATA SystemTime: the acquisition time (FILETIME).
@@ -181,7 +183,7 @@ pub fn identify(phys: &PhysicalSpace, dtb_override: Option<u64>) -> Result<Kerne
     if build.is_none() {
         build = kernel
             .as_ref()
-            .and_then(|k| kernel_file_version(&space, k.base, k.size_of_image))
+            .and_then(|k| image_file_version(&space, k.base, k.size_of_image))
             .map(|(_, _, b, _)| b);
     }
     if build.is_none() {
@@ -198,6 +200,7 @@ pub fn identify(phys: &PhysicalSpace, dtb_override: Option<u64>) -> Result<Kerne
         dtb: found.dtb,
         dtb_source: found.source.to_string(),
         kernel_base: kernel.as_ref().map(|k| k.base),
+        kernel_size: kernel.as_ref().map(|k| k.size_of_image),
         pdb: kernel.map(|k| k.pdb),
         nt: NtVersion {
             major,
@@ -619,10 +622,22 @@ fn read_sparse(space: &AddressSpace, va: u64, buf: &mut [u8]) {
     }
 }
 
-/// A kernel image at `base`: a PE whose CodeView record names a kernel PDB (the PE headers parsed
-/// with goblin, the debug directory entries and the record as typed structs, reading only the
-/// pages involved).
+/// A kernel image at `base`: a PE whose CodeView record names a kernel PDB.
 fn kernel_at(space: &AddressSpace, base: u64) -> Option<KernelImage> {
+    let (size_of_image, pdb) = pe_codeview(space, base)?;
+    KERNEL_PDB_NAMES
+        .contains(&pdb.name.as_str())
+        .then_some(KernelImage {
+            base,
+            size_of_image,
+            pdb,
+        })
+}
+
+/// A PE image at `base` and the PDB its CodeView record names (lower-case file name): SizeOfImage
+/// and the id. The PE headers are parsed with goblin, the debug directory entries and the record
+/// as typed structs, reading only the pages involved.
+pub(crate) fn pe_codeview(space: &AddressSpace, base: u64) -> Option<(u64, PdbId)> {
     use goblin::pe;
     let mut header = vec![0u8; 0x1000];
     if !space.read_into(base, &mut header) || !header.starts_with(b"MZ") {
@@ -663,14 +678,10 @@ fn kernel_at(space: &AddressSpace, base: u64) -> Option<KernelImage> {
         .next()
         .unwrap_or(&full)
         .to_ascii_lowercase();
-    if !KERNEL_PDB_NAMES.contains(&name.as_str()) {
-        return None;
-    }
-    Some(KernelImage {
-        base,
+    Some((
         size_of_image,
-        pdb: PdbId::new(&name, &format_guid(&signature), age),
-    })
+        PdbId::new(&name, &format_guid(&signature), age),
+    ))
 }
 
 const IMAGE_DEBUG_TYPE_CODEVIEW: u32 = 2;
@@ -755,8 +766,12 @@ impl FixedFileInfo {
     }
 }
 
-/// The kernel's FileVersion from its version resource (first VS_FIXEDFILEINFO in the image).
-fn kernel_file_version(space: &AddressSpace, base: u64, size: u64) -> Option<(u32, u32, u32, u32)> {
+/// An image's FileVersion from its version resource (first VS_FIXEDFILEINFO in the image).
+pub(crate) fn image_file_version(
+    space: &AddressSpace,
+    base: u64,
+    size: u64,
+) -> Option<(u32, u32, u32, u32)> {
     let size = size.min(MAX_IMAGE_SIZE);
     let finder = memchr::memmem::Finder::new(&VS_FIXEDFILEINFO_SIGNATURE);
     let mut page = vec![0u8; 0x1000 + 16];

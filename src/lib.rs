@@ -4,7 +4,8 @@
 //! Data flows one way:
 //! image file → [`container`] (physical memory) → [`paging`] (VA→PA) → [`kernel`] (DTB, base, PDB id,
 //! KUSER facts) → [`pipeline`] (open, identify, choose the [`profile`]) → [`carve`] (pool headers,
-//! tag search, decoding, calibration) → [`scan`] (the whole run, its result) → [`output`].
+//! tag search, decoding, calibration; beside it [`tables`], the walk of tcpip.sys's own tables, whose
+//! objects the carve's decoder reads too) → [`scan`] (the whole run, its result) → [`output`].
 //! Captures flow through [`capture`] into [`compare`]. [`synth`] writes images with known ground truth
 //! from the profile numbers alone, never through the reader's code.
 
@@ -31,6 +32,7 @@ pub mod record;
 pub mod research;
 pub mod scan;
 pub mod synth;
+pub mod tables;
 pub mod timings;
 
 pub use error::{Error, Result};

@@ -45,6 +45,9 @@ pub struct ProfileUse {
 pub struct ScanOutput {
     pub image: ImageFacts,
     pub profile: ProfileUse,
+    /// How tcpip's own tables were walked, and what they held.
+    #[serde(default)]
+    pub tables: crate::tables::TablesReport,
     pub endpoints: Vec<EndpointRecord>,
     /// `--include-corrupt`: rejected candidates with their `reason` (the first
     /// [`MAX_CORRUPT_ROWS`](crate::carve::MAX_CORRUPT_ROWS) by physical offset).
@@ -156,15 +159,21 @@ pub fn scan_image_in_pool(path: &Path, opts: &ScanOptions) -> Result<ScanOutput>
         chunk_size: CHUNK_SIZE,
         progress: progress.as_ref(),
         kernel_space: Some(&space),
+        find_table_blocks: profile.tcpip.tables.is_some(),
     };
     // Hashing reads the same file; running it beside the scan hides most of its cost.
-    let (carved, sha) = rayon::join(
+    let (mut carved, sha) = rayon::join(
         || carve(&phys, &params),
         || opts.hash.then(|| crate::pipeline::image_hash(&phys)),
     );
-    if let Some(bar) = progress {
+    if let Some(bar) = &progress {
         bar.finish_and_clear();
     }
+    let (mut tables, finds, table_warnings) =
+        crate::tables::find_and_walk(&space, &kernel, &profile, &carved.table_blocks);
+    image.warnings.extend(table_warnings);
+    crate::carve::merge_tables(&mut carved, finds.as_ref(), &params);
+    crate::timings::mark("tcpip tables walked");
     if let Some(hash) = sha {
         hash.apply(&mut image);
     }
@@ -181,8 +190,11 @@ pub fn scan_image_in_pool(path: &Path, opts: &ScanOptions) -> Result<ScanOutput>
     image
         .warnings
         .extend(carved.health.iter().flat_map(|h| h.warnings()));
+    tables.only_in_tables = carved.tables.only_in_tables;
+    tables.undecodable = carved.tables.undecodable;
     Ok(ScanOutput {
         image,
+        tables,
         profile: ProfileUse {
             name: profile.name.clone(),
             reason,

@@ -324,6 +324,7 @@ fn timings_on_request_only() {
             "calibrated",
             "records gathered",
             "virtual addresses attached",
+            "tcpip tables walked",
             "output written",
             "done"
         ]

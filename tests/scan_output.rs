@@ -48,6 +48,7 @@ fn sample() -> ScanOutput {
             calibration: vec![],
             health: vec![],
         },
+        tables: Default::default(),
         endpoints: carved.endpoints,
         corrupt: carved.corrupt,
         corrupt_omitted: 0,

@@ -273,6 +273,7 @@ pub fn scan_endpoint(data: &[u8]) {
         chunk_size: 0x1000,
         progress: None,
         kernel_space: None,
+        find_table_blocks: false,
     };
     let carved = carve::carve(&space, &params);
     for record in carved.endpoints.iter().chain(&carved.corrupt) {

@@ -18,6 +18,7 @@ use rayon::prelude::*;
 pub mod calibrate;
 pub mod decode;
 pub mod health;
+pub mod linked;
 pub mod pool;
 pub mod search;
 mod slots;
@@ -38,6 +39,12 @@ pub struct Carved {
     pub calibration: Vec<serde_json::Value>,
     /// Per object kind, the checks candidates passed and the time-slot census.
     pub health: Vec<health::KindHealth>,
+    /// How the records met tcpip's tables.
+    pub tables: linked::MergeCounts,
+    /// tcpip's table blocks found by the search: (physical address of the header, tag).
+    pub table_blocks: Vec<(u64, [u8; 4])>,
+    /// The offsets the records were decoded with (calibration's), for objects decoded later.
+    pub overrides: Overrides,
 }
 
 /// Everything the carving pass needs besides the physical space.
@@ -52,12 +59,22 @@ pub struct CarveParams<'a> {
     /// The kernel's page tables, to give each record the virtual address of its object: a walk
     /// of every kernel mapping, run beside calibration. `None` leaves the addresses unset.
     pub kernel_space: Option<&'a AddressSpace<'a>>,
+    /// Also collect tcpip's table blocks (`TABLE_BLOCK_TAGS`) for the pool-tag route.
+    pub find_table_blocks: bool,
 }
+
+/// The tags of tcpip's table blocks the pool-tag route starts from: hash tables (`TcHT`) and the
+/// protocol compartments that hold the port pools (`TcCo`, `UdCo`). They share the endpoint tags'
+/// first bytes, so collecting them costs the hot loop nothing.
+pub const TABLE_BLOCK_TAGS: [[u8; 4]; 3] = [*b"TcHT", *b"TcCo", *b"UdCo"];
 
 /// Tag search, header checks, calibration, decoding. Virtual addresses are filled in by the caller
 /// (`scan_image`), which knows the page tables.
 pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
-    let tags = TagSet::from_profile(p.profile);
+    let mut tags = TagSet::from_profile(p.profile);
+    if p.find_table_blocks {
+        tags = tags.with_structures(&TABLE_BLOCK_TAGS);
+    }
     let owners = OwnerCache::default();
     let base_env = DecodeEnv {
         profile: p.profile,
@@ -118,7 +135,7 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
             .collect();
         (space, pages)
     });
-    let (mut carved, (pages, virtual_of_page)) = rayon::join(
+    let ((mut carved, overrides), (pages, virtual_of_page)) = rayon::join(
         || settle(units, base_env, &keep, &rejected),
         || {
             walk.map(|(space, pages)| {
@@ -134,7 +151,24 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
     attach_virtual(&mut carved.endpoints, &pages, &virtual_of_page);
     attach_virtual(&mut carved.corrupt, &pages, &virtual_of_page);
     crate::timings::mark("virtual addresses attached");
+    carved.overrides = overrides;
+    carved.table_blocks = tags.structure_hits();
     carved
+}
+
+/// Marks the records with what tcpip's tables hold and adds the objects only the walk found,
+/// decoded with the carve's final offsets.
+pub fn merge_tables(carved: &mut Carved, finds: Option<&linked::TableFinds>, p: &CarveParams) {
+    let owners = OwnerCache::default();
+    let env = DecodeEnv {
+        profile: p.profile,
+        mem: p.mem,
+        times: p.times,
+        dtb_align: dtb_alignment(p.mode),
+        overrides: carved.overrides.clone(),
+        owners: &owners,
+    };
+    carved.tables = linked::merge(&mut carved.endpoints, finds, &env);
 }
 
 /// Gives each record the virtual address of its object, from the VA of each page (`vas[i]` is
@@ -273,7 +307,7 @@ fn settle(
     base_env: DecodeEnv,
     keep: &(dyn Fn(&Decoded) -> bool + Sync),
     rejected: &health::RejectCounts,
-) -> Carved {
+) -> (Carved, Overrides) {
     let mut tally = Tally::default();
     for unit in &units {
         tally.merge(&unit.tally);
@@ -344,7 +378,7 @@ fn settle(
     carved.corrupt.truncate(MAX_CORRUPT_ROWS);
     carved.corrupt_omitted = corrupt_seen.saturating_sub(carved.corrupt.len() as u64);
     carved.health = health::health(env.profile, &carved.endpoints, rejected, &census);
-    carved
+    (carved, env.overrides)
 }
 
 /// Owner DTB alignment: page-aligned, except PAE's 32-byte-aligned PDPT.

@@ -13,12 +13,19 @@ use std::borrow::Cow;
 pub const CHUNK_SIZE: u64 = 8 << 20;
 
 /// The tags to look for, with the object kind and body size each needs.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct TagSet {
     entries: Vec<(u32, ObjectKind, u64)>,
+    /// Tags of blocks that are not endpoints but are collected on the way (tcpip's table blocks
+    /// for the pool-tag route), and where their allocated headers were found.
+    structures: Vec<u32>,
+    structure_hits: std::sync::Mutex<Vec<(u64, [u8; 4])>>,
     /// The hot loop's tests on the tag bytes.
     filter: SlotFilter,
 }
+
+/// Structure blocks kept at most: tcpip has a few per partition, garbage must not grow the heap.
+pub const MAX_STRUCTURE_HITS: usize = 1 << 16;
 
 impl TagSet {
     pub fn from_profile(profile: &Profile) -> TagSet {
@@ -54,7 +61,59 @@ impl TagSet {
             );
         }
         let filter = SlotFilter::new(entries.iter().map(|(tag, _, _)| *tag));
-        TagSet { entries, filter }
+        TagSet {
+            entries,
+            structures: vec![],
+            structure_hits: Default::default(),
+            filter,
+        }
+    }
+
+    /// Also collects allocated blocks tagged with one of `tags` (see [`TagSet::structure_hits`]).
+    /// The tags chosen share the endpoint tags' first two bytes, so the hot loop's tests pass no
+    /// more slots than before.
+    pub fn with_structures(mut self, tags: &[[u8; 4]]) -> TagSet {
+        self.structures = tags.iter().map(|t| u32::from_le_bytes(*t)).collect();
+        let all = self
+            .entries
+            .iter()
+            .map(|(t, _, _)| *t)
+            .chain(self.structures.iter().copied());
+        self.filter = SlotFilter::new(all.collect::<Vec<_>>().into_iter());
+        self
+    }
+
+    /// The structure blocks found: (physical address of the pool header, tag), sorted.
+    pub fn structure_hits(&self) -> Vec<(u64, [u8; 4])> {
+        let mut hits = self
+            .structure_hits
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_else(|e| e.into_inner().clone());
+        hits.sort_unstable();
+        hits
+    }
+
+    fn note_structure(&self, phys: &PhysicalSpace, arch: Arch, pos: u64, tag: u32) {
+        if !self.structures.contains(&tag) {
+            return;
+        }
+        let mut raw = [0u8; 16];
+        let Some(raw) = raw.get_mut(..arch.pool_header_size() as usize) else {
+            return;
+        };
+        let allocated = phys.read_into(pos, raw)
+            && PoolHeader::parse(raw, arch)
+                .is_some_and(|h| h.pool_type != 0 && h.pool_type % 2 == 0);
+        if allocated {
+            let mut hits = self
+                .structure_hits
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if hits.len() < MAX_STRUCTURE_HITS {
+                hits.push((pos, tag.to_le_bytes()));
+            }
+        }
     }
 
     #[inline]
@@ -146,6 +205,8 @@ pub fn find_tags_with<'a, T: Send, U: Send>(
                             hits.extend(filter(hit, &mut counter));
                         }
                     }
+                } else if !tags.structures.is_empty() {
+                    tags.note_structure(phys, arch, pos, tag);
                 }
             };
             for run_of_pieces in contiguous_in_file(&pieces) {

@@ -5,6 +5,7 @@ use crate::kernel::{image_facts, KernelInfo};
 use crate::output::{Format, Sink};
 use crate::pipeline::{choose_profile, ChosenBy, Opened};
 use crate::record::ImageFacts;
+use crate::tables::TcpipModule;
 
 /// The profile `info` would use, or why there is none.
 struct ProfileChoice {
@@ -20,11 +21,13 @@ pub fn run(args: &InfoArgs) -> Result<u8> {
         crate::pipeline::image_hash(&phys).apply(&mut facts);
     }
     let choice = profile_for_info(&kernel, args.image.profile.as_deref())?;
+    let space = crate::paging::AddressSpace::new(&phys, kernel.dtb, kernel.mode);
+    let tcpip = crate::tables::module::find_tcpip(&space, &kernel);
     facts.warnings.extend(phys.decode_warnings());
     let text = match args.format {
-        Format::Json => render_json(&facts, &kernel, &choice)?,
+        Format::Json => render_json(&facts, &kernel, tcpip.as_ref(), &choice)?,
         // The parser admits table and json only.
-        _ => render_table(&facts, &kernel, &choice),
+        _ => render_table(&facts, &kernel, tcpip.as_ref(), &choice),
     };
     let mut sink = Sink::open(None)?;
     let written = sink.writer().write_all(text.as_bytes());
@@ -63,6 +66,8 @@ struct InfoJson<'a> {
     #[serde(flatten)]
     image: &'a ImageFacts,
     tcpip_version: Option<&'a str>,
+    /// tcpip.sys as found in memory (the module list, else an image naming tcpip.pdb).
+    tcpip: Option<&'a TcpipModule>,
     profile: Option<ProfileJson<'a>>,
     /// Why no profile was chosen (only when `profile` is null).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -75,10 +80,16 @@ struct ProfileJson<'a> {
     reason: &'a str,
 }
 
-fn render_json(facts: &ImageFacts, k: &KernelInfo, choice: &ProfileChoice) -> Result<String> {
+fn render_json(
+    facts: &ImageFacts,
+    k: &KernelInfo,
+    tcpip: Option<&TcpipModule>,
+    choice: &ProfileChoice,
+) -> Result<String> {
     let doc = InfoJson {
         image: facts,
         tcpip_version: k.tcpip_version.as_deref(),
+        tcpip,
         profile: choice.name.as_deref().map(|name| ProfileJson {
             name,
             reason: &choice.reason,
@@ -91,7 +102,12 @@ fn render_json(facts: &ImageFacts, k: &KernelInfo, choice: &ProfileChoice) -> Re
     Ok(text)
 }
 
-fn render_table(facts: &ImageFacts, k: &KernelInfo, choice: &ProfileChoice) -> String {
+fn render_table(
+    facts: &ImageFacts,
+    k: &KernelInfo,
+    tcpip: Option<&TcpipModule>,
+    choice: &ProfileChoice,
+) -> String {
     let none = || "-".to_string();
     let mut rows: Vec<(&str, String)> = vec![
         ("File", facts.file.clone().unwrap_or_else(none)),
@@ -153,8 +169,30 @@ fn render_table(facts: &ImageFacts, k: &KernelInfo, choice: &ProfileChoice) -> S
                 .map_or_else(none, |b| format!("{b} minutes (local = UTC {:+} min)", -b)),
         ),
     ];
-    if let Some(v) = &k.tcpip_version {
-        rows.push(("tcpip.sys", v.clone()));
+    match (tcpip, &k.tcpip_version) {
+        (Some(t), _) => rows.push((
+            "tcpip.sys",
+            format!(
+                "base {}, size {}, {}, FileVersion {} (found by {})",
+                t.base,
+                t.size,
+                t.pdb
+                    .as_ref()
+                    .map_or("PDB id unreadable".to_string(), |p| format!(
+                        "{} {} age {}",
+                        p.name, p.guid, p.age
+                    )),
+                t.file_version
+                    .as_deref()
+                    .or(k.tcpip_version.as_deref())
+                    .unwrap_or("unknown"),
+                t.found_by
+            ),
+        )),
+        (None, Some(v)) => {
+            rows.push(("tcpip.sys", format!("FileVersion {v} (module not located)")))
+        }
+        (None, None) => {}
     }
     rows.push((
         "Profile",

@@ -10,8 +10,11 @@ use serde::Serialize;
 #[serde(rename_all = "snake_case")]
 pub enum Class {
     HiddenFromApi,
-    /// Would be `hidden_from_api`, but a capture row that could not be read may list it.
+    /// Would be `hidden_from_api` or `unlinked`, but a capture row that could not be read may list it.
     Uncertain,
+    /// Alive by its own fields, absent from tcpip's tables (walked completely) and from the API:
+    /// unlinked from the kernel's lists (DKOM), or a teardown caught mid-way.
+    Unlinked,
     NotInMemory,
     PidMismatch,
     TimeMismatch,
@@ -25,9 +28,10 @@ pub enum Class {
 }
 
 impl Class {
-    pub const ALL: [Class; 11] = [
+    pub const ALL: [Class; 12] = [
         Class::HiddenFromApi,
         Class::Uncertain,
+        Class::Unlinked,
         Class::NotInMemory,
         Class::PidMismatch,
         Class::TimeMismatch,
@@ -42,6 +46,7 @@ impl Class {
         match self {
             Class::HiddenFromApi => "hidden_from_api",
             Class::Uncertain => "uncertain",
+            Class::Unlinked => "unlinked",
             Class::NotInMemory => "not_in_memory",
             Class::PidMismatch => "pid_mismatch",
             Class::TimeMismatch => "time_mismatch",
@@ -251,11 +256,13 @@ pub(super) fn unreadable_cover(m: &EndpointRecord, capture: &Capture) -> Option<
     })
 }
 
-/// An allocated object the capture does not list is hidden when it is alive and was created
-/// before the capture. tcpip's own tables are not walked, so alive rests on the object itself: a
-/// state that is not CLOSED or DELETE_TCB, and an owner that is a process which has not exited
-/// (TIME_WAIT needs none). Without a create time (field absent, or no capture time) opening after
-/// the capture cannot be ruled out, and the note says so rather than hiding a rootkit candidate.
+/// An allocated object the capture does not list. Where tcpip's tables were walked, they decide:
+/// linked → `hidden_from_api` (the kernel holds it live, the API did not show it); in no table →
+/// `unlinked` when its own fields say it is alive, else `stale`. Where they could not be walked,
+/// alive rests on the object itself: a state that is not CLOSED or DELETE_TCB, and an owner that
+/// is a process which has not exited (TIME_WAIT needs none). Without a create time (field absent,
+/// or no capture time) opening after the capture cannot be ruled out, and the note says so rather
+/// than hiding a rootkit candidate.
 pub(super) fn classify_single(
     m: &EndpointRecord,
     collected: Option<u64>,
@@ -267,9 +274,26 @@ pub(super) fn classify_single(
             "freed object with no counterpart in the API".into(),
         );
     }
-    let alive = match liveness(m) {
-        Liveness::Alive(evidence) => evidence,
-        Liveness::Stale(why) => return (Class::Stale, why),
+    let alive = match (m.linked, liveness(m)) {
+        (Some(true), Liveness::Alive(own)) => format!("linked in tcpip's tables; {own}"),
+        (Some(true), Liveness::Stale(own)) => {
+            format!("linked in tcpip's tables, though {own}")
+        }
+        (Some(false), Liveness::Alive(own)) => {
+            return (
+                Class::Unlinked,
+                format!(
+                    "alive by its own fields ({own}) but in none of tcpip's tables, which were walked \
+                     completely, and not listed by the API: unlinked from the kernel's lists (DKOM) \
+                     or a teardown caught mid-way"
+                ),
+            )
+        }
+        (Some(false), Liveness::Stale(why)) => {
+            return (Class::Stale, format!("{why}; in none of tcpip's tables"))
+        }
+        (None, Liveness::Alive(own)) => format!("{own} (tcpip's tables were not walked)"),
+        (None, Liveness::Stale(why)) => return (Class::Stale, why),
     };
     let created = if m.has_flag(flag::NO_TIME_FIELD) {
         None
@@ -351,5 +375,5 @@ pub(super) fn liveness(m: &EndpointRecord) -> Liveness {
         (None, true) => "a TIME_WAIT needs no owner".to_string(),
         (None, false) => "its layout has no owner field".to_string(),
     };
-    Liveness::Alive(format!("{state}, {owner} (tcpip's tables were not walked)"))
+    Liveness::Alive(format!("{state}, {owner}"))
 }

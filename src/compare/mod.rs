@@ -193,7 +193,7 @@ pub fn compare(memory: &MemorySide, captures: &[Capture], opts: &CompareOptions)
                 collected_raw,
                 collected_source != "assumed_acquisition_time",
             );
-            if class == Class::HiddenFromApi {
+            if matches!(class, Class::HiddenFromApi | Class::Unlinked) {
                 if let Some(why) = unreadable_cover(m, capture) {
                     class = Class::Uncertain;
                     note = why;

@@ -226,19 +226,26 @@ pub fn table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             writeln!(out, "  warning: {}", escape(w))?;
         }
     }
-    let hidden: Vec<&CompareRow> = report
-        .rows
-        .iter()
-        .filter(|r| r.class == Class::HiddenFromApi)
-        .collect();
-    if !hidden.is_empty() {
+    let alarms = [
+        (
+            Class::HiddenFromApi,
+            "HIDDEN FROM API",
+            "allocated endpoint object(s) in memory that the capture does not list (rootkit candidates)",
+        ),
+        (
+            Class::Unlinked,
+            "UNLINKED",
+            "live-looking endpoint object(s) in none of tcpip's tables and not in the capture (DKOM candidates)",
+        ),
+    ];
+    for (alarm, title, what) in alarms {
+        let rows: Vec<&CompareRow> = report.rows.iter().filter(|r| r.class == alarm).collect();
+        if rows.is_empty() {
+            continue;
+        }
         writeln!(out)?;
-        writeln!(
-            out,
-            "!!! HIDDEN FROM API: {} allocated endpoint object(s) in memory that the capture does not list (rootkit candidates) !!!",
-            hidden.len()
-        )?;
-        for r in &hidden {
+        writeln!(out, "!!! {title}: {} {what} !!!", rows.len())?;
+        for r in &rows {
             if let Some(m) = &r.memory {
                 writeln!(
                     out,
@@ -277,10 +284,9 @@ pub fn table(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     for r in &report.rows {
         let m = r.memory.as_ref();
         let c = r.capture.as_ref();
-        let class = if r.class == Class::HiddenFromApi {
-            "HIDDEN_FROM_API".to_string()
-        } else {
-            r.class.name().to_string()
+        let class = match r.class {
+            Class::HiddenFromApi | Class::Unlinked => r.class.name().to_ascii_uppercase(),
+            _ => r.class.name().to_string(),
         };
         cells.push(vec![
             class,

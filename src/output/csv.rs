@@ -4,7 +4,7 @@ use crate::record::EndpointRecord;
 use crate::scan::ScanOutput;
 use std::io::Write;
 
-pub const COLUMNS: [&str; 18] = [
+pub const COLUMNS: [&str; 20] = [
     "proto",
     "family",
     "local_addr",
@@ -21,11 +21,13 @@ pub const COLUMNS: [&str; 18] = [
     "pool_status",
     "physical_offset",
     "virtual_address",
+    "found_by",
+    "linked",
     "flags",
     "reason",
 ];
 
-fn cells(r: &EndpointRecord) -> [String; 18] {
+fn cells(r: &EndpointRecord) -> [String; 20] {
     fn opt<T: ToString>(v: &Option<T>) -> String {
         v.as_ref().map(ToString::to_string).unwrap_or_default()
     }
@@ -53,6 +55,8 @@ fn cells(r: &EndpointRecord) -> [String; 18] {
         name(&r.pool_status),
         r.physical_offset.to_string(),
         opt(&r.virtual_address),
+        r.found_by.iter().map(name).collect::<Vec<_>>().join(";"),
+        opt(&r.linked),
         r.flags.join(";"),
         opt(&r.reason),
     ]

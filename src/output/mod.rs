@@ -58,6 +58,8 @@ fn write_json(out: &ScanOutput, w: &mut impl Write) -> std::io::Result<()> {
     w.write_all(&pretty_nested(&out.image, 1)?)?;
     w.write_all(b",\n  \"profile\": ")?;
     w.write_all(&pretty_nested(&out.profile, 1)?)?;
+    w.write_all(b",\n  \"tables\": ")?;
+    w.write_all(&pretty_nested(&out.tables, 1)?)?;
     w.write_all(b",\n  \"endpoints\": ")?;
     write_pretty_records(&out.endpoints, w)?;
     // `corrupt` is left out when empty, as its serde attribute says.

@@ -61,9 +61,9 @@ pub fn write_table(
     Ok(())
 }
 
-const HEADERS: [&str; 11] = [
-    "Proto", "Local", "Remote", "State", "PID", "Process", "Created", "Tag", "Status", "Offset",
-    "Flags",
+const HEADERS: [&str; 12] = [
+    "Proto", "Local", "Remote", "State", "PID", "Process", "Created", "Tag", "Status", "Found",
+    "Offset", "Flags",
 ];
 
 fn row(r: &EndpointRecord) -> Vec<String> {
@@ -94,9 +94,22 @@ fn row(r: &EndpointRecord) -> Vec<String> {
         r.create_time.clone().unwrap_or_else(dash),
         r.tag.clone(),
         status.to_string(),
+        found_text(r).to_string(),
         r.physical_offset.to_string(),
         if flags.is_empty() { dash() } else { flags },
     ]
+}
+
+/// How the object was found, compactly: `pool+table`, `table` (the walk alone), `pool,unlinked`
+/// (tables walked completely, not in them), `pool` (tables not walked).
+fn found_text(r: &EndpointRecord) -> &'static str {
+    use crate::record::FoundBy;
+    match (r.found_by.as_slice(), r.linked) {
+        ([FoundBy::Pool, FoundBy::Table], _) => "pool+table",
+        ([FoundBy::Table], _) => "table",
+        (_, Some(false)) => "pool,unlinked",
+        _ => "pool",
+    }
 }
 
 /// The endpoints, then the corrupt candidates (`--include-corrupt`), one row each.

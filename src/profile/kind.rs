@@ -41,6 +41,10 @@ impl ObjectKind {
 
 /// The fields every kind shares, looked up in the profile.
 pub struct KindFields<'a> {
+    /// The pool tags objects of this kind carry.
+    pub tags: &'a [String],
+    /// Body bytes needed to decode every field.
+    pub min_size: u64,
     pub inet_af: &'a Field,
     /// `None` for TcTW, which has no owner.
     pub owner: Option<&'a Field>,
@@ -54,18 +58,24 @@ pub fn kind_fields(profile: &Profile, kind: ObjectKind) -> Option<KindFields<'_>
     let t = &profile.tcpip;
     Some(match kind {
         ObjectKind::TcpEndpoint => KindFields {
+            tags: &t.tcp_endpoint.tags,
+            min_size: t.tcp_endpoint.min_size.get(),
             inet_af: &t.tcp_endpoint.inet_af,
             owner: Some(&t.tcp_endpoint.owner),
             create_time: &t.tcp_endpoint.create_time,
             body_offset: 0,
         },
         ObjectKind::TcpListener => KindFields {
+            tags: &t.tcp_listener.tags,
+            min_size: t.tcp_listener.min_size.get(),
             inet_af: &t.tcp_listener.inet_af,
             owner: Some(&t.tcp_listener.owner),
             create_time: &t.tcp_listener.create_time,
             body_offset: 0,
         },
         ObjectKind::UdpEndpoint => KindFields {
+            tags: &t.udp_endpoint.tags,
+            min_size: t.udp_endpoint.min_size.get(),
             inet_af: &t.udp_endpoint.inet_af,
             owner: Some(&t.udp_endpoint.owner),
             create_time: &t.udp_endpoint.create_time,
@@ -74,6 +84,8 @@ pub fn kind_fields(profile: &Profile, kind: ObjectKind) -> Option<KindFields<'_>
         ObjectKind::TimeWait => {
             let tw = t.time_wait.as_ref()?;
             KindFields {
+                tags: &tw.tags,
+                min_size: tw.min_size.get(),
                 inet_af: &tw.inet_af,
                 owner: None,
                 create_time: &tw.create_time,

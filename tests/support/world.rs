@@ -570,6 +570,7 @@ impl World {
             chunk_size,
             progress: None,
             kernel_space: None,
+            find_table_blocks: false,
         };
         carve(&phys, &params)
     }

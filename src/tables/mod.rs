@@ -1,0 +1,230 @@
+//! The second route to endpoints: tcpip.sys's own tables, what `netstat` and the API enumerate.
+//! [`module`] finds tcpip.sys, [`symbols`] its globals, [`walk`] the tables; this file turns the
+//! walk into [`TableFinds`] for the carve's decoder and the `tables` section of scan JSON.
+use crate::carve::linked::{TableFinds, TableObject};
+use crate::kernel::KernelInfo;
+use crate::paging::AddressSpace;
+use crate::profile::{kind_fields, Profile};
+use serde::{Deserialize, Serialize};
+
+pub mod module;
+pub mod symbols;
+pub mod walk;
+
+pub use module::TcpipModule;
+pub use walk::TableCount;
+
+/// `tables` in scan JSON: how the tables were found and what they held.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TablesReport {
+    /// `pdb`, `builtin-symbols`, or `none`.
+    pub route: String,
+    /// Why the route is `none` (what stopped part of a walk is in the image's warnings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub tcpip: Option<TcpipModule>,
+    pub tables: Vec<TableCount>,
+    /// Kinds (`tcp_endpoint`, ...) whose tables were walked completely: absence from them means
+    /// the object is unlinked.
+    pub complete: Vec<String>,
+    /// Objects the walk found that the carve did not (flag `no_pool_tag` where their header
+    /// does not carry the tag), and entries that did not decode as their kind.
+    #[serde(default)]
+    pub only_in_tables: u64,
+    #[serde(default)]
+    pub undecodable: u64,
+}
+
+impl Default for TablesReport {
+    fn default() -> Self {
+        TablesReport::none(None, "scanned before netcarve walked tcpip's tables")
+    }
+}
+
+impl TablesReport {
+    fn none(tcpip: Option<TcpipModule>, reason: &str) -> TablesReport {
+        TablesReport {
+            route: "none".into(),
+            reason: Some(reason.to_string()),
+            tcpip,
+            tables: vec![],
+            complete: vec![],
+            only_in_tables: 0,
+            undecodable: 0,
+        }
+    }
+}
+
+/// Finds tcpip.sys and walks its tables: from symbols (a PDB profile's, the built-in table's),
+/// else from the table blocks the carve's search collected (`blocks`: physical address of each
+/// pool header and its tag). Warnings are for the image's list.
+pub fn find_and_walk(
+    space: &AddressSpace,
+    kernel: &KernelInfo,
+    profile: &Profile,
+    blocks: &[(u64, [u8; 4])],
+) -> (TablesReport, Option<TableFinds>, Vec<String>) {
+    let tcpip = module::find_tcpip(space, kernel);
+    let Some(layout) = profile.tcpip.tables.as_ref() else {
+        let why = format!(
+            "no source describes tcpip's tables for the layout of profile {}",
+            profile.name
+        );
+        return (TablesReport::none(tcpip, &why), None, vec![]);
+    };
+    let symbol_walk = match &tcpip {
+        Some(module) => symbols::resolve(profile, module.pdb.as_ref()).map(|r| (r, module.base.0)),
+        None => Err(
+            "tcpip.sys not found (not in the loaded-module list, no image naming tcpip.pdb)".into(),
+        ),
+    };
+    let (route, walked, mut warnings) = match symbol_walk {
+        Ok(((source, syms, warning), base)) => {
+            let walked = walk::walk(space, kernel.mode, profile, layout, base, &syms);
+            (
+                source.route(),
+                walked,
+                warning.into_iter().collect::<Vec<_>>(),
+            )
+        }
+        Err(why) if !blocks.is_empty() => {
+            let (hash_tables, pools) = pool_tag_tables(space, profile, layout, blocks);
+            if hash_tables.is_empty() && pools.is_empty() {
+                let why = format!("{why}; and no TcHT/TcCo/UdCo block holds a table");
+                return (TablesReport::none(tcpip, &why), None, vec![]);
+            }
+            let walked =
+                walk::walk_found(space, kernel.mode, profile, layout, &hash_tables, &pools);
+            ("pool-tags", walked, vec![])
+        }
+        Err(why) => return (TablesReport::none(tcpip, &why), None, vec![]),
+    };
+    warnings.extend(walked.warnings.iter().cloned());
+    let header = profile.arch.pool_header_size();
+    let objects = walked
+        .entries
+        .iter()
+        .filter_map(|e| {
+            let k = kind_fields(profile, e.kind)?;
+            let header_va = e.body.wrapping_sub(k.body_offset).wrapping_sub(header);
+            let header_pa = space.translate(header_va)?;
+            let mut block = vec![0u8; (header + k.body_offset + k.min_size) as usize];
+            crate::bytes::ReadBytes::read_into(space, header_va, &mut block).then_some(
+                TableObject {
+                    header_pa,
+                    header_va,
+                    kind: e.kind,
+                    tagged: e.tagged,
+                    block,
+                },
+            )
+        })
+        .collect();
+    let report = TablesReport {
+        route: route.into(),
+        reason: (route == "pool-tags").then(|| {
+            "no symbols for this tcpip: tables found by their pool tags; nothing proves every table \
+             was found, so objects in none of them stay linked: null"
+                .to_string()
+        }),
+        tcpip,
+        tables: walked.tables.clone(),
+        complete: walked.complete.iter().map(|k| k.name().to_string()).collect(),
+        only_in_tables: 0,
+        undecodable: 0,
+    };
+    let finds = TableFinds {
+        objects,
+        complete: walked.complete,
+    };
+    (report, Some(finds), warnings)
+}
+
+/// The hash tables in `TcHT` blocks (an `_RTL_DYNAMIC_HASH_TABLE` whose directory is an `HTab`
+/// block) and the port pools the `TcCo`/`UdCo` protocol compartments point to.
+fn pool_tag_tables(
+    space: &AddressSpace,
+    profile: &Profile,
+    layout: &crate::profile::TablesLayout,
+    blocks: &[(u64, [u8; 4])],
+) -> (Vec<u64>, Vec<(u64, crate::profile::ObjectKind)>) {
+    use crate::bytes::ReadBytes;
+    use crate::paging::VirtualMemory;
+    use crate::profile::ObjectKind;
+    let arch = profile.arch;
+    let header = arch.pool_header_size();
+    let ps = arch.pointer_size();
+    let mut pages: Vec<u64> = blocks.iter().map(|(pa, _)| pa / 0x1000).collect();
+    pages.sort_unstable();
+    pages.dedup();
+    let vas = space.phys_to_virt(&pages);
+    let va_of = |pa: u64| -> Option<u64> {
+        let i = pages.binary_search(&(pa / 0x1000)).ok()?;
+        Some(vas.get(i).copied().flatten()? + pa % 0x1000)
+    };
+    let tag_before = |va: u64| -> Option<[u8; 4]> {
+        let mut raw = [0u8; 16];
+        let raw = &mut raw[..header as usize];
+        space
+            .read_into(va.wrapping_sub(header), raw)
+            .then_some(())?;
+        crate::carve::pool::PoolHeader::parse(raw, arch).map(|h| h.tag)
+    };
+    let kernel = |va: u64| module::is_kernel_va(space.mode, va) && va.is_multiple_of(ps);
+    let (mut hash_tables, mut pools) = (vec![], vec![]);
+    for &(pa, tag) in blocks {
+        let Some(va) = va_of(pa) else { continue };
+        let mut raw = [0u8; 16];
+        let raw = &mut raw[..header as usize];
+        let Some(h) = space
+            .read_into(va, raw)
+            .then(|| crate::carve::pool::PoolHeader::parse(raw, arch))
+            .flatten()
+        else {
+            continue;
+        };
+        let body = va + header;
+        let len = h
+            .block_size
+            .saturating_sub(header)
+            .min(0x1000 - (body & 0xFFF));
+        match &tag {
+            b"TcHT" => {
+                let mut at = 0;
+                while at + 0x20 + ps <= len {
+                    let ht = body + at;
+                    let size = space.read_u32(ht + 0x8).unwrap_or(0);
+                    let dir = space.read_ptr(ht + 0x20).unwrap_or(0);
+                    if (1..=65536).contains(&size)
+                        && kernel(dir)
+                        && tag_before(dir) == Some(*b"HTab")
+                    {
+                        hash_tables.push(ht);
+                    }
+                    at += ps;
+                }
+            }
+            b"TcCo" | b"UdCo" => {
+                let kind = if &tag == b"TcCo" {
+                    ObjectKind::TcpListener
+                } else {
+                    ObjectKind::UdpEndpoint
+                };
+                let pool = layout
+                    .protocol_port_pool
+                    .off()
+                    .and_then(|off| space.read_ptr(body + off))
+                    .filter(|&p| kernel(p));
+                if let Some(pool) = pool {
+                    pools.push((pool, kind));
+                }
+            }
+            _ => {}
+        }
+    }
+    hash_tables.sort_unstable();
+    hash_tables.dedup();
+    pools.sort_unstable();
+    pools.dedup();
+    (hash_tables, pools)
+}
