@@ -69,6 +69,60 @@ fn seeds_reach_the_code_they_are_for() {
     let va = u64::from_le_bytes(paging[8..16].try_into().unwrap());
     assert!(walker.translate(va).is_some(), "paging seed maps nothing");
 
+    // The tables seed is one partition with two chained TcpE and a TCP port pool with a listener.
+    let tables = std::fs::read(corpus_dir("tables").join("seed-walk")).unwrap();
+    assert_eq!(tables, harness::tables_seed(), "regenerate the seeds");
+    let p = netcarve::profile::by_name("win7-x64").unwrap();
+    let syms = netcarve::tables::symbols::TcpipSymbols {
+        partition_table: Some(0x10),
+        partition_count: Some(0x18),
+        tcp_port_pool: Some(0x20),
+        ..Default::default()
+    };
+    struct Flat<'a>(&'a [u8]);
+    impl netcarve::bytes::ReadBytes for Flat<'_> {
+        fn read_into(&self, at: u64, buf: &mut [u8]) -> bool {
+            let Some(off) = at.checked_sub(harness::TABLES_VA) else {
+                return false;
+            };
+            match self.0.get(off as usize..off as usize + buf.len()) {
+                Some(src) => {
+                    buf.copy_from_slice(src);
+                    true
+                }
+                None => false,
+            }
+        }
+    }
+    impl netcarve::paging::VirtualMemory for Flat<'_> {
+        fn pointer_size(&self) -> u64 {
+            8
+        }
+    }
+    let walked = netcarve::tables::walk::walk(
+        &Flat(&tables[harness::TABLES_HEADER..]),
+        netcarve::paging::PagingMode::X64,
+        p,
+        p.tcpip.tables.as_ref().unwrap(),
+        harness::TABLES_VA,
+        &syms,
+    );
+    let kinds: Vec<_> = walked
+        .entries
+        .iter()
+        .map(|e| (e.kind.name(), e.tagged))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("tcp_endpoint", true),
+            ("tcp_endpoint", true),
+            ("tcp_listener", true)
+        ],
+        "tables seed walks nothing: {:?}",
+        walked.warnings
+    );
+
     // The xpress seeds are whole streams that decode to the size their header asks for.
     use netcarve::container::xpress::{decompress_huffman, decompress_plain};
     for (seed, decoder) in [
@@ -109,6 +163,7 @@ fn with_selector(selector: u8, body: &[u8]) -> Vec<u8> {
 #[test]
 #[ignore]
 fn write_fuzz_seeds() {
+    write("tables", "walk", &harness::tables_seed());
     let (m64, t64) = windows(Mode::X64, 0x4_0000, 10, 0, 19041);
     let (m86, t86) = windows(Mode::Pae, 0x4_0000, 6, 1, 7601);
     let (big64, big_t64) = windows(Mode::X64, 0x11_0000, 10, 0, 19041);

@@ -355,11 +355,138 @@ pub fn xpress(data: &[u8]) {
     }
 }
 
+/// Where the `tables` target's input sits in kernel space, and its header size.
+pub const TABLES_VA: u64 = 0xFFFF_A000_0000_0000;
+pub const TABLES_HEADER: usize = 8;
+
+/// Kernel memory that is one flat region (the `tables` target's input).
+struct FlatMemory<'a>(&'a [u8]);
+
+impl ReadBytes for FlatMemory<'_> {
+    fn read_into(&self, at: u64, buf: &mut [u8]) -> bool {
+        let Some(off) = at.checked_sub(TABLES_VA) else {
+            return false;
+        };
+        let Some(src) = usize::try_from(off)
+            .ok()
+            .and_then(|o| self.0.get(o..o.checked_add(buf.len())?))
+        else {
+            return false;
+        };
+        buf.copy_from_slice(src);
+        true
+    }
+}
+
+impl VirtualMemory for FlatMemory<'_> {
+    fn pointer_size(&self) -> u64 {
+        8
+    }
+}
+
+/// The walk of tcpip's tables on arbitrary kernel memory: the input after an 8-byte header is
+/// mapped at [`TABLES_VA`]; the header's u16s are the RVAs (from that address) of PartitionTable,
+/// PartitionCount, TcpPortPool and UdpCompartmentSet. Both the symbol walk and the pool-tag walk
+/// (every 16-aligned offset of the first KiB as a hash table, the pools as port pools) run with
+/// win7-x64's layout; entries they return must lie in kernel space.
+pub fn tables(data: &[u8]) {
+    use netcarve::profile::ObjectKind;
+    use netcarve::tables::symbols::TcpipSymbols;
+    use netcarve::tables::walk::{walk, walk_found};
+    let data = capped(data);
+    let Some((head, memory)) = data.split_at_checked(TABLES_HEADER) else {
+        return;
+    };
+    let rva = |i: usize| u64::from(u16::from_le_bytes([head[2 * i], head[2 * i + 1]]));
+    let Some(profile) = profile::by_name("win7-x64") else {
+        return;
+    };
+    let Some(layout) = profile.tcpip.tables.as_ref() else {
+        return;
+    };
+    let mem = FlatMemory(memory);
+    let syms = TcpipSymbols {
+        partition_table: Some(rva(0)),
+        partition_count: Some(rva(1)),
+        tcp_port_pool: Some(rva(2)),
+        udp_port_pool: None,
+        tcp_compartment_set: None,
+        udp_compartment_set: Some(rva(3)),
+    };
+    let walked = walk(&mem, PagingMode::X64, profile, layout, TABLES_VA, &syms);
+    let tables: Vec<u64> = (0..memory.len().min(1024) as u64)
+        .step_by(16)
+        .map(|o| TABLES_VA + o)
+        .collect();
+    let pools = [
+        (TABLES_VA + rva(2), ObjectKind::TcpListener),
+        (TABLES_VA + rva(3), ObjectKind::UdpEndpoint),
+    ];
+    let found = walk_found(&mem, PagingMode::X64, profile, layout, &tables, &pools);
+    for e in walked.entries.iter().chain(&found.entries) {
+        assert!(
+            e.body >= 0xFFFF_8000_0000_0000,
+            "entry outside kernel space"
+        );
+    }
+    assert!(
+        found.complete.is_empty(),
+        "the pool-tag route never claims completeness"
+    );
+}
+
+/// A valid `tables` input: one partition whose hash table chains two TcpE objects in one bucket,
+/// and a TCP port pool with a listener on port 445 (the seed the fuzzer starts from).
+pub fn tables_seed() -> Vec<u8> {
+    let mut m = vec![0u8; 0x8000];
+    let va = |off: usize| TABLES_VA + off as u64;
+    let put =
+        |m: &mut Vec<u8>, off: usize, v: u64| m[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    let (parts, ht, dir, obj0, obj1) = (0x100, 0x200, 0x400, 0x1010, 0x1410);
+    let (pool, bitmap, assignment, list, listener) = (0x2000, 0x5000, 0x6000, 0x6100, 0x7010);
+    put(&mut m, 0x10, va(parts)); // PartitionTable
+    m[0x18] = 1; // PartitionCount
+    put(&mut m, 0x20, va(pool)); // TcpPortPool
+    put(&mut m, parts + 0x8, va(ht));
+    m[ht + 0x8] = 128;
+    m[ht + 0x14] = 2;
+    put(&mut m, ht + 0x20, va(dir));
+    for b in 0..128 {
+        let head = dir + b * 16;
+        put(&mut m, head, va(head));
+        put(&mut m, head + 8, va(head));
+    }
+    // Bucket 5: head → obj0's link (0x28) → obj1's → head.
+    let (head, l0, l1) = (dir + 5 * 16, obj0 + 0x28, obj1 + 0x28);
+    put(&mut m, head, va(l0));
+    put(&mut m, l0, va(l1));
+    put(&mut m, l1, va(head));
+    for obj in [obj0, obj1, listener] {
+        m[obj - 0x10 + 2] = 0x30;
+        m[obj - 0x10 + 3] = 2;
+    }
+    m[obj0 - 0xc..obj0 - 0x8].copy_from_slice(b"TcpE");
+    m[obj1 - 0xc..obj1 - 0x8].copy_from_slice(b"TcpE");
+    m[listener - 0xc..listener - 0x8].copy_from_slice(b"TcpL");
+    m[pool + 0x90..pool + 0x94].copy_from_slice(&65536u32.to_le_bytes());
+    put(&mut m, pool + 0x98, va(bitmap));
+    m[bitmap + 445 / 8] |= 1 << (445 % 8);
+    put(&mut m, pool + 0xa0 + 8, va(assignment));
+    put(&mut m, assignment + 0x20, va(list));
+    put(&mut m, list + (445 & 0xff) * 0x10 + 8, va(listener + 0x70));
+    let mut input = vec![0u8; TABLES_HEADER];
+    for (i, rva) in [0x10u16, 0x18, 0x20, 0x28].iter().enumerate() {
+        input[2 * i..2 * i + 2].copy_from_slice(&rva.to_le_bytes());
+    }
+    input.extend_from_slice(&m);
+    input
+}
+
 /// A fuzz target's body.
 pub type Target = fn(&[u8]);
 
 /// Every target by name (the replay test walks them all).
-pub const TARGETS: [(&str, Target); 8] = [
+pub const TARGETS: [(&str, Target); 9] = [
     ("container", container),
     ("paging", paging),
     ("kernel", kernel),
@@ -368,4 +495,5 @@ pub const TARGETS: [(&str, Target); 8] = [
     ("capture", capture),
     ("profile_json", profile_json),
     ("xpress", xpress),
+    ("tables", tables),
 ];

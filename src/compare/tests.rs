@@ -554,3 +554,79 @@ fn process_names() {
     assert!(same_process("SearchProtocolH", "SearchProtocolHost.exe"));
     assert!(!same_process("evil.exe", "chrome"));
 }
+
+/// Where tcpip's tables were walked they decide: a linked object the API lacks is hidden (even
+/// one whose own fields look ended), an unlinked one that looks alive is `unlinked` (a
+/// discrepancy), an unlinked one that does not is stale; `linked: null` keeps the object's own
+/// evidence, and every note says which decided.
+#[test]
+fn the_tables_decide_hidden_unlinked_and_stale() {
+    let seen = mem(
+        0x100,
+        "TcpE",
+        ("10.0.0.5", 1000),
+        Some(("1.1.1.1", 1)),
+        Some(8),
+    );
+    let at = |off: u64, port: u16, linked: Option<bool>| {
+        let mut m = mem(
+            off,
+            "TcpE",
+            ("10.0.0.5", port),
+            Some(("6.6.6.6", 443)),
+            Some(666),
+        );
+        m.linked = linked;
+        m
+    };
+    let linked_live = at(0x1000, 2001, Some(true));
+    let mut linked_closed = at(0x2000, 2002, Some(true));
+    linked_closed.state = Some(TcpState::Closed);
+    let unlinked_live = at(0x3000, 2003, Some(false));
+    let mut unlinked_closed = at(0x4000, 2004, Some(false));
+    unlinked_closed.state = Some(TcpState::Closed);
+    let unknown_live = at(0x5000, 2005, None);
+    let rows = vec![cap(&seen, 1)];
+    let report = run(
+        vec![
+            seen,
+            linked_live,
+            linked_closed,
+            unlinked_live,
+            unlinked_closed,
+            unknown_live,
+        ],
+        rows,
+        None,
+    );
+    let row = |port: u16| {
+        report
+            .rows
+            .iter()
+            .find(|r| r.memory.as_ref().is_some_and(|m| m.local_port == port))
+            .unwrap()
+    };
+    assert_eq!(row(2001).class, Class::HiddenFromApi);
+    assert!(
+        row(2001).note.contains("linked in tcpip's tables"),
+        "{}",
+        row(2001).note
+    );
+    assert_eq!(row(2002).class, Class::HiddenFromApi);
+    assert!(row(2002)
+        .note
+        .contains("linked in tcpip's tables, though state CLOSED"));
+    assert_eq!(row(2003).class, Class::Unlinked);
+    assert!(
+        row(2003).note.contains("in none of tcpip's tables"),
+        "{}",
+        row(2003).note
+    );
+    assert!(Class::Unlinked.is_discrepancy());
+    assert_eq!(row(2004).class, Class::Stale);
+    assert!(row(2004).note.ends_with("in none of tcpip's tables"));
+    assert_eq!(row(2005).class, Class::HiddenFromApi);
+    assert!(row(2005).note.contains("(tcpip's tables were not walked)"));
+    assert_eq!(report.summary.by_class["unlinked"], 1);
+    assert_eq!(report.exit_code(), 1);
+}

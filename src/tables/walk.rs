@@ -130,7 +130,12 @@ pub fn walk(
     }
     // Which table holds TIME_WAIT endpoints is not in every source: the second table counts as
     // theirs only when it held at least one object tagged as one.
-    if !w.out.entries.iter().any(|e| e.kind == ObjectKind::TimeWait && e.tagged) {
+    if !w
+        .out
+        .entries
+        .iter()
+        .any(|e| e.kind == ObjectKind::TimeWait && e.tagged)
+    {
         w.mark(ObjectKind::TimeWait, false);
     }
     let mut out = w.out;
@@ -365,11 +370,16 @@ impl Walker<'_> {
             match (tagged, majority) {
                 (Some((k, body)), _) => self.push(*body, *k, true),
                 (None, Some(k)) => {
-                    let Some(&off) = self.link_offsets(k).first() else { continue };
+                    let Some(&off) = self.link_offsets(k).first() else {
+                        continue;
+                    };
                     let body = link.wrapping_sub(off);
-                    let block = body.wrapping_sub(kind_fields(self.profile, k).map_or(0, |f| f.body_offset));
+                    let block = body
+                        .wrapping_sub(kind_fields(self.profile, k).map_or(0, |f| f.body_offset));
                     // Another endpoint kind's block (a listener, say) is not this table's object.
-                    let other = self.pool_tag(block).is_some_and(|t| is_endpoint_tag(self.profile, &t));
+                    let other = self
+                        .pool_tag(block)
+                        .is_some_and(|t| is_endpoint_tag(self.profile, &t));
                     if !other {
                         self.push(body, k, false);
                     }
