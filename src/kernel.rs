@@ -54,9 +54,19 @@ const KERNEL_PDB_NAMES: [&str; 4] = [
 /// VS_FIXEDFILEINFO.dwSignature.
 const VS_FIXEDFILEINFO_SIGNATURE: [u8; 4] = 0xFEEF_04BDu32.to_le_bytes();
 /// Caps on work done for hostile or huge images.
-const MAX_KERNEL_CANDIDATES: usize = 1 << 16;
-/// Mapped pages the kernel-image search looks at, at most (4 GiB of distinct mappings).
+/// Mapped pages the kernel-image search looks at, at most (4 GiB of distinct mappings); this also
+/// bounds the candidate lists (8 MiB of addresses at most).
 const MZ_PAGE_BUDGET: usize = 1 << 20;
+/// Bytes all kernel candidates of one search may read in total (a candidate reads its header page
+/// and at most 16 debug entries and 16 CodeView records, 21 KiB): about 200,000 of the costliest
+/// candidates, a second or so. A well-formed image finds its kernel among the first few.
+const CANDIDATE_READ_BUDGET: u64 = 4 << 30;
+/// The wall-clock budget of one kernel-image search, looked at only once this many candidates have
+/// been examined: a normal image (even on a slow disk, or compressed) finds its kernel long before
+/// that many, so results never depend on the machine's speed; only page tables offering a
+/// pathological number of candidates can reach it.
+const CANDIDATE_TIME_CHECK_AFTER: usize = 1 << 14;
+const CANDIDATE_TIME_BUDGET: std::time::Duration = std::time::Duration::from_secs(4);
 const MAX_IMAGE_SIZE: u64 = 64 << 20;
 /// `IMAGE_DEBUG_DIRECTORY` entry size, and the entries and CodeView bytes read per candidate.
 const DEBUG_ENTRY: usize = 28;
@@ -127,11 +137,7 @@ pub fn identify(phys: &PhysicalSpace, dtb_override: Option<u64>) -> Result<Kerne
     let mut found = found;
     let (mut kernel, gave_up) =
         find_kernel_image(&AddressSpace::new(phys, found.dtb, found.mode), phys);
-    if gave_up {
-        warnings.push(format!(
-            "the kernel-image search stopped after {MZ_PAGE_BUDGET} mapped pages (the page tables map more than an image can hold: hostile or damaged)"
-        ));
-    }
+    warnings.extend(gave_up);
     if kernel.is_none() && found.source == "crashdump-header" {
         // A header DTB can map KUSER_SHARED_DATA and still not be the full kernel view (e.g. a
         // KVA-shadow user CR3): try the tables found in memory before giving up on the kernel.
@@ -503,16 +509,20 @@ struct KernelImage {
 /// on a well-formed image: the header's KDBG pointer, then `MZ` pages among the kernel mappings
 /// where kernels are loaded (2 MiB-aligned ones first). Only when those fail does it pay for a
 /// pass over all of physical memory (`KDBG` tags), and then the `MZ` pages elsewhere.
-/// Also says whether the candidate search stopped at its page budget.
-fn find_kernel_image(space: &AddressSpace, phys: &PhysicalSpace) -> (Option<KernelImage>, bool) {
+/// Also returns a warning for each budget that stopped the search (what was given up).
+fn find_kernel_image(
+    space: &AddressSpace,
+    phys: &PhysicalSpace,
+) -> (Option<KernelImage>, Vec<String>) {
+    let mut budget = CandidateBudget::new();
     if let Some(kdbg) = phys.hints.kd_debugger_data_block {
         let mut tag = [0u8; 4];
         if space.read_into(kdbg + 0x10, &mut tag) && &tag == b"KDBG" {
             if let Some(k) = space
                 .read_ptr(kdbg + 0x18)
-                .and_then(|base| kernel_at(space, base))
+                .and_then(|base| kernel_at(space, base, &mut budget))
             {
-                return (Some(k), false);
+                return (Some(k), vec![]);
             }
         }
     }
@@ -546,10 +556,7 @@ fn find_kernel_image(space: &AddressSpace, phys: &PhysicalSpace) -> (Option<Kern
                 };
                 // A read, not a slice: compressed containers have no bytes to slice.
                 let mut magic = [0u8; 2];
-                if list.len() < MAX_KERNEL_CANDIDATES
-                    && phys.read_into(pa + off, &mut magic)
-                    && &magic == b"MZ"
-                {
+                if phys.read_into(pa + off, &mut magic) && &magic == b"MZ" {
                     list.push(va + off);
                 }
                 off += 0x1000;
@@ -563,18 +570,99 @@ fn find_kernel_image(space: &AddressSpace, phys: &PhysicalSpace) -> (Option<Kern
     // The tables over the usual range first: walking every mapping reads a byte of every mapped
     // page of the kernel half, which on a large image costs more than the rest of identification.
     let (preferred, _) = mz_pages(Some(usual.clone()));
-    if let Some(k) = preferred.iter().find_map(|&va| kernel_at(space, va)) {
-        return (Some(k), false);
+    if let Some(k) = budget.first_kernel(space, &preferred) {
+        return (Some(k), vec![]);
     }
-    if let Some(k) = kdbg_scan_bases(phys, space.mode.pointer_size())
-        .into_iter()
-        .find_map(|base| kernel_at(space, base))
-    {
-        return (Some(k), false);
+    let kdbg_bases = kdbg_scan_bases(phys, space.mode.pointer_size());
+    if let Some(k) = budget.first_kernel(space, &kdbg_bases) {
+        return (Some(k), vec![]);
     }
     let (_, others) = mz_pages(None);
-    let found = others.into_iter().find_map(|va| kernel_at(space, va));
-    (found, budget_spent.get())
+    let found = budget.first_kernel(space, &others);
+    let mut gave_up = vec![];
+    if budget_spent.get() {
+        gave_up.push(format!(
+            "the kernel-image search stopped after {MZ_PAGE_BUDGET} mapped pages (the page tables map more than an image can hold: hostile or damaged)"
+        ));
+    }
+    if found.is_none() {
+        gave_up.extend(budget.given_up());
+    }
+    (found, gave_up)
+}
+
+/// The work all kernel candidates of one search may do together: each candidate is cheap (see
+/// `kernel_at`), but page tables can offer a million of them, each a hostile header.
+struct CandidateBudget {
+    /// Bytes read by the candidates examined so far.
+    read: u64,
+    examined: usize,
+    /// Candidates offered but not examined once the budget was spent.
+    skipped: usize,
+    started: std::time::Instant,
+    /// Which budget ran out, once one has.
+    spent: Option<&'static str>,
+}
+
+impl CandidateBudget {
+    fn new() -> CandidateBudget {
+        CandidateBudget {
+            read: 0,
+            examined: 0,
+            skipped: 0,
+            started: std::time::Instant::now(),
+            spent: None,
+        }
+    }
+
+    /// The first of `bases` that holds a kernel image, examining candidates while the budget lasts.
+    fn first_kernel(&mut self, space: &AddressSpace, bases: &[u64]) -> Option<KernelImage> {
+        for (i, &base) in bases.iter().enumerate() {
+            if !self.allows_another() {
+                self.skipped += bases.len() - i;
+                return None;
+            }
+            if let Some(k) = kernel_at(space, base, self) {
+                return Some(k);
+            }
+        }
+        None
+    }
+
+    fn allows_another(&mut self) -> bool {
+        if self.spent.is_none() && self.read >= CANDIDATE_READ_BUDGET {
+            self.spent = Some("read budget");
+        }
+        // Only after many candidates: see CANDIDATE_TIME_CHECK_AFTER.
+        if self.spent.is_none()
+            && self.examined >= CANDIDATE_TIME_CHECK_AFTER
+            && self.started.elapsed() >= CANDIDATE_TIME_BUDGET
+        {
+            self.spent = Some("time budget");
+        }
+        self.examined += usize::from(self.spent.is_none());
+        self.spent.is_none()
+    }
+
+    /// Counts `len` bytes read by the candidate being examined.
+    fn charge(&mut self, len: usize) {
+        self.read = self.read.saturating_add(len as u64);
+    }
+
+    /// The warning naming what was given up, when a budget ran out.
+    fn given_up(&self) -> Option<String> {
+        let why = self.spent?;
+        Some(format!(
+            "the kernel-image search gave up at its {why} ({} MiB read by {} kernel candidates in {:.1} s; the budgets: {} MiB, and {} s once {} candidates are examined): {} candidate kernel headers were not examined (the page tables offer more than an image holds: hostile or damaged)",
+            self.read >> 20,
+            self.examined,
+            self.started.elapsed().as_secs_f64(),
+            CANDIDATE_READ_BUDGET >> 20,
+            CANDIDATE_TIME_BUDGET.as_secs(),
+            CANDIDATE_TIME_CHECK_AFTER,
+            self.skipped
+        ))
+    }
 }
 
 /// KernBase values of `KDBG` blocks found anywhere in physical memory (a whole-image pass: the
@@ -622,9 +710,10 @@ fn read_sparse(space: &AddressSpace, va: u64, buf: &mut [u8]) {
 /// A kernel image at `base`: a PE whose CodeView record names a kernel PDB (the PE headers parsed
 /// with goblin, the debug directory entries and the record as typed structs, reading only the
 /// pages involved).
-fn kernel_at(space: &AddressSpace, base: u64) -> Option<KernelImage> {
+fn kernel_at(space: &AddressSpace, base: u64, budget: &mut CandidateBudget) -> Option<KernelImage> {
     use goblin::pe;
     let mut header = vec![0u8; 0x1000];
+    budget.charge(header.len());
     if !space.read_into(base, &mut header) || !header.starts_with(b"MZ") {
         return None;
     }
@@ -641,6 +730,7 @@ fn kernel_at(space: &AddressSpace, base: u64) -> Option<KernelImage> {
         return None;
     }
     let mut dir = vec![0u8; entries * DEBUG_ENTRY];
+    budget.charge(dir.len());
     read_sparse(space, base.checked_add(dir_rva)?, &mut dir);
     let codeview = dir.chunks_exact(DEBUG_ENTRY).find_map(|entry| {
         let DebugDirectoryEntry { kind, size, rva } = DebugDirectoryEntry::parse(entry)?;
@@ -653,6 +743,7 @@ fn kernel_at(space: &AddressSpace, base: u64) -> Option<KernelImage> {
             return None;
         }
         let mut record = vec![0u8; size];
+        budget.charge(size);
         read_sparse(space, base.checked_add(rva)?, &mut record);
         Rsds::parse(&record)
     })?;
@@ -862,5 +953,29 @@ pub fn image_facts(phys: &PhysicalSpace, k: &KernelInfo) -> crate::record::Image
                 compression_sets: h.blocks,
             }),
         warnings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The time budget is looked at only after many candidates, and then stops the search with a
+    /// warning naming it (a search cannot be made slow on purpose in a test, so its clock is set back).
+    #[test]
+    fn the_time_budget_applies_only_after_many_candidates() {
+        let mut budget = CandidateBudget::new();
+        budget.started -= CANDIDATE_TIME_BUDGET * 2;
+        for _ in 0..CANDIDATE_TIME_CHECK_AFTER {
+            assert!(budget.allows_another());
+        }
+        assert!(!budget.allows_another());
+        assert!(budget
+            .given_up()
+            .is_some_and(|w| w.contains("gave up at its time budget")));
+        let mut fresh = CandidateBudget::new();
+        fresh.read = CANDIDATE_READ_BUDGET;
+        assert!(!fresh.allows_another());
+        assert!(fresh.given_up().is_some_and(|w| w.contains("read budget")));
     }
 }
