@@ -389,7 +389,7 @@ fn self_map_scan_in(
     let want_nonpae = modes.contains(&PagingMode::NonPae);
     // PAE: PD3 pages found, keyed by the frame of the PD they map at index 0 (= PDPT entry 0).
     let mut pae_pd3: Vec<(u64, [u64; 4])> = vec![];
-    for run in phys.runs() {
+    for run in phys.pass_runs() {
         let Some((run_start, bytes)) = run_part(phys, run, &range) else {
             continue;
         };
@@ -456,7 +456,7 @@ fn find_pae_pdpt(
     for (_, entries) in pd3s {
         by_pd0.entry(frame(entries[0])).or_default().push(*entries);
     }
-    for run in phys.runs() {
+    for run in phys.pass_runs() {
         if run.phys >= 1 << 32 {
             break;
         }
@@ -555,8 +555,12 @@ fn find_kernel_image(
                     &mut others
                 };
                 // A read, not a slice: compressed containers have no bytes to slice.
+                // A sparse file's holes are zeros: not read, so not faulted into the page cache.
                 let mut magic = [0u8; 2];
-                if phys.read_into(pa + off, &mut magic) && &magic == b"MZ" {
+                if !phys.in_hole(pa + off)
+                    && phys.read_into(pa + off, &mut magic)
+                    && &magic == b"MZ"
+                {
                     list.push(va + off);
                 }
                 off += 0x1000;
@@ -670,7 +674,7 @@ impl CandidateBudget {
 fn kdbg_scan_bases(phys: &PhysicalSpace, ptr: u64) -> Vec<u64> {
     let mut bases = vec![];
     let finder = memchr::memmem::Finder::new(b"KDBG");
-    for run in phys.runs() {
+    for run in phys.pass_runs() {
         let bytes = phys.run_bytes(run);
         for hit in finder.find_iter(&bytes) {
             if bases.len() >= MAX_TAG_HITS {
@@ -871,7 +875,7 @@ fn find_tcpip_version(phys: &PhysicalSpace) -> Option<String> {
     let finder = memchr::memmem::Finder::new(&needle);
     let sig = memchr::memmem::FinderRev::new(&VS_FIXEDFILEINFO_SIGNATURE);
     let mut checked = 0usize;
-    for run in phys.runs() {
+    for run in phys.pass_runs() {
         let bytes = phys.run_bytes(run);
         for hit in finder.find_iter(&bytes) {
             checked += 1;

@@ -139,7 +139,7 @@ pub fn scan_image_in_pool(path: &Path, opts: &ScanOptions) -> Result<ScanOutput>
     };
     let progress =
         (opts.progress && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
-            let bar = indicatif::ProgressBar::new(phys.present_size());
+            let bar = indicatif::ProgressBar::new(phys.pass_size());
             if let Ok(style) = indicatif::ProgressStyle::with_template(
                 "scanning {bar:40} {bytes}/{total_bytes} ({eta})",
             ) {

@@ -242,3 +242,68 @@ fn the_page_and_candidate_budgets_stop_the_kernel_search_with_warnings() {
         w.peak_anon_kib
     );
 }
+
+/// A 1 TiB sparse raw file whose first 32 MiB are a synthesized image: whole-image passes skip
+/// its holes (SEEK_DATA/SEEK_HOLE), so `info` and `scan` end in seconds (a plain pass took over
+/// 300 s) with the endpoints the plain image has, while the holes still read as zeros.
+#[test]
+fn a_sparse_terabyte_raw_file_is_scanned_in_seconds() {
+    let dir = scratch("hostile-sparse-terabyte");
+    let plain = synth(&dir, &["--profile", "win10-19041-x64", "--size", "32M"]);
+    let sparse = dir.join("sparse.raw");
+    std::fs::copy(&plain, &sparse).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&sparse)
+        .unwrap();
+    if let Err(e) = file.set_len(1 << 40) {
+        return skip_or_fail(&format!("this file system holds no 1 TiB sparse file: {e}"));
+    }
+    drop(file);
+    let w = watch(&["info", "--format", "json", sparse.to_str().unwrap()]);
+    assert_eq!(w.code, 0, "{}", w.stderr);
+    let info: serde_json::Value = serde_json::from_str(&w.stdout).unwrap();
+    let truth = read_json(&dir.join("truth.json"));
+    assert_eq!(info["kernel_pdb"], truth["image"]["kernel_pdb"]);
+    assert_eq!(info["physical"]["size"], 1u64 << 40);
+    let started = std::time::Instant::now();
+    let (code, scanned, err) = scan_json(&sparse, &[]);
+    let took = started.elapsed();
+    eprintln!("1 TiB sparse: info {:?}, scan {took:?}", w.elapsed);
+    assert_eq!(code, 0, "{err}");
+    let (_, expected, _) = scan_json(&plain, &[]);
+    assert_eq!(scanned["endpoints"], expected["endpoints"]);
+    assert!(
+        took < Duration::from_secs(20),
+        "scan of the sparse file took {took:?}"
+    );
+}
+
+/// `--hash` still hashes every byte of a sparse file, its holes as zeros.
+#[test]
+fn a_sparse_file_hashes_as_its_bytes() {
+    let dir = scratch("hostile-sparse-hash");
+    let plain = synth(&dir, &["--profile", "win7-x64", "--size", "16M"]);
+    let sparse = dir.join("sparse.raw");
+    std::fs::copy(&plain, &sparse).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&sparse)
+        .unwrap();
+    file.set_len(96 << 20).unwrap();
+    // Data after a hole, and the file ending in one.
+    use std::io::{Seek, SeekFrom, Write};
+    file.seek(SeekFrom::Start(40 << 20)).unwrap();
+    file.write_all(&[0x5Au8; 0x3000]).unwrap();
+    drop(file);
+    let w = watch(&[
+        "info",
+        "--hash",
+        "--format",
+        "json",
+        sparse.to_str().unwrap(),
+    ]);
+    assert_eq!(w.code, 0, "{}", w.stderr);
+    let info: serde_json::Value = serde_json::from_str(&w.stdout).unwrap();
+    assert_eq!(info["sha256"], sha256_file(&sparse));
+}
