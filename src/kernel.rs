@@ -126,6 +126,39 @@ struct Found {
 
 /// Identifies the kernel of an image. `dtb_override` is `--dtb`.
 pub fn identify(phys: &PhysicalSpace, dtb_override: Option<u64>) -> Result<KernelInfo> {
+    identify_within(phys, dtb_override, &SearchLimits::default())
+}
+
+/// The budgets of the kernel-image search. Every command uses the default; the fuzz targets use
+/// tight ones, so that inputs of a few KiB reach the code that gives up.
+#[derive(Clone, Debug)]
+pub struct SearchLimits {
+    /// Mapped pages looked at for `MZ`, per walk of the kernel mappings.
+    pub mz_pages: usize,
+    /// Bytes all candidates of one search may read.
+    pub candidate_bytes: u64,
+    /// The clock is looked at only once this many candidates have been examined.
+    pub time_check_after: usize,
+    pub time_budget: std::time::Duration,
+}
+
+impl Default for SearchLimits {
+    fn default() -> SearchLimits {
+        SearchLimits {
+            mz_pages: MZ_PAGE_BUDGET,
+            candidate_bytes: CANDIDATE_READ_BUDGET,
+            time_check_after: CANDIDATE_TIME_CHECK_AFTER,
+            time_budget: CANDIDATE_TIME_BUDGET,
+        }
+    }
+}
+
+/// [`identify`] with other search budgets.
+pub fn identify_within(
+    phys: &PhysicalSpace,
+    dtb_override: Option<u64>,
+    limits: &SearchLimits,
+) -> Result<KernelInfo> {
     let mut warnings = vec![];
     let modes = modes_for(&phys.hints);
     let found = find_dtb(phys, dtb_override, &modes, &mut warnings).ok_or_else(|| {
@@ -135,8 +168,11 @@ pub fn identify(phys: &PhysicalSpace, dtb_override: Option<u64>) -> Result<Kerne
         )
     })?;
     let mut found = found;
-    let (mut kernel, gave_up) =
-        find_kernel_image(&AddressSpace::new(phys, found.dtb, found.mode), phys);
+    let (mut kernel, gave_up) = find_kernel_image(
+        &AddressSpace::new(phys, found.dtb, found.mode),
+        phys,
+        limits,
+    );
     warnings.extend(gave_up);
     if kernel.is_none() && found.source == "crashdump-header" {
         // A header DTB can map KUSER_SHARED_DATA and still not be the full kernel view (e.g. a
@@ -145,7 +181,7 @@ pub fn identify(phys: &PhysicalSpace, dtb_override: Option<u64>) -> Result<Kerne
         let alternative = low_stub_dtb(phys).or_else(|| self_map_scan(phys, &modes));
         if let Some(alt) = alternative.filter(|a| a.dtb != found.dtb) {
             let (alt_kernel, _) =
-                find_kernel_image(&AddressSpace::new(phys, alt.dtb, alt.mode), phys);
+                find_kernel_image(&AddressSpace::new(phys, alt.dtb, alt.mode), phys, limits);
             if alt_kernel.is_some() {
                 warnings.push(format!(
                     "crash-dump header DTB {:#x} does not map the kernel image; using {:#x} ({})",
@@ -513,8 +549,10 @@ struct KernelImage {
 fn find_kernel_image(
     space: &AddressSpace,
     phys: &PhysicalSpace,
+    limits: &SearchLimits,
 ) -> (Option<KernelImage>, Vec<String>) {
-    let mut budget = CandidateBudget::new();
+    let mut budget = CandidateBudget::new(limits);
+    let mz_budget = limits.mz_pages;
     if let Some(kdbg) = phys.hints.kd_debugger_data_block {
         let mut tag = [0u8; 4];
         if space.read_into(kdbg + 0x10, &mut tag) && &tag == b"KDBG" {
@@ -542,12 +580,12 @@ fn find_kernel_image(
         let mut examined = std::collections::HashSet::new();
         let mut pages = 0usize;
         space.kernel_mappings_near(near, |va, pa, size| {
-            if !examined.insert((pa, size)) || pages >= MZ_PAGE_BUDGET {
-                budget_spent.set(budget_spent.get() || pages >= MZ_PAGE_BUDGET);
+            if !examined.insert((pa, size)) || pages >= mz_budget {
+                budget_spent.set(budget_spent.get() || pages >= mz_budget);
                 return;
             }
             let mut off = (0x1000 - (pa & 0xFFF)) & 0xFFF;
-            while off + 2 <= size && pages < MZ_PAGE_BUDGET {
+            while off + 2 <= size && pages < mz_budget {
                 pages += 1;
                 let list = if usual.contains(&(va + off)) {
                     &mut preferred
@@ -586,7 +624,7 @@ fn find_kernel_image(
     let mut gave_up = vec![];
     if budget_spent.get() {
         gave_up.push(format!(
-            "the kernel-image search stopped after {MZ_PAGE_BUDGET} mapped pages (the page tables map more than an image can hold: hostile or damaged)"
+            "the kernel-image search stopped after {mz_budget} mapped pages (the page tables map more than an image can hold: hostile or damaged)"
         ));
     }
     if found.is_none() {
@@ -598,6 +636,7 @@ fn find_kernel_image(
 /// The work all kernel candidates of one search may do together: each candidate is cheap (see
 /// `kernel_at`), but page tables can offer a million of them, each a hostile header.
 struct CandidateBudget {
+    limits: SearchLimits,
     /// Bytes read by the candidates examined so far.
     read: u64,
     examined: usize,
@@ -609,8 +648,9 @@ struct CandidateBudget {
 }
 
 impl CandidateBudget {
-    fn new() -> CandidateBudget {
+    fn new(limits: &SearchLimits) -> CandidateBudget {
         CandidateBudget {
+            limits: limits.clone(),
             read: 0,
             examined: 0,
             skipped: 0,
@@ -634,13 +674,14 @@ impl CandidateBudget {
     }
 
     fn allows_another(&mut self) -> bool {
-        if self.spent.is_none() && self.read >= CANDIDATE_READ_BUDGET {
+        let limits = &self.limits;
+        if self.spent.is_none() && self.read >= limits.candidate_bytes {
             self.spent = Some("read budget");
         }
         // Only after many candidates: see CANDIDATE_TIME_CHECK_AFTER.
         if self.spent.is_none()
-            && self.examined >= CANDIDATE_TIME_CHECK_AFTER
-            && self.started.elapsed() >= CANDIDATE_TIME_BUDGET
+            && self.examined >= limits.time_check_after
+            && self.started.elapsed() >= limits.time_budget
         {
             self.spent = Some("time budget");
         }
@@ -661,9 +702,9 @@ impl CandidateBudget {
             self.read >> 20,
             self.examined,
             self.started.elapsed().as_secs_f64(),
-            CANDIDATE_READ_BUDGET >> 20,
-            CANDIDATE_TIME_BUDGET.as_secs(),
-            CANDIDATE_TIME_CHECK_AFTER,
+            self.limits.candidate_bytes >> 20,
+            self.limits.time_budget.as_secs(),
+            self.limits.time_check_after,
             self.skipped
         ))
     }
@@ -968,7 +1009,7 @@ mod tests {
     /// warning naming it (a search cannot be made slow on purpose in a test, so its clock is set back).
     #[test]
     fn the_time_budget_applies_only_after_many_candidates() {
-        let mut budget = CandidateBudget::new();
+        let mut budget = CandidateBudget::new(&SearchLimits::default());
         budget.started -= CANDIDATE_TIME_BUDGET * 2;
         for _ in 0..CANDIDATE_TIME_CHECK_AFTER {
             assert!(budget.allows_another());
@@ -977,7 +1018,7 @@ mod tests {
         assert!(budget
             .given_up()
             .is_some_and(|w| w.contains("gave up at its time budget")));
-        let mut fresh = CandidateBudget::new();
+        let mut fresh = CandidateBudget::new(&SearchLimits::default());
         fresh.read = CANDIDATE_READ_BUDGET;
         assert!(!fresh.allows_another());
         assert!(fresh.given_up().is_some_and(|w| w.contains("read budget")));

@@ -148,7 +148,10 @@ mod tests {
         let pass = pass_runs(&elf, &[(0x8000, 0x9000)]);
         assert_eq!(pass.len(), 1);
         let p = pass[0];
-        assert!(p.phys.is_multiple_of(PAGE) && p.len.is_multiple_of(PAGE), "{p:?}");
+        assert!(
+            p.phys.is_multiple_of(PAGE) && p.len.is_multiple_of(PAGE),
+            "{p:?}"
+        );
         assert!(
             p.file_offset <= 0x7000 && p.file_offset + p.len >= 0xA000,
             "{p:?}"

@@ -350,18 +350,31 @@ impl PhysicalSpace {
         let data = extents::data_extents(&file, len);
         let map = crate::evidence::EvidenceMap::new(file, path)?;
         let mut space = Self::detect(Backing::Map(map), path)?;
-        space.set_data_extents(data);
+        if let Some(data) = data {
+            space.set_data_extents(data);
+        }
         Ok(space)
     }
 
-    /// Remembers where the file holds data, for containers whose runs are file bytes (a compressed
-    /// container's runs are decoded positions, a bitmap dump's pages are not listed up front:
-    /// they are read plainly).
-    fn set_data_extents(&mut self, extents: Option<Vec<(u64, u64)>>) {
-        let Some(extents) = extents else { return };
+    /// Remembers where the file holds data (the file ranges `[start, end)`; `open` gives what
+    /// `SEEK_DATA` says, tests and fuzzing their own), for containers whose runs are file bytes (a
+    /// compressed container's runs are decoded positions, and a bitmap dump's pages are not listed
+    /// up front: both are read plainly). Every byte outside them must be zero, or passes miss it.
+    pub fn set_data_extents(&mut self, mut extents: Vec<(u64, u64)>) {
         if self.blocks.is_some() || self.pages.is_some() {
             return;
         }
+        // Sorted and apart, whatever the caller gave.
+        extents.retain(|&(start, end)| start < end);
+        extents.sort_unstable();
+        let mut kept: Vec<(u64, u64)> = Vec::with_capacity(extents.len());
+        for (start, end) in extents {
+            match kept.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => kept.push((start, end)),
+            }
+        }
+        let extents = kept;
         let pass = extents::pass_runs(&self.runs, &extents);
         self.holes = Some(Holes { extents, pass });
     }
