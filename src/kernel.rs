@@ -61,10 +61,11 @@ const MZ_PAGE_BUDGET: usize = 1 << 20;
 /// and at most 16 debug entries and 16 CodeView records, 21 KiB): about 200,000 of the costliest
 /// candidates, a second or so. A well-formed image finds its kernel among the first few.
 const CANDIDATE_READ_BUDGET: u64 = 4 << 30;
-/// The wall-clock budget of one kernel-image search, looked at only once this many candidates have
-/// been examined: a normal image (even on a slow disk, or compressed) finds its kernel long before
-/// that many, so results never depend on the machine's speed; only page tables offering a
-/// pathological number of candidates can reach it.
+/// The wall-clock budget of one kernel-image search (the time spent examining candidates, not the
+/// walks and whole-image passes between), looked at only once this many candidates have been
+/// examined: a normal image (even on a slow disk, or compressed) finds its kernel long before that
+/// many, so results never depend on the machine's speed; only page tables offering a pathological
+/// number of candidates can reach it.
 const CANDIDATE_TIME_CHECK_AFTER: usize = 1 << 14;
 const CANDIDATE_TIME_BUDGET: std::time::Duration = std::time::Duration::from_secs(4);
 const MAX_IMAGE_SIZE: u64 = 64 << 20;
@@ -642,7 +643,11 @@ struct CandidateBudget {
     examined: usize,
     /// Candidates offered but not examined once the budget was spent.
     skipped: usize,
-    started: std::time::Instant,
+    /// Time spent examining candidates: only that (not the walks and the KDBG pass between,
+    /// which a large image on a slow disk makes long) is held against the time budget.
+    examining: std::time::Duration,
+    /// When the current list of candidates started to be examined.
+    since: std::time::Instant,
     /// Which budget ran out, once one has.
     spent: Option<&'static str>,
 }
@@ -654,23 +659,32 @@ impl CandidateBudget {
             read: 0,
             examined: 0,
             skipped: 0,
-            started: std::time::Instant::now(),
+            examining: std::time::Duration::ZERO,
+            since: std::time::Instant::now(),
             spent: None,
         }
     }
 
     /// The first of `bases` that holds a kernel image, examining candidates while the budget lasts.
     fn first_kernel(&mut self, space: &AddressSpace, bases: &[u64]) -> Option<KernelImage> {
+        self.since = std::time::Instant::now();
+        let mut found = None;
         for (i, &base) in bases.iter().enumerate() {
             if !self.allows_another() {
                 self.skipped += bases.len() - i;
-                return None;
+                break;
             }
-            if let Some(k) = kernel_at(space, base, self) {
-                return Some(k);
+            found = kernel_at(space, base, self);
+            if found.is_some() {
+                break;
             }
         }
-        None
+        self.examining += self.since.elapsed();
+        found
+    }
+
+    fn elapsed(&self) -> std::time::Duration {
+        self.examining + self.since.elapsed()
     }
 
     fn allows_another(&mut self) -> bool {
@@ -681,7 +695,7 @@ impl CandidateBudget {
         // Only after many candidates: see CANDIDATE_TIME_CHECK_AFTER.
         if self.spent.is_none()
             && self.examined >= limits.time_check_after
-            && self.started.elapsed() >= limits.time_budget
+            && self.elapsed() >= limits.time_budget
         {
             self.spent = Some("time budget");
         }
@@ -701,7 +715,7 @@ impl CandidateBudget {
             "the kernel-image search gave up at its {why} ({} MiB read by {} kernel candidates in {:.1} s; the budgets: {} MiB, and {} s once {} candidates are examined): {} candidate kernel headers were not examined (the page tables offer more than an image holds: hostile or damaged)",
             self.read >> 20,
             self.examined,
-            self.started.elapsed().as_secs_f64(),
+            self.examining.as_secs_f64(),
             self.limits.candidate_bytes >> 20,
             self.limits.time_budget.as_secs(),
             self.limits.time_check_after,
@@ -1010,7 +1024,7 @@ mod tests {
     #[test]
     fn the_time_budget_applies_only_after_many_candidates() {
         let mut budget = CandidateBudget::new(&SearchLimits::default());
-        budget.started -= CANDIDATE_TIME_BUDGET * 2;
+        budget.examining = CANDIDATE_TIME_BUDGET * 2;
         for _ in 0..CANDIDATE_TIME_CHECK_AFTER {
             assert!(budget.allows_another());
         }
