@@ -113,6 +113,9 @@ pub struct ScanArgs {
     /// Show structurally invalid candidates too, with the reason.
     #[arg(long)]
     pub include_corrupt: bool,
+    /// Do not walk tcpip.sys's own tables (pool carve only; every record says linked: null).
+    #[arg(long)]
+    pub no_tables: bool,
     /// Worker threads (default: all cores; at most 4 per core and 256, with a warning).
     #[arg(long)]
     pub threads: Option<usize>,

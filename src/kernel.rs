@@ -56,9 +56,20 @@ const KERNEL_PDB_NAMES: [&str; 4] = [
 /// VS_FIXEDFILEINFO.dwSignature.
 const VS_FIXEDFILEINFO_SIGNATURE: [u8; 4] = 0xFEEF_04BDu32.to_le_bytes();
 /// Caps on work done for hostile or huge images.
-const MAX_KERNEL_CANDIDATES: usize = 1 << 16;
-/// Mapped pages the kernel-image search looks at, at most (4 GiB of distinct mappings).
+/// Mapped pages the kernel-image search looks at, at most (4 GiB of distinct mappings); this also
+/// bounds the candidate lists (8 MiB of addresses at most).
 const MZ_PAGE_BUDGET: usize = 1 << 20;
+/// Bytes all kernel candidates of one search may read in total (a candidate reads its header page
+/// and at most 16 debug entries and 16 CodeView records, 21 KiB): about 200,000 of the costliest
+/// candidates, a second or so. A well-formed image finds its kernel among the first few.
+const CANDIDATE_READ_BUDGET: u64 = 4 << 30;
+/// The wall-clock budget of one kernel-image search (the time spent examining candidates, not the
+/// walks and whole-image passes between), looked at only once this many candidates have been
+/// examined: a normal image (even on a slow disk, or compressed) finds its kernel long before that
+/// many, so results never depend on the machine's speed; only page tables offering a pathological
+/// number of candidates can reach it.
+const CANDIDATE_TIME_CHECK_AFTER: usize = 1 << 14;
+const CANDIDATE_TIME_BUDGET: std::time::Duration = std::time::Duration::from_secs(4);
 const MAX_IMAGE_SIZE: u64 = 64 << 20;
 /// `IMAGE_DEBUG_DIRECTORY` entry size, and the entries and CodeView bytes read per candidate.
 const DEBUG_ENTRY: usize = 28;
@@ -118,6 +129,39 @@ struct Found {
 
 /// Identifies the kernel of an image. `dtb_override` is `--dtb`.
 pub fn identify(phys: &PhysicalSpace, dtb_override: Option<u64>) -> Result<KernelInfo> {
+    identify_within(phys, dtb_override, &SearchLimits::default())
+}
+
+/// The budgets of the kernel-image search. Every command uses the default; the fuzz targets use
+/// tight ones, so that inputs of a few KiB reach the code that gives up.
+#[derive(Clone, Debug)]
+pub struct SearchLimits {
+    /// Mapped pages looked at for `MZ`, per walk of the kernel mappings.
+    pub mz_pages: usize,
+    /// Bytes all candidates of one search may read.
+    pub candidate_bytes: u64,
+    /// The clock is looked at only once this many candidates have been examined.
+    pub time_check_after: usize,
+    pub time_budget: std::time::Duration,
+}
+
+impl Default for SearchLimits {
+    fn default() -> SearchLimits {
+        SearchLimits {
+            mz_pages: MZ_PAGE_BUDGET,
+            candidate_bytes: CANDIDATE_READ_BUDGET,
+            time_check_after: CANDIDATE_TIME_CHECK_AFTER,
+            time_budget: CANDIDATE_TIME_BUDGET,
+        }
+    }
+}
+
+/// [`identify`] with other search budgets.
+pub fn identify_within(
+    phys: &PhysicalSpace,
+    dtb_override: Option<u64>,
+    limits: &SearchLimits,
+) -> Result<KernelInfo> {
     let mut warnings = vec![];
     let modes = modes_for(&phys.hints);
     let found = find_dtb(phys, dtb_override, &modes, &mut warnings).ok_or_else(|| {
@@ -127,13 +171,12 @@ pub fn identify(phys: &PhysicalSpace, dtb_override: Option<u64>) -> Result<Kerne
         )
     })?;
     let mut found = found;
-    let (mut kernel, gave_up) =
-        find_kernel_image(&AddressSpace::new(phys, found.dtb, found.mode), phys);
-    if gave_up {
-        warnings.push(format!(
-            "the kernel-image search stopped after {MZ_PAGE_BUDGET} mapped pages (the page tables map more than an image can hold: hostile or damaged)"
-        ));
-    }
+    let (mut kernel, gave_up) = find_kernel_image(
+        &AddressSpace::new(phys, found.dtb, found.mode),
+        phys,
+        limits,
+    );
+    warnings.extend(gave_up);
     if kernel.is_none() && found.source == "crashdump-header" {
         // A header DTB can map KUSER_SHARED_DATA and still not be the full kernel view (e.g. a
         // KVA-shadow user CR3): try the tables found in memory before giving up on the kernel.
@@ -141,7 +184,7 @@ pub fn identify(phys: &PhysicalSpace, dtb_override: Option<u64>) -> Result<Kerne
         let alternative = low_stub_dtb(phys).or_else(|| self_map_scan(phys, &modes));
         if let Some(alt) = alternative.filter(|a| a.dtb != found.dtb) {
             let (alt_kernel, _) =
-                find_kernel_image(&AddressSpace::new(phys, alt.dtb, alt.mode), phys);
+                find_kernel_image(&AddressSpace::new(phys, alt.dtb, alt.mode), phys, limits);
             if alt_kernel.is_some() {
                 warnings.push(format!(
                     "crash-dump header DTB {:#x} does not map the kernel image; using {:#x} ({})",
@@ -386,7 +429,7 @@ fn self_map_scan_in(
     let want_nonpae = modes.contains(&PagingMode::NonPae);
     // PAE: PD3 pages found, keyed by the frame of the PD they map at index 0 (= PDPT entry 0).
     let mut pae_pd3: Vec<(u64, [u64; 4])> = vec![];
-    for run in phys.runs() {
+    for run in phys.pass_runs() {
         let Some((run_start, bytes)) = run_part(phys, run, &range) else {
             continue;
         };
@@ -453,7 +496,7 @@ fn find_pae_pdpt(
     for (_, entries) in pd3s {
         by_pd0.entry(frame(entries[0])).or_default().push(*entries);
     }
-    for run in phys.runs() {
+    for run in phys.pass_runs() {
         if run.phys >= 1 << 32 {
             break;
         }
@@ -506,16 +549,22 @@ struct KernelImage {
 /// on a well-formed image: the header's KDBG pointer, then `MZ` pages among the kernel mappings
 /// where kernels are loaded (2 MiB-aligned ones first). Only when those fail does it pay for a
 /// pass over all of physical memory (`KDBG` tags), and then the `MZ` pages elsewhere.
-/// Also says whether the candidate search stopped at its page budget.
-fn find_kernel_image(space: &AddressSpace, phys: &PhysicalSpace) -> (Option<KernelImage>, bool) {
+/// Also returns a warning for each budget that stopped the search (what was given up).
+fn find_kernel_image(
+    space: &AddressSpace,
+    phys: &PhysicalSpace,
+    limits: &SearchLimits,
+) -> (Option<KernelImage>, Vec<String>) {
+    let mut budget = CandidateBudget::new(limits);
+    let mz_budget = limits.mz_pages;
     if let Some(kdbg) = phys.hints.kd_debugger_data_block {
         let mut tag = [0u8; 4];
         if space.read_into(kdbg + 0x10, &mut tag) && &tag == b"KDBG" {
             if let Some(k) = space
                 .read_ptr(kdbg + 0x18)
-                .and_then(|base| kernel_at(space, base))
+                .and_then(|base| kernel_at(space, base, &mut budget))
             {
-                return (Some(k), false);
+                return (Some(k), vec![]);
             }
         }
     }
@@ -535,12 +584,12 @@ fn find_kernel_image(space: &AddressSpace, phys: &PhysicalSpace) -> (Option<Kern
         let mut examined = std::collections::HashSet::new();
         let mut pages = 0usize;
         space.kernel_mappings_near(near, |va, pa, size| {
-            if !examined.insert((pa, size)) || pages >= MZ_PAGE_BUDGET {
-                budget_spent.set(budget_spent.get() || pages >= MZ_PAGE_BUDGET);
+            if !examined.insert((pa, size)) || pages >= mz_budget {
+                budget_spent.set(budget_spent.get() || pages >= mz_budget);
                 return;
             }
             let mut off = (0x1000 - (pa & 0xFFF)) & 0xFFF;
-            while off + 2 <= size && pages < MZ_PAGE_BUDGET {
+            while off + 2 <= size && pages < mz_budget {
                 pages += 1;
                 let list = if usual.contains(&(va + off)) {
                     &mut preferred
@@ -548,8 +597,9 @@ fn find_kernel_image(space: &AddressSpace, phys: &PhysicalSpace) -> (Option<Kern
                     &mut others
                 };
                 // A read, not a slice: compressed containers have no bytes to slice.
+                // A sparse file's holes are zeros: not read, so not faulted into the page cache.
                 let mut magic = [0u8; 2];
-                if list.len() < MAX_KERNEL_CANDIDATES
+                if !phys.in_hole(pa + off)
                     && phys.read_into(pa + off, &mut magic)
                     && &magic == b"MZ"
                 {
@@ -566,18 +616,115 @@ fn find_kernel_image(space: &AddressSpace, phys: &PhysicalSpace) -> (Option<Kern
     // The tables over the usual range first: walking every mapping reads a byte of every mapped
     // page of the kernel half, which on a large image costs more than the rest of identification.
     let (preferred, _) = mz_pages(Some(usual.clone()));
-    if let Some(k) = preferred.iter().find_map(|&va| kernel_at(space, va)) {
-        return (Some(k), false);
+    if let Some(k) = budget.first_kernel(space, &preferred) {
+        return (Some(k), vec![]);
     }
-    if let Some(k) = kdbg_scan_bases(phys, space.mode.pointer_size())
-        .into_iter()
-        .find_map(|base| kernel_at(space, base))
-    {
-        return (Some(k), false);
+    let kdbg_bases = kdbg_scan_bases(phys, space.mode.pointer_size());
+    if let Some(k) = budget.first_kernel(space, &kdbg_bases) {
+        return (Some(k), vec![]);
     }
     let (_, others) = mz_pages(None);
-    let found = others.into_iter().find_map(|va| kernel_at(space, va));
-    (found, budget_spent.get())
+    let found = budget.first_kernel(space, &others);
+    let mut gave_up = vec![];
+    if budget_spent.get() {
+        gave_up.push(format!(
+            "the kernel-image search stopped after {mz_budget} mapped pages (the page tables map more than an image can hold: hostile or damaged)"
+        ));
+    }
+    if found.is_none() {
+        gave_up.extend(budget.given_up());
+    }
+    (found, gave_up)
+}
+
+/// The work all kernel candidates of one search may do together: each candidate is cheap (see
+/// `kernel_at`), but page tables can offer a million of them, each a hostile header.
+struct CandidateBudget {
+    limits: SearchLimits,
+    /// Bytes read by the candidates examined so far.
+    read: u64,
+    examined: usize,
+    /// Candidates offered but not examined once the budget was spent.
+    skipped: usize,
+    /// Time spent examining candidates: only that (not the walks and the KDBG pass between,
+    /// which a large image on a slow disk makes long) is held against the time budget.
+    examining: std::time::Duration,
+    /// When the current list of candidates started to be examined.
+    since: std::time::Instant,
+    /// Which budget ran out, once one has.
+    spent: Option<&'static str>,
+}
+
+impl CandidateBudget {
+    fn new(limits: &SearchLimits) -> CandidateBudget {
+        CandidateBudget {
+            limits: limits.clone(),
+            read: 0,
+            examined: 0,
+            skipped: 0,
+            examining: std::time::Duration::ZERO,
+            since: std::time::Instant::now(),
+            spent: None,
+        }
+    }
+
+    /// The first of `bases` that holds a kernel image, examining candidates while the budget lasts.
+    fn first_kernel(&mut self, space: &AddressSpace, bases: &[u64]) -> Option<KernelImage> {
+        self.since = std::time::Instant::now();
+        let mut found = None;
+        for (i, &base) in bases.iter().enumerate() {
+            if !self.allows_another() {
+                self.skipped += bases.len() - i;
+                break;
+            }
+            found = kernel_at(space, base, self);
+            if found.is_some() {
+                break;
+            }
+        }
+        self.examining += self.since.elapsed();
+        found
+    }
+
+    fn elapsed(&self) -> std::time::Duration {
+        self.examining + self.since.elapsed()
+    }
+
+    fn allows_another(&mut self) -> bool {
+        let limits = &self.limits;
+        if self.spent.is_none() && self.read >= limits.candidate_bytes {
+            self.spent = Some("read budget");
+        }
+        // Only after many candidates: see CANDIDATE_TIME_CHECK_AFTER.
+        if self.spent.is_none()
+            && self.examined >= limits.time_check_after
+            && self.elapsed() >= limits.time_budget
+        {
+            self.spent = Some("time budget");
+        }
+        self.examined += usize::from(self.spent.is_none());
+        self.spent.is_none()
+    }
+
+    /// Counts `len` bytes read by the candidate being examined.
+    fn charge(&mut self, len: usize) {
+        self.read = self.read.saturating_add(len as u64);
+    }
+
+    /// The warning naming what was given up, when a budget ran out.
+    fn given_up(&self) -> Option<String> {
+        let why = self.spent?;
+        Some(format!(
+            "the kernel-image search gave up at its {why} ({} MiB read by {} kernel candidates in {:.1} s; the budgets: {} MiB, and {} s once {} candidates are examined): {} candidate kernel headers were not examined (the page tables offer more than an image holds: hostile or damaged)",
+            self.read >> 20,
+            self.examined,
+            self.examining.as_secs_f64(),
+            self.limits.candidate_bytes >> 20,
+            self.limits.time_budget.as_secs(),
+            self.limits.time_check_after,
+            self.skipped
+        ))
+    }
 }
 
 /// KernBase values of `KDBG` blocks found anywhere in physical memory (a whole-image pass: the
@@ -585,7 +732,7 @@ fn find_kernel_image(space: &AddressSpace, phys: &PhysicalSpace) -> (Option<Kern
 fn kdbg_scan_bases(phys: &PhysicalSpace, ptr: u64) -> Vec<u64> {
     let mut bases = vec![];
     let finder = memchr::memmem::Finder::new(b"KDBG");
-    for run in phys.runs() {
+    for run in phys.pass_runs() {
         let bytes = phys.run_bytes(run);
         for hit in finder.find_iter(&bytes) {
             if bases.len() >= MAX_TAG_HITS {
@@ -622,9 +769,10 @@ fn read_sparse(space: &AddressSpace, va: u64, buf: &mut [u8]) {
     }
 }
 
-/// A kernel image at `base`: a PE whose CodeView record names a kernel PDB.
-fn kernel_at(space: &AddressSpace, base: u64) -> Option<KernelImage> {
-    let (size_of_image, pdb) = pe_codeview(space, base)?;
+/// A kernel image at `base`: a PE whose CodeView record names a kernel PDB; the bytes it reads are
+/// charged to the search's budget.
+fn kernel_at(space: &AddressSpace, base: u64, budget: &mut CandidateBudget) -> Option<KernelImage> {
+    let (size_of_image, pdb) = read_codeview(space, base, &mut |n| budget.charge(n))?;
     KERNEL_PDB_NAMES
         .contains(&pdb.name.as_str())
         .then_some(KernelImage {
@@ -635,11 +783,22 @@ fn kernel_at(space: &AddressSpace, base: u64) -> Option<KernelImage> {
 }
 
 /// A PE image at `base` and the PDB its CodeView record names (lower-case file name): SizeOfImage
-/// and the id. The PE headers are parsed with goblin, the debug directory entries and the record
-/// as typed structs, reading only the pages involved.
+/// and the id.
 pub(crate) fn pe_codeview(space: &AddressSpace, base: u64) -> Option<(u64, PdbId)> {
+    read_codeview(space, base, &mut |_| {})
+}
+
+/// [`pe_codeview`], telling `charge` how many bytes each read takes: the PE headers parsed with
+/// goblin, the debug directory entries and the record as typed structs, reading only the pages
+/// involved.
+fn read_codeview(
+    space: &AddressSpace,
+    base: u64,
+    charge: &mut dyn FnMut(usize),
+) -> Option<(u64, PdbId)> {
     use goblin::pe;
     let mut header = vec![0u8; 0x1000];
+    charge(header.len());
     if !space.read_into(base, &mut header) || !header.starts_with(b"MZ") {
         return None;
     }
@@ -656,6 +815,7 @@ pub(crate) fn pe_codeview(space: &AddressSpace, base: u64) -> Option<(u64, PdbId
         return None;
     }
     let mut dir = vec![0u8; entries * DEBUG_ENTRY];
+    charge(dir.len());
     read_sparse(space, base.checked_add(dir_rva)?, &mut dir);
     let codeview = dir.chunks_exact(DEBUG_ENTRY).find_map(|entry| {
         let DebugDirectoryEntry { kind, size, rva } = DebugDirectoryEntry::parse(entry)?;
@@ -668,6 +828,7 @@ pub(crate) fn pe_codeview(space: &AddressSpace, base: u64) -> Option<(u64, PdbId
             return None;
         }
         let mut record = vec![0u8; size];
+        charge(size);
         read_sparse(space, base.checked_add(rva)?, &mut record);
         Rsds::parse(&record)
     })?;
@@ -795,7 +956,7 @@ fn find_tcpip_version(phys: &PhysicalSpace) -> Option<String> {
     let finder = memchr::memmem::Finder::new(&needle);
     let sig = memchr::memmem::FinderRev::new(&VS_FIXEDFILEINFO_SIGNATURE);
     let mut checked = 0usize;
-    for run in phys.runs() {
+    for run in phys.pass_runs() {
         let bytes = phys.run_bytes(run);
         for hit in finder.find_iter(&bytes) {
             checked += 1;
@@ -877,5 +1038,29 @@ pub fn image_facts(phys: &PhysicalSpace, k: &KernelInfo) -> crate::record::Image
                 compression_sets: h.blocks,
             }),
         warnings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The time budget is looked at only after many candidates, and then stops the search with a
+    /// warning naming it (a search cannot be made slow on purpose in a test, so its clock is set back).
+    #[test]
+    fn the_time_budget_applies_only_after_many_candidates() {
+        let mut budget = CandidateBudget::new(&SearchLimits::default());
+        budget.examining = CANDIDATE_TIME_BUDGET * 2;
+        for _ in 0..CANDIDATE_TIME_CHECK_AFTER {
+            assert!(budget.allows_another());
+        }
+        assert!(!budget.allows_another());
+        assert!(budget
+            .given_up()
+            .is_some_and(|w| w.contains("gave up at its time budget")));
+        let mut fresh = CandidateBudget::new(&SearchLimits::default());
+        fresh.read = CANDIDATE_READ_BUDGET;
+        assert!(!fresh.allows_another());
+        assert!(fresh.given_up().is_some_and(|w| w.contains("read budget")));
     }
 }

@@ -83,8 +83,35 @@ impl ImageHash {
 pub fn image_hash(phys: &PhysicalSpace) -> ImageHash {
     use sha2::{Digest, Sha256};
     if phys.blocks().is_none() {
+        let file = phys.file_bytes();
+        let sha256 = match phys.data_extents() {
+            None => Sha256::digest(file),
+            Some(extents) => {
+                // Every byte, holes included, but a hole's zeros come from a buffer: reading them
+                // from the map would fault each into the page cache.
+                let zeros = vec![0u8; 1 << 20];
+                let mut sha = Sha256::new();
+                let mut at = 0usize;
+                let ends = extents.iter().map(|&(start, end)| {
+                    let clip = |v: u64| usize::try_from(v).unwrap_or(usize::MAX).min(file.len());
+                    (clip(start), clip(end))
+                });
+                for (start, end) in ends.chain([(file.len(), file.len())]) {
+                    while at < start {
+                        let n = (start - at).min(zeros.len());
+                        sha.update(&zeros[..n]);
+                        at += n;
+                    }
+                    if let Some(data) = file.get(at.max(start)..end) {
+                        sha.update(data);
+                        at = end;
+                    }
+                }
+                sha.finalize()
+            }
+        };
         return ImageHash {
-            sha256: hex(&Sha256::digest(phys.file_bytes())),
+            sha256: hex(&sha256),
             stored_check: None,
         };
     }

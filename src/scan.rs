@@ -18,6 +18,8 @@ pub struct ScanOptions {
     /// `--profile NAME|FILE`.
     pub profile: Option<String>,
     pub include_corrupt: bool,
+    /// `--no-tables`: skip the walk of tcpip's tables.
+    pub no_tables: bool,
     /// Worker threads; `None` = all cores.
     pub threads: Option<usize>,
     /// Draw a progress bar on stderr (only when it is a terminal).
@@ -142,7 +144,7 @@ pub fn scan_image_in_pool(path: &Path, opts: &ScanOptions) -> Result<ScanOutput>
     };
     let progress =
         (opts.progress && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
-            let bar = indicatif::ProgressBar::new(phys.present_size());
+            let bar = indicatif::ProgressBar::new(phys.pass_size());
             if let Ok(style) = indicatif::ProgressStyle::with_template(
                 "scanning {bar:40} {bytes}/{total_bytes} ({eta})",
             ) {
@@ -159,7 +161,7 @@ pub fn scan_image_in_pool(path: &Path, opts: &ScanOptions) -> Result<ScanOutput>
         chunk_size: CHUNK_SIZE,
         progress: progress.as_ref(),
         kernel_space: Some(&space),
-        find_table_blocks: profile.tcpip.tables.is_some(),
+        find_table_blocks: profile.tcpip.tables.is_some() && !opts.no_tables,
     };
     // Hashing reads the same file; running it beside the scan hides most of its cost.
     let (mut carved, sha) = rayon::join(
@@ -169,8 +171,12 @@ pub fn scan_image_in_pool(path: &Path, opts: &ScanOptions) -> Result<ScanOutput>
     if let Some(bar) = &progress {
         bar.finish_and_clear();
     }
-    let (mut tables, finds, table_warnings) =
-        crate::tables::find_and_walk(&space, &kernel, &profile, &carved.table_blocks);
+    let (mut tables, finds, table_warnings) = if opts.no_tables {
+        let skipped = crate::tables::TablesReport::skipped("--no-tables");
+        (skipped, None, vec![])
+    } else {
+        crate::tables::find_and_walk(&space, &kernel, &profile, &carved.table_blocks)
+    };
     image.warnings.extend(table_warnings);
     crate::carve::merge_tables(&mut carved, finds.as_ref(), &params);
     crate::timings::mark("tcpip tables walked");

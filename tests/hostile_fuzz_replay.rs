@@ -123,6 +123,31 @@ fn seeds_reach_the_code_they_are_for() {
         walked.warnings
     );
 
+    // The budget seed exhausts the tight budgets (and still finds KUSER_SHARED_DATA); the sparse
+    // seed finds its kernel.
+    use netcarve::kernel::identify_within;
+    let bomb = std::fs::read(corpus_dir("kernel").join("seed-budgets")).unwrap();
+    let space = PhysicalSpace::from_bytes(bomb[1..].to_vec(), Path::new("b.raw")).unwrap();
+    let info = identify_within(&space, None, &harness::tight_limits()).expect("identify");
+    let warnings = info.warnings.join("\n");
+    assert!(
+        warnings.contains("stopped after 16 mapped pages"),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains("gave up at its read budget"),
+        "{warnings}"
+    );
+    let sparse = std::fs::read(corpus_dir("kernel").join("seed-raw64-sparse")).unwrap();
+    assert_eq!(sparse[0] & 4, 4);
+    let mut space = PhysicalSpace::from_bytes(sparse[1..].to_vec(), Path::new("s.raw")).unwrap();
+    space.set_data_extents(harness::nonzero_pages(&sparse[1..]));
+    assert!(
+        space.pass_size() < space.present_size(),
+        "the sparse seed has no holes"
+    );
+    assert!(identify(&space, None).unwrap().pdb.is_some());
+
     // The xpress seeds are whole streams that decode to the size their header asks for.
     use netcarve::container::xpress::{decompress_huffman, decompress_plain};
     for (seed, decoder) in [
@@ -143,6 +168,31 @@ fn seeds_reach_the_code_they_are_for() {
             "{seed} does not decode"
         );
     }
+}
+
+/// A 512 KiB x64 machine with forty hostile kernel headers (each claiming 16 CodeView records) at
+/// 2 MiB-aligned addresses before the real kernel: the kernel target's tight budgets give up.
+fn budget_bomb() -> Vec<u8> {
+    use netcarve::synth::builder::le32;
+    let (mut m, _) = windows(Mode::X64, 0x8_0000, 10, 0, 19041);
+    let mut page = tiny_kernel_pe(true, "ntkrnlmp.pdb", &GUID_BYTES, 3, (10, 0, 19041, 1));
+    page.truncate(0x1000);
+    // The debug directory (data directory 6 of the PE32+ header at 0x80) moved into this page:
+    // sixteen CodeView entries whose records are not RSDS.
+    le32(&mut page, 0x80 + 24 + 112 + 6 * 8, 0x800);
+    le32(&mut page, 0x80 + 24 + 112 + 6 * 8 + 4, 64 << 20);
+    for e in 0..16 {
+        let at = 0x800 + e * 28;
+        le32(&mut page, at + 12, 2);
+        le32(&mut page, at + 16, 0x400);
+        le32(&mut page, at + 20, 0xC00);
+    }
+    for i in 0..40u64 {
+        let va = 0xFFFF_F800_0000_0000 + i * (2 << 20);
+        m.map_fresh(va, 0x1000);
+        m.write_virt(va, &page);
+    }
+    m.mem
 }
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
@@ -207,6 +257,27 @@ fn write_fuzz_seeds() {
     write("kernel", "raw64", &with_selector(0, &m64.mem));
     write("kernel", "raw-pae", &with_selector(0, &m86.mem));
     write("kernel", "bitmap64", &with_selector(0, &bitmap));
+    // Bit 2: zero pages as holes (the same kernel must be found); bit 1: tight budgets, which
+    // forty hostile headers before the kernel exhaust.
+    write("kernel", "raw64-sparse", &with_selector(4, &m64.mem));
+    write("kernel", "budgets", &with_selector(6, &budget_bomb()));
+    // Bit 6: zero pages as holes, the same endpoints must be carved. The profile is the selector
+    // modulo the built-in count, so the selector keeps its residue and bit 7.
+    let profiles = netcarve::profile::builtin().len();
+    for name in ["win7-x64-pages", "win7-x64-pages-corrupt"] {
+        let mut seed =
+            std::fs::read(corpus_dir("scan_endpoint").join(format!("seed-{name}"))).unwrap();
+        let old = seed[0];
+        let Some(new) = (0..=255u8).find(|&s| {
+            usize::from(s) % profiles == usize::from(old) % profiles
+                && s & 0x40 != 0
+                && s & 0x80 == old & 0x80
+        }) else {
+            continue;
+        };
+        seed[0] = new;
+        write("scan_endpoint", &format!("{name}-sparse"), &seed);
+    }
 
     let mut paging = Vec::new();
     paging.extend_from_slice(&(t64.dtb << 8).to_le_bytes());

@@ -13,7 +13,7 @@ use netcarve::carve::{self, search, CarveParams};
 use netcarve::container::xpress::{decompress_huffman, decompress_plain, XpressError};
 use netcarve::container::{vmware, PhysicalSpace};
 use netcarve::filetime::TimeWindow;
-use netcarve::kernel::{identify, image_facts};
+use netcarve::kernel::{identify, identify_within, image_facts, SearchLimits};
 use netcarve::paging::{AddressSpace, PagingMode, VirtualMemory};
 use netcarve::profile::{self, Arch, Profile};
 use netcarve::synth::xpress::{compress_huffman, compress_plain};
@@ -137,7 +137,10 @@ pub fn paging(data: &[u8]) {
 }
 
 /// Kernel identification (DTB discovery, kernel image, KUSER_SHARED_DATA) on arbitrary bytes, in
-/// whatever container they parse as; the first byte can supply a DTB override.
+/// whatever container they parse as; the first byte can supply a DTB override (bit 0, the DTB
+/// from bits 4-7) and pick tight search budgets (bit 1: a few pages, candidates and bytes, so
+/// that small inputs reach the code that gives up). Bit 2: the input's all-zero pages are also
+/// taken as a sparse file's holes, and identification must then find exactly the same kernel.
 pub fn kernel(data: &[u8]) {
     let data = capped(data);
     let Some((&selector, body)) = data.split_first() else {
@@ -147,11 +150,69 @@ pub fn kernel(data: &[u8]) {
         return;
     };
     let dtb = (selector & 1 == 1).then(|| u64::from(selector & 0xF0) << 8);
-    if let Ok(info) = identify(&space, dtb) {
-        let facts = image_facts(&space, &info);
+    let limits = if selector & 2 != 0 {
+        tight_limits()
+    } else {
+        SearchLimits::default()
+    };
+    let found = identify_within(&space, dtb, &limits);
+    if let Ok(info) = &found {
+        let facts = image_facts(&space, info);
         let _ = serde_json::to_string(&facts);
         let _ = info.boot_time();
     }
+    if selector & 4 != 0 {
+        let mut sparse = PhysicalSpace::from_bytes(body.to_vec(), Path::new("fuzz.img")).unwrap();
+        sparse.set_data_extents(nonzero_pages(body));
+        let again = identify_within(&sparse, dtb, &limits);
+        let key = |r: &netcarve::error::Result<netcarve::kernel::KernelInfo>| {
+            r.as_ref()
+                .map(|k| {
+                    (
+                        k.dtb,
+                        k.mode,
+                        k.kernel_base,
+                        k.pdb.clone(),
+                        k.nt.clone(),
+                        k.tcpip_version.clone(),
+                    )
+                })
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            key(&found),
+            key(&again),
+            "holes changed what was identified"
+        );
+    }
+}
+
+/// The kernel target's tight search budgets (selector bit 1).
+pub fn tight_limits() -> SearchLimits {
+    SearchLimits {
+        mz_pages: 16,
+        candidate_bytes: 0x6000,
+        time_check_after: 4,
+        // Zero: the search stops at the fourth candidate on every machine (deterministic).
+        time_budget: std::time::Duration::ZERO,
+    }
+}
+
+/// The file ranges of `bytes` holding a non-zero byte, page by page: what `SEEK_DATA` could say
+/// of a sparse copy of them.
+pub fn nonzero_pages(bytes: &[u8]) -> Vec<(u64, u64)> {
+    let mut extents: Vec<(u64, u64)> = vec![];
+    for (i, page) in bytes.chunks(0x1000).enumerate() {
+        if page.iter().all(|&b| b == 0) {
+            continue;
+        }
+        let (start, end) = (i as u64 * 0x1000, (i as u64 * 0x1000) + page.len() as u64);
+        match extents.last_mut() {
+            Some(last) if last.1 == start => last.1 = end,
+            _ => extents.push((start, end)),
+        }
+    }
+    extents
 }
 
 /// Physical pages of the synthetic x64 page tables built by [`pe_codeview`].
@@ -278,6 +339,36 @@ pub fn scan_endpoint(data: &[u8]) {
     let carved = carve::carve(&space, &params);
     for record in carved.endpoints.iter().chain(&carved.corrupt) {
         let _ = serde_json::to_string(record);
+    }
+    // Bit 6: the all-zero pages taken as a sparse file's holes must change nothing the carve finds.
+    if selector & 0x40 != 0 {
+        let extents = nonzero_pages(space.file_bytes());
+        let mut sparse =
+            PhysicalSpace::from_bytes(space.file_bytes().to_vec(), Path::new("fuzz.raw")).unwrap();
+        sparse.set_data_extents(extents);
+        let mem = IdentityMemory {
+            phys: &sparse,
+            pointer_size: profile.arch.pointer_size(),
+        };
+        let again = carve::carve(
+            &sparse,
+            &CarveParams {
+                mem: &mem,
+                ..params
+            },
+        );
+        let json =
+            |records: &[netcarve::record::EndpointRecord]| serde_json::to_string(records).ok();
+        assert_eq!(
+            json(&carved.endpoints),
+            json(&again.endpoints),
+            "holes changed the carve"
+        );
+        assert_eq!(
+            json(&carved.corrupt),
+            json(&again.corrupt),
+            "holes changed the carve"
+        );
     }
 }
 

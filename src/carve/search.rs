@@ -235,7 +235,8 @@ impl<'a> FileOrder<'a> {
     fn of(phys: &'a PhysicalSpace) -> FileOrder<'a> {
         match phys.page_storage() {
             Some((pages, file)) => FileOrder::Pages(pages, file),
-            None => FileOrder::Listed(ListedOrder::new(phys.runs())),
+            // A sparse file's holes are left out: zeros hold no tag.
+            None => FileOrder::Listed(ListedOrder::new(phys.pass_runs())),
         }
     }
 

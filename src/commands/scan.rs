@@ -12,6 +12,7 @@ pub fn run(args: &ScanArgs) -> Result<u8> {
         dtb: args.image.dtb,
         profile: args.image.profile.clone(),
         include_corrupt: args.include_corrupt,
+        no_tables: args.no_tables,
         threads: args.threads,
         progress: !args.quiet,
         hash: args.hash,

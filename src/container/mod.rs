@@ -16,6 +16,7 @@ mod blocks;
 pub mod crashdump;
 pub mod elf;
 pub mod ewf;
+mod extents;
 pub mod hiberfil;
 pub mod lime;
 mod mapping;
@@ -190,6 +191,16 @@ pub struct PhysicalSpace {
     /// Non-fatal oddities (overlapping runs dropped, a .vmem read 1:1 without its .vmss, ...),
     /// one line per kind.
     pub warnings: Warnings,
+    /// A sparse file's data extents (see `extents`); `None`: every byte counts as data.
+    holes: Option<Holes>,
+}
+
+/// Where a sparse image file holds data, and the runs a whole-image pass reads because of it.
+struct Holes {
+    /// File ranges holding data, sorted and apart.
+    extents: Vec<(u64, u64)>,
+    /// `runs` less the holes (see `extents::pass_runs`).
+    pass: Vec<Run>,
 }
 
 impl PhysicalSpace {
@@ -286,6 +297,7 @@ impl PhysicalSpace {
             hints: ContainerHints::default(),
             container_facts: None,
             warnings,
+            holes: None,
         })
     }
 
@@ -323,6 +335,7 @@ impl PhysicalSpace {
             hints: ContainerHints::default(),
             container_facts: None,
             warnings: Warnings::default(),
+            holes: None,
         })
     }
 
@@ -333,8 +346,72 @@ impl PhysicalSpace {
         if len == 0 {
             return Err(Error::cause(path, Cause::Empty));
         }
+        // Asked before the map takes the descriptor; only passes use the answer.
+        let data = extents::data_extents(&file, len);
         let map = crate::evidence::EvidenceMap::new(file, path)?;
-        Self::detect(Backing::Map(map), path)
+        let mut space = Self::detect(Backing::Map(map), path)?;
+        if let Some(data) = data {
+            space.set_data_extents(data);
+        }
+        Ok(space)
+    }
+
+    /// Remembers where the file holds data (the file ranges `[start, end)`; `open` gives what
+    /// `SEEK_DATA` says, tests and fuzzing their own), for containers whose runs are file bytes (a
+    /// compressed container's runs are decoded positions, and a bitmap dump's pages are not listed
+    /// up front: both are read plainly). Every byte outside them must be zero, or passes miss it.
+    pub fn set_data_extents(&mut self, mut extents: Vec<(u64, u64)>) {
+        if self.blocks.is_some() || self.pages.is_some() {
+            return;
+        }
+        // Sorted and apart, whatever the caller gave.
+        extents.retain(|&(start, end)| start < end);
+        extents.sort_unstable();
+        let mut kept: Vec<(u64, u64)> = Vec::with_capacity(extents.len());
+        for (start, end) in extents {
+            match kept.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => kept.push((start, end)),
+            }
+        }
+        let extents = kept;
+        let pass = extents::pass_runs(&self.runs, &extents);
+        self.holes = Some(Holes { extents, pass });
+    }
+
+    /// The present ranges a whole-image pass reads (a tag or signature search): [`runs`](Self::runs)
+    /// less the holes of a sparse file. Holes still read as zeros through every read; zeros hold
+    /// nothing a pass looks for, so a pass over these finds what a pass over all runs finds.
+    pub fn pass_runs(&self) -> &[Run] {
+        match &self.holes {
+            Some(h) => &h.pass,
+            None => self.runs(),
+        }
+    }
+
+    /// Bytes a whole-image pass reads ([`present_size`](Self::present_size) less the holes).
+    pub fn pass_size(&self) -> u64 {
+        match &self.holes {
+            Some(h) => h.pass.iter().map(|r| r.len).sum(),
+            None => self.present_size(),
+        }
+    }
+
+    /// The file ranges holding data when the file is sparse (`None`: read every byte).
+    pub fn data_extents(&self) -> Option<&[(u64, u64)]> {
+        self.holes.as_ref().map(|h| h.extents.as_slice())
+    }
+
+    /// Whether the present byte at `pa` lies in a hole of a sparse file (reads give zeros there).
+    pub fn in_hole(&self, pa: u64) -> bool {
+        let Some(h) = &self.holes else {
+            return false;
+        };
+        let Some((offset, _)) = self.locate(pa) else {
+            return false;
+        };
+        let i = h.extents.partition_point(|&(_, end)| end <= offset);
+        h.extents.get(i).is_none_or(|&(start, _)| offset < start)
     }
 
     /// Detects the container of in-memory bytes (tests and fuzzing use this).

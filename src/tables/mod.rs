@@ -42,6 +42,11 @@ impl Default for TablesReport {
 }
 
 impl TablesReport {
+    /// Route `none` because the user asked so (`why`).
+    pub fn skipped(why: &str) -> TablesReport {
+        TablesReport::none(None, &format!("not walked ({why})"))
+    }
+
     fn none(tcpip: Option<TcpipModule>, reason: &str) -> TablesReport {
         TablesReport {
             route: "none".into(),
