@@ -15,12 +15,13 @@ pub mod phys;
 pub mod plan;
 pub mod rng;
 pub mod scenario;
+pub mod tcpip;
 pub mod vmap;
 pub mod xpress;
 
 use crate::error::{io_error, Error, Result};
 use crate::profile::{Arch, ObjectKind, Profile};
-use crate::record::{CaptureRow, EndpointRecord, ImageFacts};
+use crate::record::{CaptureRow, EndpointRecord, Hex, ImageFacts, PdbId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -95,6 +96,9 @@ pub struct SynthOptions {
     pub isf_dir: Option<PathBuf>,
     pub out: PathBuf,
     pub time_field: TimeFieldPlant,
+    /// tcpip.sys gets a GUID-age of the built-in symbol table where it has the build (false:
+    /// `--no-tcpip-symbols`, a random GUID, so only the pool-tag route finds the tables).
+    pub tcpip_symbols: bool,
 }
 
 /// One planted difference between memory and the captures.
@@ -117,6 +121,36 @@ pub struct Truth {
     pub decoys: Vec<EndpointRecord>,
     pub discrepancies: Vec<Discrepancy>,
     pub captures: BTreeMap<String, String>,
+    /// tcpip.sys and its tables, where the profile has `tcpip.tables`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcpip: Option<TcpipTruth>,
+}
+
+/// tcpip.sys as planted (truth.json `tcpip`): identity, globals and every table's chains.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TcpipTruth {
+    pub base: Hex,
+    /// SizeOfImage.
+    pub size: Hex,
+    pub pdb: PdbId,
+    pub file_version: String,
+    /// `builtin`: the GUID-age is in symbols/tcpip.json; `none`: random (`--no-tcpip-symbols`, or
+    /// a build the table lacks), so only the pool-tag route finds the tables.
+    pub symbols: String,
+    /// RVAs of the globals, by symbol name.
+    pub globals: BTreeMap<String, Hex>,
+    pub tables: Vec<TableTruth>,
+}
+
+/// One table: `partition N endpoints` / `partition N second` (hash tables: one chain per
+/// non-empty bucket, in bucket order) or `tcp port pool` / `udp port pool` (one chain per port,
+/// in port order); each chain lists its records' `physical_offset`s in walk order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TableTruth {
+    pub table: String,
+    /// The hash table's or the port pool's VA.
+    pub va: Hex,
+    pub chains: Vec<Vec<Hex>>,
 }
 
 const DEFAULT_SIZE: u64 = 32 << 20;

@@ -135,15 +135,15 @@ impl<'a> World<'a> {
         .encode(self.p.arch)
     }
 
-    fn write_u(&mut self, va: u64, v: u64, n: usize) {
+    pub(super) fn write_u(&mut self, va: u64, v: u64, n: usize) {
         self.vm.write(&mut self.mem, va, &v.to_le_bytes()[..n]);
     }
-    fn write_ptr(&mut self, va: u64, v: u64) {
+    pub(super) fn write_ptr(&mut self, va: u64, v: u64) {
         self.vm.write_ptr(&mut self.mem, va, v);
     }
 
     /// A small allocation (address structures) in the shared address pages; returns the body VA.
-    fn small(&mut self, body: u64, tag: &[u8; 4]) -> u64 {
+    pub(super) fn small(&mut self, body: u64, tag: &[u8; 4]) -> u64 {
         let size = self.round(body) + self.unit;
         let (b, prev) = self.addrs.alloc(
             &mut self.arena,
