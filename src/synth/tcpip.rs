@@ -130,8 +130,8 @@ fn builtin_rows(p: &Profile) -> Vec<Row> {
 }
 
 /// A real GUID-age of this build from the built-in table when `use_builtin` and it has one;
-/// else a random GUID with globals on a page of synth's choosing (port pools before Windows 10
-/// 1703, compartment sets from it on).
+/// else a random GUID with globals on a page of synth's choosing: port-pool globals up to
+/// Windows 10 1511, compartment sets from 1607 on (every 14393+ set of the reference has them).
 pub fn identity(
     p: &Profile,
     build: u32,
@@ -170,7 +170,7 @@ pub fn identity(
         globals: Globals {
             partition_table: partition_count + 8,
             partition_count,
-            compartments: build >= 15063,
+            compartments: build >= 14393,
             tcp: page + 0x800 + 8 * rng.range(0, 0x20),
             udp: page + 0x400 + 8 * rng.range(0, 0x20),
         },
