@@ -57,8 +57,20 @@ fn run_ok(cmd: &mut Command) {
 
 /// Synthesizes into `dir` unless a previous run left the same image there.
 fn synth(dir: &Path, container: &str, size_gib: u64, endpoints: u64) -> PathBuf {
+    synth_with(dir, container, size_gib, endpoints, &[])
+}
+
+/// [`synth`] with more synth arguments.
+fn synth_with(
+    dir: &Path,
+    container: &str,
+    size_gib: u64,
+    endpoints: u64,
+    extra: &[&str],
+) -> PathBuf {
     let stamp = dir.join("args");
-    let args = format!("{container} {size_gib} {endpoints}");
+    let args = format!("{container} {size_gib} {endpoints} {}", extra.join(" "));
+    let args = args.trim_end().to_string();
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(args.as_str()) {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir).unwrap();
@@ -77,8 +89,9 @@ fn synth(dir: &Path, container: &str, size_gib: u64, endpoints: u64) -> PathBuf 
                     &format!("{size_gib}G"),
                     "--endpoints",
                     &endpoints.to_string(),
-                    "--out",
                 ])
+                .args(extra)
+                .arg("--out")
                 .arg(dir),
         );
         eprintln!(
@@ -124,8 +137,14 @@ fn memmem_baseline(path: &Path, threads: usize) -> (f64, f64) {
 
 /// `netcarve scan --format json` of `path` into `out` with `threads` workers, stderr captured.
 fn scan_command(path: &Path, threads: usize, out: &str) -> Command {
+    scan_command_with(path, threads, out, &[])
+}
+
+fn scan_command_with(path: &Path, threads: usize, out: &str, extra: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.args(["scan", "--quiet", "--format", "json", "--threads"])
+    cmd.args(["scan", "--quiet", "--format", "json"])
+        .args(extra)
+        .arg("--threads")
         .arg(threads.to_string())
         .args(["-o", out])
         .arg(path)
@@ -136,8 +155,14 @@ fn scan_command(path: &Path, threads: usize, out: &str) -> Command {
 
 /// Times a scan process (waiting on it, so the figure has no polling granularity).
 fn scan_time(path: &Path, threads: usize) -> f64 {
+    scan_time_with(path, threads, &[])
+}
+
+fn scan_time_with(path: &Path, threads: usize, extra: &[&str]) -> f64 {
     let t = Instant::now();
-    let out = scan_command(path, threads, "/dev/null").output().unwrap();
+    let out = scan_command_with(path, threads, "/dev/null", extra)
+        .output()
+        .unwrap();
     let secs = t.elapsed().as_secs_f64();
     assert!(
         out.status.success(),
@@ -504,6 +529,9 @@ fn main() {
         endpoint_cost(&root, &raw, gib, runs);
     }
 
+    if wanted("tables") {
+        tables_cost(&root, &raw, gib, endpoints, runs);
+    }
     if wanted("cold") {
         println!("\ncold cache (posix_fadvise DONTNEED before each run), median of {runs}");
         for (name, image) in [("raw", &raw), ("bitmap", &bitmap)] {
@@ -647,6 +675,55 @@ fn endpoint_cost(root: &Path, full: &Path, gib: u64, runs: usize) {
         extra * 1e3,
         extra * 1e6 / more.max(1) as f64
     );
+}
+
+/// What the walk of tcpip's tables costs: whole scan processes with and without it (`--no-tables`),
+/// interleaved, on the 4 GiB image (built-in symbols) and on one whose tcpip has no known symbols
+/// (the pool-tag route, whose block tags the search then collects too).
+fn tables_cost(root: &Path, full: &Path, gib: u64, endpoints: u64, runs: usize) {
+    let no_symbols = synth_with(
+        &root.join("no-symbols"),
+        "raw",
+        gib,
+        endpoints,
+        &["--no-tcpip-symbols"],
+    );
+    println!(
+        "
+cost of the table walk: raw {gib} GiB images, page cache sequential, median of {runs} interleaved runs, 2 threads"
+    );
+    for (label, image) in [
+        ("builtin-symbols", full),
+        ("pool-tags", no_symbols.as_path()),
+    ] {
+        CacheState::Sequential.prepare(image);
+        let json = root.join("tables-scan.json");
+        run_ok(&mut scan_command(image, 2, json.to_str().unwrap()));
+        let scanned: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        let route = scanned["tables"]["route"]
+            .as_str()
+            .unwrap_or("?")
+            .to_string();
+        assert_eq!(route, label, "the image takes the route it is for");
+        let linked = scanned["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["linked"] == true)
+            .count();
+        let (mut with, mut without) = (vec![], vec![]);
+        for _ in 0..runs {
+            without.push(scan_time_with(image, 2, &["--no-tables"]));
+            with.push(scan_time(image, 2));
+        }
+        println!(
+            "{label:<16} {linked:>5} linked   scan --no-tables {:.3} s   scan {:.3} s   ratio {:.3}x (target <= 1.05x)",
+            median(without.clone()),
+            median(with.clone()),
+            paired_ratio(&with, &without)
+        );
+    }
 }
 
 /// Volatility 3 netscan vs netcarve scan on a small image (Volatility needs its ISF: synth --isf-dir).

@@ -218,6 +218,10 @@ pub struct SynthArgs {
     /// Write a create time of zero into every KIND object.
     #[arg(long, value_enum)]
     pub zero_time_field: Option<LayoutKind>,
+    /// Profiles with tcpip tables: give tcpip.sys a random PDB GUID even where the built-in
+    /// symbol table has its build, so that only the pool-tag route finds its tables.
+    #[arg(long)]
+    pub no_tcpip_symbols: bool,
     #[arg(long)]
     pub out: PathBuf,
 }

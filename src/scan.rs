@@ -152,6 +152,7 @@ pub fn scan_image_in_pool(path: &Path, opts: &ScanOptions) -> Result<ScanOutput>
             }
             bar
         });
+    let prepared = (!opts.no_tables).then(|| crate::tables::prepare(&space, &kernel, &profile));
     let params = CarveParams {
         profile: &profile,
         mem: &space,
@@ -161,7 +162,7 @@ pub fn scan_image_in_pool(path: &Path, opts: &ScanOptions) -> Result<ScanOutput>
         chunk_size: CHUNK_SIZE,
         progress: progress.as_ref(),
         kernel_space: Some(&space),
-        find_table_blocks: profile.tcpip.tables.is_some() && !opts.no_tables,
+        block_tags: prepared.as_ref().map_or(&[], |p| p.block_tags()),
     };
     // Hashing reads the same file; running it beside the scan hides most of its cost.
     let (mut carved, sha) = rayon::join(
@@ -171,11 +172,15 @@ pub fn scan_image_in_pool(path: &Path, opts: &ScanOptions) -> Result<ScanOutput>
     if let Some(bar) = &progress {
         bar.finish_and_clear();
     }
-    let (mut tables, finds, table_warnings) = if opts.no_tables {
-        let skipped = crate::tables::TablesReport::skipped("--no-tables");
-        (skipped, None, vec![])
-    } else {
-        crate::tables::find_and_walk(&space, &kernel, &profile, &carved.table_blocks)
+    let (mut tables, finds, table_warnings) = match prepared {
+        Some(prepared) => {
+            crate::tables::walk_tables(&space, &kernel, prepared, &carved.table_blocks)
+        }
+        None => (
+            crate::tables::TablesReport::skipped("--no-tables"),
+            None,
+            vec![],
+        ),
     };
     image.warnings.extend(table_warnings);
     crate::carve::merge_tables(&mut carved, finds.as_ref(), &params);

@@ -402,7 +402,7 @@ fn header_split_across_runs_is_found() {
                 chunk_size: chunk,
                 progress: None,
                 kernel_space: None,
-                find_table_blocks: false,
+                block_tags: &[],
             },
         );
         assert_eq!(carved.endpoints, w.expected_sorted(), "chunk {chunk:#x}");

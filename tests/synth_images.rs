@@ -4,7 +4,7 @@
 mod support;
 
 use netcarve::profile::{builtin, Arch, Profile};
-use netcarve::record::PoolStatus;
+use netcarve::record::{flag, FoundBy, PoolStatus};
 use netcarve::synth::{synthesize, Container, SynthOptions, Truth};
 use std::path::{Path, PathBuf};
 
@@ -293,7 +293,12 @@ fn check_image(p: &Profile, c: Container, dir: &Path, truth: &Truth) {
         let h = m
             .read(pa, unit as usize)
             .unwrap_or_else(|| panic!("{} {:?}: header at {pa:#x} absent", p.name, c));
-        assert_eq!(&h[4..8], e.tag.as_bytes());
+        // The tag-overwritten object (tcpip's tables hold it) carries another allocation's tag.
+        if e.has_flag(flag::NO_POOL_TAG) {
+            assert_ne!(&h[4..8], e.tag.as_bytes());
+        } else {
+            assert_eq!(&h[4..8], e.tag.as_bytes());
+        }
         assert_eq!(pa % unit, 0);
         let (block, pool_type) = if unit == 16 {
             (h[2] as u64 * 16, h[3] as u64)
@@ -508,4 +513,250 @@ fn representative_and_chosen_builds() {
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The tables as the image holds them, walked here from the globals (own walker, per
+/// docs/internals.md "tcpip's tables"): each table's chains as physical offsets of the records'
+/// pool headers, in truth's order and naming.
+fn walk_tables(p: &Profile, m: &Phys, truth: &Truth) -> Vec<(String, Vec<Vec<u64>>)> {
+    let t = p.tcpip.tables.as_ref().expect("tables");
+    let tcpip = truth.tcpip.as_ref().expect("truth.tcpip");
+    let x64 = p.arch == Arch::X64;
+    let (ps, unit) = if x64 { (8, 16) } else { (4, 8) };
+    let (paging, dtb) = (truth.image.paging.as_str(), truth.image.dtb.0);
+    let at = |va: u64| translate(m, paging, dtb, va).unwrap_or_else(|| panic!("{va:#x} maps"));
+    let ptr = |va: u64| {
+        let pa = at(va);
+        if x64 {
+            m.q(pa).unwrap()
+        } else {
+            m.d(pa).unwrap()
+        }
+    };
+    let u32_at = |va: u64| m.d(at(va)).unwrap();
+    let header_pa = |body: u64| at(body - unit);
+    let off = |f: &netcarve::profile::Field| f.off().unwrap();
+    let base = tcpip.base.0;
+    let g = |name: &str| base + tcpip.globals[name].0;
+    let mut out = vec![];
+    let parts = ptr(g("PartitionTable"));
+    for i in 0..u32_at(g("PartitionCount")) {
+        let part = parts + i * t.partition_size.get();
+        for (field, link, name) in [
+            (
+                &t.partition_endpoints,
+                off(&t.tcp_endpoint_link),
+                "endpoints",
+            ),
+            (
+                &t.partition_second_table,
+                t.time_wait_link.as_ref().map_or(0, off),
+                "second",
+            ),
+        ] {
+            let table = ptr(part + off(field));
+            assert_eq!(u32_at(table + 8), 128, "TableSize");
+            let dir = ptr(table + 0x20);
+            let mut chains = vec![];
+            for b in 0..128 {
+                let head = dir + b * 2 * ps;
+                let mut chain = vec![];
+                let mut e = ptr(head);
+                while e != head {
+                    assert_eq!(ptr(ptr(e) + ps), e, "Blink of the next entry");
+                    chain.push(header_pa(e - link));
+                    e = ptr(e);
+                    assert!(chain.len() < 100, "chain loops");
+                }
+                if !chain.is_empty() {
+                    chains.push(chain);
+                }
+            }
+            let entries: usize = chains.iter().map(Vec::len).sum();
+            assert_eq!(u32_at(table + 0x14) as usize, entries, "NumEntries");
+            out.push((format!("partition {i} {name}"), chains));
+        }
+    }
+    for (proto, next) in [
+        ("tcp", off(&t.tcp_listener_next)),
+        ("udp", off(&t.udp_endpoint_next)),
+    ] {
+        let pool = match tcpip.globals.get(&format!("{}PortPool", proto_name(proto))) {
+            Some(_) => ptr(g(&format!("{}PortPool", proto_name(proto)))),
+            None => {
+                let set = ptr(g(&format!("{}CompartmentSet", proto_name(proto))));
+                let compartment = ptr(set + off(&t.compartment_set_compartment));
+                let protocol = ptr(compartment + off(&t.compartment_protocol));
+                ptr(protocol + off(&t.protocol_port_pool))
+            }
+        };
+        let bitmap = pool + off(&t.port_pool_bitmap);
+        assert_eq!(u32_at(bitmap), 0x1_0000, "SizeOfBitMap");
+        let buffer = ptr(bitmap + ps);
+        let mut chains = vec![];
+        for port in 0..0x1_0000u64 {
+            let byte = m.read(at(buffer + port / 8), 1).unwrap()[0];
+            if byte & (1 << (port % 8)) == 0 {
+                continue;
+            }
+            let inpa = ptr(pool + off(&t.port_pool_assignments) + (port >> 8) * ps);
+            let list = ptr(inpa + off(&t.port_assignment_list));
+            let entry = list + (port & 0xFF) * t.port_entry_size.get() + off(&t.port_entry_pointer);
+            let mut e = ptr(entry) & !3;
+            let mut chain = vec![];
+            while e != 0 {
+                chain.push(header_pa(e - next));
+                e = ptr(e) & !3;
+                assert!(chain.len() < 100, "port chain loops");
+            }
+            chains.push(chain);
+        }
+        out.push((format!("{proto} port pool"), chains));
+    }
+    out
+}
+
+fn proto_name(p: &str) -> &'static str {
+    if p == "tcp" {
+        "Tcp"
+    } else {
+        "Udp"
+    }
+}
+
+/// Profiles with `tcpip.tables`: the tables in the image hold exactly truth's chains, and
+/// those are exactly the endpoints truth calls linked; the DKOM connection and the
+/// tag-overwritten one are where the contract puts them, in truth and in the captures.
+#[test]
+fn tables_hold_exactly_the_linked_objects() {
+    let mut n = 0;
+    for p in builtin() {
+        let dir = work(&format!("tables-{}", p.name));
+        let truth = synth(p, Container::Raw, 5, true, &dir);
+        let Some(tcpip) = &truth.tcpip else {
+            assert!(p.tcpip.tables.is_none(), "{}: no truth.tcpip", p.name);
+            assert!(truth
+                .endpoints
+                .iter()
+                .all(|e| e.linked.is_none() && e.found_by == [FoundBy::Pool]));
+            let _ = std::fs::remove_dir_all(&dir);
+            continue;
+        };
+        let m = parse(&dir, Container::Raw, &truth);
+        let walked = walk_tables(p, &m, &truth);
+        let planted: Vec<(String, Vec<Vec<u64>>)> = tcpip
+            .tables
+            .iter()
+            .map(|t| {
+                let chains = t.chains.iter().map(|c| c.iter().map(|h| h.0).collect());
+                (t.table.clone(), chains.collect())
+            })
+            .collect();
+        assert_eq!(
+            walked, planted,
+            "{}: the image's tables are truth's",
+            p.name
+        );
+        let chained: std::collections::BTreeSet<u64> = planted
+            .iter()
+            .flat_map(|t| t.1.iter().flatten().copied())
+            .collect();
+        let mut chain_count = 0;
+        for e in &truth.endpoints {
+            let in_table = chained.contains(&e.physical_offset.0);
+            // Only symbols let a reader prove it walked every table.
+            let linked = match (in_table, tcpip.symbols.as_str()) {
+                (true, _) => Some(true),
+                (false, "builtin") => Some(false),
+                (false, _) => None,
+            };
+            assert_eq!(e.linked, linked, "{} {e:?}", p.name);
+            let found_by = match (in_table, e.has_flag(flag::NO_POOL_TAG)) {
+                (true, true) => vec![FoundBy::Table],
+                (true, false) => vec![FoundBy::Pool, FoundBy::Table],
+                (false, _) => vec![FoundBy::Pool],
+            };
+            assert_eq!(e.found_by, found_by, "{} {e:?}", p.name);
+            chain_count += usize::from(in_table);
+        }
+        assert_eq!(
+            chain_count,
+            chained.len(),
+            "{}: each object in one chain",
+            p.name
+        );
+        assert!(
+            planted.iter().any(|t| t.1.iter().any(|c| c.len() > 1)),
+            "{}: some bucket or port holds a chain",
+            p.name
+        );
+        let tagless: Vec<_> = truth
+            .endpoints
+            .iter()
+            .filter(|e| e.has_flag(flag::NO_POOL_TAG))
+            .collect();
+        assert_eq!(tagless.len(), 1, "{}", p.name);
+        assert_eq!(
+            tagless[0].state,
+            Some(netcarve::record::TcpState::Established)
+        );
+        // The DKOM connection is `unlinked` where symbols prove the walk complete; without them
+        // (the pool-tag route) it is only known to be hidden from the API.
+        let builtin = tcpip.symbols == "builtin";
+        let dkom_class = if builtin { "unlinked" } else { "hidden_from_api" };
+        let unlinked: Vec<_> = truth
+            .discrepancies
+            .iter()
+            .filter(|d| d.class == dkom_class && d.note.contains("DKOM") == builtin)
+            .filter(|d| d.memory.as_ref().is_some_and(|m| m.found_by == [FoundBy::Pool] && m.linked != Some(true)))
+            .collect();
+        assert_eq!(unlinked.len(), 1, "{}", p.name);
+        let u = unlinked[0].memory.as_ref().unwrap();
+        assert_eq!(u.linked, builtin.then_some(false));
+        assert_eq!(u.state, Some(netcarve::record::TcpState::Established));
+        assert!(
+            !u.has_flag(flag::OWNER_EXITED) && !u.has_flag(flag::NO_OWNER),
+            "a live owner: {:?}",
+            u.flags
+        );
+        // The API lists the tag-overwritten connection, never the unlinked one.
+        let capture = std::fs::read_to_string(dir.join("capture-netcarve.json")).unwrap();
+        assert!(!capture.contains(&format!("\"local_port\": {},", u.local_port)));
+        assert!(capture.contains(&format!("\"local_port\": {},", tagless[0].local_port)));
+        // The built-in symbols apply where they have the build, unless told not to.
+        let builtin_build = ["win10-17763-x64", "win10-19041-x64", "win10-20348-x64"];
+        let want = if builtin_build.contains(&p.name.as_str()) {
+            "builtin"
+        } else {
+            "none"
+        };
+        assert_eq!(tcpip.symbols, want, "{}", p.name);
+        assert_eq!(tcpip.pdb.name, "tcpip.pdb");
+        if want == "builtin" {
+            let table = std::fs::read_to_string("symbols/tcpip.json").unwrap();
+            assert!(table.contains(&tcpip.pdb.guid_age()), "{}", p.name);
+            let no = work(&format!("tables-nosym-{}", p.name));
+            let t = synthesize(&SynthOptions {
+                tcpip_symbols: false,
+                ..support::synth_options(p, Container::Raw, 5, &no)
+            })
+            .unwrap();
+            let t = t.tcpip.unwrap();
+            assert_eq!(t.symbols, "none");
+            assert!(!table.contains(&t.pdb.guid_age()));
+            let _ = std::fs::remove_dir_all(&no);
+        }
+        // Volatility finds tcpip's symbol file by the module's RSDS: `tcpip.pdb/<GUID>-<age>.json`.
+        let isf = dir
+            .join("isf/windows/tcpip.pdb")
+            .join(format!("{}.json", tcpip.pdb.guid_age()));
+        let isf: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(isf).unwrap()).unwrap();
+        for (name, rva) in &tcpip.globals {
+            assert_eq!(isf["symbols"][name]["address"], rva.0, "{}", p.name);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        n += 1;
+    }
+    assert_eq!(n, 16, "profiles with tables");
 }

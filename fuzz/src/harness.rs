@@ -334,7 +334,7 @@ pub fn scan_endpoint(data: &[u8]) {
         chunk_size: 0x1000,
         progress: None,
         kernel_space: None,
-        find_table_blocks: false,
+        block_tags: &[],
     };
     let carved = carve::carve(&space, &params);
     for record in carved.endpoints.iter().chain(&carved.corrupt) {
@@ -510,8 +510,8 @@ pub fn tables(data: &[u8]) {
         .map(|o| TABLES_VA + o)
         .collect();
     let pools = [
-        (TABLES_VA + rva(2), ObjectKind::TcpListener),
-        (TABLES_VA + rva(3), ObjectKind::UdpEndpoint),
+        (TABLES_VA + rva(2), Some(ObjectKind::TcpListener)),
+        (TABLES_VA + rva(3), None),
     ];
     let found = walk_found(&mem, PagingMode::X64, profile, layout, &tables, &pools);
     for e in walked.entries.iter().chain(&found.entries) {

@@ -59,21 +59,17 @@ pub struct CarveParams<'a> {
     /// The kernel's page tables, to give each record the virtual address of its object: a walk
     /// of every kernel mapping, run beside calibration. `None` leaves the addresses unset.
     pub kernel_space: Option<&'a AddressSpace<'a>>,
-    /// Also collect tcpip's table blocks (`TABLE_BLOCK_TAGS`) for the pool-tag route.
-    pub find_table_blocks: bool,
+    /// Also collect the allocated blocks with these tags (tcpip's table blocks, for the pool-tag
+    /// route); empty for none.
+    pub block_tags: &'a [[u8; 4]],
 }
-
-/// The tags of tcpip's table blocks the pool-tag route starts from: hash tables (`TcHT`) and the
-/// protocol compartments that hold the port pools (`TcCo`, `UdCo`). They share the endpoint tags'
-/// first bytes, so collecting them costs the hot loop nothing.
-pub const TABLE_BLOCK_TAGS: [[u8; 4]; 3] = [*b"TcHT", *b"TcCo", *b"UdCo"];
 
 /// Tag search, header checks, calibration, decoding. Virtual addresses are filled in by the caller
 /// (`scan_image`), which knows the page tables.
 pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
     let mut tags = TagSet::from_profile(p.profile);
-    if p.find_table_blocks {
-        tags = tags.with_structures(&TABLE_BLOCK_TAGS);
+    if !p.block_tags.is_empty() {
+        tags = tags.with_structures(p.block_tags);
     }
     let owners = OwnerCache::default();
     let base_env = DecodeEnv {

@@ -29,6 +29,7 @@ pub fn run(args: &SynthArgs) -> Result<u8> {
             (None, Some(k)) => TimeFieldPlant::Zero(k.kind()),
             (None, None) => TimeFieldPlant::AsProfile,
         },
+        tcpip_symbols: !args.no_tcpip_symbols,
     };
     let truth = synthesize(&opts)?;
     eprintln!(

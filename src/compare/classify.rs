@@ -292,7 +292,7 @@ pub(super) fn classify_single(
         (Some(false), Liveness::Stale(why)) => {
             return (Class::Stale, format!("{why}; in none of tcpip's tables"))
         }
-        (None, Liveness::Alive(own)) => format!("{own} (tcpip's tables were not walked)"),
+        (None, Liveness::Alive(own)) => format!("{own} (tcpip's tables do not say: not walked, or not known to be walked completely)"),
         (None, Liveness::Stale(why)) => return (Class::Stale, why),
     };
     let created = if m.has_flag(flag::NO_TIME_FIELD) {

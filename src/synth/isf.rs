@@ -302,6 +302,61 @@ pub fn build(
         )
     };
     put("_POOL_HEADER", pool_header);
+    let tables = p.tcpip.tables.is_some();
+    if tables {
+        // What windows.modules and windows.netstat read of the kernel's types (the fixed
+        // layouts of docs/internals.md, "tcpip's tables").
+        put(
+            "_RTL_DYNAMIC_HASH_TABLE",
+            structure(
+                0x20 + ps,
+                vec![
+                    ("Flags", field(0, base("unsigned long"))),
+                    ("Shift", field(4, base("unsigned long"))),
+                    ("TableSize", field(8, base("unsigned long"))),
+                    ("Pivot", field(0xc, base("unsigned long"))),
+                    ("DivisorMask", field(0x10, base("unsigned long"))),
+                    ("NumEntries", field(0x14, base("unsigned long"))),
+                    ("NonEmptyBuckets", field(0x18, base("unsigned long"))),
+                    ("NumEnumerators", field(0x1c, base("unsigned long"))),
+                    ("Directory", field(0x20, ptr(void.clone()))),
+                ],
+            ),
+        );
+        put(
+            "_RTL_BITMAP",
+            structure(
+                2 * ps,
+                vec![
+                    ("SizeOfBitMap", field(0, base("unsigned long"))),
+                    ("Buffer", field(ps, ptr(base("unsigned long")))),
+                ],
+            ),
+        );
+        let (dll_base, size_of_image, full, base_name, entry_size) = if x64 {
+            (0x30, 0x40, 0x48, 0x58, 0xA0)
+        } else {
+            (0x18, 0x20, 0x24, 0x2C, 0x58)
+        };
+        let ldr = || {
+            structure(
+                entry_size,
+                vec![
+                    ("InLoadOrderLinks", field(0, st("_LIST_ENTRY"))),
+                    ("DllBase", field(dll_base, ptr(void.clone()))),
+                    ("EntryPoint", field(dll_base + ps, ptr(void.clone()))),
+                    ("SizeOfImage", field(size_of_image, base("unsigned long"))),
+                    ("FullDllName", field(full, st("_UNICODE_STRING"))),
+                    ("BaseDllName", field(base_name, st("_UNICODE_STRING"))),
+                ],
+            )
+        };
+        put("_LDR_DATA_TABLE_ENTRY", ldr());
+        // Windows 10 kernels name the kernel-mode entry apart (Volatility prefers it there).
+        if p.matches.nt_major >= 10 {
+            put("_KLDR_DATA_TABLE_ENTRY", ldr());
+        }
+    }
     for name in [
         "_ETHREAD",
         "_KTHREAD",
@@ -328,25 +383,11 @@ pub fn build(
         "_LDR_DATA_TABLE_ENTRY",
         "_HANDLE_TABLE",
     ] {
-        put(name, structure(8, vec![]));
+        if !(tables && name == "_LDR_DATA_TABLE_ENTRY") {
+            put(name, structure(8, vec![]));
+        }
     }
-    let base_type = |size: u64, signed: bool, kind: &str| json!({"size": size, "signed": signed, "kind": kind, "endian": "little"});
-    let base_types = json!({
-        "pointer": base_type(ps, false, "int"),
-        "void": base_type(0, false, "void"),
-        "bool": base_type(1, false, "bool"),
-        "char": base_type(1, true, "char"),
-        "wchar": base_type(2, false, "char"),
-        "unsigned char": base_type(1, false, "int"),
-        "short": base_type(2, true, "int"),
-        "unsigned short": base_type(2, false, "int"),
-        "int": base_type(4, true, "int"),
-        "unsigned int": base_type(4, false, "int"),
-        "long": base_type(4, true, "int"),
-        "unsigned long": base_type(4, false, "int"),
-        "long long": base_type(8, true, "int"),
-        "unsigned long long": base_type(8, false, "int"),
-    });
+    let base_types = base_types(ps);
     let sym = |rva: u64| json!({"address": rva});
     json!({
         "metadata": {
@@ -378,5 +419,58 @@ pub fn build(
             "ObHeaderCookie": sym(RVA_OB_HEADER_COOKIE),
             "KdDebuggerDataBlock": sym(RVA_KDBG),
         }
+    })
+}
+
+/// The native base types of an ISF (pointer size `ps`).
+fn base_types(ps: u64) -> Value {
+    let base_type = |size: u64, signed: bool, kind: &str| json!({"size": size, "signed": signed, "kind": kind, "endian": "little"});
+    json!({
+        "pointer": base_type(ps, false, "int"),
+        "void": base_type(0, false, "void"),
+        "bool": base_type(1, false, "bool"),
+        "char": base_type(1, true, "char"),
+        "wchar": base_type(2, false, "char"),
+        "unsigned char": base_type(1, false, "int"),
+        "short": base_type(2, true, "int"),
+        "unsigned short": base_type(2, false, "int"),
+        "int": base_type(4, true, "int"),
+        "unsigned int": base_type(4, false, "int"),
+        "long": base_type(4, true, "int"),
+        "unsigned long": base_type(4, false, "int"),
+        "long long": base_type(8, true, "int"),
+        "unsigned long long": base_type(8, false, "int"),
+    })
+}
+
+/// tcpip.sys's symbol file: its PDB id and the globals windows.netstat reads (RVAs); public
+/// symbols only, as Microsoft's tcpip.pdb has no types.
+pub fn tcpip(
+    p: &Profile,
+    pdb: &crate::record::PdbId,
+    globals: &std::collections::BTreeMap<String, crate::record::Hex>,
+) -> Value {
+    let x64 = p.arch == Arch::X64;
+    let symbols: Map<String, Value> = globals
+        .iter()
+        .map(|(k, v)| (k.clone(), json!({"address": v.0})))
+        .collect();
+    json!({
+        "metadata": {
+            "format": "6.2.0",
+            "producer": {"name": "netcarve-synth", "version": env!("CARGO_PKG_VERSION")},
+            "windows": {
+                "pdb": {
+                    "GUID": pdb.guid,
+                    "age": pdb.age,
+                    "database": pdb.name,
+                    "machine_type": if x64 { 34404 } else { 332 }
+                }
+            }
+        },
+        "base_types": base_types(if x64 { 8 } else { 4 }),
+        "user_types": {},
+        "enums": {},
+        "symbols": symbols,
     })
 }

@@ -7,7 +7,6 @@ use crate::profile::{Arch, Profile};
 pub const RVA_TEXT: u64 = 0x1000;
 const RVA_RDATA: u64 = 0x2000;
 const RVA_DATA: u64 = 0x3000;
-const RVA_RSRC: u64 = 0x4000;
 pub const IMAGE_SIZE: u64 = 0x5000;
 pub const RVA_KD_VERSION_BLOCK: u64 = RVA_DATA;
 pub const RVA_PS_ACTIVE_PROCESS_HEAD: u64 = RVA_DATA + 0x40;
@@ -48,12 +47,19 @@ pub struct PeSpec<'a> {
     pub file_version: [u16; 4],
     pub original_filename: &'a str,
     pub timestamp: u32,
+    /// VirtualSize of `.data` (a multiple of 0x1000; the kernel's is one page). `.rsrc` follows
+    /// it, so a driver whose globals lie far into the image gets a `SizeOfImage` covering them.
+    pub data_size: u64,
 }
 
-/// Builds the whole image (IMAGE_SIZE bytes, section alignment = file alignment = 0x1000, so
-/// RVAs equal file offsets and the in-memory image is the file).
+/// Builds the whole image (`SizeOfImage` bytes: IMAGE_SIZE for a one-page `.data`; section
+/// alignment = file alignment = 0x1000, so RVAs equal file offsets and the in-memory image is the
+/// file).
 pub fn build_pe(spec: &PeSpec, text_noise: &[u8]) -> Vec<u8> {
-    let mut img = vec![0u8; IMAGE_SIZE as usize];
+    let data_size = spec.data_size.max(0x1000).div_ceil(0x1000) * 0x1000;
+    let rva_rsrc = RVA_DATA + data_size;
+    let size_of_image = rva_rsrc + 0x1000;
+    let mut img = vec![0u8; size_of_image as usize];
     let pe32plus = spec.arch == Arch::X64;
     // DOS header and stub.
     img[0..2].copy_from_slice(b"MZ");
@@ -68,11 +74,11 @@ pub fn build_pe(spec: &PeSpec, text_noise: &[u8]) -> Vec<u8> {
     img[lfanew..lfanew + 4].copy_from_slice(b"PE\0\0");
     let coff = lfanew + 4;
     le16(&mut img, coff, if pe32plus { 0x8664 } else { 0x14C });
-    let sections: [(&[u8; 8], u64, u32); 4] = [
-        (b".text\0\0\0", RVA_TEXT, 0x6000_0020),
-        (b".rdata\0\0", RVA_RDATA, 0x4000_0040),
-        (b".data\0\0\0", RVA_DATA, 0xC800_0040), // non-paged, writable
-        (b".rsrc\0\0\0", RVA_RSRC, 0x4000_0040),
+    let sections: [(&[u8; 8], u64, u64, u32); 4] = [
+        (b".text\0\0\0", RVA_TEXT, 0x1000, 0x6000_0020),
+        (b".rdata\0\0", RVA_RDATA, 0x1000, 0x4000_0040),
+        (b".data\0\0\0", RVA_DATA, data_size, 0xC800_0040), // non-paged, writable
+        (b".rsrc\0\0\0", rva_rsrc, 0x1000, 0x4000_0040),
     ];
     le16(&mut img, coff + 2, sections.len() as u16);
     le32(&mut img, coff + 4, spec.timestamp);
@@ -83,7 +89,7 @@ pub fn build_pe(spec: &PeSpec, text_noise: &[u8]) -> Vec<u8> {
     le16(&mut img, opt, if pe32plus { 0x20B } else { 0x10B });
     img[opt + 2] = 14; // linker version
     le32(&mut img, opt + 4, 0x1000); // SizeOfCode
-    le32(&mut img, opt + 8, 0x3000); // SizeOfInitializedData
+    le32(&mut img, opt + 8, (0x2000 + data_size) as u32); // SizeOfInitializedData
     le32(&mut img, opt + 16, RVA_TEXT as u32 + 0x10); // AddressOfEntryPoint
     le32(&mut img, opt + 20, RVA_TEXT as u32); // BaseOfCode
     let mut o = if pe32plus {
@@ -102,7 +108,7 @@ pub fn build_pe(spec: &PeSpec, text_noise: &[u8]) -> Vec<u8> {
     le16(&mut img, o + 14, spec.file_version[1]);
     le16(&mut img, o + 16, spec.file_version[0]); // subsystem version
     le16(&mut img, o + 18, spec.file_version[1]);
-    le32(&mut img, o + 24, IMAGE_SIZE as u32); // SizeOfImage
+    le32(&mut img, o + 24, size_of_image as u32); // SizeOfImage
     le32(&mut img, o + 28, 0x1000); // SizeOfHeaders
     le16(&mut img, o + 36, 1); // Subsystem: native
     le16(&mut img, o + 38, 0x160); // DllCharacteristics
@@ -123,17 +129,17 @@ pub fn build_pe(spec: &PeSpec, text_noise: &[u8]) -> Vec<u8> {
     le32(&mut img, o + 4, 16); // NumberOfRvaAndSizes
     let dirs = o + 8;
     let version = version_info(spec.file_version, spec.original_filename);
-    let rsrc = resource_section(&version);
+    let rsrc = resource_section(&version, rva_rsrc);
     // [2] resource, [6] debug
-    le32(&mut img, dirs + 2 * 8, RVA_RSRC as u32);
+    le32(&mut img, dirs + 2 * 8, rva_rsrc as u32);
     le32(&mut img, dirs + 2 * 8 + 4, rsrc.len() as u32);
     let sect = opt + opt_size;
-    for (i, (name, rva, chars)) in sections.iter().enumerate() {
+    for (i, (name, rva, size, chars)) in sections.iter().enumerate() {
         let s = sect + i * 40;
         img[s..s + 8].copy_from_slice(*name);
-        le32(&mut img, s + 8, 0x1000); // VirtualSize
+        le32(&mut img, s + 8, *size as u32); // VirtualSize
         le32(&mut img, s + 12, *rva as u32);
-        le32(&mut img, s + 16, 0x1000); // SizeOfRawData
+        le32(&mut img, s + 16, *size as u32); // SizeOfRawData
         le32(&mut img, s + 20, *rva as u32); // PointerToRawData
         le32(&mut img, s + 36, *chars);
     }
@@ -156,7 +162,7 @@ pub fn build_pe(spec: &PeSpec, text_noise: &[u8]) -> Vec<u8> {
         le32(&mut img, dirs + 6 * 8, dd as u32);
         le32(&mut img, dirs + 6 * 8 + 4, 28);
     }
-    img[RVA_RSRC as usize..RVA_RSRC as usize + rsrc.len()].copy_from_slice(&rsrc);
+    img[rva_rsrc as usize..rva_rsrc as usize + rsrc.len()].copy_from_slice(&rsrc);
     img
 }
 
@@ -227,7 +233,7 @@ fn version_info(ver: [u16; 4], original_filename: &str) -> Vec<u8> {
 }
 
 /// A resource section holding one RT_VERSION resource (type 16, id 1, language 0x409).
-fn resource_section(version: &[u8]) -> Vec<u8> {
+fn resource_section(version: &[u8], rva_rsrc: u64) -> Vec<u8> {
     let mut r = vec![0u8; 0x80];
     let dir = |r: &mut Vec<u8>, at: usize, id: u32, target: u32, subdir: bool| {
         le16(r, at + 14, 1); // NumberOfIdEntries
@@ -237,7 +243,7 @@ fn resource_section(version: &[u8]) -> Vec<u8> {
     dir(&mut r, 0x00, 16, 0x18, true);
     dir(&mut r, 0x18, 1, 0x30, true);
     dir(&mut r, 0x30, 0x409, 0x48, false);
-    le32(&mut r, 0x48, (RVA_RSRC + 0x80) as u32);
+    le32(&mut r, 0x48, (rva_rsrc + 0x80) as u32);
     le32(&mut r, 0x4C, version.len() as u32);
     le32(&mut r, 0x50, 1252);
     r.extend_from_slice(version);
@@ -332,4 +338,13 @@ fn sign_extend(arch: Arch, v: u64) -> u64 {
     } else {
         v
     }
+}
+
+/// A dotted four-part version (`6.3.9600.19935`).
+pub(super) fn parse_dotted(v: &str) -> Option<[u16; 4]> {
+    let parts: Vec<u16> = v
+        .split('.')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    (parts.len() == 4).then(|| [parts[0], parts[1], parts[2], parts[3]])
 }

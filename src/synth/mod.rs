@@ -15,12 +15,13 @@ pub mod phys;
 pub mod plan;
 pub mod rng;
 pub mod scenario;
+pub mod tcpip;
 pub mod vmap;
 pub mod xpress;
 
 use crate::error::{io_error, Error, Result};
 use crate::profile::{Arch, ObjectKind, Profile};
-use crate::record::{CaptureRow, EndpointRecord, ImageFacts};
+use crate::record::{CaptureRow, EndpointRecord, Hex, ImageFacts, PdbId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -95,6 +96,9 @@ pub struct SynthOptions {
     pub isf_dir: Option<PathBuf>,
     pub out: PathBuf,
     pub time_field: TimeFieldPlant,
+    /// tcpip.sys gets a GUID-age of the built-in symbol table where it has the build (false:
+    /// `--no-tcpip-symbols`, a random GUID, so only the pool-tag route finds the tables).
+    pub tcpip_symbols: bool,
 }
 
 /// One planted difference between memory and the captures.
@@ -117,6 +121,36 @@ pub struct Truth {
     pub decoys: Vec<EndpointRecord>,
     pub discrepancies: Vec<Discrepancy>,
     pub captures: BTreeMap<String, String>,
+    /// tcpip.sys and its tables, where the profile has `tcpip.tables`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcpip: Option<TcpipTruth>,
+}
+
+/// tcpip.sys as planted (truth.json `tcpip`): identity, globals and every table's chains.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TcpipTruth {
+    pub base: Hex,
+    /// SizeOfImage.
+    pub size: Hex,
+    pub pdb: PdbId,
+    pub file_version: String,
+    /// `builtin`: the GUID-age is in symbols/tcpip.json; `none`: random (`--no-tcpip-symbols`, or
+    /// a build the table lacks), so only the pool-tag route finds the tables.
+    pub symbols: String,
+    /// RVAs of the globals, by symbol name.
+    pub globals: BTreeMap<String, Hex>,
+    pub tables: Vec<TableTruth>,
+}
+
+/// One table: `partition N endpoints` / `partition N second` (hash tables: one chain per
+/// non-empty bucket, in bucket order) or `tcp port pool` / `udp port pool` (one chain per port,
+/// in port order); each chain lists its records' `physical_offset`s in walk order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TableTruth {
+    pub table: String,
+    /// The hash table's or the port pool's VA.
+    pub va: Hex,
+    pub chains: Vec<Vec<Hex>>,
 }
 
 const DEFAULT_SIZE: u64 = 32 << 20;
@@ -150,6 +184,9 @@ fn check_profile(p: &Profile) -> Result<()> {
             p.name
         )));
     }
+    if let Some(tables) = &t.tables {
+        check_table_fields(p, tables)?;
+    }
     let e = &p.nt.eprocess;
     let fields = p.nt.process_offsets();
     if fields.iter().flatten().any(|&o| o > 0x2000) || e.size.is_some_and(|s| s.get() > 0x2000) {
@@ -157,6 +194,73 @@ fn check_profile(p: &Profile) -> Result<()> {
             "profile {}: an _EPROCESS offset is larger than 0x2000",
             p.name
         )));
+    }
+    Ok(())
+}
+
+/// Refuses a profile whose table links (TcpE's hash link, TcpL's and UdpA's `Next`) would overwrite
+/// a field the object layout uses: planting both would corrupt one (a hand-shifted layout whose
+/// table facts no longer apply must say `"tables": null`).
+fn check_table_fields(p: &Profile, tables: &crate::profile::TablesLayout) -> Result<()> {
+    let ps = p.arch.pointer_size();
+    let t = &p.tcpip;
+    let used = |fields: &[(&crate::profile::Field, u64)]| -> Vec<(u64, u64)> {
+        fields
+            .iter()
+            .flat_map(|(f, len)| f.candidates().map(move |o| (o, o + len)))
+            .collect()
+    };
+    let e = &t.tcp_endpoint;
+    let l = &t.tcp_listener;
+    let u = &t.udp_endpoint;
+    let checks = [
+        (
+            "TcpE hash link",
+            &tables.tcp_endpoint_link,
+            2 * ps,
+            used(&[
+                (&e.inet_af, ps),
+                (&e.addr_info, ps),
+                (&e.state, 4),
+                (&e.local_port, 2),
+                (&e.remote_port, 2),
+                (&e.owner, ps),
+                (&e.create_time, 8),
+            ]),
+        ),
+        (
+            "TcpL Next",
+            &tables.tcp_listener_next,
+            ps,
+            used(&[
+                (&l.inet_af, ps),
+                (&l.owner, ps),
+                (&l.create_time, 8),
+                (&l.local_addr, ps),
+                (&l.port, 2),
+            ]),
+        ),
+        (
+            "UdpA Next",
+            &tables.udp_endpoint_next,
+            ps,
+            used(&[
+                (&u.inet_af, ps),
+                (&u.owner, ps),
+                (&u.create_time, 8),
+                (&u.local_addr, ps),
+                (&u.port, 2),
+            ]),
+        ),
+    ];
+    for (what, link, len, fields) in checks {
+        let Some(at) = link.off() else { continue };
+        if let Some((a, b)) = fields.iter().find(|(a, b)| at < *b && *a < at + len) {
+            return Err(Error::usage(format!(
+                "profile {}: the {what} at {at:#x} overlaps a field at {a:#x}..{b:#x}; a layout whose table facts do not apply must set tcpip.tables to null",
+                p.name
+            )));
+        }
     }
     Ok(())
 }

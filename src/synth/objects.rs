@@ -135,15 +135,15 @@ impl<'a> World<'a> {
         .encode(self.p.arch)
     }
 
-    fn write_u(&mut self, va: u64, v: u64, n: usize) {
+    pub(super) fn write_u(&mut self, va: u64, v: u64, n: usize) {
         self.vm.write(&mut self.mem, va, &v.to_le_bytes()[..n]);
     }
-    fn write_ptr(&mut self, va: u64, v: u64) {
+    pub(super) fn write_ptr(&mut self, va: u64, v: u64) {
         self.vm.write_ptr(&mut self.mem, va, v);
     }
 
     /// A small allocation (address structures) in the shared address pages; returns the body VA.
-    fn small(&mut self, body: u64, tag: &[u8; 4]) -> u64 {
+    pub(super) fn small(&mut self, body: u64, tag: &[u8; 4]) -> u64 {
         let size = self.round(body) + self.unit;
         let (b, prev) = self.addrs.alloc(
             &mut self.arena,
@@ -596,11 +596,13 @@ impl<'a> World<'a> {
 }
 
 /// Body bytes (from the pool body) an object of this kind needs: the layout's `min_size`, and at
-/// least the end of every field the writer fills.
+/// least the end of every field the writer fills (tcpip's table links included, where it plants
+/// the tables: they may lie past `min_size`, Volatility's minimum).
 pub fn body_size(p: &Profile, kind: Kind) -> u64 {
     let ptr = p.arch.pointer_size();
     let t = &p.tcpip;
     let end = |f: &Field, n: u64| f.off().map(|o| o + n);
+    let tables = t.tables.as_ref();
     let (min, base, fields): (u64, u64, Vec<Option<u64>>) = match kind {
         Kind::TcpE => {
             let l = &t.tcp_endpoint;
@@ -612,6 +614,7 @@ pub fn body_size(p: &Profile, kind: Kind) -> u64 {
                 end(&l.remote_port, 2),
                 end(&l.owner, ptr),
                 end(&l.create_time, 8),
+                tables.and_then(|x| end(&x.tcp_endpoint_link, 2 * ptr)),
             ];
             (l.min_size.get(), 0, f)
         }
@@ -623,6 +626,7 @@ pub fn body_size(p: &Profile, kind: Kind) -> u64 {
                 end(&l.create_time, 8),
                 end(&l.local_addr, ptr),
                 end(&l.port, 2),
+                tables.and_then(|x| end(&x.tcp_listener_next, ptr)),
             ];
             (l.min_size.get(), 0, f)
         }
@@ -634,6 +638,7 @@ pub fn body_size(p: &Profile, kind: Kind) -> u64 {
                 end(&l.create_time, 8),
                 end(&l.local_addr, ptr),
                 end(&l.port, 2),
+                tables.and_then(|x| end(&x.udp_endpoint_next, ptr)),
             ];
             (l.min_size.get(), 0, f)
         }
@@ -646,6 +651,11 @@ pub fn body_size(p: &Profile, kind: Kind) -> u64 {
                     end(&l.local_addr, ptr),
                     end(&l.remote_addr, 16),
                     end(&l.create_time, 8),
+                    // The link is relative to the pool body, the fields to `body_offset`.
+                    tables
+                        .and_then(|x| x.time_wait_link.as_ref())
+                        .and_then(|x| end(x, 2 * ptr))
+                        .and_then(|e| e.checked_sub(l.body_offset.get())),
                 ];
                 (l.min_size.get(), l.body_offset.get(), f)
             }

@@ -17,8 +17,8 @@ use crate::error::{io_error, Error, Result};
 use crate::filetime::to_iso;
 use crate::profile::{Arch, Profile};
 use crate::record::{
-    flag, EndpointRecord, Family, Hex, ImageFacts, NtVersion, PdbId, PhysicalSummary, Proto,
-    TcpState,
+    flag, EndpointRecord, Family, FoundBy, Hex, ImageFacts, NtVersion, PdbId, PhysicalSummary,
+    Proto, TcpState,
 };
 use std::collections::BTreeMap;
 
@@ -30,6 +30,8 @@ pub struct Built<'a> {
     dump: DumpFacts,
     isf: serde_json::Value,
     pdb: PdbId,
+    /// tcpip.sys's symbol file (Volatility's `tcpip.pdb/<GUID>-<age>.json`), with its id.
+    tcpip_isf: Option<(PdbId, serde_json::Value)>,
 }
 
 pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
@@ -60,13 +62,26 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
     let procs = spawn_processes(&mut world, &mut rng, &clock, kernel.head_va, dtb, &extras);
 
     let mut sc = Scenario::new(rng, clock);
-    let (mut specs, hidden) = endpoint_specs(&mut sc, o);
+    let (mut specs, roles) = endpoint_specs(&mut sc, o);
     zero_time_field(&mut specs, o.time_field);
 
     let mut planted = plant(&mut world, &specs, &procs, o.time_field, &clock);
+    let tcpip = o.profile.tcpip.tables.as_ref().map(|t| {
+        plant_tcpip(
+            &mut world,
+            o,
+            t,
+            &space,
+            &kernel,
+            &version,
+            &specs,
+            &roles,
+            &mut planted,
+        )
+    });
     let decoys = plant_decoys(&mut world, &specs, &procs);
-    let api = take_captures(&mut sc, &specs, &planted, &procs, hidden);
-    let discrepancies = discrepancies(&specs, &planted, &procs, hidden, &api);
+    let api = take_captures(&mut sc, &specs, &planted, &procs, &roles);
+    let discrepancies = discrepancies(&specs, &planted, &procs, &roles, &api);
     let captures = CaptureSet {
         host: format!("WIN-{:08X}", mix(o.seed) as u32),
         collected: clock.capture,
@@ -84,7 +99,10 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
         version.build,
         &extras,
     );
-    let truth = truth(
+    let tcpip_isf = tcpip
+        .as_ref()
+        .map(|t| (t.pdb.clone(), super::isf::tcpip(p, &t.pdb, &t.globals)));
+    let mut truth = truth(
         o,
         &space,
         &kernel,
@@ -95,6 +113,7 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
         decoys,
         discrepancies,
     );
+    truth.tcpip = tcpip;
     Ok(Built {
         world,
         truth,
@@ -102,6 +121,7 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
         dump,
         isf,
         pdb: kernel.pdb,
+        tcpip_isf,
     })
 }
 
@@ -280,6 +300,7 @@ fn write_kernel(
             file_version: version.file_version(),
             original_filename: if pae { "ntkrpamp.exe" } else { "ntkrnlmp.exe" },
             timestamp: rng.next_u32(),
+            data_size: 0x1000,
         },
         &text,
     );
@@ -301,16 +322,17 @@ fn write_kernel(
     );
     vm.write(mem, kdbg_va, &kdbg(p.arch, kernel_va, modules_va, head_va));
 
-    if let Some(rule) = &p.matches.tcpip_version {
-        let v = match (&rule.min, &rule.max) {
-            (Some(min), _) => parse_dotted(min),
-            (None, Some(max)) => parse_dotted(max).map(|mut v| {
-                v[3] = v[3].saturating_sub(1 + rng.below(500) as u16);
-                v
-            }),
-            _ => None,
-        }
-        .unwrap_or(version.file_version());
+    // With tables, tcpip.sys is written mapped, beside them (`plant_tcpip`).
+    if p.tcpip.tables.is_some() {
+        return KernelImage {
+            pdb_name,
+            pdb,
+            head_va,
+            modules_va,
+            kdbg_va,
+        };
+    }
+    if let Some(v) = tcpip_version_rule(p, version, rng) {
         let tcpip = build_pe(
             &PeSpec {
                 arch: p.arch,
@@ -321,6 +343,7 @@ fn write_kernel(
                 file_version: v,
                 original_filename: "tcpip.sys",
                 timestamp: rng.next_u32(),
+                data_size: 0x1000,
             },
             &text,
         );
@@ -336,12 +359,71 @@ fn write_kernel(
     }
 }
 
-fn parse_dotted(v: &str) -> Option<[u16; 4]> {
-    let parts: Vec<u16> = v
-        .split('.')
-        .map(|x| x.parse().ok())
-        .collect::<Option<_>>()?;
-    (parts.len() == 4).then(|| [parts[0], parts[1], parts[2], parts[3]])
+/// The tcpip.sys FileVersion an NT 6.3 profile's version rule asks for (`None`: no rule).
+fn tcpip_version_rule(p: &Profile, version: &KernelVersion, rng: &mut Rng) -> Option<[u16; 4]> {
+    let rule = p.matches.tcpip_version.as_ref()?;
+    let v = match (&rule.min, &rule.max) {
+        (Some(min), _) => super::kernel::parse_dotted(min),
+        (None, Some(max)) => super::kernel::parse_dotted(max).map(|mut v| {
+            v[3] = v[3].saturating_sub(1 + rng.below(500) as u16);
+            v
+        }),
+        _ => None,
+    };
+    Some(v.unwrap_or(version.file_version()))
+}
+
+/// tcpip.sys mapped with its globals, the loaded-module list, and the tables holding every live
+/// endpoint; the records learn how each is found (`found_by`, `linked`), and the
+/// tag-overwritten one loses its tag.
+#[allow(clippy::too_many_arguments)]
+fn plant_tcpip(
+    world: &mut World,
+    o: &SynthOptions,
+    t: &crate::profile::TablesLayout,
+    space: &AddressSpace,
+    kernel: &KernelImage,
+    version: &KernelVersion,
+    specs: &[Spec],
+    roles: &Roles,
+    planted: &mut [EndpointRecord],
+) -> super::TcpipTruth {
+    use super::tcpip;
+    let p = &o.profile;
+    let mut rng = world.rng.fork(3);
+    let rule = tcpip_version_rule(p, version, &mut rng);
+    let id = tcpip::identity(p, version.build, o.tcpip_symbols, rule, &mut rng);
+    let image = tcpip::write_image(world, space.kernel_va + tcpip::TCPIP_OFFSET, &id);
+    tcpip::module_list(world, kernel.modules_va, space.kernel_va, &image);
+    let mut linked = vec![];
+    for (i, (s, rec)) in specs.iter().zip(planted.iter_mut()).enumerate() {
+        let live = !s.freed && !is_stale(s) && Some(i) != roles.unlinked;
+        // Only symbols prove the walk saw every table; the pool-tag route leaves absence unknown.
+        rec.linked = if live || id.builtin { Some(live) } else { None };
+        if live {
+            rec.found_by = vec![FoundBy::Pool, FoundBy::Table];
+            let hdr = rec.virtual_address.expect("planted objects are mapped").0;
+            linked.push(tcpip::Linked {
+                kind: s.kind,
+                body: hdr + world.unit,
+                lport: s.lport,
+                pa: rec.physical_offset.0,
+            });
+        }
+    }
+    if let Some(i) = roles.tag_overwritten {
+        // Another allocation's tag over the object's: the carve no longer sees it, the walk does.
+        let hdr = planted[i].virtual_address.expect("mapped").0;
+        let tag = *rng.pick(&[*b"File", *b"Irp ", *b"MmCa", *b"Toke"]);
+        world.vm.write(&mut world.mem, hdr + 4, &tag);
+        let rec = &mut planted[i];
+        rec.found_by = vec![FoundBy::Table];
+        rec.tag = String::from_utf8_lossy(&world.tag(specs[i].kind)).into_owned();
+        rec.flags.push(flag::NO_POOL_TAG.to_string());
+        rec.flags.sort();
+    }
+    let tables = tcpip::plant_tables(world, t, image.base, &id.globals, &linked);
+    tcpip::truth(&image, &id, tables)
 }
 
 fn write_kuser_shared_data(
@@ -440,9 +522,18 @@ fn spawn_processes(
     world.processes(&list, head_va, dtb, extras)
 }
 
-/// Every endpoint spec, group by group in the order of their draws; and the index of the
-/// connection hidden from the API.
-fn endpoint_specs(sc: &mut Scenario, o: &SynthOptions) -> (Vec<Spec>, usize) {
+/// Specs with a part in the discrepancies, by index.
+struct Roles {
+    /// The connection hidden from the API (linked where there are tables: a hooked API).
+    hidden: usize,
+    /// Profiles with tables: the live connection unlinked from them (DKOM).
+    unlinked: Option<usize>,
+    /// Profiles with tables: the linked object whose pool tag is overwritten.
+    tag_overwritten: Option<usize>,
+}
+
+/// Every endpoint spec, group by group in the order of their draws; and the roles.
+fn endpoint_specs(sc: &mut Scenario, o: &SynthOptions) -> (Vec<Spec>, Roles) {
     let mut specs = sc.listeners();
     specs.extend(sc.udp_endpoints());
     specs.extend(sc.connections(o.extra_endpoints));
@@ -453,7 +544,19 @@ fn endpoint_specs(sc: &mut Scenario, o: &SynthOptions) -> (Vec<Spec>, usize) {
     specs.extend(sc.time_wait(&o.profile));
     specs.extend(sc.flag_cases());
     specs.extend(sc.freed());
-    (specs, hidden)
+    let mut roles = Roles {
+        hidden,
+        unlinked: None,
+        tag_overwritten: None,
+    };
+    // Drawn last, so that profiles without tables keep every earlier draw.
+    if o.profile.tcpip.tables.is_some() {
+        roles.unlinked = Some(specs.len());
+        specs.push(sc.unlinked_connection());
+        roles.tag_overwritten = Some(specs.len());
+        specs.push(sc.tag_overwritten());
+    }
+    (specs, roles)
 }
 
 /// `--zero-time-field KIND`: every KIND object's creation time is zero.
@@ -537,12 +640,13 @@ fn take_captures(
     specs: &[Spec],
     planted: &[EndpointRecord],
     procs: &[Proc],
-    hidden: usize,
+    roles: &Roles,
 ) -> ApiView {
     let mut spec_of_row = vec![];
     let mut rows = vec![];
     for (i, s) in specs.iter().enumerate() {
-        if s.freed || i == hidden || s.create > sc.clock.capture || is_stale(s) {
+        let unseen = i == roles.hidden || Some(i) == roles.unlinked;
+        if s.freed || unseen || s.create > sc.clock.capture || is_stale(s) {
             continue;
         }
         spec_of_row.push(i);
@@ -591,7 +695,7 @@ fn discrepancies(
     specs: &[Spec],
     planted: &[EndpointRecord],
     procs: &[Proc],
-    hidden: usize,
+    roles: &Roles,
     api: &ApiView,
 ) -> Vec<Discrepancy> {
     let found = |class: &str, memory: Option<&EndpointRecord>, capture, note: String| Discrepancy {
@@ -603,10 +707,19 @@ fn discrepancies(
     };
     let mut out = vec![found(
         "hidden_from_api",
-        Some(&planted[hidden]),
+        Some(&planted[roles.hidden]),
         None,
         "evil.exe connection present in memory, created before the capture, absent from every capture".into(),
     )];
+    if let Some(i) = roles.unlinked {
+        // Without symbols the reader cannot prove it walked every table: the DKOM connection is
+        // then just hidden from the API.
+        let (class, note) = match planted[i].linked {
+            Some(false) => ("unlinked", "evil.exe connection alive (ESTABLISHED, owner running) but in none of tcpip's tables and absent from every capture: DKOM candidate"),
+            _ => ("hidden_from_api", "evil.exe connection alive (ESTABLISHED, owner running), in none of the tables the pool-tag route found, absent from every capture"),
+        };
+        out.push(found(class, Some(&planted[i]), None, note.into()));
+    }
     for (i, s) in specs.iter().enumerate() {
         if is_stale(s) && !s.freed {
             let note = if s.owner == Some(UPDATER) {
@@ -741,6 +854,7 @@ fn truth(
         decoys,
         discrepancies,
         captures,
+        tcpip: None,
     }
 }
 
@@ -811,6 +925,7 @@ pub fn write_outputs(o: &SynthOptions, b: Built) -> Result<Truth> {
         dump,
         isf,
         pdb,
+        tcpip_isf,
     } = b;
     let mem = &world.mem;
     let runs = present_runs(o.container, mem, o.seed);
@@ -867,6 +982,13 @@ pub fn write_outputs(o: &SynthOptions, b: Built) -> Result<Truth> {
         let path = d.join(format!("{}.json", pdb.guid_age()));
         let text = serde_json::to_string(&isf).map_err(|e| Error::file(&path, e.to_string()))?;
         std::fs::write(&path, text).map_err(|e| io_error(&path, &e))?;
+        if let Some((pdb, isf)) = &tcpip_isf {
+            let d = dir.join("windows").join(&pdb.name);
+            std::fs::create_dir_all(&d).map_err(|e| io_error(&d, &e))?;
+            let path = d.join(format!("{}.json", pdb.guid_age()));
+            let text = serde_json::to_string(isf).map_err(|e| Error::file(&path, e.to_string()))?;
+            std::fs::write(&path, text).map_err(|e| io_error(&path, &e))?;
+        }
     }
     Ok(truth)
 }

@@ -503,6 +503,29 @@ impl Scenario {
             .collect()
     }
 
+    /// Profiles with tcpip's tables: evil.exe's second C2 connection, alive (ESTABLISHED, owner
+    /// running) but unlinked from every table (DKOM), so neither the API nor a walk sees it.
+    pub fn unlinked_connection(&mut self) -> Spec {
+        let port = self.next_port();
+        let t = self.before_capture();
+        connection(
+            self.net.host4,
+            port,
+            (self.net.c2, 8443),
+            TcpState::Established,
+            Some(EVIL),
+            t,
+        )
+    }
+
+    /// Profiles with tcpip's tables: a live, linked connection whose pool tag gets overwritten,
+    /// so that only the walk finds it (the API lists it).
+    pub fn tag_overwritten(&mut self) -> Spec {
+        let port = self.next_port();
+        let t = self.before_capture();
+        self.established(port, self.net.remotes4[1], Some(EXPLORER), t)
+    }
+
     /// A connection in the captures that closed before acquisition: `not_in_memory`.
     pub fn closed_after_capture(&mut self) -> (u16, IpAddr, IpAddr, u64) {
         let port = self.next_port();

@@ -60,28 +60,77 @@ impl TablesReport {
     }
 }
 
-/// Finds tcpip.sys and walks its tables: from symbols (a PDB profile's, the built-in table's),
-/// else from the table blocks the carve's search collected (`blocks`: physical address of each
-/// pool header and its tag). Warnings are for the image's list.
-pub fn find_and_walk(
+/// What is known before the carve: tcpip.sys, its symbols (or why there are none), the layout.
+pub struct Prepared<'a> {
+    tcpip: Option<TcpipModule>,
+    symbols:
+        std::result::Result<(symbols::SymbolSource, symbols::TcpipSymbols, Option<String>), String>,
+    layout: Option<&'a crate::profile::TablesLayout>,
+    profile: &'a Profile,
+}
+
+impl Prepared<'_> {
+    /// The pool tags the carve's search must collect for the pool-tag route: none when symbols
+    /// (or the lack of a layout) make the route unneeded, so the search costs nothing more.
+    pub fn block_tags(&self) -> &'static [[u8; 4]] {
+        match (self.layout, &self.symbols) {
+            (Some(_), Err(_)) => &POOL_TAG_ROUTE_TAGS,
+            _ => &[],
+        }
+    }
+}
+
+/// The tags of tcpip's table blocks the pool-tag route starts from: hash tables (`TcHT`), the
+/// protocol compartments that hold the port pools (`TcCo`, `UdCo`), and the port pools (`InPP`).
+pub const POOL_TAG_ROUTE_TAGS: [[u8; 4]; 4] = [*b"TcHT", *b"TcCo", *b"UdCo", *b"InPP"];
+
+/// Finds tcpip.sys and its symbols, before the carve.
+pub fn prepare<'a>(
     space: &AddressSpace,
     kernel: &KernelInfo,
-    profile: &Profile,
+    profile: &'a Profile,
+) -> Prepared<'a> {
+    let tcpip = module::find_tcpip(space, kernel);
+    let symbols = match &tcpip {
+        Some(module) => symbols::resolve(profile, module.pdb.as_ref()),
+        None => Err(
+            "tcpip.sys not found (not in the loaded-module list, no image naming tcpip.pdb)".into(),
+        ),
+    };
+    Prepared {
+        tcpip,
+        symbols,
+        layout: profile.tcpip.tables.as_ref(),
+        profile,
+    }
+}
+
+/// Walks tcpip's tables: from symbols (a PDB profile's, the built-in table's), else from the
+/// table blocks the carve's search collected (`blocks`: physical address of each pool header and
+/// its tag). Warnings are for the image's list.
+pub fn walk_tables(
+    space: &AddressSpace,
+    kernel: &KernelInfo,
+    prepared: Prepared,
     blocks: &[(u64, [u8; 4])],
 ) -> (TablesReport, Option<TableFinds>, Vec<String>) {
-    let tcpip = module::find_tcpip(space, kernel);
-    let Some(layout) = profile.tcpip.tables.as_ref() else {
+    let Prepared {
+        tcpip,
+        symbols,
+        layout,
+        profile,
+    } = prepared;
+    let Some(layout) = layout else {
         let why = format!(
             "no source describes tcpip's tables for the layout of profile {}",
             profile.name
         );
         return (TablesReport::none(tcpip, &why), None, vec![]);
     };
-    let symbol_walk = match &tcpip {
-        Some(module) => symbols::resolve(profile, module.pdb.as_ref()).map(|r| (r, module.base.0)),
-        None => Err(
-            "tcpip.sys not found (not in the loaded-module list, no image naming tcpip.pdb)".into(),
-        ),
+    let symbol_walk = match (&tcpip, symbols) {
+        (Some(module), Ok(r)) => Ok((r, module.base.0)),
+        (_, Err(why)) => Err(why),
+        (None, Ok(_)) => Err("tcpip.sys not found".to_string()),
     };
     let (route, walked, mut warnings) = match symbol_walk {
         Ok(((source, syms, warning), base)) => {
@@ -95,7 +144,7 @@ pub fn find_and_walk(
         Err(why) if !blocks.is_empty() => {
             let (hash_tables, pools) = pool_tag_tables(space, profile, layout, blocks);
             if hash_tables.is_empty() && pools.is_empty() {
-                let why = format!("{why}; and no TcHT/TcCo/UdCo block holds a table");
+                let why = format!("{why}; and no TcHT/TcCo/UdCo/InPP block holds a table");
                 return (TablesReport::none(tcpip, &why), None, vec![]);
             }
             let walked =
@@ -113,7 +162,16 @@ pub fn find_and_walk(
             let k = kind_fields(profile, e.kind)?;
             let header_va = e.body.wrapping_sub(k.body_offset).wrapping_sub(header);
             let header_pa = space.translate(header_va)?;
-            let mut block = vec![0u8; (header + k.body_offset + k.min_size) as usize];
+            // To the end of the pool block, as the carve reads (calibrated offsets may lie past
+            // the profile's span), within its page; the layout's span when the header is no guide.
+            let needed = header + k.body_offset + k.min_size;
+            let mut raw = [0u8; 16];
+            let raw = &mut raw[..header as usize];
+            let claimed = crate::bytes::ReadBytes::read_into(space, header_va, raw)
+                .then(|| crate::carve::pool::PoolHeader::parse(raw, profile.arch))
+                .flatten()
+                .map_or(0, |h| h.block_size.min(0x1000 - (header_va & 0xFFF)));
+            let mut block = vec![0u8; claimed.max(needed) as usize];
             crate::bytes::ReadBytes::read_into(space, header_va, &mut block).then_some(
                 TableObject {
                     header_pa,
@@ -152,7 +210,7 @@ fn pool_tag_tables(
     profile: &Profile,
     layout: &crate::profile::TablesLayout,
     blocks: &[(u64, [u8; 4])],
-) -> (Vec<u64>, Vec<(u64, crate::profile::ObjectKind)>) {
+) -> (Vec<u64>, Vec<(u64, Option<crate::profile::ObjectKind>)>) {
     use crate::bytes::ReadBytes;
     use crate::paging::VirtualMemory;
     use crate::profile::ObjectKind;
@@ -221,15 +279,18 @@ fn pool_tag_tables(
                     .and_then(|off| space.read_ptr(body + off))
                     .filter(|&p| kernel(p));
                 if let Some(pool) = pool {
-                    pools.push((pool, kind));
+                    pools.push((pool, Some(kind)));
                 }
             }
+            // The pool itself; its protocol is told by the objects it holds.
+            b"InPP" => pools.push((body, None)),
             _ => {}
         }
     }
     hash_tables.sort_unstable();
     hash_tables.dedup();
-    pools.sort_unstable();
-    pools.dedup();
+    // One entry per pool, the one whose protocol is known first.
+    pools.sort_unstable_by_key(|&(va, kind)| (va, kind.is_none()));
+    pools.dedup_by_key(|p| p.0);
     (hash_tables, pools)
 }

@@ -162,7 +162,7 @@ pub fn walk_found(
     profile: &Profile,
     layout: &TablesLayout,
     hash_tables: &[u64],
-    port_pools: &[(u64, ObjectKind)],
+    port_pools: &[(u64, Option<ObjectKind>)],
 ) -> Walked {
     let mut w = Walker {
         mem,
@@ -179,6 +179,27 @@ pub fn walk_found(
         w.hash_table(ht, None, format!("hash table {i} ({ht:#x})"));
     }
     for &(pool, kind) in port_pools {
+        // A pool found by its own tag says nothing of its protocol: its objects' tags do.
+        let kind = kind.or_else(|| {
+            [ObjectKind::TcpListener, ObjectKind::UdpEndpoint]
+                .into_iter()
+                .find(|&k| {
+                    let mut probe = Walker {
+                        mem,
+                        mode,
+                        profile,
+                        layout,
+                        ps: mode.pointer_size(),
+                        header: profile.arch.pool_header_size(),
+                        seen: HashSet::new(),
+                        out: Walked::default(),
+                        walked: vec![],
+                    };
+                    probe.port_pool(pool, k, "probe");
+                    probe.out.entries.iter().any(|e| e.tagged)
+                })
+        });
+        let Some(kind) = kind else { continue };
         let name = match kind {
             ObjectKind::UdpEndpoint => format!("udp port pool ({pool:#x})"),
             _ => format!("tcp port pool ({pool:#x})"),

@@ -206,6 +206,7 @@ pub fn synth_options(
         isf_dir: None,
         out: out.to_path_buf(),
         time_field: Default::default(),
+        tcpip_symbols: true,
     }
 }
 

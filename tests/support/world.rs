@@ -570,7 +570,7 @@ impl World {
             chunk_size,
             progress: None,
             kernel_space: None,
-            find_table_blocks: false,
+            block_tags: &[],
         };
         carve(&phys, &params)
     }
