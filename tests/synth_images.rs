@@ -703,12 +703,20 @@ fn tables_hold_exactly_the_linked_objects() {
         // The DKOM connection is `unlinked` where symbols prove the walk complete; without them
         // (the pool-tag route) it is only known to be hidden from the API.
         let builtin = tcpip.symbols == "builtin";
-        let dkom_class = if builtin { "unlinked" } else { "hidden_from_api" };
+        let dkom_class = if builtin {
+            "unlinked"
+        } else {
+            "hidden_from_api"
+        };
         let unlinked: Vec<_> = truth
             .discrepancies
             .iter()
             .filter(|d| d.class == dkom_class && d.note.contains("DKOM") == builtin)
-            .filter(|d| d.memory.as_ref().is_some_and(|m| m.found_by == [FoundBy::Pool] && m.linked != Some(true)))
+            .filter(|d| {
+                d.memory
+                    .as_ref()
+                    .is_some_and(|m| m.found_by == [FoundBy::Pool] && m.linked != Some(true))
+            })
             .collect();
         assert_eq!(unlinked.len(), 1, "{}", p.name);
         let u = unlinked[0].memory.as_ref().unwrap();
