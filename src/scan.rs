@@ -164,19 +164,32 @@ pub fn scan_image_in_pool(path: &Path, opts: &ScanOptions) -> Result<ScanOutput>
         kernel_space: Some(&space),
         block_tags: prepared.as_ref().map_or(&[], |p| p.block_tags()),
     };
+    // With symbols the walk needs nothing from the carve: it runs beside it (its cost is reads
+    // through the page tables, not memory bandwidth); the pool-tag route waits for the blocks the
+    // search collects.
+    let (early, late) = match prepared {
+        Some(p) if p.block_tags().is_empty() => (Some(p), None),
+        other => (None, other),
+    };
     // Hashing reads the same file; running it beside the scan hides most of its cost.
-    let (mut carved, sha) = rayon::join(
-        || carve(&phys, &params),
-        || opts.hash.then(|| crate::pipeline::image_hash(&phys)),
+    let ((mut carved, sha), early_walk) = rayon::join(
+        || {
+            rayon::join(
+                || carve(&phys, &params),
+                || opts.hash.then(|| crate::pipeline::image_hash(&phys)),
+            )
+        },
+        || early.map(|p| crate::tables::walk_tables(&space, &kernel, p, &[])),
     );
     if let Some(bar) = &progress {
         bar.finish_and_clear();
     }
-    let (mut tables, finds, table_warnings) = match prepared {
-        Some(prepared) => {
+    let (mut tables, finds, table_warnings) = match (early_walk, late) {
+        (Some(walked), _) => walked,
+        (None, Some(prepared)) => {
             crate::tables::walk_tables(&space, &kernel, prepared, &carved.table_blocks)
         }
-        None => (
+        (None, None) => (
             crate::tables::TablesReport::skipped("--no-tables"),
             None,
             vec![],

@@ -79,28 +79,8 @@ fn seeds_reach_the_code_they_are_for() {
         tcp_port_pool: Some(0x20),
         ..Default::default()
     };
-    struct Flat<'a>(&'a [u8]);
-    impl netcarve::bytes::ReadBytes for Flat<'_> {
-        fn read_into(&self, at: u64, buf: &mut [u8]) -> bool {
-            let Some(off) = at.checked_sub(harness::TABLES_VA) else {
-                return false;
-            };
-            match self.0.get(off as usize..off as usize + buf.len()) {
-                Some(src) => {
-                    buf.copy_from_slice(src);
-                    true
-                }
-                None => false,
-            }
-        }
-    }
-    impl netcarve::paging::VirtualMemory for Flat<'_> {
-        fn pointer_size(&self) -> u64 {
-            8
-        }
-    }
     let walked = netcarve::tables::walk::walk(
-        &Flat(&tables[harness::TABLES_HEADER..]),
+        &harness::FlatMemory(&tables[harness::TABLES_HEADER..]),
         netcarve::paging::PagingMode::X64,
         p,
         p.tcpip.tables.as_ref().unwrap(),

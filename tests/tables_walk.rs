@@ -8,6 +8,8 @@ use netcarve::profile::{by_name, ObjectKind, Profile, TablesLayout};
 use netcarve::tables::symbols::TcpipSymbols;
 use netcarve::tables::walk::{walk, Walked};
 use std::collections::BTreeMap;
+mod support;
+use support::world::MockMemory;
 
 const BASE: u64 = 0xffff_f806_1000_0000;
 const PARTITION_TABLE: u64 = 0x1000;
@@ -15,26 +17,15 @@ const PARTITION_COUNT: u64 = 0x1008;
 const TCP_PORT_POOL: u64 = 0x1010;
 const UDP_SET: u64 = 0x1018;
 
-/// Kernel memory as byte regions at virtual addresses.
-#[derive(Default)]
+/// Kernel memory as byte regions at virtual addresses (support's mock), with an allocator.
 struct Mem {
-    regions: BTreeMap<u64, Vec<u8>>,
+    m: MockMemory,
     next: u64,
 }
 
 impl ReadBytes for Mem {
     fn read_into(&self, va: u64, buf: &mut [u8]) -> bool {
-        let Some((start, bytes)) = self.regions.range(..=va).next_back() else {
-            return false;
-        };
-        let off = (va - start) as usize;
-        match bytes.get(off..off + buf.len()) {
-            Some(src) => {
-                buf.copy_from_slice(src);
-                true
-            }
-            None => false,
-        }
+        self.m.read_into(va, buf)
     }
 }
 
@@ -47,10 +38,13 @@ impl VirtualMemory for Mem {
 impl Mem {
     fn new() -> Mem {
         let mut m = Mem {
+            m: MockMemory {
+                regions: BTreeMap::new(),
+                pointer_size: 8,
+            },
             next: 0xffff_a000_0000_0000,
-            ..Mem::default()
         };
-        m.regions.insert(BASE, vec![0; 0x2000]);
+        m.m.regions.insert(BASE, vec![0; 0x2000]);
         m
     }
 
@@ -58,12 +52,12 @@ impl Mem {
     fn alloc(&mut self, len: u64) -> u64 {
         let va = self.next;
         self.next += len.div_ceil(0x1000) * 0x1000 + 0x1000;
-        self.regions.insert(va, vec![0; len as usize]);
+        self.m.regions.insert(va, vec![0; len as usize]);
         va
     }
 
     fn write(&mut self, va: u64, bytes: &[u8]) {
-        let (start, region) = self.regions.range_mut(..=va).next_back().expect("mapped");
+        let (start, region) = self.m.regions.range_mut(..=va).next_back().expect("mapped");
         let off = (va - start) as usize;
         region[off..off + bytes.len()].copy_from_slice(bytes);
     }

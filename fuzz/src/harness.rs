@@ -450,8 +450,8 @@ pub fn xpress(data: &[u8]) {
 pub const TABLES_VA: u64 = 0xFFFF_A000_0000_0000;
 pub const TABLES_HEADER: usize = 8;
 
-/// Kernel memory that is one flat region (the `tables` target's input).
-struct FlatMemory<'a>(&'a [u8]);
+/// Kernel memory that is one flat region at [`TABLES_VA`] (the `tables` target's input).
+pub struct FlatMemory<'a>(pub &'a [u8]);
 
 impl ReadBytes for FlatMemory<'_> {
     fn read_into(&self, at: u64, buf: &mut [u8]) -> bool {

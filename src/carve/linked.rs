@@ -15,8 +15,6 @@ pub struct TableObject {
     pub kind: ObjectKind,
     /// The header carries one of the kind's tags.
     pub tagged: bool,
-    /// The pool header and the body bytes the layout needs.
-    pub block: Vec<u8>,
 }
 
 /// What the walk hands the carve.
@@ -58,8 +56,12 @@ pub fn merge(
             in_tables.insert(i);
             continue;
         }
-        let Some(header) = o
-            .block
+        // Read only now, for the few objects the carve did not find.
+        let Some(block) = read_block(o, env) else {
+            counts.undecodable += 1;
+            continue;
+        };
+        let Some(header) = block
             .get(..header_size)
             .and_then(|h| PoolHeader::parse(h, arch))
         else {
@@ -72,7 +74,7 @@ pub fn merge(
             offset: o.header_pa,
             kind: o.kind,
             header,
-            body: Cow::Borrowed(&o.block[header_size..]),
+            body: Cow::Borrowed(&block[header_size..]),
         };
         match decode(&candidate, env) {
             Decoded::Valid(mut r, _) => {
@@ -107,9 +109,31 @@ pub fn merge(
         }
     }
     counts.only_in_tables = extra.len() as u64;
-    records.append(&mut extra);
-    records.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    if !extra.is_empty() {
+        records.append(&mut extra);
+        records.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    }
     counts
+}
+
+/// The pool header and body of a table object, read to the end of its pool block as the carve
+/// reads (calibrated offsets may lie past the profile's span), within its page; the layout's span
+/// when the header is no guide.
+fn read_block(o: &TableObject, env: &DecodeEnv) -> Option<Vec<u8>> {
+    let arch = env.profile.arch;
+    let header = arch.pool_header_size();
+    let k = kind_fields(env.profile, o.kind)?;
+    let needed = header + k.body_offset + k.min_size;
+    let mut raw = [0u8; 16];
+    let raw = raw.get_mut(..header as usize)?;
+    let claimed = env
+        .mem
+        .read_into(o.header_va, raw)
+        .then(|| PoolHeader::parse(raw, arch))
+        .flatten()
+        .map_or(0, |h| h.block_size.min(0x1000 - (o.header_va & 0xFFF)));
+    let mut block = vec![0u8; claimed.max(needed) as usize];
+    env.mem.read_into(o.header_va, &mut block).then_some(block)
 }
 
 /// A record's kind, by its tag.

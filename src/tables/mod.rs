@@ -162,25 +162,12 @@ pub fn walk_tables(
             let k = kind_fields(profile, e.kind)?;
             let header_va = e.body.wrapping_sub(k.body_offset).wrapping_sub(header);
             let header_pa = space.translate(header_va)?;
-            // To the end of the pool block, as the carve reads (calibrated offsets may lie past
-            // the profile's span), within its page; the layout's span when the header is no guide.
-            let needed = header + k.body_offset + k.min_size;
-            let mut raw = [0u8; 16];
-            let raw = &mut raw[..header as usize];
-            let claimed = crate::bytes::ReadBytes::read_into(space, header_va, raw)
-                .then(|| crate::carve::pool::PoolHeader::parse(raw, profile.arch))
-                .flatten()
-                .map_or(0, |h| h.block_size.min(0x1000 - (header_va & 0xFFF)));
-            let mut block = vec![0u8; claimed.max(needed) as usize];
-            crate::bytes::ReadBytes::read_into(space, header_va, &mut block).then_some(
-                TableObject {
-                    header_pa,
-                    header_va,
-                    kind: e.kind,
-                    tagged: e.tagged,
-                    block,
-                },
-            )
+            Some(TableObject {
+                header_pa,
+                header_va,
+                kind: e.kind,
+                tagged: e.tagged,
+            })
         })
         .collect();
     let report = TablesReport {

@@ -80,17 +80,7 @@ pub fn walk(
     base: u64,
     symbols: &TcpipSymbols,
 ) -> Walked {
-    let mut w = Walker {
-        mem,
-        mode,
-        profile,
-        layout,
-        ps: mode.pointer_size(),
-        header: profile.arch.pool_header_size(),
-        seen: HashSet::new(),
-        out: Walked::default(),
-        walked: vec![],
-    };
+    let mut w = Walker::new(mem, mode, profile, layout);
     w.partitions(base, symbols);
     let pools = [
         (
@@ -164,17 +154,7 @@ pub fn walk_found(
     hash_tables: &[u64],
     port_pools: &[(u64, Option<ObjectKind>)],
 ) -> Walked {
-    let mut w = Walker {
-        mem,
-        mode,
-        profile,
-        layout,
-        ps: mode.pointer_size(),
-        header: profile.arch.pool_header_size(),
-        seen: HashSet::new(),
-        out: Walked::default(),
-        walked: vec![],
-    };
+    let mut w = Walker::new(mem, mode, profile, layout);
     for (i, &ht) in hash_tables.iter().enumerate() {
         w.hash_table(ht, None, format!("hash table {i} ({ht:#x})"));
     }
@@ -184,17 +164,7 @@ pub fn walk_found(
             [ObjectKind::TcpListener, ObjectKind::UdpEndpoint]
                 .into_iter()
                 .find(|&k| {
-                    let mut probe = Walker {
-                        mem,
-                        mode,
-                        profile,
-                        layout,
-                        ps: mode.pointer_size(),
-                        header: profile.arch.pool_header_size(),
-                        seen: HashSet::new(),
-                        out: Walked::default(),
-                        walked: vec![],
-                    };
+                    let mut probe = Walker::new(mem, mode, profile, layout);
                     probe.port_pool(pool, k, "probe");
                     probe.out.entries.iter().any(|e| e.tagged)
                 })
@@ -209,7 +179,26 @@ pub fn walk_found(
     w.out
 }
 
-impl Walker<'_> {
+impl<'a> Walker<'a> {
+    fn new(
+        mem: &'a dyn VirtualMemory,
+        mode: PagingMode,
+        profile: &'a Profile,
+        layout: &'a TablesLayout,
+    ) -> Walker<'a> {
+        Walker {
+            mem,
+            mode,
+            profile,
+            layout,
+            ps: mode.pointer_size(),
+            header: profile.arch.pool_header_size(),
+            seen: HashSet::new(),
+            out: Walked::default(),
+            walked: vec![],
+        }
+    }
+
     fn ptr(&self, va: u64) -> Option<u64> {
         self.mem.read_word(va, self.ps)
     }
