@@ -727,28 +727,80 @@ impl CandidateBudget {
     }
 }
 
-/// KernBase values of `KDBG` blocks found anywhere in physical memory (a whole-image pass: the
-/// last resort when the kernel is not where kernels are loaded).
+/// Bytes a whole-image pass hands each worker at a time: compressed containers decode a window,
+/// never a whole run (an E01 can be one run of the whole image).
+const PASS_WINDOW: u64 = 16 << 20;
+
+/// What a [`parallel_pass`] runs on each window: its bytes, and the hits it owns.
+type WindowScan<'a, T> = dyn Fn(&[u8], std::ops::Range<usize>) -> Vec<T> + Sync + 'a;
+
+/// A whole-image pass in parallel: `f(bytes, owned)` on windows of every pass run; each window's
+/// bytes start up to `before` bytes early and run `overlap` bytes past its end (what a match needs
+/// around it), and `f` keeps only hits inside `owned` (offsets into `bytes`). The results come in
+/// image order, so they do not depend on the thread count.
+fn parallel_pass<T: Send>(
+    phys: &PhysicalSpace,
+    before: u64,
+    overlap: u64,
+    f: &WindowScan<'_, T>,
+) -> Vec<T> {
+    use rayon::prelude::*;
+    let windows: Vec<(crate::container::Run, std::ops::Range<usize>)> = phys
+        .pass_runs()
+        .iter()
+        .flat_map(|run| {
+            (0..run.len.div_ceil(PASS_WINDOW)).map(move |i| {
+                let off = i * PASS_WINDOW;
+                let start = off.saturating_sub(before);
+                let owned = PASS_WINDOW.min(run.len - off);
+                let end = (off + owned + overlap).min(run.len);
+                let window = crate::container::Run {
+                    phys: run.phys + start,
+                    len: end - start,
+                    file_offset: run.file_offset + start,
+                };
+                let skip = (off - start) as usize;
+                (window, skip..skip + owned as usize)
+            })
+        })
+        .collect();
+    windows
+        .par_iter()
+        .map(|(window, owned)| f(&phys.run_bytes(window), owned.clone()))
+        .collect::<Vec<Vec<T>>>()
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// KernBase values of `KDBG` blocks found anywhere in physical memory (a whole-image pass, in
+/// parallel: the last resort when the kernel is not where kernels are loaded).
 fn kdbg_scan_bases(phys: &PhysicalSpace, ptr: u64) -> Vec<u64> {
-    let mut bases = vec![];
     let finder = memchr::memmem::Finder::new(b"KDBG");
-    for run in phys.pass_runs() {
-        let bytes = phys.run_bytes(run);
-        for hit in finder.find_iter(&bytes) {
-            if bases.len() >= MAX_TAG_HITS {
-                return bases;
+    let found = parallel_pass(phys, 0, 16, &|bytes, owned| {
+        let mut bases = vec![];
+        for hit in finder.find_iter(bytes) {
+            if hit >= owned.end || bases.len() >= MAX_TAG_HITS {
+                break;
             }
             // OwnerTag is at +0x10 of the block; KernBase at +0x18.
             if hit % 8 != 0 {
                 continue;
             }
-            let base_at = hit + 8;
-            let base = bytes.read_word(base_at as u64, ptr);
+            let base = bytes.read_word(hit as u64 + 8, ptr);
             if let Some(b) = base.filter(|b| b & 0xFFF == 0 && *b != 0) {
-                if !bases.contains(&b) {
-                    bases.push(b);
-                }
+                bases.push(b);
             }
+        }
+        bases
+    });
+    let mut bases = vec![];
+    for b in found {
+        if bases.len() >= MAX_TAG_HITS {
+            break;
+        }
+        if !bases.contains(&b) {
+            bases.push(b);
         }
     }
     bases
@@ -955,34 +1007,41 @@ fn find_tcpip_version(phys: &PhysicalSpace) -> Option<String> {
         .collect();
     let finder = memchr::memmem::Finder::new(&needle);
     let sig = memchr::memmem::FinderRev::new(&VS_FIXEDFILEINFO_SIGNATURE);
-    let mut checked = 0usize;
-    for run in phys.pass_runs() {
-        let bytes = phys.run_bytes(run);
-        for hit in finder.find_iter(&bytes) {
-            checked += 1;
-            if checked > MAX_TCPIP_NAME_HITS {
-                return None;
-            }
-            // A path like `\drivers\tcpip.sys` or a longer name is not the resource's value.
-            let nul_before = hit >= 2 && bytes.get(hit - 2..hit) == Some(&[0, 0][..]);
-            let end = hit + needle.len();
-            let nul_after = bytes.get(end..end + 2) == Some(&[0, 0][..]);
-            if !nul_before || !nul_after {
-                continue;
-            }
-            let from = hit.saturating_sub(0x800);
-            let Some(window) = bytes.get(from..hit) else {
-                continue;
-            };
-            if let Some(at) = sig.rfind(window) {
-                if let Some(f) = FixedFileInfo::parse(&bytes, from + at) {
-                    let (a, b, c, d) = f.file_version();
-                    return Some(format!("{a}.{b}.{c}.{d}"));
+    // Per window: each name hit (counted against the cap) and the version it gives, if any. The
+    // resource's fixed info precedes the name by at most 0x800 bytes, so a window is read from
+    // 0x800 before its own start.
+    const BACK: usize = 0x800;
+    let found = parallel_pass(
+        phys,
+        BACK as u64,
+        needle.len() as u64 + 2,
+        &|bytes, owned| {
+            let mut out = vec![];
+            for hit in finder.find_iter(bytes) {
+                if hit < owned.start {
+                    continue;
                 }
+                if hit >= owned.end || out.len() > MAX_TCPIP_NAME_HITS {
+                    break;
+                }
+                // A path like `\drivers\tcpip.sys` or a longer name is not the resource's value.
+                let nul_before = hit >= 2 && bytes.get(hit - 2..hit) == Some(&[0, 0][..]);
+                let end = hit + needle.len();
+                let nul_after = bytes.get(end..end + 2) == Some(&[0, 0][..]);
+                let version = (nul_before && nul_after)
+                    .then(|| {
+                        let from = hit.saturating_sub(BACK);
+                        let at = sig.rfind(bytes.get(from..hit)?)?;
+                        let (a, b, c, d) = FixedFileInfo::parse(bytes, from + at)?.file_version();
+                        Some(format!("{a}.{b}.{c}.{d}"))
+                    })
+                    .flatten();
+                out.push(version);
             }
-        }
-    }
-    None
+            out
+        },
+    );
+    found.into_iter().take(MAX_TCPIP_NAME_HITS).flatten().next()
 }
 
 /// The image facts `info`, `scan` and `compare` report.
@@ -1044,6 +1103,33 @@ pub fn image_facts(phys: &PhysicalSpace, k: &KernelInfo) -> crate::record::Image
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Windows of a whole-image pass see each hit once, in image order, including hits that cross
+    /// a window boundary and context before a window's start.
+    #[test]
+    fn a_parallel_pass_sees_every_hit_once_across_window_boundaries() {
+        let w = PASS_WINDOW as usize;
+        let mut bytes = vec![0u8; 2 * w + 0x3000];
+        let at = [0x10, w - 2, w + 0x10, w + 0x800, 2 * w + 0x2ffc];
+        for &a in &at {
+            bytes[a..a + 4].copy_from_slice(b"KDBG");
+        }
+        // Context 0x20 bytes before the hit at `w + 0x10`, in the previous window.
+        bytes[w - 0x10] = 0xAB;
+        let phys = PhysicalSpace::from_bytes(bytes, std::path::Path::new("p.raw")).unwrap();
+        let finder = memchr::memmem::Finder::new(b"KDBG");
+        let start = |window: &[u8], owned: std::ops::Range<usize>| {
+            finder
+                .find_iter(window)
+                .filter(|h| owned.contains(h))
+                .map(|h| (h - owned.start, window.get(h.wrapping_sub(0x20)).copied()))
+                .collect::<Vec<_>>()
+        };
+        let hits = parallel_pass(&phys, 0x40, 3, &start);
+        assert_eq!(hits.len(), at.len(), "{hits:?}");
+        // The hit near the second window's start still sees the byte before it.
+        assert!(hits.contains(&(0x10, Some(0xAB))), "{hits:?}");
+    }
 
     /// The time budget is looked at only after many candidates, and then stops the search with a
     /// warning naming it (a search cannot be made slow on purpose in a test, so its clock is set back).
