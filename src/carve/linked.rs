@@ -34,8 +34,11 @@ pub struct MergeCounts {
 
 /// Marks `records` (sorted by physical offset and tag) with `found_by` and `linked`, and adds the
 /// objects only the walk found. `None`: no table was walked, every record stays `linked: null`.
+/// `corrupt` (with `--include-corrupt`) receives the walk-only objects that do not decode, with
+/// their reason: a linked object whose pointers lead into lost media is still evidence.
 pub fn merge(
     records: &mut Vec<EndpointRecord>,
+    mut corrupt: Option<&mut Vec<EndpointRecord>>,
     finds: Option<&TableFinds>,
     env: &DecodeEnv,
 ) -> MergeCounts {
@@ -78,23 +81,16 @@ pub fn merge(
         };
         match decode(&candidate, env) {
             Decoded::Valid(mut r, _) => {
-                if !o.tagged || !header_ok {
-                    r.flags.push(flag::NO_POOL_TAG.to_string());
-                    r.flags.sort();
-                    r.flags.dedup();
-                }
-                if !o.tagged {
-                    // The kind is the table's; the bytes where its tag should be are not one.
-                    if let Some(k) = kind_fields(env.profile, o.kind) {
-                        r.tag = k.tags.first().cloned().unwrap_or(r.tag);
-                    }
-                }
-                r.virtual_address = Some(Hex(o.header_va));
-                r.found_by = vec![FoundBy::Table];
-                r.linked = Some(true);
+                mark_walk_only(&mut r, o, header_ok, env);
                 extra.push(r);
             }
-            Decoded::Corrupt(_) => counts.undecodable += 1,
+            Decoded::Corrupt(mut r) => {
+                counts.undecodable += 1;
+                if let Some(corrupt) = corrupt.as_deref_mut() {
+                    mark_walk_only(&mut r, o, header_ok, env);
+                    corrupt.push(r);
+                }
+            }
         }
     }
     for (i, r) in records.iter_mut().enumerate() {
@@ -113,7 +109,28 @@ pub fn merge(
         records.append(&mut extra);
         records.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     }
+    if let Some(corrupt) = corrupt {
+        corrupt.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    }
     counts
+}
+
+/// What a record of an object only the walk found says: found by the table, linked, its kind's
+/// tag where the bytes there are not one, `no_pool_tag` where the header fails the carve.
+fn mark_walk_only(r: &mut EndpointRecord, o: &TableObject, header_ok: bool, env: &DecodeEnv) {
+    if !o.tagged || !header_ok {
+        r.flags.push(flag::NO_POOL_TAG.to_string());
+        r.flags.sort();
+        r.flags.dedup();
+    }
+    if !o.tagged {
+        if let Some(k) = kind_fields(env.profile, o.kind) {
+            r.tag = k.tags.first().cloned().unwrap_or(r.tag.clone());
+        }
+    }
+    r.virtual_address = Some(Hex(o.header_va));
+    r.found_by = vec![FoundBy::Table];
+    r.linked = Some(true);
 }
 
 /// The pool header and body of a table object, read to the end of its pool block as the carve

@@ -164,7 +164,12 @@ pub fn merge_tables(carved: &mut Carved, finds: Option<&linked::TableFinds>, p: 
         overrides: carved.overrides.clone(),
         owners: &owners,
     };
-    carved.tables = linked::merge(&mut carved.endpoints, finds, &env);
+    let corrupt = p.include_corrupt.then_some(&mut carved.corrupt);
+    carved.tables = linked::merge(&mut carved.endpoints, corrupt, finds, &env);
+    // Walk-only rows that did not decode join the corrupt rows under the same cap.
+    let excess = carved.corrupt.len().saturating_sub(MAX_CORRUPT_ROWS);
+    carved.corrupt.truncate(MAX_CORRUPT_ROWS);
+    carved.corrupt_omitted += excess as u64;
 }
 
 /// Gives each record the virtual address of its object, from the VA of each page (`vas[i]` is
