@@ -141,13 +141,7 @@ fn read_block(o: &TableObject, env: &DecodeEnv) -> Option<Vec<u8>> {
     let header = arch.pool_header_size();
     let k = kind_fields(env.profile, o.kind)?;
     let needed = header + k.body_offset + k.min_size;
-    let mut raw = [0u8; 16];
-    let raw = raw.get_mut(..header as usize)?;
-    let claimed = env
-        .mem
-        .read_into(o.header_va, raw)
-        .then(|| PoolHeader::parse(raw, arch))
-        .flatten()
+    let claimed = PoolHeader::read_at(env.mem, o.header_va, arch)
         .map_or(0, |h| h.block_size.min(0x1000 - (o.header_va & 0xFFF)));
     let mut block = vec![0u8; claimed.max(needed) as usize];
     env.mem.read_into(o.header_va, &mut block).then_some(block)

@@ -72,14 +72,7 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
         tags = tags.with_structures(p.block_tags);
     }
     let owners = OwnerCache::default();
-    let base_env = DecodeEnv {
-        profile: p.profile,
-        mem: p.mem,
-        times: p.times,
-        dtb_align: dtb_alignment(p.mode),
-        overrides: Overrides::default(),
-        owners: &owners,
-    };
+    let base_env = decode_env(p, Overrides::default(), &owners);
     // Each accepted candidate is decoded as soon as it is found, and dropped there when it is
     // structurally invalid (unless asked for): on a flood of tag-bearing garbage, holding every
     // candidate until a later pass would make the heap grow with the image. Validity does not
@@ -156,14 +149,7 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
 /// decoded with the carve's final offsets.
 pub fn merge_tables(carved: &mut Carved, finds: Option<&linked::TableFinds>, p: &CarveParams) {
     let owners = OwnerCache::default();
-    let env = DecodeEnv {
-        profile: p.profile,
-        mem: p.mem,
-        times: p.times,
-        dtb_align: dtb_alignment(p.mode),
-        overrides: carved.overrides.clone(),
-        owners: &owners,
-    };
+    let env = decode_env(p, carved.overrides.clone(), &owners);
     let corrupt = p.include_corrupt.then_some(&mut carved.corrupt);
     carved.tables = linked::merge(&mut carved.endpoints, corrupt, finds, &env);
     // Walk-only rows that did not decode join the corrupt rows under the same cap.
@@ -380,6 +366,22 @@ fn settle(
     carved.corrupt_omitted = corrupt_seen.saturating_sub(carved.corrupt.len() as u64);
     carved.health = health::health(env.profile, &carved.endpoints, rejected, &census);
     (carved, env.overrides)
+}
+
+/// What decoding needs of a carve's parameters, with `overrides`.
+fn decode_env<'a>(
+    p: &CarveParams<'a>,
+    overrides: Overrides,
+    owners: &'a OwnerCache,
+) -> DecodeEnv<'a> {
+    DecodeEnv {
+        profile: p.profile,
+        mem: p.mem,
+        times: p.times,
+        dtb_align: dtb_alignment(p.mode),
+        overrides,
+        owners,
+    }
 }
 
 /// Owner DTB alignment: page-aligned, except PAE's 32-byte-aligned PDPT.

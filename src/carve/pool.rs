@@ -43,6 +43,20 @@ impl PoolHeader {
         }
     }
 
+    /// The header at `va` of kernel memory (`None` when unreadable): what the table walk reads
+    /// beside the objects, the hash tables and the port pools it follows.
+    pub fn read_at(
+        mem: &dyn crate::paging::VirtualMemory,
+        va: u64,
+        arch: Arch,
+    ) -> Option<PoolHeader> {
+        let mut raw = [0u8; 16];
+        let raw = raw.get_mut(..arch.pool_header_size() as usize)?;
+        mem.read_into(va, raw)
+            .then(|| PoolHeader::parse(raw, arch))
+            .flatten()
+    }
+
     /// Freed blocks keep their contents until reused; they are decoded like live ones.
     pub fn is_freed(&self) -> bool {
         self.pool_type == 0

@@ -2,6 +2,7 @@
 //! [`module`] finds tcpip.sys, [`symbols`] its globals, [`walk`] the tables; this file turns the
 //! walk into [`TableFinds`] for the carve's decoder and the `tables` section of scan JSON.
 use crate::carve::linked::{TableFinds, TableObject};
+use crate::carve::pool::PoolHeader;
 use crate::kernel::KernelInfo;
 use crate::paging::AddressSpace;
 use crate::profile::{kind_fields, Profile};
@@ -212,25 +213,13 @@ fn pool_tag_tables(
         let i = pages.binary_search(&(pa / 0x1000)).ok()?;
         Some(vas.get(i).copied().flatten()? + pa % 0x1000)
     };
-    let tag_before = |va: u64| -> Option<[u8; 4]> {
-        let mut raw = [0u8; 16];
-        let raw = &mut raw[..header as usize];
-        space
-            .read_into(va.wrapping_sub(header), raw)
-            .then_some(())?;
-        crate::carve::pool::PoolHeader::parse(raw, arch).map(|h| h.tag)
-    };
+    let tag_before =
+        |va: u64| PoolHeader::read_at(space, va.wrapping_sub(header), arch).map(|h| h.tag);
     let kernel = |va: u64| module::is_kernel_va(space.mode, va) && va.is_multiple_of(ps);
     let (mut hash_tables, mut pools) = (vec![], vec![]);
     for &(pa, tag) in blocks {
         let Some(va) = va_of(pa) else { continue };
-        let mut raw = [0u8; 16];
-        let raw = &mut raw[..header as usize];
-        let Some(h) = space
-            .read_into(va, raw)
-            .then(|| crate::carve::pool::PoolHeader::parse(raw, arch))
-            .flatten()
-        else {
+        let Some(h) = PoolHeader::read_at(space, va, arch) else {
             continue;
         };
         let body = va + header;

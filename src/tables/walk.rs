@@ -465,12 +465,12 @@ impl<'a> Walker<'a> {
 
     /// The tag of the pool header before `block_body`.
     fn pool_tag(&self, block_body: u64) -> Option<[u8; 4]> {
-        let mut raw = [0u8; 16];
-        let h = &mut raw[..self.header as usize];
-        if !self.mem.read_into(block_body.wrapping_sub(self.header), h) {
-            return None;
-        }
-        PoolHeader::parse(h, self.profile.arch).map(|p| p.tag)
+        PoolHeader::read_at(
+            self.mem,
+            block_body.wrapping_sub(self.header),
+            self.profile.arch,
+        )
+        .map(|p| p.tag)
     }
 
     fn push(&mut self, body: u64, kind: ObjectKind, tagged: bool) {
