@@ -5,7 +5,9 @@ use crate::bytes::{array_at, ReadBytes};
 use crate::container::{ContainerHints, PhysicalSpace};
 use crate::error::{Cause, Error, Result};
 use crate::paging::{AddressSpace, PagingMode, VirtualMemory};
-use crate::record::{NtVersion, PdbId};
+use crate::record::{BuildReading, NtVersion, PdbId};
+
+mod build;
 
 /// What `identify` learned about the kernel in an image.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +22,8 @@ pub struct KernelInfo {
     pub kernel_size: Option<u64>,
     pub pdb: Option<PdbId>,
     pub nt: NtVersion,
+    /// Every build source tried and what it gave (`nt.build` is the first one's that gave one).
+    pub build_readings: Vec<BuildReading>,
     /// KUSER_SHARED_DATA SystemTime: the acquisition time (FILETIME).
     pub system_time: Option<u64>,
     /// KUSER_SHARED_DATA InterruptTime: 100 ns since boot.
@@ -71,6 +75,11 @@ const CANDIDATE_READ_BUDGET: u64 = 4 << 30;
 const CANDIDATE_TIME_CHECK_AFTER: usize = 1 << 14;
 const CANDIDATE_TIME_BUDGET: std::time::Duration = std::time::Duration::from_secs(4);
 const MAX_IMAGE_SIZE: u64 = 64 << 20;
+/// A kernel with a damaged header has no SizeOfImage: its CodeView record is looked for in this
+/// much of it, and the sources read from the image (build, KDBG) search as far.
+const DAMAGED_HEADER_SPAN: u64 = 16 << 20;
+/// Damaged-header candidates examined, at most (2 MiB-aligned ones in the kernel range first).
+const MAX_DAMAGED_CANDIDATES: usize = 8;
 /// `IMAGE_DEBUG_DIRECTORY` entry size, and the entries and CodeView bytes read per candidate.
 const DEBUG_ENTRY: usize = 28;
 const MAX_DEBUG_ENTRIES: usize = 16;
@@ -213,25 +222,21 @@ pub fn identify_within(
         warnings
             .push("kernel image (MZ with a CodeView record naming a kernel PDB) not found".into());
     }
-    let mut build = None;
-    if major >= 10 {
-        build = space
-            .read_u32(kuser + KUSER_NT_BUILD_NUMBER)
-            .map(|b| b & 0xFFFF)
-            .filter(|&b| b != 0);
-    }
+    let readings = build::read_all(
+        &space,
+        kuser,
+        major,
+        phys.hints.nt_build,
+        kernel.as_ref().map(|k| build::KernelSpan {
+            base: k.base,
+            size: k.size_of_image.unwrap_or(DAMAGED_HEADER_SPAN),
+        }),
+    );
+    let build = readings.build();
     if build.is_none() {
-        build = phys.hints.nt_build.map(|b| b & 0xFFFF);
+        warnings.push("NT build number not found (no source in the image gave one)".into());
     }
-    if build.is_none() {
-        build = kernel
-            .as_ref()
-            .and_then(|k| image_file_version(&space, k.base, k.size_of_image))
-            .map(|(_, _, b, _)| b);
-    }
-    if build.is_none() {
-        warnings.push("NT build number not found".into());
-    }
+    warnings.extend(readings.disagreement());
     let tcpip_version = if (major, minor) == (6, 3) {
         find_tcpip_version(phys)
     } else {
@@ -243,13 +248,14 @@ pub fn identify_within(
         dtb: found.dtb,
         dtb_source: found.source.to_string(),
         kernel_base: kernel.as_ref().map(|k| k.base),
-        kernel_size: kernel.as_ref().map(|k| k.size_of_image),
+        kernel_size: kernel.as_ref().and_then(|k| k.size_of_image),
         pdb: kernel.map(|k| k.pdb),
         nt: NtVersion {
             major,
             minor,
             build,
         },
+        build_readings: readings.0,
         system_time,
         interrupt_time,
         timezone_bias_minutes,
@@ -541,7 +547,8 @@ fn find_pae_pdpt(
 
 struct KernelImage {
     base: u64,
-    size_of_image: u64,
+    /// `None` when the PE header is damaged (found by its CodeView record alone).
+    size_of_image: Option<u64>,
     pdb: PdbId,
 }
 
@@ -624,8 +631,30 @@ fn find_kernel_image(
         return (Some(k), vec![]);
     }
     let (_, others) = mz_pages(None);
-    let found = budget.first_kernel(space, &others);
+    let mut found = budget.first_kernel(space, &others);
     let mut gave_up = vec![];
+    if found.is_none() {
+        let mut damaged = 0;
+        found = preferred.iter().find_map(|&base| {
+            if damaged >= MAX_DAMAGED_CANDIDATES {
+                return None;
+            }
+            match damaged_kernel_at(space, base, &mut budget) {
+                Damaged::Kernel(k) => Some(k),
+                Damaged::NotKernel => {
+                    damaged += 1;
+                    None
+                }
+                Damaged::HeaderIntact => None,
+            }
+        });
+        if let Some(k) = &found {
+            gave_up.push(format!(
+                "the kernel image at {:#x} has a damaged PE header (MZ, but the headers do not parse): identified by its CodeView record naming {}; its size is unknown",
+                k.base, k.pdb.name
+            ));
+        }
+    }
     if budget_spent.get() {
         gave_up.push(format!(
             "the kernel-image search stopped after {mz_budget} mapped pages (the page tables map more than an image can hold: hostile or damaged)"
@@ -829,9 +858,76 @@ fn kernel_at(space: &AddressSpace, base: u64, budget: &mut CandidateBudget) -> O
         .contains(&pdb.name.as_str())
         .then_some(KernelImage {
             base,
-            size_of_image,
+            size_of_image: Some(size_of_image),
             pdb,
         })
+}
+
+/// A kernel whose header page starts with `MZ` but whose PE headers do not parse (a smeared or
+/// overwritten header page): its CodeView `RSDS` record naming a kernel PDB, looked for in the
+/// first pages of the image as Volatility's PDB scan looks for it in all of memory.
+fn damaged_kernel_at(space: &AddressSpace, base: u64, budget: &mut CandidateBudget) -> Damaged {
+    let mut header = vec![0u8; 0x1000];
+    budget.charge(header.len());
+    if !space.read_into(base, &mut header)
+        || !header.starts_with(b"MZ")
+        || goblin::pe::header::Header::parse(&header)
+            .ok()
+            .and_then(|h| h.optional_header)
+            .is_some()
+    {
+        return Damaged::HeaderIntact;
+    }
+    let finder = memchr::memmem::Finder::new(b"RSDS");
+    // The page and the start of the next: a record may cross a page boundary.
+    let mut page = vec![0u8; 0x1000 + MAX_CODEVIEW];
+    for off in (0..DAMAGED_HEADER_SPAN).step_by(0x1000) {
+        if !budget.allows_another() {
+            return Damaged::NotKernel;
+        }
+        budget.charge(0x1000);
+        if !space.read_into(base + off, &mut page[..0x1000]) {
+            continue;
+        }
+        // Another image starts here: a record beyond is not this one's.
+        if off > 0 && page.starts_with(b"MZ") {
+            break;
+        }
+        page[0x1000..].fill(0);
+        read_sparse(space, base + off + 0x1000, &mut page[0x1000..]);
+        for hit in finder.find_iter(&page[..0x1000]).filter(|h| h % 4 == 0) {
+            let Some(record) = Rsds::parse(&page[hit..]) else {
+                continue;
+            };
+            let name = pdb_file_name(&record.name);
+            if KERNEL_PDB_NAMES.contains(&name.as_str()) {
+                return Damaged::Kernel(KernelImage {
+                    base,
+                    size_of_image: None,
+                    pdb: PdbId::new(&name, &format_guid(&record.signature), record.age),
+                });
+            }
+        }
+    }
+    Damaged::NotKernel
+}
+
+/// What a candidate of the damaged-header pass turned out to be.
+enum Damaged {
+    Kernel(KernelImage),
+    /// Damaged, but no kernel CodeView record in its first pages.
+    NotKernel,
+    /// Not a damaged header (an intact image was already examined, or no `MZ`).
+    HeaderIntact,
+}
+
+/// The lower-case file name of a CodeView record's PDB path.
+fn pdb_file_name(path: &[u8]) -> String {
+    let full = String::from_utf8_lossy(path);
+    full.rsplit(['\\', '/'])
+        .next()
+        .unwrap_or(&full)
+        .to_ascii_lowercase()
 }
 
 /// A PE image at `base` and the PDB its CodeView record names (lower-case file name): SizeOfImage
@@ -885,12 +981,7 @@ fn read_codeview(
         Rsds::parse(&record)
     })?;
     let (signature, age) = (codeview.signature, codeview.age);
-    let full = String::from_utf8_lossy(&codeview.name);
-    let name = full
-        .rsplit(['\\', '/'])
-        .next()
-        .unwrap_or(&full)
-        .to_ascii_lowercase();
+    let name = pdb_file_name(&codeview.name);
     Some((
         size_of_image,
         PdbId::new(&name, &format_guid(&signature), age),
@@ -1064,6 +1155,7 @@ pub fn image_facts(phys: &PhysicalSpace, k: &KernelInfo) -> crate::record::Image
         kernel_base: k.kernel_base.map(crate::record::Hex),
         kernel_pdb: k.pdb.clone(),
         nt: k.nt.clone(),
+        build_sources: k.build_readings.clone(),
         system_time: k.system_time.and_then(to_iso),
         system_time_raw: k.system_time,
         boot_time: boot.and_then(to_iso),

@@ -428,6 +428,10 @@ pub struct ImageFacts {
     pub kernel_base: Option<Hex>,
     pub kernel_pdb: Option<PdbId>,
     pub nt: NtVersion,
+    /// Every source of the NT build tried, in the order of trust, and what each gave; the build
+    /// in `nt` is the first one's that gave one (empty in truth.json).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub build_sources: Vec<BuildReading>,
     pub system_time: Option<String>,
     pub system_time_raw: Option<u64>,
     pub boot_time: Option<String>,
@@ -511,6 +515,15 @@ pub struct NtVersion {
     pub major: u32,
     pub minor: u32,
     /// `null` when no source in the image gave it: unknown, never 0.
+    pub build: Option<u32>,
+}
+
+/// One source of the NT build number and what it gave (`null`: tried, nothing readable).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildReading {
+    /// `kuser-shared-data`, `crashdump-header`, `kd-version-block`, `export-NtBuildNumber`,
+    /// `version-resource`, `kdbg-NtBuildLab`.
+    pub source: String,
     pub build: Option<u32>,
 }
 

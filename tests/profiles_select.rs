@@ -162,21 +162,34 @@ fn no_guess_below_known_builds_or_for_unknown_nt_versions() {
     assert!(select(&q(Arch::X64, 6, 4, 9841)).is_err());
 }
 
-/// A raw Windows 7 image whose build no source gives (its version resource gone, as on real
-/// images where that page is paged out): scanned with the one NT 6.1 profile, the reason saying
-/// the build is unknown, every planted endpoint found.
+/// A raw Windows 7 image whose build no source gives (its version resource, KdVersionBlock,
+/// NtBuildNumber and NtBuildLab gone, as on real images where those pages are paged out):
+/// scanned with the one NT 6.1 profile, the reason saying the build is unknown, every planted
+/// endpoint found.
 #[test]
 fn a_raw_image_without_a_build_is_scanned_by_its_nt_version() {
     let dir = support::scratch("select-unknown-build");
     let raw = support::synth(&dir, &["--profile", "win7-x86", "--size", "16M"]);
+    let build = support::read_json(&dir.join("truth.json"))["image"]["nt"]["build"]
+        .as_u64()
+        .unwrap() as u16;
     let mut bytes = std::fs::read(&raw).unwrap();
-    let signature = 0xFEEF_04BDu32.to_le_bytes();
-    let mut erased = 0;
-    while let Some(at) = bytes.windows(4).position(|w| w == signature) {
-        bytes[at..at + 4].fill(0);
-        erased += 1;
+    let b = build.to_le_bytes();
+    let lab = format!("{build}.");
+    let sources: [(&str, Vec<u8>); 4] = [
+        ("version resource", 0xFEEF_04BDu32.to_le_bytes().to_vec()),
+        ("KdVersionBlock", vec![0x0F, 0x00, b[0], b[1]]),
+        ("NtBuildNumber", vec![b[0], b[1], 0x00, 0xF0]),
+        ("NtBuildLab", lab.into_bytes()),
+    ];
+    for (what, pattern) in sources {
+        let mut erased = 0;
+        while let Some(at) = bytes.windows(pattern.len()).position(|w| w == pattern) {
+            bytes[at..at + pattern.len()].fill(0);
+            erased += 1;
+        }
+        assert!(erased > 0, "no {what} to erase");
     }
-    assert!(erased > 0, "no version resource to erase");
     let image = dir.join("nobuild.raw");
     std::fs::write(&image, &bytes).unwrap();
     let o = support::command()

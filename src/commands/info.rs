@@ -102,6 +102,24 @@ fn render_json(
     Ok(text)
 }
 
+/// "kd-version-block 7601 (used), export-NtBuildNumber 7601, version-resource none, …".
+fn build_sources(readings: &[crate::record::BuildReading]) -> String {
+    if readings.is_empty() {
+        return "-".to_string();
+    }
+    let chosen = readings.iter().position(|r| r.build.is_some());
+    readings
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let value = r.build.map_or("none".to_string(), |b| b.to_string());
+            let used = if Some(i) == chosen { " (used)" } else { "" };
+            format!("{} {value}{used}", r.source)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn render_table(
     facts: &ImageFacts,
     k: &KernelInfo,
@@ -157,6 +175,7 @@ fn render_table(
                     .map_or("unknown".to_string(), |b| b.to_string())
             ),
         ),
+        ("Build sources", build_sources(&facts.build_sources)),
         (
             "Acquired (UTC)",
             facts.system_time.clone().unwrap_or_else(none),

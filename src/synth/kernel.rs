@@ -15,6 +15,9 @@ pub const RVA_OB_HEADER_COOKIE: u64 = RVA_DATA + 0x80;
 pub const RVA_KDBG: u64 = RVA_DATA + 0xC0;
 pub const RVA_OB_TYPE_INDEX_TABLE: u64 = RVA_DATA + 0x800;
 const DEBUG_DIR_OFF: u64 = 0x100; // inside .rdata
+const EXPORT_DIR_OFF: u64 = 0x800; // inside .rdata
+pub const RVA_NT_BUILD_NUMBER: u64 = RVA_DATA + 0x30;
+pub const RVA_NT_BUILD_LAB: u64 = RVA_DATA + 0x400;
 
 pub fn le16(b: &mut [u8], at: usize, v: u16) {
     b[at..at + 2].copy_from_slice(&v.to_le_bytes());
@@ -50,6 +53,9 @@ pub struct PeSpec<'a> {
     /// VirtualSize of `.data` (a multiple of 0x1000; the kernel's is one page). `.rsrc` follows
     /// it, so a driver whose globals lie far into the image gets a `SizeOfImage` covering them.
     pub data_size: u64,
+    /// Exported names and their RVAs (an export directory in `.rdata`, names sorted as the
+    /// loader's binary search needs).
+    pub exports: &'a [(&'a str, u64)],
 }
 
 /// Builds the whole image (`SizeOfImage` bytes: IMAGE_SIZE for a one-page `.data`; section
@@ -162,8 +168,42 @@ pub fn build_pe(spec: &PeSpec, text_noise: &[u8]) -> Vec<u8> {
         le32(&mut img, dirs + 6 * 8, dd as u32);
         le32(&mut img, dirs + 6 * 8 + 4, 28);
     }
+    if !spec.exports.is_empty() {
+        let dir = export_directory(spec.exports, RVA_RDATA + EXPORT_DIR_OFF);
+        let at = (RVA_RDATA + EXPORT_DIR_OFF) as usize;
+        img[at..at + dir.len()].copy_from_slice(&dir);
+        le32(&mut img, dirs, at as u32);
+        le32(&mut img, dirs + 4, dir.len() as u32);
+    }
     img[rva_rsrc as usize..rva_rsrc as usize + rsrc.len()].copy_from_slice(&rsrc);
     img
+}
+
+/// IMAGE_EXPORT_DIRECTORY at `rva` with its function, name and ordinal arrays and the names.
+fn export_directory(exports: &[(&str, u64)], rva: u64) -> Vec<u8> {
+    let mut sorted = exports.to_vec();
+    sorted.sort_unstable_by_key(|&(name, _)| name);
+    let n = sorted.len();
+    let functions = 0x28;
+    let names = functions + 4 * n;
+    let ordinals = names + 4 * n;
+    let strings = ordinals + 2 * n;
+    let mut b = vec![0u8; strings];
+    le32(&mut b, 0x10, 1); // Base
+    le32(&mut b, 0x14, n as u32);
+    le32(&mut b, 0x18, n as u32);
+    le32(&mut b, 0x1C, (rva + functions as u64) as u32);
+    le32(&mut b, 0x20, (rva + names as u64) as u32);
+    le32(&mut b, 0x24, (rva + ordinals as u64) as u32);
+    for (i, (name, target)) in sorted.iter().enumerate() {
+        le32(&mut b, functions + 4 * i, *target as u32);
+        let name_rva = (rva + b.len() as u64) as u32;
+        le32(&mut b, names + 4 * i, name_rva);
+        le16(&mut b, ordinals + 2 * i, i as u16);
+        b.extend_from_slice(name.as_bytes());
+        b.push(0);
+    }
+    b
 }
 
 fn utf16z(s: &str) -> Vec<u8> {
@@ -320,14 +360,24 @@ pub fn kd_version_block(arch: Arch, build: u32, kernel_base: u64, module_list: u
     b
 }
 
-/// `_KDDEBUGGER_DATA64` (KDBG) prefix: OwnerTag, Size, KernBase, module and process lists.
-pub fn kdbg(arch: Arch, kernel_base: u64, module_list: u64, process_head: u64) -> Vec<u8> {
+/// `_KDDEBUGGER_DATA64` (KDBG) prefix: OwnerTag, Size, KernBase, module and process lists, and
+/// the NtBuildLab string's address where the kernel has one in plaintext.
+pub fn kdbg(
+    arch: Arch,
+    kernel_base: u64,
+    module_list: u64,
+    process_head: u64,
+    build_lab: Option<u64>,
+) -> Vec<u8> {
     let mut b = vec![0u8; 0x340];
     b[0x10..0x14].copy_from_slice(b"KDBG");
     le32(&mut b, 0x14, 0x340);
     le64(&mut b, 0x18, sign_extend(arch, kernel_base));
     le64(&mut b, 0x48, sign_extend(arch, module_list));
     le64(&mut b, 0x50, sign_extend(arch, process_head));
+    if let Some(lab) = build_lab {
+        le64(&mut b, 0x208, sign_extend(arch, lab));
+    }
     b
 }
 

@@ -301,10 +301,29 @@ fn write_kernel(
             original_filename: if pae { "ntkrpamp.exe" } else { "ntkrnlmp.exe" },
             timestamp: rng.next_u32(),
             data_size: 0x1000,
+            exports: &[
+                ("NtBuildLab", RVA_NT_BUILD_LAB),
+                ("NtBuildNumber", RVA_NT_BUILD_NUMBER),
+            ],
         },
         &text,
     );
     vm.write(mem, kernel_va, &pe);
+    vm.write(
+        mem,
+        kernel_va + RVA_NT_BUILD_NUMBER,
+        &(0xF000_0000 | version.build).to_le_bytes(),
+    );
+    let lab_va = kernel_va + RVA_NT_BUILD_LAB;
+    let lab = format!(
+        "{}.{}.{}fre.synth_rtm.260101-0000\0",
+        version.build,
+        version.revision,
+        if p.arch == Arch::X64 { "amd64" } else { "x86" }
+    );
+    vm.write(mem, lab_va, lab.as_bytes());
+    // Windows 8+ x64 encode the KDBG block; up to Windows 7 it points to the build lab in plaintext.
+    let plaintext_lab = (version.major, version.minor) <= (6, 1);
     let head_va = kernel_va + RVA_PS_ACTIVE_PROCESS_HEAD;
     let modules_va = kernel_va + RVA_PS_LOADED_MODULE_LIST;
     let kdbg_va = kernel_va + RVA_KDBG;
@@ -320,7 +339,17 @@ fn write_kernel(
         kernel_va + RVA_OB_HEADER_COOKIE,
         &[rng.next_u32() as u8 | 1],
     );
-    vm.write(mem, kdbg_va, &kdbg(p.arch, kernel_va, modules_va, head_va));
+    vm.write(
+        mem,
+        kdbg_va,
+        &kdbg(
+            p.arch,
+            kernel_va,
+            modules_va,
+            head_va,
+            plaintext_lab.then_some(lab_va),
+        ),
+    );
 
     // With tables, tcpip.sys is written mapped, beside them (`plant_tcpip`).
     if p.tcpip.tables.is_some() {
@@ -344,6 +373,7 @@ fn write_kernel(
                 original_filename: "tcpip.sys",
                 timestamp: rng.next_u32(),
                 data_size: 0x1000,
+                exports: &[],
             },
             &text,
         );
@@ -832,6 +862,7 @@ fn truth(
             minor: version.minor,
             build: Some(version.build),
         },
+        build_sources: vec![],
         system_time: to_iso(clock.acquired),
         system_time_raw: Some(clock.acquired),
         boot_time: to_iso(clock.boot),

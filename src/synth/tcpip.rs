@@ -207,6 +207,7 @@ pub fn write_image(w: &mut World, base: u64, id: &Identity) -> Image {
             original_filename: "tcpip.sys",
             timestamp: w.rng.next_u32(),
             data_size,
+            exports: &[],
         },
         &text,
     );
