@@ -314,6 +314,32 @@ fn build_in(range: &str, build: u32) -> bool {
     matches!((it.next(), it.next()), (Some(Ok(lo)), Some(Ok(hi))) if lo <= build && build <= hi)
 }
 
+/// nt-offsets.json builds of the profile's architecture inside its build range that give
+/// `st`.`name`: (key, value).
+fn nt_builds_giving(refs: &Refs, p: &Profile, st: &str, name: &str) -> Vec<(String, u64)> {
+    let arch = match p.arch {
+        Arch::X64 => "x64",
+        Arch::X86 => "x86",
+    };
+    let Some(builds) = refs.nt["builds"][arch].as_object() else {
+        return vec![];
+    };
+    let (lo, hi) = (p.matches.build_min, p.matches.build_max);
+    builds
+        .iter()
+        .filter(|(key, _)| {
+            let mut it = key.split('-').map(|x| x.trim().parse::<u32>().ok());
+            let first = it.next().flatten();
+            let last = it.next().flatten().or(first);
+            matches!((first, last), (Some(a), Some(b)) if a <= hi && lo <= b)
+        })
+        .filter_map(|(key, rec)| {
+            let v = rec.get(st).and_then(|s| s.get(name)).and_then(hex)?;
+            Some((format!("builds.{arch}.{key}"), v))
+        })
+        .collect()
+}
+
 /// The values MemProcFS's rules allow for a field on `build` (x64 only); empty = none.
 fn memprocfs_values(refs: &Refs, p: &Profile, kind: &str, name: &str) -> BTreeSet<u64> {
     let mut out = BTreeSet::new();
@@ -433,6 +459,15 @@ fn check_profile(refs: &Refs, p: &Profile, errors: &mut Vec<String>) {
             continue;
         };
         if f.confidence == Confidence::Inferred {
+            // Inferred only where nothing confirms: no nt-offsets build inside the profile's
+            // range may give this field (Windows 11 22621/26100 carry 22000's values for that
+            // reason alone).
+            for (key, want) in nt_builds_giving(refs, p, st, name) {
+                err(format!(
+                    "nt.{path} is inferred ({:?}) but nt-offsets {key} gives {want:#x}: use the source",
+                    f.off()
+                ));
+            }
             continue;
         }
         let Some(m) = marker(p, &f.source) else {
@@ -719,10 +754,29 @@ fn the_check_catches_an_unexplained_difference() {
         errors.iter().any(|e| e.contains("tcp_listener.port")),
         "{errors:?}"
     );
-    // The same change marked inferred is exempt.
+    // The same change marked inferred is not exempt where a source covers the build: inferred
+    // is kept only where nothing confirms a value.
     p.nt.eprocess.unique_process_id.confidence = Confidence::Inferred;
     p.confidence = Confidence::Inferred;
     let mut errors = vec![];
     check_profile(&refs, &p, &mut errors);
+    assert!(
+        errors.len() == 1
+            && errors[0].contains("is inferred")
+            && errors[0].contains("builds.x64.19041 gives 0x440"),
+        "{errors:?}"
+    );
+    // On a build no source covers (Windows 11 22621), inferred values are exempt, whatever
+    // they are.
+    let mut p22 = netcarve::profile::by_name("win11-22621-x64")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        p22.nt.eprocess.unique_process_id.confidence,
+        Confidence::Inferred
+    );
+    p22.nt.eprocess.unique_process_id.offset = Some(netcarve::profile::Off(0x2e8));
+    let mut errors = vec![];
+    check_profile(&refs, &p22, &mut errors);
     assert!(errors.is_empty(), "{errors:?}");
 }

@@ -136,3 +136,68 @@ fn no_tables_is_the_carve_alone() {
     assert_eq!(walked["tables"]["route"], "builtin-symbols");
     assert!(endpoints(&walked).iter().any(|r| r["linked"] == true));
 }
+
+/// `info` reports tcpip.sys as planted (base, size, PDB id, FileVersion) in text and JSON, found
+/// through the loaded-module list; with the KDBG block gone (no list head), by the image scan.
+#[test]
+fn info_reports_tcpip_sys_by_either_route() {
+    let dir = support::scratch("tables-info-tcpip");
+    let image = support::synth(
+        &dir,
+        &["--profile", "win10-19041-x64", "--container", "raw"],
+    );
+    let truth = support::read_json(&dir.join("truth.json"));
+    let want = &truth["tcpip"];
+    let info = |path: &std::path::Path| {
+        let json = support::command()
+            .args(["info", "--format", "json"])
+            .arg(path)
+            .output()
+            .unwrap();
+        support::assert_success(&json, "info --format json");
+        let text = support::command().arg("info").arg(path).output().unwrap();
+        support::assert_success(&text, "info");
+        let v: Value = serde_json::from_slice(&json.stdout).unwrap();
+        (v, String::from_utf8_lossy(&text.stdout).into_owned())
+    };
+    let check = |v: &Value, text: &str, route: &str| {
+        let got = &v["tcpip"];
+        assert_eq!(got["base"], want["base"], "{route}");
+        assert_eq!(got["size"], want["size"], "{route}");
+        assert_eq!(got["pdb"]["guid"], want["pdb"]["guid"], "{route}");
+        assert_eq!(got["pdb"]["age"], want["pdb"]["age"], "{route}");
+        assert_eq!(got["file_version"], want["file_version"], "{route}");
+        assert_eq!(got["found_by"], route);
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("tcpip.sys"))
+            .unwrap_or_else(|| panic!("no tcpip.sys row in\n{text}"));
+        for part in [
+            format!("base {}", want["base"].as_str().unwrap()),
+            format!("size {}", want["size"].as_str().unwrap()),
+            format!(
+                "tcpip.pdb {} age {}",
+                want["pdb"]["guid"].as_str().unwrap(),
+                want["pdb"]["age"]
+            ),
+            format!("FileVersion {}", want["file_version"].as_str().unwrap()),
+            format!("(found by {route})"),
+        ] {
+            assert!(row.contains(&part), "{route}: {part:?} not in {row}");
+        }
+    };
+    let (v, text) = info(&image);
+    check(&v, &text, "module-list");
+
+    let mut bytes = std::fs::read(&image).unwrap();
+    let mut erased = 0;
+    while let Some(at) = bytes.windows(4).position(|w| w == b"KDBG") {
+        bytes[at..at + 4].fill(0);
+        erased += 1;
+    }
+    assert!(erased > 0, "no KDBG block to erase");
+    let no_list = dir.join("no-kdbg.raw");
+    std::fs::write(&no_list, &bytes).unwrap();
+    let (v, text) = info(&no_list);
+    check(&v, &text, "image-scan");
+}
