@@ -222,6 +222,11 @@ pub struct SynthArgs {
     /// symbol table has its build, so that only the pool-tag route finds its tables.
     #[arg(long)]
     pub no_tcpip_symbols: bool,
+    /// Leave the NT build and tcpip.sys's FileVersion out of every source in the image
+    /// (KUSER_SHARED_DATA, version resources, KdVersionBlock, NtBuildNumber, NtBuildLab), as on
+    /// images whose kernel pages were paged out; containers without a header recording the build.
+    #[arg(long)]
+    pub hide_build: bool,
     #[arg(long)]
     pub out: PathBuf,
 }

@@ -1,9 +1,13 @@
 //! Open → identify → choose a profile: the steps `info`, `scan` and `compare` share, so that every
 //! command reads an image the same way and picks the same profile for it.
 use crate::bytes::ReadBytes;
+use crate::carve::scoring::{best, score_profiles, EvidenceParams, ProfileScore};
+use crate::carve::search::CHUNK_SIZE;
 use crate::container::PhysicalSpace;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::filetime::TimeWindow;
 use crate::kernel::KernelInfo;
+use crate::paging::AddressSpace;
 use crate::profile::select::{select, Query};
 use crate::profile::Profile;
 use std::path::Path;
@@ -26,22 +30,32 @@ pub fn open(path: &Path, dtb: Option<u64>) -> Result<Opened> {
 pub struct ProfileChoice {
     pub profile: Profile,
     pub how: ChosenBy,
+    /// What the user should check about the choice (candidates the image's objects could not
+    /// tell apart).
+    pub warning: Option<String>,
 }
 
 pub enum ChosenBy {
     /// `--profile NAME|FILE`, as given.
     Flag(String),
-    /// Selection from the built-in set by the identified kernel; the rule that applied.
-    Selection(String),
+    /// Selection from the built-in set by the identified kernel: the rule that applied and, where
+    /// the facts left several candidates, what each read from the image (empty otherwise).
+    Selection {
+        reason: String,
+        scores: Vec<ProfileScore>,
+    },
 }
 
 /// `--profile` when given (a bad one is the user's error), else the built-in profile for the
-/// kernel. `Err` from selection says why none fits; callers decide whether that stops them.
-pub fn choose_profile(kernel: &KernelInfo, wanted: Option<&str>) -> Result<ProfileChoice> {
+/// kernel; where the kernel's facts leave several, the one that reads the image's endpoint
+/// objects best. `Err` from selection says why none fits; callers decide whether that stops them.
+pub fn choose_profile(opened: &Opened, wanted: Option<&str>) -> Result<ProfileChoice> {
+    let kernel = &opened.kernel;
     if let Some(name) = wanted {
         return Ok(ProfileChoice {
             profile: crate::profile::resolve(name)?,
             how: ChosenBy::Flag(name.to_string()),
+            warning: None,
         });
     }
     let sel = select(&Query {
@@ -51,9 +65,76 @@ pub fn choose_profile(kernel: &KernelInfo, wanted: Option<&str>) -> Result<Profi
         build: kernel.nt.build,
         tcpip_version: kernel.tcpip_version.clone(),
     })?;
+    if let Some(profile) = sel.decided() {
+        return Ok(ProfileChoice {
+            profile: profile.clone(),
+            how: ChosenBy::Selection {
+                reason: sel.reason,
+                scores: vec![],
+            },
+            warning: None,
+        });
+    }
+    let space = AddressSpace::new(&opened.phys, kernel.dtb, kernel.mode);
+    let scores = score_profiles(
+        &opened.phys,
+        &sel.candidates,
+        &EvidenceParams {
+            mem: &space,
+            mode: kernel.mode,
+            times: TimeWindow {
+                boot: kernel.boot_time(),
+                acquisition: kernel.system_time,
+            },
+            chunk_size: CHUNK_SIZE,
+        },
+    );
+    crate::timings::mark("candidate profiles scored");
+    let Some((chosen, tied)) = best(&scores) else {
+        let tried: Vec<&str> = scores.iter().map(|s| s.profile.as_str()).collect();
+        return Err(Error::usage(format!(
+            "{}; no candidate profile reads an endpoint object from the image (tried: {}); \
+             pass --profile NAME|FILE",
+            sel.reason,
+            tried.join(", ")
+        )));
+    };
+    let won = &scores[chosen];
+    let mut reason = format!(
+        "{}; chosen by the image's objects: {} reads {} endpoints, {} with a valid owner, {} with \
+         a create time between boot and acquisition (score {})",
+        sel.reason, won.profile, won.valid, won.owner_valid, won.time_in_window, won.score
+    );
+    let mut warning = None;
+    if !tied.is_empty() {
+        let equals: Vec<&str> = tied.iter().map(|&i| scores[i].profile.as_str()).collect();
+        reason.push_str(&format!(
+            "; {} read the image as well: the first in built-in order is used",
+            equals.join(", ")
+        ));
+        warning = Some(format!(
+            "profile {} was chosen from candidates that read this image's endpoint objects \
+             equally well ({}, score {}): where their layouts differ the records may be misread; \
+             confirm with --profile",
+            won.profile,
+            equals.join(", "),
+            won.score
+        ));
+    } else if let Some(next) = scores
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != chosen)
+        .map(|(_, s)| s)
+        // The first of equals, as for the winner.
+        .rev()
+        .max_by_key(|s| s.score)
+    {
+        reason.push_str(&format!("; next best {} {}", next.profile, next.score));
+    }
     Ok(ProfileChoice {
-        profile: sel.profile.clone(),
-        how: ChosenBy::Selection(sel.reason),
+        profile: sel.candidates[chosen].clone(),
+        how: ChosenBy::Selection { reason, scores },
+        warning,
     })
 }
 

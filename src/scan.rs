@@ -33,6 +33,10 @@ pub struct ScanOptions {
 pub struct ProfileUse {
     pub name: String,
     pub reason: String,
+    /// Where the image's facts left several candidate profiles: what each read from the image's
+    /// endpoint objects (the best was chosen). Empty when the facts chose alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub selection: Vec<crate::carve::scoring::ProfileScore>,
     /// Offsets found by self-calibration, with the evidence; empty when none were needed.
     #[serde(default)]
     pub calibration: Vec<serde_json::Value>,
@@ -110,16 +114,18 @@ pub fn with_threads<T: Send>(
 
 /// [`scan_image`] on the current thread pool (see [`with_threads`]).
 pub fn scan_image_in_pool(path: &Path, opts: &ScanOptions) -> Result<ScanOutput> {
-    let crate::pipeline::Opened { phys, kernel } = crate::pipeline::open(path, opts.dtb)?;
+    let opened = crate::pipeline::open(path, opts.dtb)?;
     // A bad --profile is the user's error; no fitting profile is a fact about this image.
     let choice =
-        choose_profile(&kernel, opts.profile.as_deref()).map_err(|e| match opts.profile {
+        choose_profile(&opened, opts.profile.as_deref()).map_err(|e| match opts.profile {
             Some(_) => e,
             None => e.in_file(path),
         })?;
-    let (profile, reason) = match choice.how {
-        ChosenBy::Flag(name) => (choice.profile, format!("--profile {name}")),
-        ChosenBy::Selection(reason) => (choice.profile, reason),
+    let crate::pipeline::Opened { phys, kernel } = opened;
+    let choice_warning = choice.warning;
+    let (profile, reason, selection) = match choice.how {
+        ChosenBy::Flag(name) => (choice.profile, format!("--profile {name}"), vec![]),
+        ChosenBy::Selection { reason, scores } => (choice.profile, reason, scores),
     };
     if profile.arch != kernel.arch {
         return Err(Error::cause(
@@ -135,6 +141,7 @@ pub fn scan_image_in_pool(path: &Path, opts: &ScanOptions) -> Result<ScanOutput>
     crate::timings::mark("kernel identified, profile chosen");
     let space = AddressSpace::new(&phys, kernel.dtb, kernel.mode);
     let mut image = crate::kernel::image_facts(&phys, &kernel);
+    image.warnings.extend(choice_warning);
     image
         .warnings
         .extend(profile.kernel_mismatch(kernel.pdb.as_ref()));
@@ -222,6 +229,7 @@ pub fn scan_image_in_pool(path: &Path, opts: &ScanOptions) -> Result<ScanOutput>
         profile: ProfileUse {
             name: profile.name.clone(),
             reason,
+            selection,
             calibration: carved.calibration,
             health: carved.health,
         },

@@ -14,7 +14,10 @@ fn pick(arch: Arch, nt: (u32, u32), build: u32, tcpip: Option<&str>) -> (String,
         tcpip_version: tcpip.map(str::to_string),
     })
     .unwrap_or_else(|e| panic!("{arch:?} {nt:?} {build}: {e}"));
-    (s.profile.name.clone(), s.reason)
+    let chosen = s
+        .decided()
+        .unwrap_or_else(|| panic!("{arch:?} {nt:?} {build}: undecided: {}", s.reason));
+    (chosen.name.clone(), s.reason)
 }
 
 #[test]
@@ -99,12 +102,22 @@ fn tcpip_19935_split_on_x64_9600() {
         assert_eq!(got, want, "tcpip {v}: {reason}");
         assert!(reason.contains(v), "{reason}");
     }
+    // No version to go by: both stay candidates for the image's objects to decide.
     for v in [None, Some("garbage")] {
-        let (got, reason) = pick(Arch::X64, (6, 3), 9600, v);
-        assert_eq!(got, "win81-x64", "{v:?}");
+        let s = select(&Query {
+            arch: Arch::X64,
+            nt_major: 6,
+            nt_minor: 3,
+            build: Some(9600),
+            tcpip_version: v.map(str::to_string),
+        })
+        .unwrap();
+        let names: Vec<&str> = s.candidates.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["win81-19935-x64", "win81-x64"], "{v:?}");
         assert!(
-            reason.contains("unknown") || reason.contains("unparsable"),
-            "{reason}"
+            s.reason.contains("unknown") || s.reason.contains("unparsable"),
+            "{}",
+            s.reason
         );
     }
 }
@@ -214,4 +227,138 @@ fn a_raw_image_without_a_build_is_scanned_by_its_nt_version() {
     let text = String::from_utf8_lossy(&info.stdout);
     assert!(text.contains("6.1 build unknown"), "{text}");
     assert!(!text.contains("build 0"), "{text}");
+}
+
+/// Where the facts leave several profiles (NT 6.0's two x64 layouts, 6.3 x64 without a tcpip.sys
+/// version, 10.0 without a build), the image's own objects decide: each synth image, written with
+/// every build and version source hidden, is scanned with the profile it was written with, every
+/// candidate's score reported and the winner's the highest; `info` agrees.
+#[test]
+fn candidates_the_facts_cannot_tell_apart_are_decided_by_the_objects() {
+    for (profile, candidates) in [
+        ("vista-x64", 2),
+        ("vista-sp12-x64", 2),
+        ("win81-x64", 2),
+        ("win81-19935-x64", 2),
+        ("win10-19041-x64", 14),
+        ("win10-14393-x86", 6),
+    ] {
+        let dir = support::scratch(&format!("select-by-evidence-{profile}"));
+        let image = support::synth(&dir, &["--profile", profile, "--hide-build"]);
+        let truth = support::read_json(&dir.join("truth.json"));
+        let (code, got, stderr) = support::scan_json(&image, &[]);
+        assert_eq!(code, 0, "{profile}: {stderr}");
+        assert!(got["image"]["nt"]["build"].is_null(), "{profile}");
+        assert!(
+            got["image"]["build_sources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|s| s["build"].is_null()),
+            "{profile}: {}",
+            got["image"]["build_sources"]
+        );
+        assert_eq!(got["profile"]["name"], profile, "{}", got["profile"]);
+        let reason = got["profile"]["reason"].as_str().unwrap();
+        assert!(reason.contains("chosen by the image's objects"), "{reason}");
+        let scores = got["profile"]["selection"].as_array().unwrap();
+        assert_eq!(scores.len(), candidates, "{profile}: {scores:?}");
+        let score_of = |name: &str| {
+            scores
+                .iter()
+                .find(|s| s["profile"] == name)
+                .and_then(|s| s["score"].as_u64())
+                .unwrap()
+        };
+        let won = score_of(profile);
+        for s in scores.iter().filter(|s| s["profile"] != profile) {
+            assert!(s["score"].as_u64().unwrap() < won, "{profile}: {scores:?}");
+        }
+        for s in scores {
+            let part = |k: &str| s[k].as_u64().unwrap();
+            assert_eq!(
+                part("score"),
+                part("valid") + part("owner_valid") + part("time_in_window")
+            );
+        }
+        assert_eq!(got["endpoints"], truth["endpoints"], "{profile}");
+        let info = support::command()
+            .args(["info", "--format", "json"])
+            .arg(&image)
+            .output()
+            .unwrap();
+        support::assert_success(&info, "info");
+        let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+        assert_eq!(info["profile"]["name"], profile);
+        assert_eq!(info["profile"]["selection"], got["profile"]["selection"]);
+    }
+}
+
+/// Thin evidence is said out loud, none is no choice. With only the two TIME_WAIT objects left
+/// (which both NT 6.0 layouts read alike) the tie is a warning; with every endpoint tag erased
+/// scan stops with exit 2 naming the file and the candidates tried, and info shows no profile.
+#[test]
+fn a_tie_is_a_warning_and_no_evidence_is_no_choice() {
+    let dir = support::scratch("select-no-evidence");
+    let raw = support::synth(&dir, &["--profile", "vista-x64", "--hide-build"]);
+    let mut bytes = std::fs::read(&raw).unwrap();
+    let erase = |bytes: &mut Vec<u8>, tag: &[u8; 4]| {
+        while let Some(at) = bytes.windows(4).position(|w| w == tag) {
+            bytes[at..at + 4].copy_from_slice(b"Frag");
+        }
+    };
+    for tag in [b"TcpE", b"TcpL", b"UdpA"] {
+        erase(&mut bytes, tag);
+    }
+    let image = support::write(&dir, "time-wait-only.raw", &bytes);
+    let (code, got, stderr) = support::scan_json(&image, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(got["profile"]["name"], "vista-sp12-x64");
+    let warnings = got["image"]["warnings"].to_string();
+    assert!(
+        warnings.contains("read this image's endpoint objects equally well (vista-x64, score 2)"),
+        "{warnings}"
+    );
+    erase(&mut bytes, b"TcTW");
+    let image = support::write(&dir, "untagged.raw", &bytes);
+    let (code, _, stderr) = support::scan_json(&image, &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("untagged.raw"), "{stderr}");
+    assert!(
+        stderr.contains("no candidate profile reads an endpoint object")
+            && stderr.contains("tried: vista-sp12-x64, vista-x64"),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = support::run(&[
+        "info".to_string(),
+        "--format".into(),
+        "json".into(),
+        image.display().to_string(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let info: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(info["profile"].is_null(), "{}", info["profile"]);
+    let why = info["profile_reason"].as_str().unwrap();
+    assert!(why.contains("tried: vista-sp12-x64, vista-x64"), "{why}");
+}
+
+/// A dump header records the build: hiding it there would be an image no real system writes.
+#[test]
+fn hide_build_refuses_containers_whose_header_records_the_build() {
+    let dir = support::scratch("select-hide-build-crashdump");
+    for container in ["crashdump", "hiberfil"] {
+        let (code, _, stderr) = support::run(&[
+            "synth",
+            "--profile",
+            "win7-x64",
+            "--container",
+            container,
+            "--hide-build",
+            "--out",
+            &dir.display().to_string(),
+        ]);
+        assert_eq!(code, 2, "{container}: {stderr}");
+        assert!(stderr.contains("--hide-build"), "{stderr}");
+    }
 }

@@ -45,8 +45,7 @@ fn sample() -> ScanOutput {
         profile: ProfileUse {
             name: "win10-19041-x64".into(),
             reason: "test".into(),
-            calibration: vec![],
-            health: vec![],
+            ..Default::default()
         },
         tables: Default::default(),
         endpoints: carved.endpoints,

@@ -746,6 +746,7 @@ fn tables_hold_exactly_the_linked_objects() {
             let no = work(&format!("tables-nosym-{}", p.name));
             let t = synthesize(&SynthOptions {
                 tcpip_symbols: false,
+                hide_build: false,
                 ..support::synth_options(p, Container::Raw, 5, &no)
             })
             .unwrap();

@@ -4,7 +4,7 @@
 use crate::bytes::ReadBytes;
 use crate::carve::pool::Candidate;
 use crate::filetime::{to_iso, TimeWindow};
-use crate::paging::VirtualMemory;
+use crate::paging::{PagingMode, VirtualMemory};
 use crate::profile::{kind_fields, Field, LocalAddrChain, ObjectKind, Profile, RemoteAddrChain};
 use crate::record::{flag, EndpointRecord, Family, Hex, PoolStatus, TcpState};
 use std::collections::BTreeMap;
@@ -14,6 +14,14 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 pub const FLAG_LOCAL_ADDR_UNREADABLE: &str = "local_addr_unreadable";
 /// The remote address could not be read; `remote_addr` is null.
 pub const FLAG_REMOTE_ADDR_UNREADABLE: &str = "remote_addr_unreadable";
+
+/// Owner DTB alignment: page-aligned, except PAE's 32-byte-aligned PDPT.
+pub fn dtb_alignment(mode: PagingMode) -> u64 {
+    match mode {
+        PagingMode::Pae => 0x20,
+        _ => crate::carve::pool::PAGE_SIZE,
+    }
+}
 
 /// Calibrated offsets, per object kind; they replace the profile's offsets for that kind.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -2,7 +2,8 @@
 //!
 //! Steps, bottom to top: [`pool`] (pool headers and candidates), [`slots`] and [`search`] (the tag
 //! search over the file's windows), [`decode`] (candidate → record), [`calibrate`] (offsets found
-//! from the objects themselves); this file runs them over one image. Each step imports only the
+//! from the objects themselves), [`scoring`] (candidate profiles scored by what each decodes);
+//! this file runs them over one image. Each step imports only the
 //! steps below it.
 use crate::carve::calibrate::Tally;
 use crate::carve::decode::{DecodeEnv, Decoded, FieldChoice, Overrides, OwnerCache};
@@ -20,6 +21,7 @@ pub mod decode;
 pub mod health;
 pub mod linked;
 pub mod pool;
+pub mod scoring;
 pub mod search;
 mod slots;
 
@@ -378,16 +380,8 @@ fn decode_env<'a>(
         profile: p.profile,
         mem: p.mem,
         times: p.times,
-        dtb_align: dtb_alignment(p.mode),
+        dtb_align: decode::dtb_alignment(p.mode),
         overrides,
         owners,
-    }
-}
-
-/// Owner DTB alignment: page-aligned, except PAE's 32-byte-aligned PDPT.
-fn dtb_alignment(mode: PagingMode) -> u64 {
-    match mode {
-        PagingMode::Pae => 0x20,
-        _ => PAGE_SIZE,
     }
 }

@@ -29,36 +29,49 @@ pub const MAX_STRUCTURE_HITS: usize = 1 << 16;
 
 impl TagSet {
     pub fn from_profile(profile: &Profile) -> TagSet {
-        let t = &profile.tcpip;
-        let mut entries = vec![];
+        TagSet::from_profiles(&[profile])
+    }
+
+    /// Every profile's tags; a tag several profiles share needs the smallest of their sizes (each
+    /// profile's decoding checks its own).
+    pub fn from_profiles(profiles: &[&Profile]) -> TagSet {
+        let mut entries: Vec<(u32, ObjectKind, u64)> = vec![];
         let mut add = |tags: &[String], kind: ObjectKind, needed: u64| {
             for tag in tags {
-                if let Ok(bytes) = <[u8; 4]>::try_from(tag.as_bytes()) {
-                    entries.push((u32::from_le_bytes(bytes), kind, needed));
+                let Ok(bytes) = <[u8; 4]>::try_from(tag.as_bytes()) else {
+                    continue;
+                };
+                let tag = u32::from_le_bytes(bytes);
+                match entries.iter_mut().find(|(t, k, _)| *t == tag && *k == kind) {
+                    Some(entry) => entry.2 = entry.2.min(needed),
+                    None => entries.push((tag, kind, needed)),
                 }
             }
         };
-        add(
-            &t.tcp_endpoint.tags,
-            ObjectKind::TcpEndpoint,
-            t.tcp_endpoint.min_size.get(),
-        );
-        add(
-            &t.tcp_listener.tags,
-            ObjectKind::TcpListener,
-            t.tcp_listener.min_size.get(),
-        );
-        add(
-            &t.udp_endpoint.tags,
-            ObjectKind::UdpEndpoint,
-            t.udp_endpoint.min_size.get(),
-        );
-        if let Some(tw) = &t.time_wait {
+        for profile in profiles {
+            let t = &profile.tcpip;
             add(
-                &tw.tags,
-                ObjectKind::TimeWait,
-                tw.min_size.get() + tw.body_offset.get(),
+                &t.tcp_endpoint.tags,
+                ObjectKind::TcpEndpoint,
+                t.tcp_endpoint.min_size.get(),
             );
+            add(
+                &t.tcp_listener.tags,
+                ObjectKind::TcpListener,
+                t.tcp_listener.min_size.get(),
+            );
+            add(
+                &t.udp_endpoint.tags,
+                ObjectKind::UdpEndpoint,
+                t.udp_endpoint.min_size.get(),
+            );
+            if let Some(tw) = &t.time_wait {
+                add(
+                    &tw.tags,
+                    ObjectKind::TimeWait,
+                    tw.min_size.get() + tw.body_offset.get(),
+                );
+            }
         }
         let filter = SlotFilter::new(entries.iter().map(|(tag, _, _)| *tag));
         TagSet {

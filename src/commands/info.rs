@@ -11,16 +11,21 @@ use crate::tables::TcpipModule;
 struct ProfileChoice {
     name: Option<String>,
     reason: String,
+    warning: Option<String>,
+    /// What each candidate read, where the facts left several.
+    scores: Vec<crate::carve::scoring::ProfileScore>,
 }
 
 pub fn run(args: &InfoArgs) -> Result<u8> {
     let path = &args.image.image;
-    let Opened { phys, kernel } = crate::pipeline::open(path, args.image.dtb)?;
+    let opened = crate::pipeline::open(path, args.image.dtb)?;
+    let choice = profile_for_info(&opened, args.image.profile.as_deref())?;
+    let Opened { phys, kernel } = opened;
     let mut facts = image_facts(&phys, &kernel);
+    facts.warnings.extend(choice.warning.clone());
     if args.hash {
         crate::pipeline::image_hash(&phys).apply(&mut facts);
     }
-    let choice = profile_for_info(&kernel, args.image.profile.as_deref())?;
     let space = crate::paging::AddressSpace::new(&phys, kernel.dtb, kernel.mode);
     let tcpip = crate::tables::module::find_tcpip(&space, &kernel);
     facts.warnings.extend(phys.decode_warnings());
@@ -35,8 +40,9 @@ pub fn run(args: &InfoArgs) -> Result<u8> {
 }
 
 /// The profile the other commands would use; no fitting profile is a fact to show, not an error.
-fn profile_for_info(k: &KernelInfo, wanted: Option<&str>) -> Result<ProfileChoice> {
-    let chosen = match choose_profile(k, wanted) {
+fn profile_for_info(opened: &Opened, wanted: Option<&str>) -> Result<ProfileChoice> {
+    let k = &opened.kernel;
+    let chosen = match choose_profile(opened, wanted) {
         Ok(chosen) => chosen,
         // A bad --profile is the user's error, not a fact about the image.
         Err(e) if wanted.is_some() => return Err(e),
@@ -44,19 +50,23 @@ fn profile_for_info(k: &KernelInfo, wanted: Option<&str>) -> Result<ProfileChoic
             return Ok(ProfileChoice {
                 name: None,
                 reason: e.to_string(),
+                warning: None,
+                scores: vec![],
             })
         }
     };
-    let reason = match chosen.how {
+    let (reason, scores) = match chosen.how {
         ChosenBy::Flag(_) => match chosen.profile.kernel_mismatch(k.pdb.as_ref()) {
-            Some(warning) => format!("chosen with --profile; warning: {warning}"),
-            None => "chosen with --profile".to_string(),
+            Some(warning) => (format!("chosen with --profile; warning: {warning}"), vec![]),
+            None => ("chosen with --profile".to_string(), vec![]),
         },
-        ChosenBy::Selection(reason) => reason,
+        ChosenBy::Selection { reason, scores } => (reason, scores),
     };
     Ok(ProfileChoice {
         name: Some(chosen.profile.name),
         reason,
+        warning: chosen.warning,
+        scores,
     })
 }
 
@@ -78,6 +88,8 @@ struct InfoJson<'a> {
 struct ProfileJson<'a> {
     name: &'a str,
     reason: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    selection: &'a [crate::carve::scoring::ProfileScore],
 }
 
 fn render_json(
@@ -93,6 +105,7 @@ fn render_json(
         profile: choice.name.as_deref().map(|name| ProfileJson {
             name,
             reason: &choice.reason,
+            selection: &choice.scores,
         }),
         profile_reason: choice.name.is_none().then_some(choice.reason.as_str()),
     };

@@ -30,6 +30,7 @@ pub fn run(args: &SynthArgs) -> Result<u8> {
             (None, None) => TimeFieldPlant::AsProfile,
         },
         tcpip_symbols: !args.no_tcpip_symbols,
+        hide_build: args.hide_build,
     };
     let truth = synthesize(&opts)?;
     eprintln!(

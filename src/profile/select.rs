@@ -8,8 +8,11 @@
 //!    `build_max` (the reason says the build is unknown and self-calibration must confirm it).
 //!    A build below every known range is an error, never a guess upwards.
 //! 3. Where several candidates remain (x64 9600: `win81-x64` / `win81-19935-x64`), the tcpip.sys
-//!    FileVersion decides; an unknown or unparsable version takes the candidate without a lower
-//!    version bound (the older tcpip.sys) and says so.
+//!    FileVersion decides.
+//! 4. Where the facts leave several (an unknown build whose NT version has profiles for different
+//!    builds, such as 6.0's `vista-x64` / `vista-sp12-x64` or 10.0; an unknown or unparsable
+//!    tcpip.sys version), every one of them is a candidate: the image's own objects decide
+//!    between them (`carve::scoring`), never a silent default.
 //!
 //! 18362 vs 18363: both releases run a 10.0.18362.x kernel, and no kernel fact tells them apart
 //! reliably (Volatility 3's `_KQOS_GROUPING_SETS` test follows the kernel patch level instead).
@@ -31,21 +34,32 @@ pub struct Query {
     pub tcpip_version: Option<String>,
 }
 
-/// The chosen profile and why, in words `info` and `scan` can show.
+/// The profiles the image's facts leave, and why, in words `info` and `scan` can show.
 #[derive(Clone, Debug)]
 pub struct Selection {
-    pub profile: &'static Profile,
+    /// Never empty; several when the facts cannot tell them apart (rule 4), in built-in order.
+    pub candidates: Vec<&'static Profile>,
     pub reason: String,
 }
 
-/// Picks the built-in profile for `q` (see the module rules).
-pub fn select(q: &Query) -> Result<Selection> {
-    let (profile, reason) = select_from(builtin(), q)?;
-    Ok(Selection { profile, reason })
+impl Selection {
+    /// The profile, when the facts alone chose one.
+    pub fn decided(&self) -> Option<&'static Profile> {
+        match self.candidates[..] {
+            [only] => Some(only),
+            _ => None,
+        }
+    }
 }
 
-/// [`select`] over any profile set (a profile and the reason it was chosen).
-fn select_from<'a>(profiles: &'a [Profile], q: &Query) -> Result<(&'a Profile, String)> {
+/// The built-in profiles that fit `q` (see the module rules).
+pub fn select(q: &Query) -> Result<Selection> {
+    let (candidates, reason) = select_from(builtin(), q)?;
+    Ok(Selection { candidates, reason })
+}
+
+/// [`select`] over any profile set (the candidates and the reason they were chosen).
+fn select_from<'a>(profiles: &'a [Profile], q: &Query) -> Result<(Vec<&'a Profile>, String)> {
     let os = format!(
         "{} NT {}.{} build {}",
         q.arch.name(),
@@ -77,7 +91,7 @@ fn select_from<'a>(profiles: &'a [Profile], q: &Query) -> Result<(&'a Profile, S
         .collect();
     // An unknown build (no source gave it): where the profiles for this NT version all cover the
     // same builds (one release, perhaps told apart by tcpip.sys) it is one of them; where they
-    // cover different builds, guessing would be a silent choice.
+    // cover different builds, each is a candidate for the evidence to decide.
     let unknown_build = q.build.is_none();
     let mut ranges: Vec<(u32, u32)> = same_os
         .iter()
@@ -101,13 +115,17 @@ fn select_from<'a>(profiles: &'a [Profile], q: &Query) -> Result<(&'a Profile, S
         )
     } else if unknown_build {
         let names: Vec<&str> = same_os.iter().map(|p| p.name.as_str()).collect();
-        return Err(Error::usage(format!(
-            "the image's NT build is unknown (no source in it gave one) and the profiles for {} NT {}.{} cover different builds ({}); pass --profile NAME|FILE",
-            q.arch.name(),
-            q.nt_major,
-            q.nt_minor,
-            names.join(", ")
-        )));
+        (
+            same_os.clone(),
+            format!(
+                "build unknown (no source in the image gave it) and the profiles for {} NT {}.{} \
+                 cover different builds ({})",
+                q.arch.name(),
+                q.nt_major,
+                q.nt_minor,
+                names.join(", ")
+            ),
+        )
     } else if !exact.is_empty() {
         let r = &exact[0].matches;
         (
@@ -137,23 +155,22 @@ fn select_from<'a>(profiles: &'a [Profile], q: &Query) -> Result<(&'a Profile, S
             ),
         )
     };
-    let (profile, tcpip_reason) = pick_by_tcpip(&candidates, q.tcpip_version.as_deref());
+    let (left, tcpip_reason) = pick_by_tcpip(&candidates, q.tcpip_version.as_deref());
     let reason = match tcpip_reason {
         Some(t) => format!("{build_reason}; {t}"),
         None => build_reason,
     };
-    Ok((profile, reason))
+    Ok((left, reason))
 }
 
-/// Among profiles for the same build, the one whose tcpip.sys version rule admits `version`.
-/// `candidates` is never empty.
+/// Among profiles for the same build, the one whose tcpip.sys version rule admits `version`; all
+/// of them when no rule does (or none has a rule). `candidates` is never empty.
 fn pick_by_tcpip<'a>(
     candidates: &[&'a Profile],
     version: Option<&str>,
-) -> (&'a Profile, Option<String>) {
-    let first = candidates[0];
-    if candidates.len() == 1 && first.matches.tcpip_version.is_none() {
-        return (first, None);
+) -> (Vec<&'a Profile>, Option<String>) {
+    if candidates.iter().all(|p| p.matches.tcpip_version.is_none()) {
+        return (candidates.to_vec(), None);
     }
     let parsed = version.and_then(parse_version);
     if let Some(v) = parsed {
@@ -173,7 +190,7 @@ fn pick_by_tcpip<'a>(
                 .is_none_or(|m| v < m);
             if above_min && below_max {
                 return (
-                    p,
+                    vec![p],
                     Some(format!(
                         "tcpip.sys {} matches {}",
                         version.unwrap_or(""),
@@ -183,28 +200,16 @@ fn pick_by_tcpip<'a>(
             }
         }
     }
-    // Unknown version (or none that fits): the layout of the older tcpip.sys, said out loud.
-    let fallback = candidates
-        .iter()
-        .copied()
-        .find(|p| {
-            p.matches
-                .tcpip_version
-                .as_ref()
-                .is_none_or(|r| r.min.is_none())
-        })
-        .unwrap_or(first);
+    // Unknown version (or none that fits): the image's objects decide, said out loud.
     let why = match version {
         None => "tcpip.sys version unknown".to_string(),
         Some(v) if parsed.is_none() => format!("tcpip.sys version {v:?} unparsable"),
         Some(v) => format!("tcpip.sys {v} matches no version rule"),
     };
+    let names: Vec<String> = candidates.iter().map(|p| describe(p)).collect();
     (
-        fallback,
-        Some(format!(
-            "{why}: assuming {} (self-calibration must confirm Owner and CreateTime)",
-            describe(fallback)
-        )),
+        candidates.to_vec(),
+        Some(format!("{why}: candidates {}", names.join(", "))),
     )
 }
 
@@ -265,42 +270,53 @@ mod tests {
         assert_eq!(parse_version("1.2.3.4.5"), None);
     }
 
-    #[test]
-    fn split_9600_by_tcpip_version() {
-        let s = select(&q(Arch::X64, 6, 3, 9600, Some("6.3.9600.19935"))).unwrap();
-        assert_eq!(s.profile.name, "win81-19935-x64");
-        let s = select(&q(Arch::X64, 6, 3, 9600, Some("6.3.9600.19934"))).unwrap();
-        assert_eq!(s.profile.name, "win81-x64");
-        let s = select(&q(Arch::X64, 6, 3, 9600, None)).unwrap();
-        assert_eq!(s.profile.name, "win81-x64");
-        assert!(s.reason.contains("unknown"), "{}", s.reason);
+    fn one(q: &Query) -> (String, String) {
+        let s = select(q).unwrap();
+        let p = s
+            .decided()
+            .unwrap_or_else(|| panic!("undecided: {}", s.reason));
+        (p.name.clone(), s.reason)
     }
 
-    /// Build 0 is unknown: chosen by NT version where its profiles cover one release, refused
-    /// with the candidates named where they do not.
+    fn names(s: &Selection) -> Vec<&str> {
+        s.candidates.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    #[test]
+    fn split_9600_by_tcpip_version() {
+        let x64 = |v| q(Arch::X64, 6, 3, 9600, v);
+        assert_eq!(one(&x64(Some("6.3.9600.19935"))).0, "win81-19935-x64");
+        assert_eq!(one(&x64(Some("6.3.9600.19934"))).0, "win81-x64");
+        // Unknown: both stay candidates, not the older one by default.
+        let s = select(&x64(None)).unwrap();
+        assert_eq!(names(&s), ["win81-19935-x64", "win81-x64"]);
+        assert!(
+            s.reason.contains("tcpip.sys version unknown"),
+            "{}",
+            s.reason
+        );
+    }
+
+    /// Build 0 is unknown: chosen by NT version where its profiles cover one release; where they
+    /// do not, every profile of the NT version is a candidate.
     #[test]
     fn an_unknown_build_is_not_build_zero() {
         for arch in [Arch::X64, Arch::X86] {
-            let s = select(&q(arch, 6, 1, 0, None)).unwrap();
-            assert!(s.profile.name.starts_with("win7-"), "{}", s.profile.name);
-            assert!(s.reason.contains("build unknown"), "{}", s.reason);
+            let (name, reason) = one(&q(arch, 6, 1, 0, None));
+            assert!(name.starts_with("win7-"), "{name}");
+            assert!(reason.contains("build unknown"), "{reason}");
         }
-        let s = select(&q(Arch::X64, 6, 3, 0, Some("6.3.9600.19935"))).unwrap();
-        assert_eq!(s.profile.name, "win81-19935-x64");
-        let e = select(&q(Arch::X64, 10, 0, 0, None))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("build is unknown") && e.contains("win10-19041-x64"),
-            "{e}"
+        assert_eq!(
+            one(&q(Arch::X64, 6, 3, 0, Some("6.3.9600.19935"))).0,
+            "win81-19935-x64"
         );
-        assert!(!e.contains("build 0"), "{e}");
-        let e = select(&q(Arch::X64, 6, 0, 0, None))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("vista-x64") && e.contains("vista-sp12-x64"),
-            "{e}"
-        );
+        let s = select(&q(Arch::X64, 10, 0, 0, None)).unwrap();
+        assert!(s.candidates.len() > 10, "{:?}", names(&s));
+        assert!(names(&s).contains(&"win10-19041-x64"));
+        assert!(s.candidates.iter().all(|p| p.arch == Arch::X64));
+        assert!(s.reason.contains("cover different builds"), "{}", s.reason);
+        assert!(!s.reason.contains("build 0"), "{}", s.reason);
+        let s = select(&q(Arch::X64, 6, 0, 0, None)).unwrap();
+        assert_eq!(names(&s), ["vista-sp12-x64", "vista-x64"]);
     }
 }

@@ -48,6 +48,8 @@ pub struct PeSpec<'a> {
     pub guid: [u8; 16],
     pub age: u32,
     pub file_version: [u16; 4],
+    /// `false`: the version resource's bytes are zero, as when its page was paged out.
+    pub version_resource: bool,
     pub original_filename: &'a str,
     pub timestamp: u32,
     /// VirtualSize of `.data` (a multiple of 0x1000; the kernel's is one page). `.rsrc` follows
@@ -134,7 +136,10 @@ pub fn build_pe(spec: &PeSpec, text_noise: &[u8]) -> Vec<u8> {
     }
     le32(&mut img, o + 4, 16); // NumberOfRvaAndSizes
     let dirs = o + 8;
-    let version = version_info(spec.file_version, spec.original_filename);
+    let mut version = version_info(spec.file_version, spec.original_filename);
+    if !spec.version_resource {
+        version.fill(0);
+    }
     let rsrc = resource_section(&version, rva_rsrc);
     // [2] resource, [6] debug
     le32(&mut img, dirs + 2 * 8, rva_rsrc as u32);

@@ -99,6 +99,9 @@ pub struct SynthOptions {
     /// tcpip.sys gets a GUID-age of the built-in symbol table where it has the build (false:
     /// `--no-tcpip-symbols`, a random GUID, so only the pool-tag route finds the tables).
     pub tcpip_symbols: bool,
+    /// `--hide-build`: no source in the image gives the NT build or tcpip.sys's FileVersion (as
+    /// on images whose kernel pages were paged out); raw-like containers only.
+    pub hide_build: bool,
 }
 
 /// One planted difference between memory and the captures.
@@ -352,6 +355,12 @@ pub fn synthesize(o: &SynthOptions) -> Result<Truth> {
                 o.profile.name, m.build_min, m.build_max
             )));
         }
+    }
+    if o.hide_build && matches!(o.container, Container::Crashdump | Container::Hiberfil) {
+        return Err(Error::usage(format!(
+            "--hide-build: a {} header records the build; use a container without one",
+            o.container.kind()
+        )));
     }
     // Each extra endpoint takes about 2 KiB of pool (object, address structures, slack); keep
     // the pool well inside physical memory so that frames stay scattered.

@@ -46,7 +46,7 @@ pub fn build(o: &SynthOptions, size: u64) -> Result<Built<'_>> {
         p,
         &space,
         &clock,
-        version.build,
+        version.reported_build(),
         &mut mem,
         &mut vm,
         &mut rng,
@@ -141,9 +141,20 @@ struct KernelVersion {
     minor: u32,
     build: u32,
     revision: u16,
+    /// `--hide-build`: no source in the image gives the build.
+    hidden: bool,
 }
 
 impl KernelVersion {
+    /// The build the kernel's variables and headers show: 0 under `--hide-build`.
+    fn reported_build(&self) -> u32 {
+        if self.hidden {
+            0
+        } else {
+            self.build
+        }
+    }
+
     fn file_version(&self) -> [u16; 4] {
         [
             self.major as u16,
@@ -161,6 +172,7 @@ fn kernel_version(o: &SynthOptions, rng: &mut Rng) -> KernelVersion {
         minor: m.nt_minor,
         build: o.build.unwrap_or_else(|| representative_build(&o.profile)),
         revision: rng.range(100, 5000) as u16,
+        hidden: o.hide_build,
     }
 }
 
@@ -298,6 +310,7 @@ fn write_kernel(
             guid,
             age,
             file_version: version.file_version(),
+            version_resource: !version.hidden,
             original_filename: if pae { "ntkrpamp.exe" } else { "ntkrnlmp.exe" },
             timestamp: rng.next_u32(),
             data_size: 0x1000,
@@ -312,7 +325,7 @@ fn write_kernel(
     vm.write(
         mem,
         kernel_va + RVA_NT_BUILD_NUMBER,
-        &(0xF000_0000 | version.build).to_le_bytes(),
+        &(0xF000_0000 | version.reported_build()).to_le_bytes(),
     );
     let lab_va = kernel_va + RVA_NT_BUILD_LAB;
     let lab = format!(
@@ -321,7 +334,9 @@ fn write_kernel(
         version.revision,
         if p.arch == Arch::X64 { "amd64" } else { "x86" }
     );
-    vm.write(mem, lab_va, lab.as_bytes());
+    if !version.hidden {
+        vm.write(mem, lab_va, lab.as_bytes());
+    }
     // Windows 8+ x64 encode the KDBG block; up to Windows 7 it points to the build lab in plaintext.
     let plaintext_lab = (version.major, version.minor) <= (6, 1);
     let head_va = kernel_va + RVA_PS_ACTIVE_PROCESS_HEAD;
@@ -330,7 +345,7 @@ fn write_kernel(
     vm.write(
         mem,
         kernel_va + RVA_KD_VERSION_BLOCK,
-        &kd_version_block(p.arch, version.build, kernel_va, modules_va),
+        &kd_version_block(p.arch, version.reported_build(), kernel_va, modules_va),
     );
     vm.write_ptr(mem, modules_va, modules_va);
     vm.write_ptr(mem, modules_va + space.mode.ptr(), modules_va);
@@ -370,6 +385,7 @@ fn write_kernel(
                 guid,
                 age: 1,
                 file_version: v,
+                version_resource: !version.hidden,
                 original_filename: "tcpip.sys",
                 timestamp: rng.next_u32(),
                 data_size: 0x1000,
@@ -422,7 +438,8 @@ fn plant_tcpip(
     let p = &o.profile;
     let mut rng = world.rng.fork(3);
     let rule = tcpip_version_rule(p, version, &mut rng);
-    let id = tcpip::identity(p, version.build, o.tcpip_symbols, rule, &mut rng);
+    let mut id = tcpip::identity(p, version.build, o.tcpip_symbols, rule, &mut rng);
+    id.version_resource = !version.hidden;
     let image = tcpip::write_image(world, space.kernel_va + tcpip::TCPIP_OFFSET, &id);
     tcpip::module_list(world, kernel.modules_va, space.kernel_va, &image);
     let mut linked = vec![];
@@ -860,7 +877,7 @@ fn truth(
         nt: NtVersion {
             major: version.major,
             minor: version.minor,
-            build: Some(version.build),
+            build: (!version.hidden).then_some(version.build),
         },
         build_sources: vec![],
         system_time: to_iso(clock.acquired),

@@ -57,6 +57,8 @@ pub struct Identity {
     /// The GUID-age is one of `symbols/tcpip.json`'s.
     pub builtin: bool,
     pub file_version: [u16; 4],
+    /// `false` (`--hide-build`): the image's version resource reads as zeros.
+    pub version_resource: bool,
     pub globals: Globals,
 }
 
@@ -154,6 +156,7 @@ pub fn identity(
             age: row.age,
             builtin: true,
             file_version: row.version.unwrap_or(default_version),
+            version_resource: true,
             globals: row.globals,
         };
     }
@@ -167,6 +170,7 @@ pub fn identity(
         age,
         builtin: false,
         file_version: default_version,
+        version_resource: true,
         globals: Globals {
             partition_table: partition_count + 8,
             partition_count,
@@ -204,6 +208,7 @@ pub fn write_image(w: &mut World, base: u64, id: &Identity) -> Image {
             guid: id.guid,
             age: id.age,
             file_version: id.file_version,
+            version_resource: id.version_resource,
             original_filename: "tcpip.sys",
             timestamp: w.rng.next_u32(),
             data_size,

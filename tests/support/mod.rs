@@ -207,6 +207,7 @@ pub fn synth_options(
         out: out.to_path_buf(),
         time_field: Default::default(),
         tcpip_symbols: true,
+        hide_build: false,
     }
 }
 
