@@ -24,6 +24,8 @@ pub struct KernelInfo {
     pub nt: NtVersion,
     /// Every build source tried and what it gave (`nt.build` is the first one's that gave one).
     pub build_readings: Vec<BuildReading>,
+    /// VA of the plaintext KDBG block in the kernel image (Windows 8+ x64 encode it: none).
+    pub kdbg: Option<u64>,
     /// KUSER_SHARED_DATA SystemTime: the acquisition time (FILETIME).
     pub system_time: Option<u64>,
     /// KUSER_SHARED_DATA InterruptTime: 100 ns since boot.
@@ -180,12 +182,12 @@ pub fn identify_within(
         )
     })?;
     let mut found = found;
-    let (mut kernel, gave_up) = find_kernel_image(
+    let (mut kernel, search_warnings) = find_kernel_image(
         &AddressSpace::new(phys, found.dtb, found.mode),
         phys,
         limits,
     );
-    warnings.extend(gave_up);
+    warnings.extend(search_warnings);
     if kernel.is_none() && found.source == "crashdump-header" {
         // A header DTB can map KUSER_SHARED_DATA and still not be the full kernel view (e.g. a
         // KVA-shadow user CR3): try the tables found in memory before giving up on the kernel.
@@ -255,7 +257,8 @@ pub fn identify_within(
             minor,
             build,
         },
-        build_readings: readings.0,
+        kdbg: readings.kdbg,
+        build_readings: readings.readings,
         system_time,
         interrupt_time,
         timezone_bias_minutes,
@@ -556,7 +559,8 @@ struct KernelImage {
 /// on a well-formed image: the header's KDBG pointer, then `MZ` pages among the kernel mappings
 /// where kernels are loaded (2 MiB-aligned ones first). Only when those fail does it pay for a
 /// pass over all of physical memory (`KDBG` tags), and then the `MZ` pages elsewhere.
-/// Also returns a warning for each budget that stopped the search (what was given up).
+/// Also returns the search's warnings: each budget that stopped it (what was given up), and a
+/// kernel found only through a damaged header.
 fn find_kernel_image(
     space: &AddressSpace,
     phys: &PhysicalSpace,
@@ -632,7 +636,7 @@ fn find_kernel_image(
     }
     let (_, others) = mz_pages(None);
     let mut found = budget.first_kernel(space, &others);
-    let mut gave_up = vec![];
+    let mut search_warnings = vec![];
     if found.is_none() {
         let mut damaged = 0;
         found = preferred.iter().find_map(|&base| {
@@ -649,21 +653,21 @@ fn find_kernel_image(
             }
         });
         if let Some(k) = &found {
-            gave_up.push(format!(
+            search_warnings.push(format!(
                 "the kernel image at {:#x} has a damaged PE header (MZ, but the headers do not parse): identified by its CodeView record naming {}; its size is unknown",
                 k.base, k.pdb.name
             ));
         }
     }
     if budget_spent.get() {
-        gave_up.push(format!(
+        search_warnings.push(format!(
             "the kernel-image search stopped after {mz_budget} mapped pages (the page tables map more than an image can hold: hostile or damaged)"
         ));
     }
     if found.is_none() {
-        gave_up.extend(budget.given_up());
+        search_warnings.extend(budget.given_up());
     }
-    (found, gave_up)
+    (found, search_warnings)
 }
 
 /// The work all kernel candidates of one search may do together: each candidate is cheap (see

@@ -3,7 +3,6 @@
 //! `info` must find that one, name it, and report the others as tried and empty.
 mod support;
 
-use std::path::Path;
 use support::containers::full_dump;
 use support::machine::{windows, Machine, Mode, Truth};
 use support::{scratch, write};
@@ -17,21 +16,6 @@ const SOURCES: [&str; 6] = [
     "version-resource",
     "kdbg-NtBuildLab",
 ];
-
-fn info(image: &Path) -> (serde_json::Value, String) {
-    let json = support::command()
-        .args(["info", "--format", "json"])
-        .arg(image)
-        .output()
-        .unwrap();
-    support::assert_success(&json, "info --format json");
-    let text = support::command().arg("info").arg(image).output().unwrap();
-    support::assert_success(&text, "info");
-    (
-        serde_json::from_slice(&json.stdout).unwrap(),
-        String::from_utf8_lossy(&text.stdout).into_owned(),
-    )
-}
 
 /// The 64-bit debugger-structure form of a kernel pointer (x86 ones are sign-extended).
 fn debugger_ptr(m: &Machine, va: u64) -> [u8; 8] {
@@ -149,7 +133,7 @@ fn each_build_source_alone_gives_the_build_and_is_named() {
         // None: unknown, and every source says so.
         let (m, _) = machine_without_sources(mode, 6, 1, 7601);
         let image = write(&dir, &format!("{arch}-none.raw"), &m.mem);
-        let (v, text) = info(&image);
+        let (v, text) = support::info_json_and_text(&image);
         assert!(v["nt"]["build"].is_null(), "{arch}: {}", v["nt"]);
         assert!(readings(&v).iter().all(|(_, b)| b.is_none()), "{arch}");
         assert!(text.contains("6.1 build unknown"), "{text}");
@@ -157,31 +141,31 @@ fn each_build_source_alone_gives_the_build_and_is_named() {
 
         let (m, _) = machine_without_sources(mode, 10, 0, 19041);
         let image = write(&dir, &format!("{arch}-kuser.raw"), &m.mem);
-        let (v, text) = info(&image);
+        let (v, text) = support::info_json_and_text(&image);
         assert_only(&v, &text, "kuser-shared-data", 19041, arch);
 
         let (m, t) = machine_without_sources(mode, 6, 1, 7601);
         let dump = full_dump(&m.mem, x64, t.dtb, 7601, !x64, t.kdbg_va);
         let image = write(&dir, &format!("{arch}-header.dmp"), &dump);
-        let (v, text) = info(&image);
+        let (v, text) = support::info_json_and_text(&image);
         assert_only(&v, &text, "crashdump-header", 7601, arch);
 
         let (mut m, t) = machine_without_sources(mode, 6, 1, 7601);
         add_kd_version_block(&mut m, &t, 7601);
         let image = write(&dir, &format!("{arch}-kdversion.raw"), &m.mem);
-        let (v, text) = info(&image);
+        let (v, text) = support::info_json_and_text(&image);
         assert_only(&v, &text, "kd-version-block", 7601, arch);
 
         let (mut m, t) = machine_without_sources(mode, 6, 1, 7601);
         add_export(&mut m, &t, 7601);
         let image = write(&dir, &format!("{arch}-export.raw"), &m.mem);
-        let (v, text) = info(&image);
+        let (v, text) = support::info_json_and_text(&image);
         assert_only(&v, &text, "export-NtBuildNumber", 7601, arch);
 
         let (mut m, t) = machine_without_sources(mode, 6, 1, 7601);
         add_version_resource_back(&mut m, &t);
         let image = write(&dir, &format!("{arch}-resource.raw"), &m.mem);
-        let (v, text) = info(&image);
+        let (v, text) = support::info_json_and_text(&image);
         assert_only(&v, &text, "version-resource", 7601, arch);
 
         let (mut m, t) = machine_without_sources(mode, 6, 1, 7601);
@@ -191,7 +175,7 @@ fn each_build_source_alone_gives_the_build_and_is_named() {
             "7601.24214.amd64fre.win7sp1_ldr_escrow.180801-1700",
         );
         let image = write(&dir, &format!("{arch}-buildlab.raw"), &m.mem);
-        let (v, text) = info(&image);
+        let (v, text) = support::info_json_and_text(&image);
         assert_only(&v, &text, "kdbg-NtBuildLab", 7601, arch);
         // The Windows 7 profile is chosen by the build, not by NT version alone.
         let reason = v["profile"]["reason"].as_str().unwrap_or_default();
@@ -207,7 +191,7 @@ fn disagreeing_build_sources_are_reported() {
     add_version_resource_back(&mut m, &t);
     add_kd_version_block(&mut m, &t, 7600);
     let image = write(&dir, "disagree.raw", &m.mem);
-    let (v, _) = info(&image);
+    let (v, _) = support::info_json_and_text(&image);
     assert_eq!(v["nt"]["build"], 7600);
     let warnings = v["warnings"].to_string();
     assert!(
@@ -227,7 +211,7 @@ fn lookalike_sources_give_no_build() {
     m.write_virt(t.kernel_base + 0x3808, &0x14Cu16.to_le_bytes());
     add_build_lab(&mut m, &t, "win7sp1_rtm.101119-1850");
     let image = write(&dir, "lookalike.raw", &m.mem);
-    let (v, _) = info(&image);
+    let (v, _) = support::info_json_and_text(&image);
     assert!(v["nt"]["build"].is_null(), "{}", v["nt"]);
     assert!(readings(&v).iter().all(|(_, b)| b.is_none()));
 }
@@ -245,7 +229,7 @@ fn a_kernel_with_a_damaged_header_is_found_by_its_codeview_record() {
         let (mut m, t) = windows(mode, 4 * MIB, 6, 1, 7601);
         m.write_virt(t.kernel_base + 0x3C, &[0xCC; 0x3C4]);
         let image = write(&dir, &format!("{arch}-smeared.raw"), &m.mem);
-        let (v, text) = info(&image);
+        let (v, text) = support::info_json_and_text(&image);
         assert_eq!(v["kernel_base"], format!("{:#x}", t.kernel_base), "{arch}");
         assert_eq!(v["kernel_pdb"]["name"], pdb, "{arch}");
         assert_eq!(v["kernel_pdb"]["guid"], t.guid, "{arch}");
@@ -256,7 +240,7 @@ fn a_kernel_with_a_damaged_header_is_found_by_its_codeview_record() {
         // The header intact: no such warning.
         let (m, _) = windows(mode, 4 * MIB, 6, 1, 7601);
         let image = write(&dir, &format!("{arch}-intact.raw"), &m.mem);
-        let (v, _) = info(&image);
+        let (v, _) = support::info_json_and_text(&image);
         assert!(!v["warnings"].to_string().contains("damaged"), "{arch}");
     }
     // `MZ` and a smeared header but no kernel CodeView record: no kernel, said plainly.
@@ -264,7 +248,7 @@ fn a_kernel_with_a_damaged_header_is_found_by_its_codeview_record() {
     m.write_virt(t.kernel_base + 0x3C, &[0xCC; 0x3C4]);
     m.write_virt(t.kernel_base + 0x1100, b"XXXX");
     let image = write(&dir, "no-codeview.raw", &m.mem);
-    let (v, _) = info(&image);
+    let (v, _) = support::info_json_and_text(&image);
     assert!(v["kernel_base"].is_null(), "{}", v["kernel_base"]);
     assert!(
         v["warnings"].to_string().contains("kernel image"),

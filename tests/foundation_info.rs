@@ -10,23 +10,6 @@ use support::{scratch, write};
 
 const MIB: u64 = 1 << 20;
 
-fn info_json(image: &Path, extra: &[&str]) -> serde_json::Value {
-    let out = support::command()
-        .arg("info")
-        .arg(image)
-        .args(["--format", "json"])
-        .args(extra)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "info failed on {}: {stderr}",
-        image.display()
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 /// The identity facts that must agree whatever the container.
 fn identity(v: &serde_json::Value) -> (String, String, String, u64, String, String) {
     (
@@ -84,7 +67,7 @@ fn x64_same_machine_in_every_container() {
         (&vmem_path, "vmware", "self-map-scan", 2),
     ];
     for (path, container, dtb_source, ranges) in cases {
-        let v = info_json(path, &[]);
+        let v = support::info_json(path, &[]);
         assert_eq!(identity(&v), want, "{container}");
         assert_eq!(v["container"], container);
         assert_eq!(v["dtb_source"], dtb_source, "{container}");
@@ -105,11 +88,11 @@ fn x64_same_machine_in_every_container() {
         assert_eq!(v["profile"]["name"], "win10-19041-x64", "{container}");
     }
     // Dumps, ELF, LiME and VMware leave the hole out: present size = memory minus page 0 and the hole.
-    let v = info_json(&full, &["--hash"]);
+    let v = support::info_json(&full, &["--hash"]);
     assert_eq!(v["physical"]["size"], 4 * MIB - 0x1000 - 0x60000);
     assert_eq!(v["sha256"].as_str().unwrap().len(), 64);
     // --dtb overrides and says so.
-    let v = info_json(&raw, &["--dtb", &format!("{:#x}", t.dtb)]);
+    let v = support::info_json(&raw, &["--dtb", &format!("{:#x}", t.dtb)]);
     assert_eq!(v["dtb_source"], "user");
     assert_eq!(identity(&v), want);
 }
@@ -122,7 +105,7 @@ fn x64_randomised_self_map_slot_and_low_stub() {
     m.set_entry(t.dtb, 0x1ED, 0);
     m.set_entry(t.dtb, 0x1A3, t.dtb | 0x63);
     let raw = write(&dir, "slot.raw", &m.mem);
-    let v = info_json(&raw, &[]);
+    let v = support::info_json(&raw, &[]);
     assert_eq!(v["dtb"], format!("{:#x}", t.dtb));
     assert_eq!(v["dtb_source"], "self-map-scan");
     // A PROCESSOR_START_BLOCK in low memory names the DTB first.
@@ -131,7 +114,7 @@ fn x64_randomised_self_map_slot_and_low_stub() {
     m.mem[stub + 0x70..stub + 0x78].copy_from_slice(&0xFFFF_F800_1220_1000u64.to_le_bytes());
     m.mem[stub + 0xA0..stub + 0xA8].copy_from_slice(&t.dtb.to_le_bytes());
     let raw = write(&dir, "stub.raw", &m.mem);
-    let v = info_json(&raw, &[]);
+    let v = support::info_json(&raw, &[]);
     assert_eq!(v["dtb_source"], "low-stub");
     assert_eq!(v["nt"]["build"], 22000);
 }
@@ -145,7 +128,7 @@ fn crash_dump_with_a_wrong_header_dtb_falls_back_to_scanning() {
         "wrong.dmp",
         &full_dump(&m.mem, true, 0x7000, t.build, false, 0),
     );
-    let v = info_json(&p, &[]);
+    let v = support::info_json(&p, &[]);
     assert_eq!(v["dtb"], format!("{:#x}", t.dtb));
     assert_eq!(v["dtb_source"], "self-map-scan");
     assert!(v["warnings"]
@@ -177,7 +160,7 @@ fn x86_pae_in_raw_and_32bit_dumps() {
         (&full, "crashdump-full"),
         (&bitmap, "crashdump-bitmap"),
     ] {
-        let v = info_json(p, &[]);
+        let v = support::info_json(p, &[]);
         assert_eq!(identity(&v), want, "{container}");
         assert_eq!(v["kernel_pdb"]["name"], "ntkrpamp.pdb");
         assert_eq!(v["nt"]["minor"], 1);
@@ -206,7 +189,7 @@ fn x86_non_pae_raw_and_dump() {
         &full_dump(&m.mem, false, t.dtb, 6002, false, 0),
     );
     for p in [&raw, &full] {
-        let v = info_json(p, &[]);
+        let v = support::info_json(p, &[]);
         assert_eq!(identity(&v), want);
     }
 }
@@ -217,7 +200,7 @@ fn vmem_without_snapshot_is_read_raw_with_a_warning() {
     let (m, t) = windows(Mode::X64, 4 * MIB, 10, 0, 19041);
     // A .vmem of a small VM has no hole to skip: the file is the memory 1:1.
     let p = write(&dir, "alone.vmem", &m.mem);
-    let v = info_json(&p, &[]);
+    let v = support::info_json(&p, &[]);
     assert_eq!(v["container"], "vmware");
     assert_eq!(v["dtb"], format!("{:#x}", t.dtb));
     assert!(v["warnings"].to_string().contains("no .vmss/.vmsn"));

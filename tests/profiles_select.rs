@@ -282,13 +282,7 @@ fn candidates_the_facts_cannot_tell_apart_are_decided_by_the_objects() {
             );
         }
         assert_eq!(got["endpoints"], truth["endpoints"], "{profile}");
-        let info = support::command()
-            .args(["info", "--format", "json"])
-            .arg(&image)
-            .output()
-            .unwrap();
-        support::assert_success(&info, "info");
-        let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+        let info = support::info_json(&image, &[]);
         assert_eq!(info["profile"]["name"], profile);
         assert_eq!(info["profile"]["selection"], got["profile"]["selection"]);
     }
@@ -330,14 +324,7 @@ fn a_tie_is_a_warning_and_no_evidence_is_no_choice() {
             && stderr.contains("tried: vista-sp12-x64, vista-x64"),
         "{stderr}"
     );
-    let (code, stdout, stderr) = support::run(&[
-        "info".to_string(),
-        "--format".into(),
-        "json".into(),
-        image.display().to_string(),
-    ]);
-    assert_eq!(code, 0, "{stderr}");
-    let info: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let info = support::info_json(&image, &[]);
     assert!(info["profile"].is_null(), "{}", info["profile"]);
     let why = info["profile_reason"].as_str().unwrap();
     assert!(why.contains("tried: vista-sp12-x64, vista-x64"), "{why}");

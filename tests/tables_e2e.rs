@@ -148,18 +148,7 @@ fn info_reports_tcpip_sys_by_either_route() {
     );
     let truth = support::read_json(&dir.join("truth.json"));
     let want = &truth["tcpip"];
-    let info = |path: &std::path::Path| {
-        let json = support::command()
-            .args(["info", "--format", "json"])
-            .arg(path)
-            .output()
-            .unwrap();
-        support::assert_success(&json, "info --format json");
-        let text = support::command().arg("info").arg(path).output().unwrap();
-        support::assert_success(&text, "info");
-        let v: Value = serde_json::from_slice(&json.stdout).unwrap();
-        (v, String::from_utf8_lossy(&text.stdout).into_owned())
-    };
+    let info = support::info_json_and_text;
     let check = |v: &Value, text: &str, route: &str| {
         let got = &v["tcpip"];
         assert_eq!(got["base"], want["base"], "{route}");

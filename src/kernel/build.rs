@@ -36,7 +36,11 @@ pub(super) struct KernelSpan {
 }
 
 /// What each source gave, in the order of trust; the build is the first reading's that has one.
-pub(super) struct Readings(pub(super) Vec<BuildReading>);
+pub(super) struct Readings {
+    pub(super) readings: Vec<BuildReading>,
+    /// The plaintext KDBG block found on the way (its VA), for the loaded-module list.
+    pub(super) kdbg: Option<u64>,
+}
 
 impl Readings {
     pub(super) fn build(&self) -> Option<u32> {
@@ -44,14 +48,14 @@ impl Readings {
     }
 
     pub(super) fn chosen(&self) -> Option<&BuildReading> {
-        self.0.iter().find(|r| r.build.is_some())
+        self.readings.iter().find(|r| r.build.is_some())
     }
 
     /// "build sources disagree: …" when two sources gave different builds.
     pub(super) fn disagreement(&self) -> Option<String> {
         let chosen = self.chosen()?;
         let others: Vec<String> = self
-            .0
+            .readings
             .iter()
             .filter(|r| r.build.is_some_and(|b| Some(b) != chosen.build))
             .map(|r| format!("{} says {}", r.source, r.build.unwrap_or_default()))
@@ -87,17 +91,23 @@ pub(super) fn read_all(
         CRASHDUMP_HEADER,
         dump_header.and_then(build_of_number),
     ));
+    let mut kdbg = None;
     if let Some(k) = kernel {
         let blocks = find_blocks(space, k);
+        kdbg = blocks.kdbg;
         out.push(reading(KD_VERSION_BLOCK, blocks.kd_version_build));
         out.push(reading(EXPORT, exported_build_number(space, k)));
         let resource = super::image_file_version(space, k.base, k.size)
             .map(|(_, _, build, _)| build)
             .filter(|&b| b != 0);
         out.push(reading(VERSION_RESOURCE, resource));
-        out.push(reading(KDBG_BUILD_LAB, blocks.build_lab_build));
+        let lab = blocks.kdbg.and_then(|b| kdbg_build_lab(space, b, k.base));
+        out.push(reading(KDBG_BUILD_LAB, lab));
     }
-    Readings(out)
+    Readings {
+        readings: out,
+        kdbg,
+    }
 }
 
 fn reading(source: &str, build: Option<u32>) -> BuildReading {
@@ -117,7 +127,8 @@ fn build_of_number(v: u32) -> Option<u32> {
 
 struct Blocks {
     kd_version_build: Option<u32>,
-    build_lab_build: Option<u32>,
+    /// VA of a KDBG block (OwnerTag `KDBG` at +0x10).
+    kdbg: Option<u64>,
 }
 
 /// One pass over the kernel image for the two blocks that hold the kernel base: the version
@@ -134,7 +145,7 @@ fn find_blocks(space: &AddressSpace, k: KernelSpan) -> Blocks {
     let machine: u16 = if x64 { 0x8664 } else { 0x14C };
     let mut found = Blocks {
         kd_version_build: None,
-        build_lab_build: None,
+        kdbg: None,
     };
     let mut page = vec![0u8; 0x1000];
     for off in (0..k.size.min(MAX_SEARCH)).step_by(0x1000) {
@@ -150,10 +161,14 @@ fn find_blocks(space: &AddressSpace, k: KernelSpan) -> Blocks {
             if found.kd_version_build.is_none() {
                 found.kd_version_build = kd_version_block(space, at - 0x10, machine);
             }
-            if found.build_lab_build.is_none() {
-                found.build_lab_build = kdbg_build_lab(space, at - KDBG_KERN_BASE, k.base);
+            if found.kdbg.is_none() {
+                let block = at - KDBG_KERN_BASE;
+                let mut tag = [0u8; 4];
+                if space.read_into(block + 0x10, &mut tag) && &tag == b"KDBG" {
+                    found.kdbg = Some(block);
+                }
             }
-            if found.kd_version_build.is_some() && found.build_lab_build.is_some() {
+            if found.kd_version_build.is_some() && found.kdbg.is_some() {
                 return found;
             }
         }
@@ -183,10 +198,6 @@ fn kd_version_block(space: &AddressSpace, block: u64, machine: u16) -> Option<u3
 /// The build at the start of the `NtBuildLab` string ("7601.17514.amd64fre.win7sp1_rtm…") that
 /// the KDBG block at `block` points to.
 fn kdbg_build_lab(space: &AddressSpace, block: u64, kernel_base: u64) -> Option<u32> {
-    let mut tag = [0u8; 4];
-    if !space.read_into(block + 0x10, &mut tag) || &tag != b"KDBG" {
-        return None;
-    }
     let ptr = space.read_u64(block + KDBG_NT_BUILD_LAB)?;
     let ptr = match space.mode {
         PagingMode::X64 => ptr,
@@ -196,17 +207,10 @@ fn kdbg_build_lab(space: &AddressSpace, block: u64, kernel_base: u64) -> Option<
     if ptr < kernel_base {
         return None;
     }
+    // The string may end before a page that is not mapped: that page reads as zeros.
     let mut text = [0u8; MAX_BUILD_LAB];
-    // The string may end before a page that is not mapped: read what is there.
-    let mut len = 0;
-    while len < text.len() {
-        let chunk = (text.len() - len).min(0x1000 - ((ptr + len as u64) & 0xFFF) as usize);
-        if !space.read_into(ptr + len as u64, &mut text[len..len + chunk]) {
-            break;
-        }
-        len += chunk;
-    }
-    build_of_lab(&text[..len])
+    super::read_sparse(space, ptr, &mut text);
+    build_of_lab(&text)
 }
 
 /// "7601.17514.amd64fre…" → 7601: leading digits then a dot.

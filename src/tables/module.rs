@@ -21,8 +21,6 @@ pub struct TcpipModule {
 
 /// Entries read from the module list at most: a list longer than this is damaged or hostile.
 const MAX_MODULES: usize = 4096;
-/// The KDBG block is looked for in at most this much of the kernel image.
-const MAX_KDBG_SEARCH: u64 = 32 << 20;
 const MAX_IMAGE_SIZE: u64 = 64 << 20;
 
 /// `_KLDR_DATA_TABLE_ENTRY` offsets: DllBase, SizeOfImage, BaseDllName (x64, x86).
@@ -73,36 +71,13 @@ fn identity(
     }
 }
 
-/// The list head: `_KDDEBUGGER_DATA64.PsLoadedModuleList` (+0x48) of the KDBG block inside the
-/// kernel image, recognised by its OwnerTag (+0x10) and KernBase (+0x18, the kernel's base).
-/// Windows 8+ x64 encode the block: then there is none to read.
+/// The list head: `_KDDEBUGGER_DATA64.PsLoadedModuleList` (+0x48) of the KDBG block that kernel
+/// identification found in the kernel image (Windows 8+ x64 encode the block: then there is none).
 fn loaded_module_list(space: &AddressSpace, kernel: &KernelInfo) -> Option<u64> {
-    let base = kernel.kernel_base?;
-    let size = kernel.kernel_size?.min(MAX_KDBG_SEARCH);
-    let finder = memchr::memmem::Finder::new(b"KDBG");
-    let mut page = vec![0u8; 0x1000];
-    for off in (0..size).step_by(0x1000) {
-        if !space.read_into(base + off, &mut page) {
-            continue;
-        }
-        for hit in finder.find_iter(&page) {
-            if hit % 8 != 0 || hit < 0x10 {
-                continue;
-            }
-            let block = base + off + hit as u64 - 0x10;
-            let kern_base = space
-                .read_u64(block + 0x18)
-                .map(|b| truncate(space.mode, b));
-            if kern_base != Some(base) {
-                continue;
-            }
-            let head = space
-                .read_u64(block + 0x48)
-                .map(|h| truncate(space.mode, h))?;
-            return is_kernel_va(space.mode, head).then_some(head);
-        }
-    }
-    None
+    let head = space
+        .read_u64(kernel.kdbg? + 0x48)
+        .map(|h| truncate(space.mode, h))?;
+    is_kernel_va(space.mode, head).then_some(head)
 }
 
 /// x86 pointers in the 64-bit debugger block are sign-extended.

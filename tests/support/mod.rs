@@ -243,6 +243,29 @@ pub fn scan_json(image: &Path, extra: &[&str]) -> (i32, serde_json::Value, Strin
     (code, json, stderr)
 }
 
+/// `netcarve info IMAGE --format json EXTRA...`, which must succeed.
+pub fn info_json(image: &Path, extra: &[&str]) -> serde_json::Value {
+    let o = command()
+        .arg("info")
+        .arg(image)
+        .args(["--format", "json"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert_success(&o, &format!("info --format json {}", image.display()));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// `info`'s JSON and its text table for `image`, both of which must succeed.
+pub fn info_json_and_text(image: &Path) -> (serde_json::Value, String) {
+    let o = command().arg("info").arg(image).output().unwrap();
+    assert_success(&o, &format!("info {}", image.display()));
+    (
+        info_json(image, &[]),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
+}
+
 /// A Python venv under cargo's target directory holding `package` from PyPI, created on first
 /// use; `ready(venv)` says whether it is usable. `None` with a note when PyPI cannot be reached,
 /// a failure under `CI` (which must run the independent check).
