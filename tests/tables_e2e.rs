@@ -114,6 +114,14 @@ fn an_overwritten_pool_tag_leaves_a_linked_object_reported_by_the_walk() {
                 assert_eq!(got[field], want[field], "{} {at:#x}: {field}", p.name);
             }
         }
+        // The layout health counts every decoded object, the walk-only ones too.
+        let counted: u64 = scanned["profile"]["health"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["valid"].as_u64().unwrap())
+            .sum();
+        assert_eq!(counted as usize, endpoints(&scanned).len(), "{}", p.name);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

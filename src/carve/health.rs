@@ -270,6 +270,38 @@ pub fn health(
     out
 }
 
+/// Adds the checks of `records` (found by tcpip's tables only: the carve's search never saw them)
+/// to `health`, so that every decoded object is counted; a kind the search found nothing of gets
+/// its entry here.
+pub fn add_walk_only(health: &mut Vec<KindHealth>, profile: &Profile, records: &[EndpointRecord]) {
+    let more = self::health(
+        profile,
+        records,
+        &RejectCounts::default(),
+        &Default::default(),
+    );
+    for m in more {
+        match health.iter_mut().find(|h| h.kind == m.kind) {
+            Some(h) => {
+                h.valid += m.valid;
+                h.owner_valid = match (h.owner_valid, m.owner_valid) {
+                    (Some(a), Some(b)) => Some(a + b),
+                    (a, b) => a.or(b),
+                };
+                h.owner_exited += m.owner_exited;
+                h.time_in_window += m.time_in_window;
+                h.time_zero += m.time_zero;
+                h.time_out_of_range += m.time_out_of_range;
+                h.local_addr_unreadable += m.local_addr_unreadable;
+                h.remote_addr_unreadable += m.remote_addr_unreadable;
+            }
+            None => health.push(m),
+        }
+    }
+    let order = |h: &KindHealth| ObjectKind::ALL.iter().position(|k| k.name() == h.kind);
+    health.sort_by_key(order);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

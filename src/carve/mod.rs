@@ -148,12 +148,19 @@ pub fn carve(phys: &PhysicalSpace, p: &CarveParams) -> Carved {
 }
 
 /// Marks the records with what tcpip's tables hold and adds the objects only the walk found,
-/// decoded with the carve's final offsets.
+/// decoded with the carve's final offsets and counted in the layout health.
 pub fn merge_tables(carved: &mut Carved, finds: Option<&linked::TableFinds>, p: &CarveParams) {
     let owners = OwnerCache::default();
     let env = decode_env(p, carved.overrides.clone(), &owners);
     let corrupt = p.include_corrupt.then_some(&mut carved.corrupt);
     carved.tables = linked::merge(&mut carved.endpoints, corrupt, finds, &env);
+    let walk_only: Vec<EndpointRecord> = carved
+        .endpoints
+        .iter()
+        .filter(|r| r.found_by == [crate::record::FoundBy::Table])
+        .cloned()
+        .collect();
+    health::add_walk_only(&mut carved.health, p.profile, &walk_only);
     // Walk-only rows that did not decode join the corrupt rows under the same cap.
     let excess = carved.corrupt.len().saturating_sub(MAX_CORRUPT_ROWS);
     carved.corrupt.truncate(MAX_CORRUPT_ROWS);
