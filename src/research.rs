@@ -357,9 +357,31 @@ pub fn research_pair(pair: &Pair, opts: &PairOptions) -> Vec<ObjectRow> {
             format!("missing: {}", missing.join(", ")),
         )];
     }
-    match rows_of(pair, opts) {
-        Ok(rows) => rows,
-        Err((status, e)) => vec![ObjectRow::failed(&pair.id, status, e)],
+    isolated(&pair.id, || rows_of(pair, opts))
+}
+
+/// Runs one pair's work so that whatever happens stays that pair's row: an error is its `status`,
+/// and a panic (a bug in netcarve, not a fact about the files) an `error` row saying so, instead
+/// of ending the whole corpus.
+fn isolated(
+    id: &str,
+    work: impl FnOnce() -> std::result::Result<Vec<ObjectRow>, (&'static str, String)>,
+) -> Vec<ObjectRow> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+        Ok(Ok(rows)) => rows,
+        Ok(Err((status, e))) => vec![ObjectRow::failed(id, status, e)],
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown cause".to_string());
+            vec![ObjectRow::failed(
+                id,
+                "error",
+                format!("netcarve failed on this pair (a bug; please report it): {what}"),
+            )]
+        }
     }
 }
 
@@ -664,6 +686,34 @@ pub fn part_name(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A panic in one pair's work is that pair's `error` row, naming it a bug; errors keep their
+    /// status; rows pass through.
+    #[test]
+    fn one_pair_failing_stays_that_pair_row() {
+        let rows = isolated("p1", || panic!("index out of bounds"));
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].pair_id, "p1");
+        assert_eq!(rows[0].status, "error");
+        let error = rows[0].error.as_deref().unwrap();
+        assert!(
+            error.contains("a bug") && error.contains("index out of bounds"),
+            "{error}"
+        );
+        let rows = isolated("p2", || panic!("{} of {}", 3, 4));
+        assert!(rows[0].error.as_deref().unwrap().contains("3 of 4"));
+        let rows = isolated("p3", || Err(("refused", "another host".into())));
+        assert_eq!(
+            (rows[0].status.as_str(), rows[0].error.as_deref()),
+            ("refused", Some("another host"))
+        );
+        let ok = ObjectRow {
+            pair_id: "p4".into(),
+            status: "ok".into(),
+            ..Default::default()
+        };
+        assert_eq!(isolated("p4", || Ok(vec![ok.clone()])), vec![ok]);
+    }
 
     #[test]
     fn globs() {
