@@ -158,12 +158,7 @@ fn decoys_are_rejected_and_shown_with_include_corrupt() {
     // Address family 10 (Linux AF_INET6) is not a Windows family.
     let bad_af = w.plant(0x7000, &Spec::tcp("10.0.0.5", 1004, "10.0.0.6", 2004));
     let af_ptr_off = w.profile.tcpip.tcp_endpoint.inet_af.off().unwrap() as usize;
-    let bogus_af = {
-        let off = w.profile.tcpip.inetaf_address_family.off().unwrap() as usize;
-        let mut b = vec![0u8; off + 2];
-        b[off..off + 2].copy_from_slice(&10u16.to_le_bytes());
-        w.alloc(b)
-    };
+    let bogus_af = w.inetaf(10);
     let at = 0x7010 + af_ptr_off;
     w.phys[at..at + 8].copy_from_slice(&bogus_af.to_le_bytes());
 

@@ -4,7 +4,8 @@
 //! kind is no longer "walked completely").
 use netcarve::bytes::ReadBytes;
 use netcarve::paging::{PagingMode, VirtualMemory};
-use netcarve::profile::{by_name, ObjectKind, Profile, TablesLayout};
+use netcarve::profile::{by_name, Arch, ObjectKind, Profile, TablesLayout};
+use netcarve::synth::builder::PoolHeader;
 use netcarve::tables::symbols::TcpipSymbols;
 use netcarve::tables::walk::{walk, Walked};
 use std::collections::BTreeMap;
@@ -73,10 +74,7 @@ impl Mem {
     /// A pool block with `tag` holding `body` bytes; the body's VA.
     fn object(&mut self, tag: &[u8; 4], body: u64) -> u64 {
         let block = self.alloc(0x10 + body);
-        let mut header = [0u8; 16];
-        header[2] = ((0x10 + body) / 16) as u8;
-        header[3] = 2;
-        header[4..8].copy_from_slice(tag);
+        let header = PoolHeader::new(*tag, (0x10 + body) / 16).encode(Arch::X64);
         self.write(block, &header);
         block + 0x10
     }

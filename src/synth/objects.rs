@@ -1,10 +1,10 @@
 //! Processes (EPROCESS in `Proc` pool blocks), endpoint objects with their separately allocated
 //! address structures, freed blocks and decoys, laid out from the profile's numbers alone.
-use super::builder::PoolHeader;
+use super::builder::{self, Endpoint, Eprocess, EprocessExtra, Place, PoolHeader, Slot};
 use super::phys::{PhysMem, PAGE};
 use super::rng::Rng;
 use super::vmap::{Block, PagePacker, PoolArena, Vmap};
-use crate::profile::{Field, LocalAddrChain, Profile, RemoteAddrChain};
+use crate::profile::{Field, ObjectKind, Profile};
 use crate::record::{flag, EndpointRecord, Family, Hex, PoolStatus, Proto, TcpState};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -55,13 +55,22 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn of(kind: crate::profile::ObjectKind) -> Kind {
-        use crate::profile::ObjectKind;
+    pub fn of(kind: ObjectKind) -> Kind {
         match kind {
             ObjectKind::TcpEndpoint => Kind::TcpE,
             ObjectKind::TcpListener => Kind::TcpL,
             ObjectKind::UdpEndpoint => Kind::UdpA,
             ObjectKind::TimeWait => Kind::TcTW,
+        }
+    }
+
+    /// The profile's name for the kind (the layout the builder encodes).
+    pub fn object(self) -> ObjectKind {
+        match self {
+            Kind::TcpE => ObjectKind::TcpEndpoint,
+            Kind::TcpL => ObjectKind::TcpListener,
+            Kind::UdpA => ObjectKind::UdpEndpoint,
+            Kind::TcTW => ObjectKind::TimeWait,
         }
     }
 }
@@ -86,13 +95,6 @@ pub fn family_of(ip: &IpAddr) -> Family {
     match ip {
         IpAddr::V4(_) => Family::Ipv4,
         IpAddr::V6(_) => Family::Ipv6,
-    }
-}
-
-fn ip_bytes(ip: &IpAddr) -> Vec<u8> {
-    match ip {
-        IpAddr::V4(a) => a.octets().to_vec(),
-        IpAddr::V6(a) => a.octets().to_vec(),
     }
 }
 
@@ -169,24 +171,10 @@ impl<'a> World<'a> {
         self.small(0x100, b"ObRe")
     }
 
-    /// An `_IN_ADDR` allocation: address bytes at the returned VA.
-    fn in_addr(&mut self, ip: &IpAddr) -> u64 {
-        let va = self.small(16, b"IPAd");
-        self.vm.write(&mut self.mem, va, &ip_bytes(ip));
-        va
-    }
-
-    /// A pointer cell holding `target` (the middle of `_LOCAL_ADDRESS.pData → p → q`).
-    fn cell(&mut self, target: u64) -> u64 {
-        let va = self.small(self.ptr, b"IPAp");
-        self.write_ptr(va, target);
-        va
-    }
-
     /// The two `_INETAF` objects (`InNl` blocks) on the large page.
     pub fn setup_inetaf(&mut self) {
-        let af_off = self.p.tcpip.inetaf_address_family.off().unwrap_or(0x14);
-        let size = self.round((af_off + 2).max(0x30)) + self.unit;
+        let len = builder::inetaf(self.p, 0).len() as u64;
+        let size = self.round(len) + self.unit;
         let mut at = self.large_va + self.rng.range(1, 16) * 0x40;
         for (i, fam) in [Family::Ipv4, Family::Ipv6].iter().enumerate() {
             let h = self.pool_header(0, size / self.unit, 2, b"InNl");
@@ -196,17 +184,16 @@ impl<'a> World<'a> {
                 at + self.unit,
                 &vec![0u8; (size - self.unit) as usize],
             );
-            self.write_u(at + self.unit + af_off, u64::from(fam.af()), 2);
+            let b = builder::inetaf(self.p, fam.af());
+            self.vm.write(&mut self.mem, at + self.unit, &b);
             self.inetaf[i] = at + self.unit;
             at += size;
         }
     }
 
     fn inetaf_block(&mut self, af: u16) -> u64 {
-        let af_off = self.p.tcpip.inetaf_address_family.off().unwrap_or(0x14);
-        let va = self.small((af_off + 2).max(0x30), b"InNl");
-        self.write_u(va + af_off, u64::from(af), 2);
-        va
+        let b = builder::inetaf(self.p, af);
+        self.place(*b"InNl", &b)
     }
 
     fn inetaf_for(&self, f: Family) -> u64 {
@@ -216,47 +203,8 @@ impl<'a> World<'a> {
         }
     }
 
-    /// Writes the structures a LocalAddr pointer of this chain leads to; returns the pointer value
-    /// (0 for the wildcard). `transition` puts the address bytes on a transition-PTE page.
-    fn local_addr(&mut self, chain: LocalAddrChain, ip: Option<&IpAddr>, transition: bool) -> u64 {
-        let Some(ip) = ip else { return 0 };
-        let bytes_va = if transition {
-            self.transition_in_addr(ip)
-        } else {
-            self.in_addr(ip)
-        };
-        match chain {
-            LocalAddrChain::LocalAddress | LocalAddrChain::AddrInfo => {
-                let p_data = self.p.tcpip.local_address_p_data.off().unwrap_or(0x10);
-                let holder = self.cell(bytes_va);
-                let la = self.small(p_data + self.ptr, b"InLa");
-                self.write_ptr(la + p_data, holder);
-                la
-            }
-            LocalAddrChain::Win10Udp => {
-                let p_data = self
-                    .p
-                    .tcpip
-                    .win10_udp_p_data
-                    .as_ref()
-                    .and_then(Field::off)
-                    .unwrap_or(0);
-                let la = self.small(p_data + self.ptr, b"InLa");
-                self.write_ptr(la + p_data, bytes_va);
-                la
-            }
-            LocalAddrChain::TimeWaitInline => {
-                let s = self.small(0x28 + 16, b"TwLa");
-                self.vm.write(&mut self.mem, s + 0x28, &ip_bytes(ip));
-                let x = self.small(0x10 + self.ptr, b"TwLp");
-                self.write_ptr(x + 0x10, s);
-                x
-            }
-        }
-    }
-
     /// Address bytes on their own page mapped through a transition PTE (P=0, bit 11).
-    fn transition_in_addr(&mut self, ip: &IpAddr) -> u64 {
+    fn transition_in_addr(&mut self, bytes: &[u8]) -> u64 {
         let va = self
             .arena
             .pages(&mut self.vm, &mut self.mem, &mut self.rng, 0);
@@ -269,7 +217,7 @@ impl<'a> World<'a> {
         let h = self.pool_header(0, 3, 2, b"IPAd");
         self.vm.write(&mut self.mem, at - self.unit, &h);
         self.vm.write(&mut self.mem, at, &[0u8; 32]);
-        self.vm.write(&mut self.mem, at, &ip_bytes(ip));
+        self.vm.write(&mut self.mem, at, bytes);
         at
     }
 
@@ -316,8 +264,8 @@ impl<'a> World<'a> {
             self.write_u(oh, 3, self.ptr as usize); // PointerCount
             self.write_u(oh + type_index_off, 7, 1);
             let body = oh + body_off;
-            self.write_u(body + e.dispatcher_type.off().unwrap_or(0), 3, 1);
-            self.write_u(body + 2, (extras.size / 4).min(0xFF), 1);
+            // The RNG draws in the order synth has always made them: the DTB's frame, then the
+            // thread count.
             let dtb = if *pid == 4 {
                 kernel_dtb
             } else {
@@ -325,37 +273,31 @@ impl<'a> World<'a> {
                 self.mem.page_mut(f, false);
                 f * PAGE
             };
-            if let Some(o) = e.directory_table_base.off() {
-                self.write_u(body + o, dtb, self.ptr as usize);
-            }
-            if let Some(o) = e.unique_process_id.off() {
-                self.write_u(body + o, u64::from(*pid), self.ptr as usize);
-            }
-            if let Some(o) = e.inherited_from_unique_process_id.off() {
-                let parent = if *pid == 4 {
-                    0
-                } else {
-                    list[i.saturating_sub(1).max(1).min(i)].0
-                };
-                self.write_u(body + o, u64::from(parent), self.ptr as usize);
-            }
-            if let Some(o) = e.create_time.off() {
-                self.write_u(body + o, *create, 8);
-            }
-            if let Some(o) = e.exit_time.off() {
-                self.write_u(body + o, *exit, 8);
-            }
-            if let Some(o) = e.image_file_name.off() {
-                let mut n = [0u8; 15];
-                let b = name.as_bytes();
-                n[..b.len().min(14)].copy_from_slice(&b[..b.len().min(14)]);
-                self.vm.write(&mut self.mem, body + o, &n);
-            }
-            let tl = body + extras.thread_list_head;
-            self.write_ptr(tl, tl);
-            self.write_ptr(tl + self.ptr, tl);
             let threads = self.rng.range(1, 40);
-            self.write_u(body + extras.active_threads, threads, 4);
+            let parent = if *pid == 4 {
+                0
+            } else {
+                list[i.saturating_sub(1).max(1).min(i)].0
+            };
+            let bytes = builder::eprocess(
+                self.p,
+                &Eprocess {
+                    pid: *pid,
+                    parent,
+                    dtb,
+                    create_time: *create,
+                    exit_time: *exit,
+                    name,
+                    extra: Some(EprocessExtra {
+                        va: body,
+                        size: extras.size,
+                        thread_list_head: extras.thread_list_head,
+                        active_threads: extras.active_threads,
+                        threads,
+                    }),
+                },
+            );
+            self.vm.write(&mut self.mem, body, &bytes);
             procs.push(Proc {
                 pid: *pid,
                 name: name.to_string(),
@@ -463,135 +405,51 @@ impl<'a> World<'a> {
             None if s.kind != Kind::TcTW => self.dangling_owner(),
             None => 0,
         };
-        let t = self.p.tcpip.clone();
-        let ps = self.ptr as usize;
-        let mut time_field = false;
-        match s.kind {
-            Kind::TcpE => {
-                let l = &t.tcp_endpoint;
-                let local = s.local.expect("a connection has a local address");
-                let (rip, rport) = s.remote.expect("a connection has a remote end");
-                let la = self.local_addr(LocalAddrChain::LocalAddress, Some(&local), transition);
-                let remote_va = self.in_addr(&rip);
-                let ai_local = t.addrinfo_local.off().unwrap_or(0);
-                let ai_remote = t.addrinfo_remote.off().unwrap_or(2 * self.ptr);
-                let ai = self.small(ai_local.max(ai_remote) + self.ptr, b"TcpA");
-                self.write_ptr(ai + ai_local, la);
-                self.write_ptr(ai + ai_remote, remote_va);
-                if let Some(o) = l.inet_af.off() {
-                    self.write_ptr(body + o, self.inetaf_for(s.family));
-                }
-                if let Some(o) = l.addr_info.off() {
-                    self.write_ptr(body + o, ai);
-                }
-                if let Some(o) = l.state.off() {
-                    let st = s.state.map(TcpState::kernel).unwrap_or(4);
-                    self.write_u(body + o, u64::from(st), 4);
-                }
-                if let Some(o) = l.local_port.off() {
-                    self.vm
-                        .write(&mut self.mem, body + o, &s.lport.to_be_bytes());
-                }
-                if let Some(o) = l.remote_port.off() {
-                    self.vm.write(&mut self.mem, body + o, &rport.to_be_bytes());
-                }
-                if let Some(o) = l.owner.off() {
-                    self.write_u(body + o, owner_va, ps);
-                }
-                if let Some(o) = l.create_time.off() {
-                    self.write_u(body + o, s.create, 8);
-                    time_field = true;
-                }
-            }
-            Kind::TcpL | Kind::UdpA => {
-                let (inet_af, owner, ctime, local_addr, chain, port) = if s.kind == Kind::TcpL {
-                    let l = &t.tcp_listener;
-                    (
-                        l.inet_af.off(),
-                        l.owner.off(),
-                        l.create_time.off(),
-                        l.local_addr.off(),
-                        l.local_addr_chain,
-                        l.port.off(),
-                    )
-                } else {
-                    let l = &t.udp_endpoint;
-                    (
-                        l.inet_af.off(),
-                        l.owner.off(),
-                        l.create_time.off(),
-                        l.local_addr.off(),
-                        l.local_addr_chain,
-                        l.port.off(),
-                    )
-                };
-                let la = self.local_addr(chain, s.local.as_ref(), transition);
-                if let Some(o) = inet_af {
-                    self.write_ptr(body + o, self.inetaf_for(s.family));
-                }
-                if let Some(o) = owner {
-                    self.write_u(body + o, owner_va, ps);
-                }
-                if let Some(o) = ctime {
-                    self.write_u(body + o, s.create, 8);
-                    time_field = true;
-                }
-                if let Some(o) = local_addr {
-                    self.write_ptr(body + o, la);
-                }
-                if let Some(o) = port {
-                    self.vm
-                        .write(&mut self.mem, body + o, &s.lport.to_be_bytes());
-                }
-            }
-            Kind::TcTW => {
-                let l = t
-                    .time_wait
-                    .as_ref()
-                    .expect("TcTW only where the profile has it");
-                let base = body + l.body_offset.get();
-                let (rip, rport) = s.remote.expect("TIME_WAIT has a remote end");
-                let la = self.local_addr(l.local_addr_chain, s.local.as_ref(), transition);
-                if let Some(o) = l.inet_af.off() {
-                    self.write_ptr(base + o, self.inetaf_for(s.family));
-                }
-                if let Some(o) = l.local_port.off() {
-                    self.vm
-                        .write(&mut self.mem, base + o, &s.lport.to_be_bytes());
-                }
-                if let Some(o) = l.remote_port.off() {
-                    self.vm.write(&mut self.mem, base + o, &rport.to_be_bytes());
-                }
-                if let Some(o) = l.local_addr.off() {
-                    self.write_ptr(base + o, la);
-                }
-                if let Some(o) = l.remote_addr.off() {
-                    match l.remote_addr_chain {
-                        RemoteAddrChain::Inline => {
-                            self.vm.write(&mut self.mem, base + o, &ip_bytes(&rip))
-                        }
-                        RemoteAddrChain::Pointer => {
-                            let r = self.in_addr(&rip);
-                            self.write_ptr(base + o, r);
-                        }
-                        RemoteAddrChain::AddrInfo => {
-                            let r = self.in_addr(&rip);
-                            let ai_remote = t.addrinfo_remote.off().unwrap_or(2 * self.ptr);
-                            let ai = self.small(ai_remote + self.ptr, b"TcpA");
-                            self.write_ptr(ai + ai_remote, r);
-                            self.write_ptr(base + o, ai);
-                        }
-                        RemoteAddrChain::None => {}
-                    }
-                }
-                if let Some(o) = l.create_time.off() {
-                    self.write_u(base + o, s.create, 8);
-                    time_field = true;
-                }
-            }
-        }
+        let e = Endpoint {
+            kind: s.kind.object(),
+            inet_af: self.inetaf_for(s.family),
+            local: s.local,
+            local_port: s.lport,
+            remote: s.remote,
+            state: s.state.map(TcpState::kernel).unwrap_or(4),
+            owner: owner_va,
+            create_time: s.create,
+        };
+        let p = self.p;
+        let bytes = if transition {
+            builder::endpoint_body(p, &e, &mut Transition(self))
+        } else {
+            builder::endpoint_body(p, &e, self)
+        };
+        self.vm.write(&mut self.mem, body, &bytes);
+        let time_field = builder::endpoint_fields(p, e.kind)
+            .iter()
+            .any(|(slot, _)| *slot == Slot::CreateTime);
         let pa = self.vm.translate(hdr_va).expect("mapped");
         record(s, procs, &tag, pa, Some(hdr_va), time_field)
+    }
+}
+
+/// Synth's placement of the structures an object points to: a small tagged block in the shared
+/// address pages.
+impl Place for World<'_> {
+    fn place(&mut self, tag: [u8; 4], bytes: &[u8]) -> u64 {
+        let va = self.small(bytes.len() as u64, &tag);
+        self.vm.write(&mut self.mem, va, bytes);
+        va
+    }
+}
+
+/// The same, with the local address bytes on a page mapped through a transition PTE.
+struct Transition<'w, 'a>(&'w mut World<'a>);
+
+impl Place for Transition<'_, '_> {
+    fn place(&mut self, tag: [u8; 4], bytes: &[u8]) -> u64 {
+        self.0.place(tag, bytes)
+    }
+
+    fn place_local_ip(&mut self, bytes: &[u8; 16]) -> u64 {
+        self.0.transition_in_addr(bytes)
     }
 }
 
@@ -603,66 +461,36 @@ pub fn body_size(p: &Profile, kind: Kind) -> u64 {
     let t = &p.tcpip;
     let end = |f: &Field, n: u64| f.off().map(|o| o + n);
     let tables = t.tables.as_ref();
-    let (min, base, fields): (u64, u64, Vec<Option<u64>>) = match kind {
-        Kind::TcpE => {
-            let l = &t.tcp_endpoint;
-            let f = vec![
-                end(&l.inet_af, ptr),
-                end(&l.addr_info, ptr),
-                end(&l.state, 4),
-                end(&l.local_port, 2),
-                end(&l.remote_port, 2),
-                end(&l.owner, ptr),
-                end(&l.create_time, 8),
-                tables.and_then(|x| end(&x.tcp_endpoint_link, 2 * ptr)),
-            ];
-            (l.min_size.get(), 0, f)
-        }
-        Kind::TcpL => {
-            let l = &t.tcp_listener;
-            let f = vec![
-                end(&l.inet_af, ptr),
-                end(&l.owner, ptr),
-                end(&l.create_time, 8),
-                end(&l.local_addr, ptr),
-                end(&l.port, 2),
-                tables.and_then(|x| end(&x.tcp_listener_next, ptr)),
-            ];
-            (l.min_size.get(), 0, f)
-        }
-        Kind::UdpA => {
-            let l = &t.udp_endpoint;
-            let f = vec![
-                end(&l.inet_af, ptr),
-                end(&l.owner, ptr),
-                end(&l.create_time, 8),
-                end(&l.local_addr, ptr),
-                end(&l.port, 2),
-                tables.and_then(|x| end(&x.udp_endpoint_next, ptr)),
-            ];
-            (l.min_size.get(), 0, f)
-        }
+    let (min, link) = match kind {
+        Kind::TcpE => (
+            t.tcp_endpoint.min_size.get(),
+            tables.and_then(|x| end(&x.tcp_endpoint_link, 2 * ptr)),
+        ),
+        Kind::TcpL => (
+            t.tcp_listener.min_size.get(),
+            tables.and_then(|x| end(&x.tcp_listener_next, ptr)),
+        ),
+        Kind::UdpA => (
+            t.udp_endpoint.min_size.get(),
+            tables.and_then(|x| end(&x.udp_endpoint_next, ptr)),
+        ),
+        // The link is relative to the pool body, like the fields; `min_size` to `body_offset`.
         Kind::TcTW => match &t.time_wait {
-            Some(l) => {
-                let f = vec![
-                    end(&l.inet_af, ptr),
-                    end(&l.local_port, 2),
-                    end(&l.remote_port, 2),
-                    end(&l.local_addr, ptr),
-                    end(&l.remote_addr, 16),
-                    end(&l.create_time, 8),
-                    // The link is relative to the pool body, the fields to `body_offset`.
-                    tables
-                        .and_then(|x| x.time_wait_link.as_ref())
-                        .and_then(|x| end(x, 2 * ptr))
-                        .and_then(|e| e.checked_sub(l.body_offset.get())),
-                ];
-                (l.min_size.get(), l.body_offset.get(), f)
-            }
-            None => (0x40, 0, vec![]),
+            Some(l) => (
+                l.body_offset.get() + l.min_size.get(),
+                tables
+                    .and_then(|x| x.time_wait_link.as_ref())
+                    .and_then(|x| end(x, 2 * ptr)),
+            ),
+            None => (0x40, None),
         },
     };
-    base + fields.into_iter().flatten().max().unwrap_or(0).max(min)
+    let fields = builder::endpoint_fields(p, kind.object())
+        .into_iter()
+        .map(|(slot, o)| o + slot.width(ptr))
+        .max()
+        .unwrap_or(0);
+    fields.max(min).max(link.unwrap_or(0))
 }
 
 /// The record a correct reader produces for a planted object.

@@ -1,17 +1,19 @@
 //! For the library-level scan tests: a mock kernel address space (a map of hand-placed objects),
 //! a physical image holding pool blocks, and a planter that writes endpoint objects from a
 //! profile's offsets and says what the scanner must report for each (docs/internals.md "Endpoint
-//! records"). Profiles can be built from the shared reference tables, to hold the decoder against
-//! layouts that no built-in profile carries.
+//! records"). The objects' bytes are synth's (`netcarve::synth::builder`): this file only says
+//! where they go and what a reader must make of them. Profiles can be built from the shared
+//! reference tables, to hold the decoder against layouts that no built-in profile carries.
 use netcarve::bytes::ReadBytes;
 use netcarve::carve::{carve, CarveParams, Carved};
 use netcarve::container::PhysicalSpace;
 use netcarve::filetime::TimeWindow;
 use netcarve::paging::{PagingMode, VirtualMemory};
-use netcarve::profile::{Arch, Confidence, Field, LocalAddrChain, Off, Profile, RemoteAddrChain};
+use netcarve::profile::{Arch, Confidence, Field, LocalAddrChain, ObjectKind, Off, Profile};
 use netcarve::record::{flag, EndpointRecord, Family, Hex, PoolStatus, Proto, TcpState};
-use netcarve::synth::builder::PoolHeader;
+use netcarve::synth::builder::{self, Endpoint, Eprocess, Place, PoolHeader, Slot};
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::Path;
 
 fn hex(v: &serde_json::Value) -> u32 {
@@ -242,10 +244,6 @@ impl World {
         }
     }
 
-    fn ptr_size(&self) -> u64 {
-        self.profile.pointer_size()
-    }
-
     /// Places `bytes` at a fresh VA (with a gap after, so overreads fail) and returns the VA.
     pub fn alloc(&mut self, bytes: Vec<u8>) -> u64 {
         let va = self.next_va;
@@ -254,101 +252,32 @@ impl World {
         va
     }
 
-    fn put_ptr(&self, buf: &mut [u8], off: u64, v: u64) {
-        let off = off as usize;
-        if self.ptr_size() == 8 {
-            buf[off..off + 8].copy_from_slice(&v.to_le_bytes());
-        } else {
-            buf[off..off + 4].copy_from_slice(&(v as u32).to_le_bytes());
-        }
-    }
-
     /// An `_EPROCESS` passing every owner check (one per PID).
     pub fn process(&mut self, pid: u32, name: &str) -> u64 {
         if let Some(va) = self.processes.get(&pid) {
             return *va;
         }
-        let e = self.profile.nt.eprocess.clone();
-        let mut b = vec![0u8; e.image_file_name.off().unwrap() as usize + 16];
-        b[e.dispatcher_type.off().unwrap() as usize] = 3;
-        self.put_ptr(&mut b, e.unique_process_id.off().unwrap(), pid as u64);
-        self.put_ptr(&mut b, e.directory_table_base.off().unwrap(), 0x1aa000);
-        let n = e.image_file_name.off().unwrap() as usize;
-        b[n..n + name.len().min(15)].copy_from_slice(&name.as_bytes()[..name.len().min(15)]);
+        let b = builder::eprocess(
+            &self.profile,
+            &Eprocess {
+                pid,
+                parent: 0,
+                dtb: 0x1aa000,
+                create_time: 0,
+                exit_time: 0,
+                name,
+                extra: None,
+            },
+        );
         let va = self.alloc(b);
         self.processes.insert(pid, va);
         va
     }
 
-    fn addr_bytes(family: Family, text: &str) -> Vec<u8> {
-        match family {
-            Family::Ipv4 => text
-                .parse::<std::net::Ipv4Addr>()
-                .unwrap()
-                .octets()
-                .to_vec(),
-            Family::Ipv6 => text
-                .parse::<std::net::Ipv6Addr>()
-                .unwrap()
-                .octets()
-                .to_vec(),
-        }
-    }
-
-    fn inetaf(&mut self, family: Family) -> u64 {
-        let off = self.profile.tcpip.inetaf_address_family.off().unwrap() as usize;
-        let mut b = vec![0u8; off + 8];
-        b[off..off + 2].copy_from_slice(&family.af().to_le_bytes());
+    /// An `_INETAF` of `af` (any number: the tests plant families no Windows has).
+    pub fn inetaf(&mut self, af: u16) -> u64 {
+        let b = builder::inetaf(&self.profile, af);
         self.alloc(b)
-    }
-
-    /// `_LOCAL_ADDRESS` → pointer → address bytes.
-    fn local_address(&mut self, family: Family, text: &str) -> u64 {
-        let q = self.alloc(Self::addr_bytes(family, text));
-        let mut pb = vec![0u8; 8];
-        self.put_ptr(&mut pb, 0, q);
-        let p = self.alloc(pb);
-        let off = self.profile.tcpip.local_address_p_data.off().unwrap();
-        let mut la = vec![0u8; off as usize + 8];
-        self.put_ptr(&mut la, off, p);
-        self.alloc(la)
-    }
-
-    /// The local-address pointer value of a TcpL/UdpA/TcTW object.
-    fn local_by_chain(
-        &mut self,
-        chain: LocalAddrChain,
-        family: Family,
-        local: Option<&str>,
-    ) -> u64 {
-        let Some(text) = local else { return 0 };
-        match chain {
-            LocalAddrChain::LocalAddress | LocalAddrChain::AddrInfo => {
-                self.local_address(family, text)
-            }
-            LocalAddrChain::Win10Udp => {
-                let q = self.alloc(Self::addr_bytes(family, text));
-                let off = self
-                    .profile
-                    .tcpip
-                    .win10_udp_p_data
-                    .as_ref()
-                    .and_then(Field::off)
-                    .unwrap_or(0);
-                let mut la = vec![0u8; off as usize + 8];
-                self.put_ptr(&mut la, off, q);
-                self.alloc(la)
-            }
-            LocalAddrChain::TimeWaitInline => {
-                let mut s = vec![0u8; 0x28 + 16];
-                let a = Self::addr_bytes(family, text);
-                s[0x28..0x28 + a.len()].copy_from_slice(&a);
-                let s = self.alloc(s);
-                let mut la = vec![0u8; 0x18];
-                self.put_ptr(&mut la, 0x10, s);
-                self.alloc(la)
-            }
-        }
     }
 
     /// Writes a pool header at physical `pa`: the 8 bytes that hold its fields (an x64 header's
@@ -387,16 +316,29 @@ impl World {
         let block = self.block_size(s.tag);
         assert!(pa % 0x1000 + block <= 0x1000, "test object crosses a page");
         self.header(pa, block, if s.freed { 0 } else { 2 }, 1, s.tag);
+        let kind = match s.tag {
+            "TcpL" => ObjectKind::TcpListener,
+            "UdpA" => ObjectKind::UdpEndpoint,
+            "TcTW" => ObjectKind::TimeWait,
+            _ => ObjectKind::TcpEndpoint,
+        };
+        let ip = |text: &str| -> IpAddr { text.parse().expect("an address") };
+        let connected = matches!(kind, ObjectKind::TcpEndpoint | ObjectKind::TimeWait);
+        let e = Endpoint {
+            kind,
+            inet_af: self.inetaf(s.family.af()),
+            local: s.local.map(ip),
+            local_port: s.local_port,
+            remote: connected.then(|| (ip(s.remote), s.remote_port)),
+            state: s.state,
+            owner: s.owner.map_or(0, |(pid, name)| self.process(pid, name)),
+            create_time: s.create_time,
+        };
+        let profile = self.profile.clone();
+        let bytes = builder::endpoint_body(&profile, &e, self);
         let mut body = vec![0u8; (block - unit) as usize];
-        let t = self.profile.tcpip.clone();
-        let af = self.inetaf(s.family);
-        let owner_va = s.owner.map(|(pid, name)| self.process(pid, name));
-        let put_u64 = |b: &mut Vec<u8>, off: u64, v: u64| {
-            b[off as usize..off as usize + 8].copy_from_slice(&v.to_le_bytes())
-        };
-        let put_port = |b: &mut Vec<u8>, off: u64, v: u16| {
-            b[off as usize..off as usize + 2].copy_from_slice(&v.to_be_bytes())
-        };
+        assert!(bytes.len() <= body.len(), "{} fields past its block", s.tag);
+        body[..bytes.len()].copy_from_slice(&bytes);
         let mut rec = EndpointRecord {
             proto: if s.tag == "UdpA" {
                 Proto::Udp
@@ -430,116 +372,41 @@ impl World {
             flags: vec![],
             reason: None,
         };
-        let time_field;
-        match s.tag {
-            "TcpL" | "UdpA" => {
-                let (inet_af, owner, ct, la_f, chain, port) = if s.tag == "TcpL" {
-                    let l = &t.tcp_listener;
-                    (
-                        &l.inet_af,
-                        &l.owner,
-                        &l.create_time,
-                        &l.local_addr,
-                        l.local_addr_chain,
-                        &l.port,
-                    )
-                } else {
-                    let l = &t.udp_endpoint;
-                    (
-                        &l.inet_af,
-                        &l.owner,
-                        &l.create_time,
-                        &l.local_addr,
-                        l.local_addr_chain,
-                        &l.port,
-                    )
-                };
-                self.put_ptr(&mut body, inet_af.off().unwrap(), af);
-                if let Some(va) = owner_va {
-                    self.put_ptr(&mut body, owner.off().unwrap(), va);
-                }
-                let la = self.local_by_chain(chain, s.family, s.local);
-                self.put_ptr(&mut body, la_f.off().unwrap(), la);
-                put_port(&mut body, port.off().unwrap(), s.local_port);
-                time_field = ct.clone();
+        match kind {
+            ObjectKind::TcpListener | ObjectKind::UdpEndpoint => {
                 rec.dual_stack = s.local.is_none() && s.family == Family::Ipv6;
-                if s.tag == "TcpL" {
+                if kind == ObjectKind::TcpListener {
                     rec.state = Some(TcpState::Listening);
                     rec.remote_addr = Some(s.family.wildcard().to_string());
                     rec.remote_port = Some(0);
                 }
             }
-            "TcTW" => {
-                let l = t.time_wait.clone().unwrap();
-                let base = l.body_offset.get();
-                self.put_ptr(&mut body, base + l.inet_af.off().unwrap(), af);
-                put_port(&mut body, base + l.local_port.off().unwrap(), s.local_port);
-                put_port(
-                    &mut body,
-                    base + l.remote_port.off().unwrap(),
-                    s.remote_port,
-                );
-                let la = self.local_by_chain(l.local_addr_chain, s.family, s.local);
-                self.put_ptr(&mut body, base + l.local_addr.off().unwrap(), la);
-                let remote = Self::addr_bytes(s.family, s.remote);
-                let roff = (base + l.remote_addr.off().unwrap()) as usize;
-                match l.remote_addr_chain {
-                    RemoteAddrChain::Inline => {
-                        body[roff..roff + remote.len()].copy_from_slice(&remote)
-                    }
-                    RemoteAddrChain::Pointer => {
-                        let r = self.alloc(remote);
-                        self.put_ptr(&mut body, roff as u64, r);
-                    }
-                    other => panic!("TcTW remote chain {other:?} not planted by the tests"),
-                }
-                let mut ct = l.create_time.clone();
-                ct.offset = ct.offset.map(|o| Off(o.0 + base as u32));
-                time_field = ct;
+            ObjectKind::TimeWait => {
                 rec.state = Some(TcpState::TimeWait);
                 rec.remote_addr = Some(s.remote.to_string());
                 rec.remote_port = Some(s.remote_port);
                 rec.pid = None;
                 rec.process = None;
             }
-            _ => {
-                let l = &t.tcp_endpoint;
-                self.put_ptr(&mut body, l.inet_af.off().unwrap(), af);
-                if let Some(va) = owner_va {
-                    self.put_ptr(&mut body, l.owner.off().unwrap(), va);
-                }
-                let off = l.state.off().unwrap() as usize;
-                body[off..off + 4].copy_from_slice(&s.state.to_le_bytes());
-                put_port(&mut body, l.local_port.off().unwrap(), s.local_port);
-                put_port(&mut body, l.remote_port.off().unwrap(), s.remote_port);
-                // _ADDRINFO: Local → _LOCAL_ADDRESS, Remote → address bytes.
-                let la = self.local_address(s.family, s.local.unwrap());
-                let r = self.alloc(Self::addr_bytes(s.family, s.remote));
-                let lo = t.addrinfo_local.off().unwrap();
-                let ro = t.addrinfo_remote.off().unwrap();
-                let mut ai = vec![0u8; (lo.max(ro) + 8) as usize];
-                self.put_ptr(&mut ai, lo, la);
-                self.put_ptr(&mut ai, ro, r);
-                let ai = self.alloc(ai);
-                self.put_ptr(&mut body, l.addr_info.off().unwrap(), ai);
-                time_field = l.create_time.clone();
+            ObjectKind::TcpEndpoint => {
                 rec.state = TcpState::from_kernel(s.state);
                 rec.remote_addr = Some(s.remote.to_string());
                 rec.remote_port = Some(s.remote_port);
             }
         }
-        match time_field.off() {
-            Some(off) => {
-                put_u64(&mut body, off, s.create_time);
-                rec.create_time_raw = Some(s.create_time);
-                rec.create_time = netcarve::filetime::to_iso(s.create_time);
-                if s.create_time == 0 {
-                    rec.flags.push(flag::ZERO_TIME.into());
-                } else if !(BOOT..=ACQUISITION).contains(&s.create_time) {
-                    rec.flags.push(flag::TIME_OUT_OF_RANGE.into());
-                }
+        let time_field = builder::endpoint_fields(&profile, kind)
+            .iter()
+            .any(|(slot, _)| *slot == Slot::CreateTime);
+        if time_field {
+            rec.create_time_raw = Some(s.create_time);
+            rec.create_time = netcarve::filetime::to_iso(s.create_time);
+            if s.create_time == 0 {
+                rec.flags.push(flag::ZERO_TIME.into());
+            } else if !(BOOT..=ACQUISITION).contains(&s.create_time) {
+                rec.flags.push(flag::TIME_OUT_OF_RANGE.into());
             }
-            None => rec.flags.push(flag::NO_TIME_FIELD.into()),
+        } else {
+            rec.flags.push(flag::NO_TIME_FIELD.into());
         }
         if s.owner.is_none() && s.tag != "TcTW" {
             rec.flags.push(flag::NO_OWNER.into());
@@ -583,5 +450,12 @@ impl World {
         let mut v = self.expected.clone();
         v.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         v
+    }
+}
+
+/// The mock's placement: a region of its own per structure (no pool headers: tags unused).
+impl Place for World {
+    fn place(&mut self, _tag: [u8; 4], bytes: &[u8]) -> u64 {
+        self.alloc(bytes.to_vec())
     }
 }
