@@ -198,6 +198,15 @@ impl Slot {
 pub fn endpoint_fields(p: &Profile, kind: ObjectKind) -> Vec<(Slot, u64)> {
     use Slot::*;
     let t = &p.tcpip;
+    let socket = |inet_af, owner, create_time, local_addr, port| {
+        vec![
+            (InetAf, inet_af),
+            (Owner, owner),
+            (CreateTime, create_time),
+            (LocalAddr, local_addr),
+            (LocalPort, port),
+        ]
+    };
     let (base, fields): (u64, Vec<(Slot, &Field)>) = match kind {
         ObjectKind::TcpEndpoint => {
             let l = &t.tcp_endpoint;
@@ -212,27 +221,20 @@ pub fn endpoint_fields(p: &Profile, kind: ObjectKind) -> Vec<(Slot, u64)> {
             ];
             (0, f)
         }
+        // Listeners and UDP endpoints place the same fields.
         ObjectKind::TcpListener => {
             let l = &t.tcp_listener;
-            let f = vec![
-                (InetAf, &l.inet_af),
-                (Owner, &l.owner),
-                (CreateTime, &l.create_time),
-                (LocalAddr, &l.local_addr),
-                (LocalPort, &l.port),
-            ];
-            (0, f)
+            (
+                0,
+                socket(&l.inet_af, &l.owner, &l.create_time, &l.local_addr, &l.port),
+            )
         }
         ObjectKind::UdpEndpoint => {
             let l = &t.udp_endpoint;
-            let f = vec![
-                (InetAf, &l.inet_af),
-                (Owner, &l.owner),
-                (CreateTime, &l.create_time),
-                (LocalAddr, &l.local_addr),
-                (LocalPort, &l.port),
-            ];
-            (0, f)
+            (
+                0,
+                socket(&l.inet_af, &l.owner, &l.create_time, &l.local_addr, &l.port),
+            )
         }
         ObjectKind::TimeWait => match &t.time_wait {
             Some(l) => {
