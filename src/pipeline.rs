@@ -1,7 +1,7 @@
 //! Open → identify → choose a profile: the steps `info`, `scan` and `compare` share, so that every
 //! command reads an image the same way and picks the same profile for it.
 use crate::bytes::ReadBytes;
-use crate::carve::scoring::{best, score_profiles, EvidenceParams, ProfileScore};
+use crate::carve::scoring::{best, score_profiles, ProfileScore, ScoringParams};
 use crate::carve::search::CHUNK_SIZE;
 use crate::container::PhysicalSpace;
 use crate::error::{Error, Result};
@@ -79,7 +79,7 @@ pub fn choose_profile(opened: &Opened, wanted: Option<&str>) -> Result<ProfileCh
     let scores = score_profiles(
         &opened.phys,
         &sel.candidates,
-        &EvidenceParams {
+        &ScoringParams {
             mem: &space,
             mode: kernel.mode,
             times: TimeWindow {

@@ -26,7 +26,7 @@ pub struct ProfileScore {
 }
 
 /// Where the image is read from, as the carve reads it.
-pub struct EvidenceParams<'a> {
+pub struct ScoringParams<'a> {
     pub mem: &'a dyn VirtualMemory,
     pub mode: PagingMode,
     pub times: TimeWindow,
@@ -38,7 +38,7 @@ pub struct EvidenceParams<'a> {
 pub fn score_profiles(
     phys: &PhysicalSpace,
     candidates: &[&Profile],
-    p: &EvidenceParams,
+    p: &ScoringParams,
 ) -> Vec<ProfileScore> {
     let Some(first) = candidates.first() else {
         return vec![];

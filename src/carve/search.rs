@@ -49,28 +49,10 @@ impl TagSet {
             }
         };
         for profile in profiles {
-            let t = &profile.tcpip;
-            add(
-                &t.tcp_endpoint.tags,
-                ObjectKind::TcpEndpoint,
-                t.tcp_endpoint.min_size.get(),
-            );
-            add(
-                &t.tcp_listener.tags,
-                ObjectKind::TcpListener,
-                t.tcp_listener.min_size.get(),
-            );
-            add(
-                &t.udp_endpoint.tags,
-                ObjectKind::UdpEndpoint,
-                t.udp_endpoint.min_size.get(),
-            );
-            if let Some(tw) = &t.time_wait {
-                add(
-                    &tw.tags,
-                    ObjectKind::TimeWait,
-                    tw.min_size.get() + tw.body_offset.get(),
-                );
+            for kind in ObjectKind::ALL {
+                if let Some(f) = crate::profile::kind_fields(profile, kind) {
+                    add(f.tags, kind, f.min_size + f.body_offset);
+                }
             }
         }
         let filter = SlotFilter::new(entries.iter().map(|(tag, _, _)| *tag));
